@@ -1,0 +1,46 @@
+"""The registry of database engines, keyed by the ``holdfast.engine`` label value.
+
+Explicit, lazily imported, and refusing duplicates, like the storage registry.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import MappingProxyType
+from typing import cast
+
+from backup.engines.base import Dump, Engine
+from backup.errors import UnsupportedEngine
+
+_KNOWN: dict[str, str] = {
+    "postgres": "backup.engines.postgres:PostgresEngine",
+}
+KNOWN_ENGINES = MappingProxyType(_KNOWN)
+# Engines named in the contract whose implementation has not landed yet; they
+# parse as labels but a backup of them fails with a clear message.
+PLANNED_ENGINES = frozenset({"mariadb", "mysql", "redis", "volume"})
+
+
+def register_engine(name: str, dotted_path: str, *, clobber: bool = False) -> None:
+    if name in _KNOWN and not clobber and _KNOWN[name] != dotted_path:
+        raise ValueError(f"engine {name!r} is already registered to {_KNOWN[name]}")
+    _KNOWN[name] = dotted_path
+
+
+def get_engine(name: str) -> Engine:
+    dotted = _KNOWN.get(name)
+    if dotted is None:
+        if name in PLANNED_ENGINES:
+            raise UnsupportedEngine(
+                f"engine {name!r} is not supported by this Holdfast version yet; "
+                f"supported: {', '.join(sorted(_KNOWN))}"
+            )
+        raise UnsupportedEngine(
+            f"unknown engine {name!r}; set holdfast.engine to one of "
+            f"{', '.join(sorted(_KNOWN | dict.fromkeys(PLANNED_ENGINES, '')))}"
+        )
+    module_name, class_name = dotted.split(":")
+    return cast(Engine, getattr(importlib.import_module(module_name), class_name)())
+
+
+__all__ = ["KNOWN_ENGINES", "PLANNED_ENGINES", "Dump", "Engine", "get_engine", "register_engine"]

@@ -1,0 +1,66 @@
+"""The interface every database engine implements.
+
+An engine knows how to dump a running container's data to a byte stream using
+the container's own tools, how to tell when a fresh container of the same image
+is really ready, and how to load a stream back into it. It reaches the
+container only through :class:`~backup.ports.ContainerExec`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+from backup.ports import ContainerExec
+from backup.types import DatabaseContainer
+
+
+@dataclass
+class Dump:
+    """A dump in progress: which databases it covers, and the data stream.
+
+    ``chunks`` is lazy: the dump commands run as it is consumed, and it raises
+    :class:`~backup.errors.DumpFailed` at the end if any of them failed.
+    """
+
+    databases: tuple[str, ...]
+    chunks: Iterator[bytes]
+
+
+class Engine(Protocol):
+    name: ClassVar[str]
+    """The ``holdfast.engine`` label value."""
+
+    data_format: ClassVar[str]
+    """Recorded in the manifest; restore refuses formats it does not know."""
+
+    def data_paths(self, container: DatabaseContainer) -> list[str]:
+        """Where the engine keeps its data inside the container; a restore
+        mounts fresh volumes there when the snapshot recorded no mounts."""
+        ...
+
+    def check(self, container: DatabaseContainer) -> None:
+        """Validate, from the container's environment alone, that a dump can
+        run (credentials present). Raises :class:`~backup.errors.MissingCredentials`."""
+        ...
+
+    def dump(
+        self, container: DatabaseContainer, runner: ContainerExec, databases: Sequence[str] = ()
+    ) -> Dump:
+        """Start dumping ``databases`` (all user databases when empty)."""
+        ...
+
+    def is_ready(self, container: DatabaseContainer, runner: ContainerExec) -> bool:
+        """True once the final server (not an init-time temporary one) accepts
+        authenticated connections. Never raises for "not yet"."""
+        ...
+
+    def restore(
+        self, container: DatabaseContainer, runner: ContainerExec, chunks: Iterable[bytes]
+    ) -> list[str]:
+        """Load a dump stream (as produced by :meth:`dump`, decompressed) into
+        a ready container and return the databases restored. Raises
+        :class:`~backup.errors.RestoreFailed` or :class:`~backup.errors.CorruptSnapshot`.
+        The caller owns ``chunks``."""
+        ...

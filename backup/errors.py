@@ -1,0 +1,156 @@
+"""The project's own error tree.
+
+Every failure a user can meet is one of these classes. Adapters translate vendor
+errors (docker-py, botocore, SQLAlchemy, OS errors) into them at the edge, so the
+CLI and the API map one tree to exit codes and HTTP statuses in one place. Each
+message is a single line that says what went wrong and, where it can, what to do.
+``retryable`` marks failures that may pass on a later attempt (restic's
+``IsPermanentError`` turned around).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class HoldfastError(Exception):
+    """Root of every error Holdfast raises on purpose."""
+
+    retryable: ClassVar[bool] = False
+
+
+# --- bad input ---------------------------------------------------------------
+
+
+class InvalidInput(HoldfastError):
+    """The request itself is wrong; nothing was changed."""
+
+
+class InvalidLabels(InvalidInput):
+    """A ``holdfast.*`` label does not parse."""
+
+
+class InvalidName(InvalidInput):
+    """A name (instance, container, volume, object key) is not acceptable."""
+
+
+class NotFound(HoldfastError):
+    """Something the request names does not exist."""
+
+
+class InstanceNotFound(NotFound):
+    pass
+
+
+class SnapshotNotFound(NotFound):
+    pass
+
+
+class JobNotFound(NotFound):
+    pass
+
+
+class Conflict(HoldfastError):
+    """The request clashes with the current state (a name taken, a run in progress)."""
+
+
+class NameTaken(Conflict):
+    pass
+
+
+class SnapshotNotRestorable(Conflict):
+    """The snapshot exists but is not complete, so it cannot be restored."""
+
+
+# --- the Docker side ----------------------------------------------------------
+
+
+class ContainerError(HoldfastError):
+    """A container is not in a state the operation needs."""
+
+
+class ContainerNotRunning(ContainerError):
+    pass
+
+
+class DockerUnavailable(HoldfastError):
+    """The Docker engine cannot be reached."""
+
+    retryable = True
+
+
+class ExecFailed(HoldfastError):
+    """A command run inside a container exited non-zero or lost its stream."""
+
+    def __init__(self, argv0: str, exit_code: int | None, stderr_tail: str) -> None:
+        self.argv0 = argv0
+        self.exit_code = exit_code
+        self.stderr_tail = stderr_tail
+        status = "lost its stream" if exit_code is None else f"exited {exit_code}"
+        detail = _last_line(stderr_tail)
+        super().__init__(f"{argv0} {status}" + (f": {detail}" if detail else ""))
+
+
+# --- engines ------------------------------------------------------------------
+
+
+class EngineError(HoldfastError):
+    pass
+
+
+class UnsupportedEngine(EngineError, InvalidInput):
+    pass
+
+
+class MissingCredentials(EngineError, InvalidInput):
+    pass
+
+
+class DumpFailed(EngineError):
+    pass
+
+
+class RestoreFailed(EngineError):
+    pass
+
+
+class NotReady(EngineError):
+    """The database did not start accepting connections in time."""
+
+    retryable = True
+
+
+class CorruptSnapshot(EngineError):
+    """The snapshot data does not match its manifest (checksum, size or framing)."""
+
+
+# --- storage ------------------------------------------------------------------
+
+
+class StorageError(HoldfastError):
+    pass
+
+
+class ObjectNotFound(StorageError, NotFound):
+    pass
+
+
+class ObjectExists(StorageError, Conflict):
+    pass
+
+
+class StorageUnavailable(StorageError):
+    retryable = True
+
+
+class StoragePermissionDenied(StorageError):
+    pass
+
+
+class StorageMisconfigured(StorageError, InvalidInput):
+    pass
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""

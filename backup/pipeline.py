@@ -1,0 +1,116 @@
+"""Taking a snapshot: dump -> count -> zstd -> sha256 -> storage, in one pass.
+
+The data object is committed by the storage target only after the dump stream
+ends cleanly; a dump that exits non-zero raises inside the stream, so the
+target discards its partial write. The manifest is written only after the data
+object exists, so a manifest always describes a complete object. If writing the
+manifest fails, the data object is deleted again.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Sequence
+from datetime import datetime
+
+from backup.engines.base import Engine
+from backup.errors import HoldfastError, InvalidName, ObjectNotFound
+from backup.labels import NAME_PATTERN
+from backup.ports import ContainerExec
+from backup.storage.base import Storage
+from backup.streams import Meter, ProgressCallback, compress
+from backup.types import DatabaseContainer, Manifest, public_env, secret_env_names, utcnow
+
+logger = logging.getLogger(__name__)
+
+COMPRESSION = "zstd"
+DATA_NAME = "data.hfa.zst"
+MANIFEST_NAME = "manifest.json"
+
+
+def new_snapshot_id(moment: datetime) -> str:
+    """Sortable by time, unique, and short enough to type: ``20261129T215230Z-3f9a1c``."""
+    return f"{moment.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+
+
+def data_key(instance: str, snapshot_id: str) -> str:
+    if not NAME_PATTERN.match(instance):
+        raise InvalidName(f"instance name {instance!r} cannot be used as a storage key")
+    return f"{instance}/{snapshot_id}/{DATA_NAME}"
+
+
+def manifest_key(instance: str, snapshot_id: str) -> str:
+    return f"{instance}/{snapshot_id}/{MANIFEST_NAME}"
+
+
+def is_manifest_key(key: str) -> bool:
+    return key.endswith("/" + MANIFEST_NAME)
+
+
+def take_snapshot(
+    *,
+    snapshot_id: str,
+    instance: str,
+    created_at: datetime,
+    container: DatabaseContainer,
+    engine: Engine,
+    runner: ContainerExec,
+    storage: Storage,
+    databases: Sequence[str] = (),
+    progress: ProgressCallback | None = None,
+) -> Manifest:
+    """Dump ``container`` to ``storage`` and return the manifest written beside it.
+
+    Raises :class:`DumpFailed` (nothing stored) or a storage error. ``progress``
+    sees the compressed bytes as they are written.
+    """
+    dump = engine.dump(container, runner, databases)
+    raw = Meter()
+    stored = Meter(progress)
+    key = data_key(instance, snapshot_id)
+    info = storage.put(key, stored.measure(compress(raw.measure(dump.chunks))))
+    manifest = Manifest(
+        snapshot_id=snapshot_id,
+        instance=instance,
+        engine=engine.name,
+        data_key=key,
+        data_format=engine.data_format,
+        compression=COMPRESSION,
+        image=container.image,
+        image_id=container.image_id,
+        created_at=created_at,
+        finished_at=utcnow(),
+        size_bytes=info.size,
+        raw_bytes=raw.size,
+        sha256=stored.sha256,
+        env=public_env(container.env, container.image_env),
+        secret_env=tuple(secret_env_names(container.env)),
+        mounts=container.mounts,
+        networks=container.networks,
+        databases=dump.databases,
+        source_container=container.name,
+    )
+    try:
+        storage.put(manifest_key(instance, snapshot_id), [manifest.to_bytes()])
+    except BaseException:
+        _delete_quietly(storage, key)
+        raise
+    return manifest
+
+
+def delete_snapshot_objects(storage: Storage, instance: str, snapshot_id: str) -> None:
+    """Remove a snapshot from storage: the manifest first, so that a crash half
+    way leaves an orphaned data object (invisible to a rebuild) rather than a
+    manifest pointing at nothing."""
+    _delete_quietly(storage, manifest_key(instance, snapshot_id))
+    _delete_quietly(storage, data_key(instance, snapshot_id))
+
+
+def _delete_quietly(storage: Storage, key: str) -> None:
+    try:
+        storage.delete(key)
+    except ObjectNotFound:
+        pass
+    except HoldfastError as exc:
+        logger.error("could not delete %s from target %s: %s", key, storage.name, exc)

@@ -1,0 +1,138 @@
+"""Stream plumbing: every stage is a generator of ``bytes`` chunks.
+
+A snapshot flows from the container's stdout through compression and hashing
+into a storage target without ever being held whole in memory or written to a
+temporary dump file: each stage pulls one chunk at a time from the one before,
+so back-pressure reaches the dump process through the Docker exec socket and
+memory stays flat whatever the dump size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+import zstandard
+
+from backup.errors import CorruptSnapshot
+
+CHUNK_SIZE = 1024 * 1024
+ZSTD_LEVEL = 3
+
+ProgressCallback = Callable[[int, float], None]
+"""Called with (bytes so far, seconds elapsed) as data passes."""
+
+
+class Meter:
+    """Counts bytes and hashes them as they pass, without buffering."""
+
+    def __init__(self, progress: ProgressCallback | None = None, interval: float = 0.5) -> None:
+        self.size = 0
+        self._sha = hashlib.sha256()
+        self._progress = progress
+        self._interval = interval
+        self._started = time.monotonic()
+        self._last_report = 0.0
+
+    @property
+    def sha256(self) -> str:
+        return self._sha.hexdigest()
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self._started
+
+    def measure(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self.size += len(chunk)
+            self._sha.update(chunk)
+            if self._progress is not None:
+                now = time.monotonic()
+                if now - self._last_report >= self._interval:
+                    self._last_report = now
+                    self._progress(self.size, now - self._started)
+            yield chunk
+        if self._progress is not None:
+            self._progress(self.size, self.elapsed)
+
+
+def compress(chunks: Iterable[bytes], level: int = ZSTD_LEVEL) -> Iterator[bytes]:
+    """zstd-compress a chunk stream into one zstd frame, emitting ~1 MiB pieces."""
+    chunker = zstandard.ZstdCompressor(level=level).chunker(chunk_size=CHUNK_SIZE)
+    for chunk in chunks:
+        yield from chunker.compress(chunk)
+    yield from chunker.finish()  # type: ignore[no-untyped-call]
+
+
+def decompress(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Inverse of :func:`compress`. A truncated frame raises :class:`CorruptSnapshot`."""
+    decompressor = zstandard.ZstdDecompressor().decompressobj()
+    for chunk in chunks:
+        try:
+            out = decompressor.decompress(chunk)
+        except zstandard.ZstdError as exc:
+            raise CorruptSnapshot(f"snapshot data is not valid zstd: {exc}") from exc
+        if out:
+            yield out
+    if not decompressor.eof:
+        raise CorruptSnapshot("snapshot data ends before its zstd frame does (truncated object)")
+
+
+def verify(chunks: Iterable[bytes], *, sha256: str, size: int) -> Iterator[bytes]:
+    """Pass chunks through and raise :class:`CorruptSnapshot` at the end if they
+    do not have the expected size and sha256 (the manifest's)."""
+    meter = Meter()
+    yield from meter.measure(chunks)
+    if meter.size != size:
+        raise CorruptSnapshot(f"snapshot data is {meter.size} bytes, its manifest says {size}")
+    if meter.sha256 != sha256:
+        raise CorruptSnapshot(
+            f"snapshot data sha256 {meter.sha256[:12]}… does not match its manifest "
+            f"({sha256[:12]}…): the stored object is corrupt"
+        )
+
+
+def rechunk(chunks: Iterable[bytes], size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """Regroup a stream of small chunks into pieces of about ``size`` bytes."""
+    buffer = bytearray()
+    for chunk in chunks:
+        buffer += chunk
+        while len(buffer) >= size:
+            yield bytes(buffer[:size])
+            del buffer[:size]
+    if buffer:
+        yield bytes(buffer)
+
+
+def read_all(chunks: Iterable[bytes], limit: int) -> bytes:
+    """Collect a stream that is known to be small (a manifest), refusing more than ``limit``."""
+    out = bytearray()
+    for chunk in chunks:
+        out += chunk
+        if len(out) > limit:
+            raise CorruptSnapshot(f"object is larger than the {limit} bytes expected")
+    return bytes(out)
+
+
+class IterStream(io.RawIOBase):
+    """A read-only file object over a chunk iterator, for APIs that want ``read()``."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                return 0
+        count = min(len(buffer), len(self._pending))
+        buffer[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count

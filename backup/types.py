@@ -1,0 +1,205 @@
+"""Plain data shared by the domain: containers as engines see them, snapshots, manifests.
+
+These are frozen dataclasses with no behaviour beyond (de)serialisation, so the
+catalog, the storage layout and the API can all be derived from them without any
+of those layers leaking into the others.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+MANIFEST_VERSION = 1
+
+# Names of environment variables whose values are secrets. Their values are used
+# in memory (to connect, to recreate a container) but never stored or printed.
+_SECRET_ENV = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|_KEY$|^KEY$|CREDENTIAL|PRIVATE)", re.I)
+
+
+def is_secret_env_name(name: str) -> bool:
+    return bool(_SECRET_ENV.search(name))
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def isoformat(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_iso(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One mount of a container: where it appears and what backs it."""
+
+    destination: str
+    kind: str  # "volume", "bind" or "tmpfs"
+    source: str = ""  # volume name or host path
+
+
+@dataclass(frozen=True)
+class DatabaseContainer:
+    """A running container as the engines see it.
+
+    ``env`` holds the container's whole environment, secrets included; it lives in
+    memory only. Anything persisted goes through :func:`public_env`.
+    """
+
+    id: str
+    name: str
+    image: str
+    image_id: str
+    env: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    mounts: tuple[Mount, ...] = ()
+    networks: tuple[str, ...] = ()
+    running: bool = True
+    image_env: Mapping[str, str] = field(default_factory=dict)
+
+
+def public_env(env: Mapping[str, str], image_env: Mapping[str, str]) -> dict[str, str]:
+    """The container's own (non-image) environment with secret values left out."""
+    return {
+        key: value
+        for key, value in sorted(env.items())
+        if image_env.get(key) != value and not is_secret_env_name(key)
+    }
+
+
+def secret_env_names(env: Mapping[str, str]) -> list[str]:
+    return sorted(key for key in env if is_secret_env_name(key))
+
+
+class SnapshotStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETE = "complete"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One snapshot as the catalog records it (no secrets, ever)."""
+
+    id: str
+    instance: str
+    engine: str
+    target: str
+    status: SnapshotStatus
+    created_at: datetime
+    data_key: str
+    finished_at: datetime | None = None
+    size_bytes: int | None = None
+    raw_bytes: int | None = None
+    sha256: str | None = None
+    image: str = ""
+    image_id: str = ""
+    error: str | None = None
+    pinned: bool = False
+
+    def with_changes(self, **changes: Any) -> Snapshot:
+        return replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "instance": self.instance,
+            "engine": self.engine,
+            "target": self.target,
+            "status": str(self.status),
+            "size_bytes": self.size_bytes,
+            "raw_bytes": self.raw_bytes,
+            "sha256": self.sha256,
+            "created_at": isoformat(self.created_at),
+            "finished_at": isoformat(self.finished_at),
+            "image": self.image,
+            "image_id": self.image_id,
+            "data_key": self.data_key,
+            "error": self.error,
+            "pinned": self.pinned,
+        }
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The small JSON document stored beside each data object.
+
+    It carries everything needed to restore the snapshot and to rebuild the
+    catalog from storage alone. It is written only after the data object is
+    complete, so its presence marks a complete snapshot.
+    """
+
+    snapshot_id: str
+    instance: str
+    engine: str
+    data_key: str
+    data_format: str
+    compression: str
+    image: str
+    image_id: str
+    created_at: datetime
+    finished_at: datetime
+    size_bytes: int
+    raw_bytes: int
+    sha256: str
+    env: Mapping[str, str] = field(default_factory=dict)
+    secret_env: tuple[str, ...] = ()
+    mounts: tuple[Mount, ...] = ()
+    networks: tuple[str, ...] = ()
+    databases: tuple[str, ...] = ()
+    source_container: str = ""
+    version: int = MANIFEST_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["created_at"] = isoformat(self.created_at)
+        data["finished_at"] = isoformat(self.finished_at)
+        data["env"] = dict(self.env)
+        return data
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.to_json(), indent=2, sort_keys=True).encode() + b"\n"
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Manifest:
+        data = json.loads(raw)
+        created = parse_iso(data["created_at"])
+        finished = parse_iso(data["finished_at"])
+        assert created is not None and finished is not None
+        return cls(
+            snapshot_id=data["snapshot_id"],
+            instance=data["instance"],
+            engine=data["engine"],
+            data_key=data["data_key"],
+            data_format=data["data_format"],
+            compression=data["compression"],
+            image=data["image"],
+            image_id=data["image_id"],
+            created_at=created,
+            finished_at=finished,
+            size_bytes=int(data["size_bytes"]),
+            raw_bytes=int(data["raw_bytes"]),
+            sha256=data["sha256"],
+            env=dict(data.get("env", {})),
+            secret_env=tuple(data.get("secret_env", ())),
+            mounts=tuple(Mount(**m) for m in data.get("mounts", ())),
+            networks=tuple(data.get("networks", ())),
+            databases=tuple(data.get("databases", ())),
+            source_container=data.get("source_container", ""),
+            version=int(data.get("version", MANIFEST_VERSION)),
+        )

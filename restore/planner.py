@@ -1,0 +1,107 @@
+"""Restore planning: a pure function from a manifest and the current names on the
+engine to the container and volumes a restore will create.
+
+"Decide, then apply": :func:`plan_restore` decides everything that can be
+decided without touching Docker (names, mounts, environment, what is missing)
+and raises before anything is created, so bad input changes nothing.
+:mod:`restore.runner` then applies the plan.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+
+from backup.errors import InvalidName, MissingCredentials, NameTaken
+from backup.labels import NAME_PATTERN
+from backup.ports import ContainerSpec, VolumeSpec
+from backup.types import Manifest
+
+RESTORED_FROM_LABEL = "holdfast.restored-from"
+SOURCE_INSTANCE_LABEL = "holdfast.source-instance"
+# Docker's built-in networks are not recreated by name; a restored container
+# joins user-defined networks only.
+_BUILTIN_NETWORKS = frozenset({"bridge", "host", "none", "default"})
+_CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    snapshot_id: str
+    container: ContainerSpec
+    volumes: tuple[VolumeSpec, ...]
+
+    @property
+    def volume_names(self) -> list[str]:
+        return [volume.name for volume in self.volumes]
+
+
+def volume_name_for(container_name: str, destination: str, only_one: bool) -> str:
+    if only_one:
+        return f"{container_name}-data"
+    slug = re.sub(r"[^a-zA-Z0-9]+", "-", destination).strip("-").lower() or "root"
+    return f"{container_name}-{slug}"
+
+
+def plan_restore(
+    manifest: Manifest,
+    *,
+    new_name: str,
+    default_data_paths: Sequence[str],
+    secret_values: Mapping[str, str],
+    taken_container_names: Collection[str],
+    existing_volumes: Collection[str],
+    image: str | None = None,
+) -> RestorePlan:
+    """Decide the fresh container and volumes for restoring ``manifest`` as ``new_name``.
+
+    Raises :class:`InvalidName` for an unusable name, :class:`NameTaken` if the
+    container name or any volume name it needs is in use (a restore never
+    writes into something that exists), and :class:`MissingCredentials` if a
+    secret the source container had cannot be supplied.
+    """
+    if not _CONTAINER_NAME.match(new_name) or not NAME_PATTERN.match(new_name):
+        raise InvalidName(
+            f"cannot name a container {new_name!r}: use letters, digits and _.- "
+            "(at least 2 characters, starting with a letter or digit)"
+        )
+    if new_name in taken_container_names:
+        raise NameTaken(f"a container named {new_name} already exists; choose another --name")
+
+    destinations = sorted(
+        {mount.destination for mount in manifest.mounts if mount.kind in ("volume", "bind")}
+    ) or sorted(set(default_data_paths))
+    volumes = {
+        volume_name_for(new_name, destination, len(destinations) == 1): destination
+        for destination in destinations
+    }
+    clashing = sorted(set(volumes) & set(existing_volumes))
+    if clashing:
+        raise NameTaken(
+            f"volume {', '.join(clashing)} already exists; choose another --name "
+            "(a restore never writes into an existing volume)"
+        )
+
+    missing = [name for name in manifest.secret_env if not secret_values.get(name)]
+    if missing:
+        raise MissingCredentials(
+            f"snapshot {manifest.snapshot_id} needs {', '.join(missing)} for the new container, "
+            "and its source container is gone: export them in Holdfast's environment and retry"
+        )
+    env = dict(manifest.env)
+    env.update({name: secret_values[name] for name in manifest.secret_env})
+
+    labels = {RESTORED_FROM_LABEL: manifest.snapshot_id, SOURCE_INSTANCE_LABEL: manifest.instance}
+    return RestorePlan(
+        snapshot_id=manifest.snapshot_id,
+        container=ContainerSpec(
+            name=new_name,
+            image=image or manifest.image,
+            env=env,
+            volumes=volumes,
+            labels=labels,
+            networks=tuple(n for n in manifest.networks if n not in _BUILTIN_NETWORKS),
+        ),
+        volumes=tuple(VolumeSpec(name=name, labels=labels) for name in volumes),
+    )

@@ -1,0 +1,125 @@
+"""Applying a restore plan: fresh volumes, a fresh container, wait, load, verify.
+
+The source of a restore is never touched: everything here writes only to the
+volumes and container the plan names, which the planner has checked do not
+exist yet. If any step fails (the server never becomes ready, the stored object
+is corrupt, the load errors) the container and volumes this run created are
+removed again, so no half-restored container is left claiming success.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from backup.engines.base import Engine
+from backup.errors import HoldfastError, NotReady, RestoreFailed
+from backup.ports import ContainerExec, ContainerRuntime
+from backup.storage.base import Storage
+from backup.streams import Meter, ProgressCallback, decompress, verify
+from backup.types import DatabaseContainer, Manifest
+from restore.planner import RestorePlan
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RestoreOutcome:
+    container: DatabaseContainer
+    volumes: tuple[str, ...]
+    databases: tuple[str, ...]
+    seconds: float
+
+
+def wait_until_ready(
+    engine: Engine,
+    runtime: ContainerRuntime,
+    runner: ContainerExec,
+    container: DatabaseContainer,
+    *,
+    timeout: float,
+    interval: float = 1.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> DatabaseContainer:
+    """Poll until the engine says the container's final server is ready.
+
+    Raises :class:`RestoreFailed` (with the log tail) if the container exits,
+    and :class:`NotReady` when ``timeout`` passes.
+    """
+    deadline = clock() + timeout
+    while True:
+        current = runtime.inspect(container.id)
+        if not current.running:
+            raise RestoreFailed(
+                f"container {container.name} stopped while starting: "
+                f"{_one_line(runtime.logs_tail(container.id, 5))}"
+            )
+        if engine.is_ready(current, runner):
+            return current
+        if clock() >= deadline:
+            raise NotReady(
+                f"container {container.name} did not accept connections within {timeout:.0f}s"
+            )
+        sleep(interval)
+
+
+def restore_snapshot(
+    *,
+    manifest: Manifest,
+    plan: RestorePlan,
+    engine: Engine,
+    runtime: ContainerRuntime,
+    runner: ContainerExec,
+    storage: Storage,
+    ready_timeout: float,
+    progress: ProgressCallback | None = None,
+) -> RestoreOutcome:
+    started = time.monotonic()
+    created_volumes: list[str] = []
+    container: DatabaseContainer | None = None
+    try:
+        for volume in plan.volumes:
+            runtime.create_volume(volume)
+            created_volumes.append(volume.name)
+        container = runtime.start_container(plan.container)
+        container = wait_until_ready(engine, runtime, runner, container, timeout=ready_timeout)
+        with storage.open(manifest.data_key) as stored:
+            meter = Meter(progress)
+            checked = verify(meter.measure(stored), sha256=manifest.sha256,
+                             size=manifest.size_bytes)
+            databases = engine.restore(container, runner, decompress(checked))
+        return RestoreOutcome(
+            container=container,
+            volumes=tuple(created_volumes),
+            databases=tuple(databases),
+            seconds=time.monotonic() - started,
+        )
+    except BaseException as exc:
+        logger.warning("restore of %s failed, removing what it created: %s",
+                       manifest.snapshot_id, exc)
+        _undo(runtime, container, created_volumes)
+        if isinstance(exc, HoldfastError | KeyboardInterrupt):
+            raise
+        raise RestoreFailed(f"restore of {manifest.snapshot_id} failed: {exc}") from exc
+
+
+def _undo(
+    runtime: ContainerRuntime, container: DatabaseContainer | None, volumes: list[str]
+) -> None:
+    if container is not None:
+        try:
+            runtime.remove_container(container.id)
+        except HoldfastError as exc:
+            logger.error("could not remove container %s: %s", container.name, exc)
+    for volume in volumes:
+        try:
+            runtime.remove_volume(volume)
+        except HoldfastError as exc:
+            logger.error("could not remove volume %s: %s", volume, exc)
+
+
+def _one_line(text: str) -> str:
+    return " | ".join(line.strip() for line in text.strip().splitlines() if line.strip())[-300:]

@@ -1,0 +1,353 @@
+"""docker-py behind the domain's ports: exec with streaming, containers, volumes.
+
+This is the only module that imports docker-py. It implements
+:class:`backup.ports.ContainerExec` and :class:`backup.ports.ContainerRuntime`
+and discovers labelled containers. Every docker-py or connection error is
+translated here into :mod:`backup.errors`.
+
+Exec is done on the raw hijacked socket rather than through ``exec_run``:
+``exec_run(stream=True)`` cannot report the exit code (docker-py PR #2181) and
+cannot feed stdin (docker-py issues #983, #2255). We read the multiplexed
+stdout/stderr frames ourselves, half-close the socket to signal end of stdin,
+and read the exit code with ``exec_inspect`` once the stream has ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.utils.socket import frames_iter
+
+from backup.errors import (
+    DockerUnavailable,
+    ExecFailed,
+    HoldfastError,
+    NameTaken,
+    NotFound,
+)
+from backup.ports import ContainerSpec, ExecResult, VolumeSpec
+from backup.types import DatabaseContainer, Mount
+
+logger = logging.getLogger(__name__)
+
+STDOUT, STDERR = 1, 2
+_STDERR_TAIL = 8192
+_T = TypeVar("_T")
+
+
+def docker_host_description() -> str:
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+def _env_dict(entries: Iterable[str] | None) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for entry in entries or ():
+        key, _, value = entry.partition("=")
+        env[key] = value
+    return env
+
+
+class DockerAdapter:
+    """Talks to one Docker engine. Connects lazily, so commands that need only
+    the catalog work while the engine is down."""
+
+    def __init__(self, factory: Callable[[], docker.DockerClient] | None = None,
+                 timeout: int = 60) -> None:
+        self._factory = factory or (lambda: docker.from_env(timeout=timeout))
+        self._client: docker.DockerClient | None = None
+        self._lock = threading.Lock()
+
+    # --- connection and error translation ------------------------------------
+
+    @property
+    def client(self) -> docker.DockerClient:
+        with self._lock:
+            if self._client is None:
+                self._client = self._call(self._factory)
+            return self._client
+
+    @property
+    def api(self) -> docker.APIClient:
+        return self.client.api
+
+    def _call(self, action: Callable[[], _T]) -> _T:
+        try:
+            return action()
+        except docker.errors.NotFound as exc:
+            raise NotFound(_explain(exc)) from exc
+        except (docker.errors.DockerException, requests.exceptions.ConnectionError,
+                ConnectionError, FileNotFoundError) as exc:
+            if isinstance(exc, docker.errors.APIError) and exc.status_code and \
+                    exc.status_code < 500:
+                raise HoldfastError(f"Docker refused: {_explain(exc)}") from exc
+            raise DockerUnavailable(
+                f"cannot reach the Docker engine at {docker_host_description()}: "
+                f"{_short(exc)}; start Docker or set DOCKER_HOST"
+            ) from exc
+
+    def ping(self) -> None:
+        self._call(self.client.ping)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    # --- discovery -----------------------------------------------------------
+
+    def labelled_containers(self, include_stopped: bool = True) -> list[DatabaseContainer]:
+        """Containers carrying a ``holdfast.enable`` label (any value), inspected."""
+        summaries = self._call(lambda: self.api.containers(
+            all=include_stopped, filters={"label": "holdfast.enable"}))
+        found = []
+        for summary in summaries:
+            try:
+                found.append(self.inspect(summary["Id"]))
+            except NotFound:
+                continue  # removed between the list and the inspect
+        return found
+
+    def inspect(self, container_id: str) -> DatabaseContainer:
+        data = self._call(lambda: self.api.inspect_container(container_id))
+        return self._to_container(data)
+
+    def _image_env(self, image_id: str) -> dict[str, str]:
+        try:
+            image = self._call(lambda: self.api.inspect_image(image_id))
+        except NotFound:
+            return {}
+        return _env_dict((image.get("Config") or {}).get("Env"))
+
+    def _to_container(self, data: Mapping[str, Any]) -> DatabaseContainer:
+        config = data.get("Config") or {}
+        mounts = tuple(
+            Mount(destination=m["Destination"], kind=m.get("Type", "volume"),
+                  source=m.get("Name") or m.get("Source", ""))
+            for m in data.get("Mounts") or ()
+        )
+        networks = tuple(sorted((data.get("NetworkSettings") or {}).get("Networks") or {}))
+        return DatabaseContainer(
+            id=data["Id"],
+            name=data["Name"].lstrip("/"),
+            image=config.get("Image", ""),
+            image_id=data.get("Image", ""),
+            env=_env_dict(config.get("Env")),
+            labels=dict(config.get("Labels") or {}),
+            mounts=mounts,
+            networks=networks,
+            running=bool((data.get("State") or {}).get("Running")),
+            image_env=self._image_env(data.get("Image", "")),
+        )
+
+    def binaries_present(self, container_id: str, names: Sequence[str]) -> set[str]:
+        """Which of ``names`` are on the container's PATH (engine detection)."""
+        script = 'for b in "$@"; do command -v "$b" >/dev/null 2>&1 && echo "$b"; done'
+        result = self.run(container_id, ["sh", "-c", script, "sh", *names], check=False)
+        return set(result.stdout.decode().split())
+
+    # --- exec ------------------------------------------------------------------
+
+    def _exec_socket(self, container_id: str, argv: Sequence[str], env: Mapping[str, str] | None,
+                     user: str | None, stdin: bool) -> tuple[str, Any]:
+        def start() -> tuple[str, Any]:
+            created = self.api.exec_create(
+                container_id, list(argv), stdout=True, stderr=True, stdin=stdin,
+                environment=dict(env or {}), user=user or "", tty=False,
+            )
+            return created["Id"], self.api.exec_start(created["Id"], socket=True)
+        return self._call(start)
+
+    def _exit_code(self, exec_id: str, argv0: str, stderr_tail: str) -> int:
+        # The stream can end a moment before the engine records the exit.
+        deadline = time.monotonic() + 30
+        while True:
+            info = self._call(lambda: self.api.exec_inspect(exec_id))
+            if not info.get("Running"):
+                code = info.get("ExitCode")
+                if code is None:
+                    raise ExecFailed(argv0, None, stderr_tail)
+                return int(code)
+            if time.monotonic() > deadline:
+                raise ExecFailed(argv0, None, stderr_tail)
+            time.sleep(0.05)
+
+    def stream(self, container_id: str, argv: Sequence[str], *,
+               env: Mapping[str, str] | None = None, user: str | None = None) -> Iterator[bytes]:
+        exec_id, sock = self._exec_socket(container_id, argv, env, user, stdin=False)
+        stderr: deque[bytes] = deque()
+        stderr_size = 0
+        try:
+            try:
+                for stream_id, data in frames_iter(sock, tty=False):
+                    if stream_id == STDOUT:
+                        yield data
+                    elif stream_id == STDERR:
+                        stderr.append(data)
+                        stderr_size += len(data)
+                        while stderr_size > _STDERR_TAIL and len(stderr) > 1:
+                            stderr_size -= len(stderr.popleft())
+            except OSError as exc:
+                raise ExecFailed(argv[0], None, f"connection to Docker broke: {exc}") from exc
+        finally:
+            _close(sock)
+        tail = b"".join(stderr).decode(errors="replace")
+        code = self._exit_code(exec_id, argv[0], tail)
+        if code != 0:
+            raise ExecFailed(argv[0], code, tail)
+
+    def run(self, container_id: str, argv: Sequence[str], *,
+            env: Mapping[str, str] | None = None, user: str | None = None,
+            stdin: Iterable[bytes] | None = None, check: bool = True,
+            output_limit: int = 1024 * 1024) -> ExecResult:
+        exec_id, sock = self._exec_socket(container_id, argv, env, user, stdin=stdin is not None)
+        stdout = bytearray()
+        stderr: deque[bytes] = deque(maxlen=64)
+        reader_error: list[BaseException] = []
+
+        def drain() -> None:
+            try:
+                for stream_id, data in frames_iter(sock, tty=False):
+                    if stream_id == STDOUT:
+                        if len(stdout) < output_limit:
+                            stdout.extend(data[: output_limit - len(stdout)])
+                    else:
+                        stderr.append(data)
+            except OSError as exc:
+                reader_error.append(exc)
+
+        reader = threading.Thread(target=drain, name=f"exec-drain-{argv[0]}", daemon=True)
+        reader.start()
+        try:
+            if stdin is not None:
+                raw = _raw_socket(sock)
+                try:
+                    for chunk in stdin:
+                        raw.sendall(chunk)
+                except OSError as exc:
+                    # The process exited early (it hit an error); its exit code and
+                    # stderr below say why, which beats a broken-pipe message.
+                    logger.debug("stdin of %s closed early: %s", argv[0], exc)
+                with contextlib.suppress(OSError):
+                    raw.shutdown(socket.SHUT_WR)
+            reader.join()
+        except BaseException:
+            _close(sock)
+            reader.join(timeout=5)
+            raise
+        _close(sock)
+        tail = b"".join(stderr).decode(errors="replace")[-_STDERR_TAIL:]
+        if reader_error:
+            raise ExecFailed(argv[0], None, f"connection to Docker broke: {reader_error[0]}")
+        code = self._exit_code(exec_id, argv[0], tail)
+        if check and code != 0:
+            raise ExecFailed(argv[0], code, tail)
+        return ExecResult(exit_code=code, stdout=bytes(stdout), stderr=tail)
+
+    # --- runtime -----------------------------------------------------------------
+
+    def container_name_taken(self, name: str) -> bool:
+        try:
+            self._call(lambda: self.api.inspect_container(name))
+        except NotFound:
+            return False
+        return True
+
+    def volume_exists(self, name: str) -> bool:
+        try:
+            self._call(lambda: self.api.inspect_volume(name))
+        except NotFound:
+            return False
+        return True
+
+    def volume_names(self) -> set[str]:
+        volumes = self._call(self.api.volumes).get("Volumes") or []
+        return {volume["Name"] for volume in volumes}
+
+    def container_names(self) -> set[str]:
+        return {name.lstrip("/") for summary in self._call(lambda: self.api.containers(all=True))
+                for name in summary.get("Names") or ()}
+
+    def image_exists(self, image: str) -> bool:
+        try:
+            self._call(lambda: self.api.inspect_image(image))
+        except NotFound:
+            return False
+        return True
+
+    def create_volume(self, spec: VolumeSpec) -> None:
+        if self.volume_exists(spec.name):
+            raise NameTaken(f"volume {spec.name} already exists")
+        self._call(lambda: self.api.create_volume(name=spec.name, labels=dict(spec.labels)))
+
+    def start_container(self, spec: ContainerSpec) -> DatabaseContainer:
+        if self.container_name_taken(spec.name):
+            raise NameTaken(f"a container named {spec.name} already exists")
+        networks = list(spec.networks)
+        host_config = self.api.create_host_config(
+            binds={volume: {"bind": destination, "mode": "rw"}
+                   for volume, destination in spec.volumes.items()},
+            network_mode=networks[0] if networks else None,
+        )
+        created = self._call(lambda: self.api.create_container(
+            spec.image, command=list(spec.command) if spec.command else None, name=spec.name,
+            environment=dict(spec.env), labels=dict(spec.labels), host_config=host_config,
+            volumes=list(spec.volumes.values()), detach=True,
+        ))
+        container_id = created["Id"]
+        try:
+            for network in networks[1:]:
+                self._call(lambda n=network: self.api.connect_container_to_network(  # type: ignore[misc]
+                    container_id, n))
+            self._call(lambda: self.api.start(container_id))
+        except BaseException:
+            self.remove_container(container_id)
+            raise
+        return self.inspect(container_id)
+
+    def logs_tail(self, container_id: str, lines: int = 20) -> str:
+        try:
+            raw = self._call(lambda: self.api.logs(container_id, tail=lines))
+        except NotFound:
+            return ""
+        return bytes(raw).decode(errors="replace")
+
+    def remove_container(self, container_id: str) -> None:
+        with contextlib.suppress(NotFound):
+            self._call(lambda: self.api.remove_container(container_id, force=True))
+
+    def remove_volume(self, name: str) -> None:
+        with contextlib.suppress(NotFound):
+            self._call(lambda: self.api.remove_volume(name, force=True))
+
+
+def _raw_socket(sock: Any) -> socket.socket:
+    return getattr(sock, "_sock", sock)  # type: ignore[no-any-return]
+
+
+def _close(sock: Any) -> None:
+    with contextlib.suppress(OSError):
+        sock.close()
+    with contextlib.suppress(OSError, AttributeError):
+        _raw_socket(sock).close()
+
+
+def _explain(exc: docker.errors.DockerException) -> str:
+    explanation = getattr(exc, "explanation", None)
+    return str(explanation or exc).splitlines()[0]
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
