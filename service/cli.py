@@ -1,0 +1,273 @@
+"""The ``holdfast`` command line.
+
+Each command builds the settings and services once, calls one use case and
+prints the result: a readable table, or JSON only with ``--json``. Failures
+print one line on stderr (``holdfast: <what went wrong and what to do>``) and
+exit non-zero: 2 bad input, 3 not found, 4 conflict (a name taken, a run in
+progress, a container not running), 5 Docker or storage unreachable, 1 any other
+failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+
+from backup import errors
+from backup.types import Snapshot
+from service import usecases
+from service.bootstrap import Services, bootstrap
+from service.logs import configure_logging
+from service.settings import Settings
+
+app = typer.Typer(
+    name="holdfast",
+    help="Snapshots and restores for databases running in Docker containers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+catalog_app = typer.Typer(help="Catalog maintenance.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
+
+_EXIT_FOR: list[tuple[type[errors.HoldfastError], int]] = [
+    (errors.NotFound, 3),
+    (errors.Conflict, 4),
+    (errors.ContainerError, 4),
+    (errors.InvalidInput, 2),
+    (errors.DockerUnavailable, 5),
+    (errors.StorageUnavailable, 5),
+]
+
+
+def exit_code_for(exc: errors.HoldfastError) -> int:
+    for kind, code in _EXIT_FOR:
+        if isinstance(exc, kind):
+            return code
+    return 1
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"holdfast: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def _services() -> Iterator[Services]:
+    """Settings and services for one command, with errors turned into one line."""
+    try:
+        settings = Settings.load()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = "HOLDFAST_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
+        _fail(f"{field}: {first['msg']}", 2)
+    except errors.HoldfastError as exc:
+        _fail(str(exc), exit_code_for(exc))
+    configure_logging(settings.log_level if settings.log_level != "INFO" else "WARNING",
+                      settings.log_format)
+    services = None
+    try:
+        services = bootstrap(settings)
+        yield services
+    except errors.HoldfastError as exc:
+        _fail(str(exc), exit_code_for(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    finally:
+        if services is not None:
+            services.close()
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2))
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows,
+                                                                          strict=False)]
+    for row in [headers, *rows]:
+        typer.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths,
+                                                                           strict=False)).rstrip())
+
+
+def _human_bytes(count: float | None) -> str:
+    if count is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024 or unit == "TiB":
+            return f"{count:.1f} {unit}" if unit != "B" else f"{int(count)} B"
+        count /= 1024
+    return f"{count:.1f} TiB"
+
+
+def _progress(label: str) -> Callable[[int, float], None]:
+    """A progress line on stderr: rewritten in place on a terminal, one line
+    every few seconds otherwise (logs, CI)."""
+    interactive = sys.stderr.isatty()
+    last_line = [0.0]
+
+    def report(done: int, elapsed: float) -> None:
+        rate = done / elapsed if elapsed > 0 else 0.0
+        line = f"{label}: {_human_bytes(done)} at {_human_bytes(rate)}/s, {elapsed:.0f}s"
+        if interactive:
+            sys.stderr.write("\r" + line.ljust(70))
+            sys.stderr.flush()
+        elif time.monotonic() - last_line[0] >= 5:
+            last_line[0] = time.monotonic()
+            sys.stderr.write(line + "\n")
+
+    return report
+
+
+def _end_progress() -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+
+
+# --- commands ---------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Run the daemon: the HTTP API on 127.0.0.1:8420 by default."""
+    from service.daemon import run_daemon
+
+    try:
+        settings = Settings.load()
+    except (ValidationError, errors.HoldfastError) as exc:
+        _fail(str(exc).splitlines()[0], 2)
+    try:
+        run_daemon(settings, host=host, port=port)
+    except errors.HoldfastError as exc:
+        _fail(str(exc), exit_code_for(exc))
+
+
+@app.command()
+def instances(as_json: JsonFlag = False) -> None:
+    """List discovered instances: name, container, engine, schedule, target, last snapshot."""
+    with _services() as services:
+        views = usecases.list_instances(services)
+    if as_json:
+        _print_json([view.to_json() for view in views])
+        return
+    if not views:
+        typer.echo("no instances: label a container holdfast.enable=true")
+        return
+    _table([[v.name, v.container or "-", v.status, v.engine or "?", v.schedule or "-", v.target,
+             (v.last_snapshot or {}).get("id", "-"), "; ".join(v.errors) or ""] for v in views],
+           ["NAME", "CONTAINER", "STATUS", "ENGINE", "SCHEDULE", "TARGET", "LAST SNAPSHOT",
+            "ERRORS"])
+
+
+@app.command()
+def backup(
+    instance: Annotated[str, typer.Argument(help="Instance name (see 'holdfast instances').")],
+    target: Annotated[str | None, typer.Option(help="Storage target to write to.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Take a snapshot now and wait until it is complete."""
+    with _services() as services:
+        request = usecases.prepare_backup(services, instance, target)
+        try:
+            snapshot = usecases.execute_backup(services, request, _progress(f"backup {instance}"))
+        finally:
+            _end_progress()
+    if as_json:
+        _print_json(snapshot.to_json())
+    else:
+        typer.echo(f"snapshot {snapshot.id} complete: {_human_bytes(snapshot.size_bytes)} "
+                   f"({_human_bytes(snapshot.raw_bytes)} before compression) in target "
+                   f"{snapshot.target}")
+
+
+@app.command()
+def snapshots(
+    instance: Annotated[str | None, typer.Argument(help="Only this instance.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List snapshots, newest first."""
+    with _services() as services:
+        found = usecases.list_snapshots(services, instance)
+    if as_json:
+        _print_json([snapshot.to_json() for snapshot in found])
+        return
+    _table([_snapshot_row(s) for s in found],
+           ["ID", "INSTANCE", "ENGINE", "STATUS", "SIZE", "TARGET", "CREATED"])
+
+
+def _snapshot_row(snapshot: Snapshot) -> list[str]:
+    status = str(snapshot.status)
+    if snapshot.error:
+        status += f" ({snapshot.error[:60]})"
+    return [snapshot.id, snapshot.instance, snapshot.engine, status,
+            _human_bytes(snapshot.size_bytes), snapshot.target,
+            snapshot.created_at.strftime("%Y-%m-%d %H:%M:%SZ")]
+
+
+@app.command()
+def restore(
+    snapshot_id: Annotated[str, typer.Argument(help="Snapshot id (see 'holdfast snapshots').")],
+    name: Annotated[str, typer.Option("--name", help="Name of the fresh container.")],
+    image: Annotated[str | None, typer.Option(help="Image instead of the recorded one.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Restore a snapshot into a fresh container on fresh volumes; returns once it
+    accepts connections. The snapshot's source is never touched."""
+    with _services() as services:
+        request = usecases.prepare_restore(services, snapshot_id, name, image)
+        try:
+            result = usecases.execute_restore(services, request, _progress(f"restore {name}"))
+        finally:
+            _end_progress()
+    if as_json:
+        _print_json(result.to_json())
+    else:
+        typer.echo(f"restored {result.snapshot_id} into container {result.container} "
+                   f"(volumes {', '.join(result.volumes)}, image {result.image}) "
+                   f"in {result.seconds:.1f}s")
+
+
+@app.command()
+def delete(
+    snapshot_id: Annotated[str, typer.Argument(help="Snapshot id to delete.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Delete one snapshot from its target and from the catalog."""
+    with _services() as services:
+        snapshot = usecases.delete_snapshot(services, snapshot_id)
+    if as_json:
+        _print_json(snapshot.to_json())
+    else:
+        typer.echo(f"deleted snapshot {snapshot.id}")
+
+
+@catalog_app.command("rebuild")
+def catalog_rebuild(as_json: JsonFlag = False) -> None:
+    """Rebuild the catalog's snapshot list from the manifests in every target."""
+    with _services() as services:
+        report = usecases.rebuild_catalog(services)
+    if as_json:
+        _print_json(report.to_json())
+    else:
+        typer.echo(f"catalog rebuilt: {report.added} added, {report.updated} updated "
+                   f"({', '.join(f'{k}: {v}' for k, v in report.targets.items())})")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Holdfast's configuration: one pydantic-settings object, built once at start-up.
+
+Everything comes from the environment (``HOLDFAST_*``, plus ``DOCKER_HOST`` and
+boto3's own ``AWS_*`` chain, which are left to their libraries). Storage targets
+are the open-ended family ``HOLDFAST_TARGET_<NAME>=url``; ``local`` always
+exists and defaults to ``$HOLDFAST_DATA_DIR/snapshots``. Nothing here runs at
+import time: :meth:`Settings.load` is called by the entry points and the result
+passed down.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from backup.errors import InvalidInput
+
+TARGET_PREFIX = "HOLDFAST_TARGET_"
+_TARGET_NAME = re.compile(r"^[A-Z0-9_]+$")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOLDFAST_", env_ignore_empty=True,
+                                      extra="ignore")
+
+    data_dir: Path = Field(default_factory=lambda: Path("~/.local/share/holdfast").expanduser())
+    database_url: SecretStr | None = None
+    api_host: str = "127.0.0.1"
+    api_port: int = 8420
+    api_token: SecretStr | None = None
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+    ready_timeout: float = 180.0
+    """Seconds a restored container may take to accept connections."""
+    job_workers: int = 2
+    """Backups and restores the API runs at once; the rest queue."""
+    targets: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the environment (``os.environ`` by default) into settings."""
+        env = os.environ if environ is None else environ
+        targets: dict[str, str] = {}
+        for key, value in env.items():
+            if key.startswith(TARGET_PREFIX) and value:
+                suffix = key[len(TARGET_PREFIX):]
+                if not _TARGET_NAME.match(suffix):
+                    raise InvalidInput(f"{key}: target names are letters, digits and _")
+                targets[suffix.lower()] = value
+        fields = {name[len("HOLDFAST_"):].lower(): value for name, value in env.items()
+                  if name.startswith("HOLDFAST_") and not name.startswith(TARGET_PREFIX)
+                  and value}
+        settings = cls.model_validate({k: v for k, v in fields.items() if k in cls.model_fields})
+        settings.targets = {"local": (settings.data_dir / "snapshots").as_uri(), **targets}
+        return settings
+
+    @property
+    def catalog_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.data_dir / 'catalog.sqlite3'}"

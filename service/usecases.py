@@ -1,0 +1,459 @@
+"""The use cases: everything the CLI, the API and the scheduler can ask for.
+
+Each function takes the :class:`~service.bootstrap.Services` and plain values,
+and returns records or raises :mod:`backup.errors`. The entry points only parse
+input, call one of these, and format the result; none holds logic of its own.
+Long operations are split into ``prepare_*`` (every check that can fail on bad
+input, done before anything is written) and ``execute_*`` (the work), so the
+API can answer bad input at once and run the work as a job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from backup.engines import Engine, get_engine
+from backup.engines.detect import BINARY_HINTS, detect_engine
+from backup.errors import (
+    Conflict,
+    ContainerNotRunning,
+    HoldfastError,
+    InstanceNotFound,
+    InvalidLabels,
+    SnapshotNotFound,
+    SnapshotNotRestorable,
+    UnsupportedEngine,
+)
+from backup.labels import PREFIX, InstancePolicy, parse_labels
+from backup.pipeline import (
+    data_key,
+    delete_snapshot_objects,
+    is_manifest_key,
+    manifest_key,
+    new_snapshot_id,
+    take_snapshot,
+)
+from backup.storage import Storage
+from backup.streams import ProgressCallback, read_all
+from backup.types import DatabaseContainer, Manifest, Snapshot, SnapshotStatus, isoformat, utcnow
+from restore.planner import RestorePlan, plan_restore
+from restore.runner import restore_snapshot
+from service.bootstrap import Services
+from service.catalog import InstanceRecord
+
+logger = logging.getLogger(__name__)
+_MANIFEST_LIMIT = 1024 * 1024
+
+
+# --- instances ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A discovered instance: its container (if any), policy and engine."""
+
+    policy: InstancePolicy
+    container: DatabaseContainer | None
+    engine: str | None
+    errors: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.policy.name
+
+
+@dataclass(frozen=True)
+class InstanceView:
+    name: str
+    container: str | None
+    container_id: str | None
+    status: str
+    engine: str | None
+    image: str | None
+    enabled: bool
+    schedule: str | None
+    retention: dict[str, int]
+    target: str
+    databases: list[str]
+    errors: list[str]
+    last_snapshot: dict[str, Any] | None = field(default=None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "container": self.container,
+            "container_id": self.container_id,
+            "status": self.status,
+            "engine": self.engine,
+            "image": self.image,
+            "enabled": self.enabled,
+            "schedule": self.schedule,
+            "retention": self.retention,
+            "target": self.target,
+            "databases": self.databases,
+            "errors": self.errors,
+            "last_snapshot": self.last_snapshot,
+        }
+
+
+def _classify(svc: Services, container: DatabaseContainer) -> Instance:
+    policy = parse_labels(container.labels, container.name)
+    errors = list(policy.errors)
+    engine = detect_engine(container.image, policy.engine)
+    if engine is None and container.running:
+        try:
+            binaries = svc.docker.binaries_present(container.id, [b for b, _ in BINARY_HINTS])
+            engine = detect_engine(container.image, None, binaries)
+        except HoldfastError as exc:
+            logger.debug("binary probe of %s failed: %s", container.name, exc)
+    if engine is None:
+        errors.append("cannot tell the engine from the image or its binaries; "
+                      "set the holdfast.engine label")
+    return Instance(policy=policy, container=container, engine=engine, errors=tuple(errors))
+
+
+def discover(svc: Services) -> list[Instance]:
+    """Live view of every opted-in container, one per instance name, recorded
+    in the catalog. A running container wins over stopped ones of the same name."""
+    chosen: dict[str, Instance] = {}
+    for container in svc.docker.labelled_containers(include_stopped=True):
+        instance = _classify(svc, container)
+        if not instance.policy.enabled:
+            continue
+        previous = chosen.get(instance.name)
+        if previous is None or (container.running and not _running(previous)):
+            chosen[instance.name] = instance
+    now = utcnow()
+    for instance in chosen.values():
+        existing = svc.catalog.get_instance(instance.name)
+        assert instance.container is not None
+        svc.catalog.upsert_instance(InstanceRecord(
+            name=instance.name,
+            engine=instance.engine,
+            container_id=instance.container.id,
+            container_name=instance.container.name,
+            image=instance.container.image,
+            labels={k: v for k, v in instance.container.labels.items() if k.startswith(PREFIX)},
+            error="; ".join(instance.errors) or None,
+            first_seen=existing.first_seen if existing else now,
+            last_seen=now,
+            policy_override=existing.policy_override if existing else None,
+        ))
+    return sorted(chosen.values(), key=lambda i: i.name)
+
+
+def _running(instance: Instance) -> bool:
+    return instance.container is not None and instance.container.running
+
+
+def list_instances(svc: Services) -> list[InstanceView]:
+    """Discovered instances, plus catalogued ones whose container is gone."""
+    live = {instance.name: instance for instance in discover(svc)}
+    views = []
+    for name in sorted(set(live) | {record.name for record in svc.catalog.list_instances()}):
+        latest = svc.catalog.latest_snapshot(name)
+        last = None if latest is None else {
+            "id": latest.id, "status": str(latest.status),
+            "created_at": isoformat(latest.created_at),
+        }
+        instance = live.get(name)
+        if instance is not None and instance.container is not None:
+            policy = instance.policy
+            views.append(InstanceView(
+                name=name, container=instance.container.name,
+                container_id=instance.container.id,
+                status="running" if instance.container.running else "stopped",
+                engine=instance.engine, image=instance.container.image, enabled=True,
+                schedule=policy.schedule, retention=dict(policy.retention), target=policy.target,
+                databases=list(policy.databases), errors=list(instance.errors),
+                last_snapshot=last,
+            ))
+        else:
+            record = svc.catalog.get_instance(name)
+            assert record is not None
+            policy = parse_labels(record.labels, record.container_name or name)
+            views.append(InstanceView(
+                name=name, container=None, container_id=None, status="missing",
+                engine=record.engine, image=record.image, enabled=False,
+                schedule=policy.schedule, retention=dict(policy.retention), target=policy.target,
+                databases=list(policy.databases), errors=[], last_snapshot=last,
+            ))
+    return views
+
+
+def find_instance(svc: Services, name: str) -> Instance:
+    for instance in discover(svc):
+        if instance.name == name:
+            return instance
+    hint = ("its container is gone; its snapshots remain (holdfast snapshots " + name + ")"
+            if svc.catalog.get_instance(name) else
+            "label its container holdfast.enable=true; 'holdfast instances' lists them")
+    raise InstanceNotFound(f"no running instance named {name!r}: {hint}")
+
+
+# --- backup ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BackupRequest:
+    instance: str
+    container: DatabaseContainer
+    engine: Engine
+    storage: Storage
+    databases: tuple[str, ...]
+
+
+def prepare_backup(svc: Services, name: str, target: str | None = None) -> BackupRequest:
+    """Every check a backup can fail on bad input, before anything is written."""
+    instance = find_instance(svc, name)
+    container = instance.container
+    assert container is not None
+    if not container.running:
+        raise ContainerNotRunning(
+            f"container {container.name} of instance {name} is not running; start it and retry"
+        )
+    if instance.policy.errors:
+        raise InvalidLabels(f"instance {name} has label errors: {'; '.join(instance.errors)}")
+    if instance.engine is None:
+        raise UnsupportedEngine(f"instance {name}: {'; '.join(instance.errors)}")
+    engine = get_engine(instance.engine)
+    engine.check(container)
+    storage = svc.target(target or instance.policy.target)
+    storage.check_writable()
+    return BackupRequest(instance=name, container=container, engine=engine, storage=storage,
+                         databases=instance.policy.databases)
+
+
+def execute_backup(svc: Services, request: BackupRequest,
+                   progress: ProgressCallback | None = None) -> Snapshot:
+    """Take the snapshot. The catalog shows it ``running`` while it runs and
+    ``complete`` or ``failed`` (with the reason) after; a failure re-raises."""
+    created = utcnow()
+    snapshot_id = new_snapshot_id(created)
+    with svc._lock:
+        running = svc.running_backups.get(request.instance)
+        if running is not None:
+            raise Conflict(f"a backup of {request.instance} is already running ({running})")
+        svc.running_backups[request.instance] = snapshot_id
+    try:
+        snapshot = Snapshot(
+            id=snapshot_id, instance=request.instance, engine=request.engine.name,
+            target=request.storage.name, status=SnapshotStatus.RUNNING, created_at=created,
+            data_key=data_key(request.instance, snapshot_id), image=request.container.image,
+            image_id=request.container.image_id,
+        )
+        svc.catalog.add_snapshot(snapshot)
+        logger.info("backup of %s started as %s", request.instance, snapshot_id,
+                    extra={"instance": request.instance, "snapshot": snapshot_id})
+        try:
+            manifest = take_snapshot(
+                snapshot_id=snapshot_id, instance=request.instance, created_at=created,
+                container=request.container, engine=request.engine, runner=svc.docker,
+                storage=request.storage, databases=request.databases, progress=progress,
+            )
+        except BaseException as exc:
+            reason = str(exc) or type(exc).__name__
+            svc.catalog.save_snapshot(snapshot.with_changes(
+                status=SnapshotStatus.FAILED, finished_at=utcnow(), error=reason))
+            logger.error("backup of %s failed: %s", request.instance, reason,
+                         extra={"instance": request.instance, "snapshot": snapshot_id})
+            raise
+        snapshot = snapshot.with_changes(
+            status=SnapshotStatus.COMPLETE, finished_at=manifest.finished_at,
+            size_bytes=manifest.size_bytes, raw_bytes=manifest.raw_bytes, sha256=manifest.sha256,
+        )
+        svc.catalog.save_snapshot(snapshot)
+        logger.info("backup of %s complete: %s, %d bytes", request.instance, snapshot_id,
+                    manifest.size_bytes,
+                    extra={"instance": request.instance, "snapshot": snapshot_id})
+        return snapshot
+    finally:
+        with svc._lock:
+            svc.running_backups.pop(request.instance, None)
+
+
+def run_backup(svc: Services, name: str, target: str | None = None,
+               progress: ProgressCallback | None = None) -> Snapshot:
+    return execute_backup(svc, prepare_backup(svc, name, target), progress)
+
+
+# --- snapshots ------------------------------------------------------------------
+
+
+def list_snapshots(svc: Services, instance: str | None = None) -> list[Snapshot]:
+    return svc.catalog.list_snapshots(instance=instance)
+
+
+def get_snapshot(svc: Services, snapshot_id: str) -> Snapshot:
+    snapshot = svc.catalog.get_snapshot(snapshot_id)
+    if snapshot is None:
+        raise SnapshotNotFound(
+            f"no snapshot {snapshot_id!r}; 'holdfast snapshots' lists them"
+        )
+    return snapshot
+
+
+def delete_snapshot(svc: Services, snapshot_id: str) -> Snapshot:
+    snapshot = get_snapshot(svc, snapshot_id)
+    if snapshot.status == SnapshotStatus.RUNNING and \
+            svc.running_backups.get(snapshot.instance) == snapshot.id:
+        raise Conflict(f"snapshot {snapshot_id} is still being written; wait for it to finish")
+    delete_snapshot_objects(svc.target(snapshot.target), snapshot.instance, snapshot.id)
+    svc.catalog.delete_snapshot(snapshot.id)
+    return snapshot
+
+
+def read_manifest(storage: Storage, snapshot: Snapshot) -> Manifest:
+    with storage.open(manifest_key(snapshot.instance, snapshot.id)) as chunks:
+        return Manifest.from_bytes(read_all(chunks, _MANIFEST_LIMIT))
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    added: int
+    updated: int
+    targets: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"added": self.added, "updated": self.updated, "targets": self.targets}
+
+
+def _manifests(storage: Storage) -> Iterator[Manifest]:
+    for info in storage.list():
+        if is_manifest_key(info.key):
+            with storage.open(info.key) as chunks:
+                yield Manifest.from_bytes(read_all(chunks, _MANIFEST_LIMIT))
+
+
+def rebuild_catalog(svc: Services) -> RebuildReport:
+    """Recreate the catalog's snapshot rows from the manifests in every target."""
+    added = updated = 0
+    per_target: dict[str, int] = {}
+    for target_name in sorted(svc.settings.targets):
+        storage = svc.target(target_name)
+        count = 0
+        for manifest in _manifests(storage):
+            count += 1
+            existing = svc.catalog.get_snapshot(manifest.snapshot_id)
+            svc.catalog.save_snapshot(Snapshot(
+                id=manifest.snapshot_id, instance=manifest.instance, engine=manifest.engine,
+                target=target_name, status=SnapshotStatus.COMPLETE,
+                created_at=manifest.created_at, finished_at=manifest.finished_at,
+                data_key=manifest.data_key, size_bytes=manifest.size_bytes,
+                raw_bytes=manifest.raw_bytes, sha256=manifest.sha256, image=manifest.image,
+                image_id=manifest.image_id, pinned=existing.pinned if existing else False,
+            ))
+            if existing is None:
+                added += 1
+            else:
+                updated += 1
+        per_target[target_name] = count
+    return RebuildReport(added=added, updated=updated, targets=per_target)
+
+
+# --- restore --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RestoreRequest:
+    snapshot: Snapshot
+    manifest: Manifest
+    plan: RestorePlan
+    engine: Engine
+    storage: Storage
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    snapshot_id: str
+    container: str
+    container_id: str
+    volumes: list[str]
+    image: str
+    databases: list[str]
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "snapshot_id": self.snapshot_id,
+            "container": self.container,
+            "container_id": self.container_id,
+            "volumes": self.volumes,
+            "image": self.image,
+            "databases": self.databases,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _secret_values(svc: Services, manifest: Manifest) -> dict[str, str]:
+    """Secrets the new container needs: from the live source container if it
+    still exists, else from Holdfast's own environment. Never from storage."""
+    values: dict[str, str] = {}
+    try:
+        source = find_instance(svc, manifest.instance).container
+    except InstanceNotFound:
+        source = None
+    for name in manifest.secret_env:
+        if source is not None and source.env.get(name):
+            values[name] = source.env[name]
+        elif os.environ.get(name):
+            values[name] = os.environ[name]
+    return values
+
+
+def prepare_restore(svc: Services, snapshot_id: str, new_name: str,
+                    image: str | None = None) -> RestoreRequest:
+    snapshot = get_snapshot(svc, snapshot_id)
+    if snapshot.status != SnapshotStatus.COMPLETE:
+        raise SnapshotNotRestorable(
+            f"snapshot {snapshot_id} is {snapshot.status}, only complete snapshots restore"
+        )
+    storage = svc.target(snapshot.target)
+    manifest = read_manifest(storage, snapshot)
+    engine = get_engine(manifest.engine)
+    if manifest.data_format != engine.data_format:
+        raise UnsupportedEngine(
+            f"snapshot {snapshot_id} has data format {manifest.data_format}, "
+            f"this Holdfast reads {engine.data_format}"
+        )
+    plan = plan_restore(
+        manifest, new_name=new_name,
+        default_data_paths=engine.data_paths(DatabaseContainer(
+            id="", name=new_name, image=manifest.image, image_id="", env=manifest.env)),
+        secret_values=_secret_values(svc, manifest),
+        taken_container_names=svc.docker.container_names(),
+        existing_volumes=svc.docker.volume_names(), image=image,
+    )
+    if not svc.docker.image_exists(plan.container.image):
+        raise HoldfastError(
+            f"image {plan.container.image} is not on this Docker engine; pull it "
+            "or pass --image"
+        )
+    return RestoreRequest(snapshot=snapshot, manifest=manifest, plan=plan, engine=engine,
+                          storage=storage)
+
+
+def execute_restore(svc: Services, request: RestoreRequest,
+                    progress: ProgressCallback | None = None) -> RestoreResult:
+    outcome = restore_snapshot(
+        manifest=request.manifest, plan=request.plan, engine=request.engine,
+        runtime=svc.docker, runner=svc.docker, storage=request.storage,
+        ready_timeout=svc.settings.ready_timeout, progress=progress,
+    )
+    logger.info("restored %s into %s", request.snapshot.id, outcome.container.name,
+                extra={"instance": request.snapshot.instance, "snapshot": request.snapshot.id})
+    return RestoreResult(
+        snapshot_id=request.snapshot.id, container=outcome.container.name,
+        container_id=outcome.container.id, volumes=list(outcome.volumes),
+        image=request.plan.container.image, databases=list(outcome.databases),
+        seconds=outcome.seconds,
+    )
+
+
+def run_restore(svc: Services, snapshot_id: str, new_name: str, image: str | None = None,
+                progress: ProgressCallback | None = None) -> RestoreResult:
+    return execute_restore(svc, prepare_restore(svc, snapshot_id, new_name, image), progress)
