@@ -117,7 +117,9 @@ def read_all(chunks: Iterable[bytes], limit: int) -> bytes:
 
 
 class IterStream(io.RawIOBase):
-    """A read-only file object over a chunk iterator, for APIs that want ``read()``."""
+    """A raw read-only file object over a chunk iterator. Like any raw stream it
+    may return short reads; wrap it with :func:`as_file` for ``read(n)`` that
+    fills ``n`` bytes."""
 
     def __init__(self, chunks: Iterable[bytes]) -> None:
         self._chunks = iter(chunks)
@@ -136,3 +138,8 @@ class IterStream(io.RawIOBase):
         buffer[:count] = self._pending[:count]
         self._pending = self._pending[count:]
         return count
+
+
+def as_file(chunks: Iterable[bytes], buffer_size: int = CHUNK_SIZE) -> io.BufferedReader:
+    """A buffered file object over chunks, for APIs that want ``read(n)``."""
+    return io.BufferedReader(IterStream(chunks), buffer_size=buffer_size)

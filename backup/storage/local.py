@@ -56,10 +56,11 @@ class LocalStorage:
 
     def _translate(self, exc: OSError, action: str) -> StorageError:
         where = exc.filename or self.root
-        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR):
             return StoragePermissionDenied(
-                f"target {self.name!r}: cannot {action} {where}: {exc.strerror}; "
-                "fix the directory's permissions or point the target elsewhere"
+                f"target {self.name!r}: cannot {action} {where} ({exc.strerror}); "
+                f"fix the directory's permissions or set HOLDFAST_TARGET_{self.name.upper()} "
+                "to a writable file:/// path"
             )
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             return StorageUnavailable(f"target {self.name!r}: no space left at {where}")
