@@ -224,7 +224,7 @@ class DockerAdapter:
                             stdout.extend(data[: output_limit - len(stdout)])
                     else:
                         stderr.append(data)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:  # ValueError: closed by the caller's abort
                 reader_error.append(exc)
 
         reader = threading.Thread(target=drain, name=f"exec-drain-{argv[0]}", daemon=True)

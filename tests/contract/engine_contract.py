@@ -1,0 +1,91 @@
+"""The contract every database engine must meet, as a reusable test mixin.
+
+An engine's test class inherits :class:`EngineContract` and supplies fixtures:
+``engine`` (the implementation), ``source`` (a running, seeded container as a
+:class:`DatabaseContainer`), ``fresh_source`` (a factory for another running
+container of the same image and environment, to restore into) and
+``fingerprint`` (a callable returning a comparable summary of the data: row
+counts and checksums). Everything runs on a real Docker engine through the
+real adapter.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backup.engines.base import Engine
+from backup.errors import CorruptSnapshot, DumpFailed, ExecFailed
+from backup.pipeline import take_snapshot
+from backup.ports import ExecResult
+from backup.storage.local import LocalStorage
+from backup.streams import decompress
+from backup.types import DatabaseContainer, utcnow
+from service.docker import DockerAdapter
+
+Fingerprint = Callable[[DatabaseContainer], Any]
+
+
+class BreakingExec:
+    """The real adapter, except that streams break after ``limit`` chunks, as a
+    dying database or a dropped connection would make them."""
+
+    def __init__(self, real: DockerAdapter, limit: int) -> None:
+        self.real = real
+        self.limit = limit
+
+    def stream(self, container_id: str, argv: Sequence[str], *,
+               env: Mapping[str, str] | None = None, user: str | None = None) -> Iterator[bytes]:
+        source = self.real.stream(container_id, argv, env=env, user=user)
+        try:
+            yield from itertools.islice(source, self.limit)
+        finally:
+            source.close()
+        raise ExecFailed(argv[0], None, "stream cut by the test")
+
+    def run(self, *args: Any, **kwargs: Any) -> ExecResult:
+        return self.real.run(*args, **kwargs)
+
+
+class EngineContract:
+    def _snapshot(self, engine: Engine, source: DatabaseContainer, runner: Any,
+                  storage: LocalStorage) -> Any:
+        return take_snapshot(snapshot_id="contract", instance="contract", created_at=utcnow(),
+                             container=source, engine=engine, runner=runner, storage=storage)
+
+    def test_dump_then_restore_reproduces_the_data(
+        self, engine: Engine, source: DatabaseContainer, fresh_target: DatabaseContainer,
+        adapter: DockerAdapter, fingerprint: Fingerprint, tmp_path: Path,
+    ) -> None:
+        storage = LocalStorage("local", tmp_path.as_uri())
+        manifest = self._snapshot(engine, source, adapter, storage)
+        assert manifest.raw_bytes > manifest.size_bytes > 0
+        assert engine.is_ready(fresh_target, adapter)
+        with storage.open(manifest.data_key) as chunks:
+            restored = engine.restore(fresh_target, adapter, decompress(chunks))
+        assert sorted(restored) == sorted(manifest.databases)
+        assert fingerprint(fresh_target) == fingerprint(source)
+
+    def test_broken_dump_stream_fails_and_stores_nothing(
+        self, engine: Engine, source: DatabaseContainer, adapter: DockerAdapter, tmp_path: Path,
+    ) -> None:
+        storage = LocalStorage("local", tmp_path.as_uri())
+        with pytest.raises(DumpFailed):
+            self._snapshot(engine, source, BreakingExec(adapter, limit=3), storage)
+        assert list(storage.list()) == []
+        assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+    def test_truncated_snapshot_is_refused_on_restore(
+        self, engine: Engine, source: DatabaseContainer, fresh_target: DatabaseContainer,
+        adapter: DockerAdapter, tmp_path: Path,
+    ) -> None:
+        storage = LocalStorage("local", tmp_path.as_uri())
+        manifest = self._snapshot(engine, source, adapter, storage)
+        with storage.open(manifest.data_key) as chunks:
+            data = b"".join(decompress(chunks))
+        with pytest.raises(CorruptSnapshot):
+            engine.restore(fresh_target, adapter, [data[: len(data) * 2 // 3]])
