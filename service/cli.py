@@ -113,7 +113,7 @@ def _progress(label: str) -> Callable[[int, float], None]:
     """A progress line on stderr: rewritten in place on a terminal, one line
     every few seconds otherwise (logs, CI)."""
     interactive = sys.stderr.isatty()
-    last_line = [0.0]
+    last_line = [time.monotonic()]
 
     def report(done: int, elapsed: float) -> None:
         rate = done / elapsed if elapsed > 0 else 0.0
