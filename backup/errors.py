@@ -87,7 +87,7 @@ class ExecFailed(HoldfastError):
         self.exit_code = exit_code
         self.stderr_tail = stderr_tail
         status = "lost its stream" if exit_code is None else f"exited {exit_code}"
-        detail = _last_line(stderr_tail)
+        detail = last_line(stderr_tail)
         super().__init__(f"{argv0} {status}" + (f": {detail}" if detail else ""))
 
 
@@ -151,6 +151,7 @@ class StorageMisconfigured(StorageError, InvalidInput):
     pass
 
 
-def _last_line(text: str) -> str:
+def last_line(text: str) -> str:
+    """The last non-empty line of a tool's stderr: usually the one that says why."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else ""

@@ -23,6 +23,7 @@ import struct
 from collections.abc import Iterable, Iterator
 
 from backup.errors import CorruptSnapshot
+from backup.streams import read_all
 
 MAGIC = b"HFA1\n"
 _MAX_RECORD = 4 * 1024 * 1024
@@ -115,12 +116,8 @@ class Member:
             pass
 
     def read_small(self, limit: int = 16 * 1024 * 1024) -> bytes:
-        out = bytearray()
-        for piece in self:
-            out += piece
-            if len(out) > limit:
-                raise CorruptSnapshot(f"archive member {self.name} is larger than expected")
-        return bytes(out)
+        """The whole member, for the small ones (metadata); refuses more than ``limit``."""
+        return read_all(self, limit)
 
 
 def unpack(chunks: Iterable[bytes]) -> Iterator[Member]:

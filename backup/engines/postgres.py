@@ -21,7 +21,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import ClassVar
 
 from backup.engines.base import Dump
-from backup.errors import CorruptSnapshot, DumpFailed, ExecFailed, MissingCredentials, RestoreFailed
+from backup.errors import (
+    CorruptSnapshot,
+    DumpFailed,
+    ExecFailed,
+    MissingCredentials,
+    RestoreFailed,
+    last_line,
+)
 from backup.framing import pack, unpack
 from backup.ports import ContainerExec
 from backup.types import DatabaseContainer
@@ -90,7 +97,7 @@ class PostgresEngine:
         if result.exit_code != 0:
             raise DumpFailed(
                 f"cannot list databases in {container.name}: "
-                f"{_last_line(result.stderr) or f'psql exited {result.exit_code}'}"
+                f"{last_line(result.stderr) or f'psql exited {result.exit_code}'}"
             )
         return [line for line in result.stdout.decode().splitlines() if line]
 
@@ -133,7 +140,7 @@ class PostgresEngine:
         try:
             yield from chunks
         except ExecFailed as exc:
-            detail = _last_line(exc.stderr_tail)
+            detail = last_line(exc.stderr_tail)
             status = "lost its stream" if exc.exit_code is None else f"exited {exc.exit_code}"
             raise DumpFailed(f"{what} {status}" + (f": {detail}" if detail else "")) from exc
 
@@ -230,8 +237,3 @@ def _skip_existing_roles(chunks: Iterable[bytes], existing: set[str]) -> Iterato
 def _creates_existing(line: bytes, existing: set[str]) -> bool:
     match = _CREATE_ROLE.match(line.decode(errors="replace"))
     return bool(match and match.group(1) in existing)
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else ""

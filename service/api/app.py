@@ -29,6 +29,7 @@ _STATUS_FOR: list[tuple[type[errors.HoldfastError], int]] = [
     (errors.InvalidInput, status.HTTP_400_BAD_REQUEST),
     (errors.DockerUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
     (errors.StorageUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
+    (errors.StoragePermissionDenied, status.HTTP_503_SERVICE_UNAVAILABLE),
 ]
 
 
