@@ -1,0 +1,188 @@
+"""Engines and schema migrations for the catalog database, SQLite or PostgreSQL.
+
+Nothing here runs at import time: :func:`open_catalog` is the one entry point
+that turns a URL into a ready :class:`~service.catalog.repository.Catalog`,
+migrating the schema to the newest revision on the way, and every failure to
+reach or migrate the database surfaces as :class:`CatalogUnavailable` with a
+one-line message in which the URL's password is masked.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.util.exc import CommandError
+from sqlalchemy import Connection, Engine, create_engine, event, pool
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+
+import migrations
+from backup.errors import HoldfastError
+
+if TYPE_CHECKING:
+    from service.catalog.repository import Catalog
+
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+# Alembic's ``context`` and ``op`` are module-level proxies to whichever migration
+# runs, so two threads migrating at once (even different databases) would mix up.
+_ALEMBIC_IN_USE = threading.Lock()
+# Any constant shared by every Holdfast process works; this one spells "hfmigr".
+_MIGRATION_LOCK_KEY = 0x68666D69677200
+
+
+class CatalogUnavailable(HoldfastError):
+    """The catalog database cannot be reached, or its schema cannot be brought up to date."""
+
+    retryable = True
+
+
+def normalize_url(url: str) -> str:
+    """Send ``postgres://`` and ``postgresql://`` URLs to psycopg 3; leave others alone."""
+    url = url.strip()
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.lower() in ("postgres", "postgresql"):
+        return f"postgresql+psycopg://{rest}"
+    return url
+
+
+def redact_url(url: str | URL) -> str:
+    """The URL as it may be shown to a user or logged: no password, anywhere."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        # SQLAlchemy's own message would echo the whole string, password included.
+        return "<unparsable database URL>"
+    if "password" not in parsed.query:
+        return parsed.render_as_string(hide_password=True)
+    # The rendering would percent-encode a "***" placed in the query.
+    masked = parsed.update_query_dict({"password": "REDACTED"})
+    return masked.render_as_string(hide_password=True).replace("=REDACTED", "=***")
+
+
+def describe_error(error: BaseException, url: str | URL) -> str:
+    """The first line of a driver error, with the URL's password masked just in case."""
+    cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    text = lines[0] if lines else type(cause).__name__
+    try:
+        password = make_url(url).password
+    except ArgumentError:
+        password = None
+    if password:
+        text = text.replace(str(password), "***")
+    return text
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` set up for the catalog's use from several threads."""
+    parsed = make_url(normalize_url(url))
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise CatalogUnavailable(
+            f"catalog database {redact_url(parsed)} is not supported: "
+            "use a sqlite:/// or postgresql:// URL"
+        )
+    if backend == "sqlite":
+        return _make_sqlite_engine(parsed)
+    connect_args: dict[str, Any] = {}
+    if "connect_timeout" not in parsed.query:
+        # libpq waits forever for a host that drops packets; the daemon should not.
+        connect_args["connect_timeout"] = 10
+    return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+
+
+def _make_sqlite_engine(url: URL) -> Engine:
+    database = url.database or ""
+    in_memory = database in ("", ":memory:") or "mode=memory" in database
+    if in_memory:
+        # One shared connection, or each thread would see its own empty database.
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False}, poolclass=pool.StaticPool
+        )
+    else:
+        if not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            # WAL lets the API read while a backup job writes; the busy timeout
+            # makes concurrent writers wait for each other instead of failing.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+        finally:
+            cursor.close()
+
+    return engine
+
+
+def alembic_config(connection: Connection) -> Config:
+    """An Alembic configuration built in code that migrates through ``connection``."""
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrations.__file__).resolve().parent))
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade_to_head(engine: Engine) -> None:
+    """Bring the schema to the newest revision; safe from several threads or processes at once."""
+    with _ALEMBIC_IN_USE, engine.begin() as connection:
+        _lock_for_migration(connection)
+        command.upgrade(alembic_config(connection), "head")
+
+
+def downgrade_to_base(engine: Engine) -> None:
+    """Drop every catalog table; tests use it to check that each migration reverses."""
+    with _ALEMBIC_IN_USE, engine.begin() as connection:
+        _lock_for_migration(connection)
+        command.downgrade(alembic_config(connection), "base")
+
+
+def _lock_for_migration(connection: Connection) -> None:
+    # The daemon and a CLI command may start together against a fresh database;
+    # without a lock both would try to create the same tables. Each lock lasts
+    # until the surrounding transaction ends, and Alembic reads the current
+    # revision only after it is held, so the second process finds nothing to do.
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
+    elif connection.dialect.name == "sqlite":
+        # pysqlite opens no transaction for DDL, so take the write lock by hand.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def open_catalog(url: str) -> Catalog:
+    """Connect to the catalog at ``url``, migrate it to the newest schema, and return it."""
+    # Imported here because the repository imports CatalogUnavailable from this module.
+    from service.catalog.repository import Catalog
+
+    try:
+        engine = make_engine(url)
+    except (ArgumentError, NoSuchModuleError) as error:
+        raise CatalogUnavailable(
+            f"catalog database URL {redact_url(url)} is not valid: {type(error).__name__}"
+        ) from error
+    except OSError as error:
+        raise CatalogUnavailable(
+            f"catalog database {redact_url(url)} cannot be created: {error}"
+        ) from error
+    shown = redact_url(engine.url)
+    try:
+        catalog = Catalog(engine)
+        catalog.ping()
+        try:
+            upgrade_to_head(engine)
+        except (SQLAlchemyError, CommandError) as error:
+            raise CatalogUnavailable(
+                f"catalog database {shown} cannot be migrated: {describe_error(error, engine.url)}"
+            ) from error
+    except BaseException:
+        engine.dispose()
+        raise
+    return catalog

@@ -1,0 +1,111 @@
+"""SQLAlchemy tables of the catalog: instances, snapshots and jobs.
+
+The models mirror :mod:`service.catalog.records` and :class:`backup.types.Snapshot`
+column for column and stay private to the catalog package; the repository converts
+rows to records at its edge. ``migrations/versions`` must describe exactly these
+tables, which ``tests/catalog/test_migrations.py`` checks on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Dialect, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC and always read back timezone-aware, in UTC.
+
+    SQLite has no timezone type and SQLAlchemy's SQLite ``DateTime`` silently drops
+    the offset, so values are converted to UTC and stored naive there; PostgreSQL
+    gets ``timestamptz`` and answers in the session's time zone, which is
+    normalised back to UTC on the way out.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        # Naive values are taken as UTC, as backup.types.isoformat does.
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# A Python None in these columns is SQL NULL, not the JSON text 'null'.
+NullableJSON = JSON(none_as_null=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class InstanceRow(Base):
+    __tablename__ = "instances"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    engine: Mapped[str | None] = mapped_column(String(32))
+    container_id: Mapped[str | None] = mapped_column(String(128))
+    container_name: Mapped[str | None] = mapped_column(String(255))
+    image: Mapped[str | None] = mapped_column(String(512))
+    labels: Mapped[dict[str, str]] = mapped_column(JSON, nullable=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    policy_override: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)
+
+
+class SnapshotRow(Base):
+    __tablename__ = "snapshots"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    instance: Mapped[str] = mapped_column(String(255), nullable=False, index=True)
+    engine: Mapped[str] = mapped_column(String(32), nullable=False)
+    target: Mapped[str] = mapped_column(String(255), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    data_key: Mapped[str] = mapped_column(String(1024), nullable=False)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    raw_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    image: Mapped[str] = mapped_column(String(512), nullable=False)
+    image_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    pinned: Mapped[bool] = mapped_column(Boolean, nullable=False)
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    instance: Mapped[str | None] = mapped_column(String(255))
+    snapshot_id: Mapped[str | None] = mapped_column(String(128))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)
