@@ -10,6 +10,7 @@ message is a single line that says what went wrong and, where it can, what to do
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 
@@ -152,6 +153,15 @@ class StorageMisconfigured(StorageError, InvalidInput):
 
 
 def last_line(text: str) -> str:
-    """The last non-empty line of a tool's stderr: usually the one that says why."""
+    """The line of a tool's stderr that best says why it failed: the last one
+    naming an error (``error:``, ``FATAL``, ``ERROR:``), else the last line.
+    Tools such as pg_dump end with context lines ("detail: Command was: …")
+    that say where, not why."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    for line in reversed(lines):
+        if _ERROR_WORD.search(line):
+            return line
     return lines[-1] if lines else ""
+
+
+_ERROR_WORD = re.compile(r"\b(error|fatal|panic|denied|closed)\b", re.IGNORECASE)

@@ -60,7 +60,10 @@ class Meter:
 
 def compress(chunks: Iterable[bytes], level: int = ZSTD_LEVEL) -> Iterator[bytes]:
     """zstd-compress a chunk stream into one zstd frame, emitting ~1 MiB pieces."""
-    chunker = zstandard.ZstdCompressor(level=level).chunker(chunk_size=CHUNK_SIZE)
+    # The frame checksum lets the decoder itself reject damaged data at the
+    # frame's end, on top of the manifest's sha256 of the stored bytes.
+    compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
+    chunker = compressor.chunker(chunk_size=CHUNK_SIZE)
     for chunk in chunks:
         yield from chunker.compress(chunk)
     yield from chunker.finish()  # type: ignore[no-untyped-call]
@@ -73,7 +76,7 @@ def decompress(chunks: Iterable[bytes]) -> Iterator[bytes]:
         try:
             out = decompressor.decompress(chunk)
         except zstandard.ZstdError as exc:
-            raise CorruptSnapshot(f"snapshot data is not valid zstd: {exc}") from exc
+            raise CorruptSnapshot(f"snapshot data is corrupt (not valid zstd: {exc})") from exc
         if out:
             yield out
     if not decompressor.eof:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from backup.engines.base import Engine
-from backup.errors import HoldfastError, NotReady, RestoreFailed
+from backup.errors import CorruptSnapshot, HoldfastError, NotReady, RestoreFailed
 from backup.ports import ContainerExec, ContainerRuntime
 from backup.storage.base import Storage
 from backup.streams import Meter, ProgressCallback, decompress, verify
@@ -98,12 +98,32 @@ def restore_snapshot(
             seconds=time.monotonic() - started,
         )
     except BaseException as exc:
-        logger.warning("restore of %s failed, removing what it created: %s",
-                       manifest.snapshot_id, exc)
+        logger.info("restore of %s failed, removing what it created: %s",
+                    manifest.snapshot_id, exc)
         _undo(runtime, container, created_volumes)
+        if isinstance(exc, RestoreFailed) and not isinstance(exc, CorruptSnapshot):
+            # A load that fails on damaged data reports the tool's complaint; say
+            # what really happened if the stored object does not match its manifest.
+            _raise_if_corrupt(storage, manifest)
         if isinstance(exc, HoldfastError | KeyboardInterrupt):
             raise
         raise RestoreFailed(f"restore of {manifest.snapshot_id} failed: {exc}") from exc
+
+
+def _raise_if_corrupt(storage: Storage, manifest: Manifest) -> None:
+    """Re-read the stored object and raise :class:`CorruptSnapshot` if it does not
+    match the manifest. Only called after a failed load, so a good restore reads
+    its data once."""
+    try:
+        with storage.open(manifest.data_key) as stored:
+            for _ in verify(stored, sha256=manifest.sha256, size=manifest.size_bytes):
+                pass
+    except CorruptSnapshot as corrupt:
+        raise CorruptSnapshot(
+            f"snapshot {manifest.snapshot_id} is corrupt in target {storage.name}: {corrupt}"
+        ) from None
+    except HoldfastError as exc:
+        logger.info("could not re-check %s after a failed restore: %s", manifest.data_key, exc)
 
 
 def _undo(

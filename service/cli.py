@@ -44,6 +44,7 @@ _EXIT_FOR: list[tuple[type[errors.HoldfastError], int]] = [
     (errors.Conflict, 4),
     (errors.ContainerError, 4),
     (errors.InvalidInput, 2),
+    (errors.StoragePermissionDenied, 2),
     (errors.DockerUnavailable, 5),
     (errors.StorageUnavailable, 5),
 ]

@@ -28,7 +28,7 @@ from backup.errors import (
     SnapshotNotRestorable,
     UnsupportedEngine,
 )
-from backup.labels import PREFIX, InstancePolicy, parse_labels
+from backup.labels import PREFIX, InstancePolicy, parse_bool, parse_labels
 from backup.pipeline import (
     data_key,
     delete_snapshot_objects,
@@ -121,9 +121,9 @@ def discover(svc: Services) -> list[Instance]:
     in the catalog. A running container wins over stopped ones of the same name."""
     chosen: dict[str, Instance] = {}
     for container in svc.docker.labelled_containers(include_stopped=True):
+        if parse_bool(container.labels.get(PREFIX + "enable", "")) is not True:
+            continue  # holdfast.enable=false: opted out, not even probed
         instance = _classify(svc, container)
-        if not instance.policy.enabled:
-            continue
         previous = chosen.get(instance.name)
         if previous is None or (container.running and not _running(previous)):
             chosen[instance.name] = instance
@@ -259,8 +259,10 @@ def execute_backup(svc: Services, request: BackupRequest,
             reason = str(exc) or type(exc).__name__
             svc.catalog.save_snapshot(snapshot.with_changes(
                 status=SnapshotStatus.FAILED, finished_at=utcnow(), error=reason))
-            logger.error("backup of %s failed: %s", request.instance, reason,
-                         extra={"instance": request.instance, "snapshot": snapshot_id})
+            # Reported by whoever called us (CLI line, job record); logging it as an
+            # error here too would print the same failure twice.
+            logger.info("backup of %s failed: %s", request.instance, reason,
+                        extra={"instance": request.instance, "snapshot": snapshot_id})
             raise
         snapshot = snapshot.with_changes(
             status=SnapshotStatus.COMPLETE, finished_at=manifest.finished_at,

@@ -1,0 +1,1 @@
+"""Integration tests: the ``holdfast`` CLI against real database containers on a real engine."""
