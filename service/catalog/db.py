@@ -9,7 +9,9 @@ one-line message in which the URL's password is masked.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -112,15 +114,32 @@ def _make_sqlite_engine(url: URL) -> Engine:
     def _configure(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         try:
-            # WAL lets the API read while a backup job writes; the busy timeout
-            # makes concurrent writers wait for each other instead of failing.
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
+            # The busy timeout makes concurrent writers wait for each other
+            # instead of failing; it comes first so that switching to WAL (which
+            # lets the API read while a backup job writes) waits too when two
+            # processes open a fresh database at once.
             cursor.execute("PRAGMA busy_timeout=30000")
+            _switch_to_wal(cursor)
+            cursor.execute("PRAGMA foreign_keys=ON")
         finally:
             cursor.close()
 
     return engine
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    # Changing the journal mode needs an exclusive lock and SQLite may answer
+    # "database is locked" at once, without its busy handler, while another
+    # connection holds the file; a short retry loop covers that start-up race.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def alembic_config(connection: Connection) -> Config:
