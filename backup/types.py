@@ -111,6 +111,8 @@ class Snapshot:
     image_id: str = ""
     error: str | None = None
     pinned: bool = False
+    runner: str | None = None
+    """Which process writes a running snapshot (``host:pid:start``); not shown to users."""
 
     def with_changes(self, **changes: Any) -> Snapshot:
         return replace(self, **changes)

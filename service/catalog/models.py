@@ -94,6 +94,9 @@ class SnapshotRow(Base):
     image_id: Mapped[str] = mapped_column(String(128), nullable=False)
     error: Mapped[str | None] = mapped_column(Text)
     pinned: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    # "host:pid:start-time" of the process writing a running snapshot, so a
+    # restarted daemon can tell its own interrupted runs from live ones.
+    runner: Mapped[str | None] = mapped_column(String(255))
 
 
 class JobRow(Base):

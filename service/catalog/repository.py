@@ -251,6 +251,7 @@ def _snapshot_values(s: Snapshot) -> dict[str, Any]:
         "image_id": s.image_id,
         "error": s.error,
         "pinned": s.pinned,
+        "runner": s.runner,
     }
 
 
@@ -271,6 +272,7 @@ def _snapshot(row: SnapshotRow) -> Snapshot:
         image_id=row.image_id,
         error=row.error,
         pinned=row.pinned,
+        runner=row.runner,
     )
 
 

@@ -58,7 +58,7 @@ def test_up_down_up(engine: Engine) -> None:
 
     upgrade_to_head(engine)
     assert table_names(engine) == TABLES
-    assert current_revision(engine) == head_revision(engine) == "0001"
+    assert current_revision(engine) == head_revision(engine) == "0002"
 
     downgrade_to_base(engine)
     assert table_names(engine) == set()
@@ -85,7 +85,7 @@ def test_up_down_up(engine: Engine) -> None:
 def test_upgrade_is_idempotent(engine: Engine) -> None:
     upgrade_to_head(engine)
     upgrade_to_head(engine)
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0002"
 
 
 def test_models_match_migrations(engine: Engine) -> None:
@@ -135,7 +135,7 @@ def test_concurrent_open_catalog_on_fresh_database(db_url: str) -> None:
     try:
         assert errors == []
         assert len(opened) == 4
-        assert current_revision(opened[0].engine) == "0001"
+        assert current_revision(opened[0].engine) == "0002"
     finally:
         for catalog in opened:
             catalog.close()
@@ -180,7 +180,29 @@ def test_concurrent_open_catalog_from_processes(db_url: str, tmp_path: Path) -> 
     assert failures == []
     engine = make_engine(db_url)
     try:
-        assert current_revision(engine) == "0001"
+        assert current_revision(engine) == "0002"
         assert table_names(engine) == TABLES
     finally:
         engine.dispose()
+
+
+def test_upgrade_from_0001_keeps_existing_snapshots(engine: Engine) -> None:
+    from alembic import command
+
+    from service.catalog.models import SnapshotRow
+
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "0001")
+        # Written through the model's column types (minus the new column), as
+        # a 0001-era Holdfast would have stored it.
+        connection.execute(SnapshotRow.__table__.insert().values(
+            id="old", instance="i", engine="postgres", target="local", status="complete",
+            created_at=datetime(2024, 1, 1, tzinfo=UTC), data_key="i/old/data.hfa.zst",
+            image="postgres:15", image_id="sha256:1", pinned=False,
+        ))
+    upgrade_to_head(engine)
+    kept = Catalog(engine).get_snapshot("old")
+    assert kept is not None
+    assert (kept.status, kept.data_key, kept.runner) == (SnapshotStatus.COMPLETE,
+                                                         "i/old/data.hfa.zst", None)
+    assert kept.created_at == datetime(2024, 1, 1, tzinfo=UTC)
