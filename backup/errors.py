@@ -63,6 +63,12 @@ class SnapshotNotRestorable(Conflict):
     """The snapshot exists but is not complete, so it cannot be restored."""
 
 
+class Cancelled(HoldfastError):
+    """The run was stopped on purpose (shutdown after the grace period)."""
+
+    retryable = True
+
+
 # --- the Docker side ----------------------------------------------------------
 
 

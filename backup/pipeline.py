@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from backup.engines.base import Engine
@@ -19,7 +19,7 @@ from backup.errors import HoldfastError, InvalidName, ObjectNotFound
 from backup.labels import NAME_PATTERN
 from backup.ports import ContainerExec
 from backup.storage.base import Storage
-from backup.streams import Meter, ProgressCallback, compress
+from backup.streams import Meter, ProgressCallback, compress, interruptible
 from backup.types import DatabaseContainer, Manifest, public_env, secret_env_names, utcnow
 
 logger = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ def take_snapshot(
     storage: Storage,
     databases: Sequence[str] = (),
     progress: ProgressCallback | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> Manifest:
     """Dump ``container`` to ``storage`` and return the manifest written beside it.
 
@@ -69,7 +70,8 @@ def take_snapshot(
     raw = Meter()
     stored = Meter(progress)
     key = data_key(instance, snapshot_id)
-    info = storage.put(key, stored.measure(compress(raw.measure(dump.chunks))))
+    chunks = interruptible(raw.measure(dump.chunks), cancelled)
+    info = storage.put(key, stored.measure(compress(chunks)))
     manifest = Manifest(
         snapshot_id=snapshot_id,
         instance=instance,

@@ -112,7 +112,7 @@ def plan_retention(
     _check_one_instance(ordered)
 
     complete = [snap for snap in ordered if snap.status is SnapshotStatus.COMPLETE]
-    candidates = [snap for snap in complete if not snap.pinned]
+    candidates = list(complete)
     reasons: dict[str, list[str]] = {snap.id: [REASON_PINNED] for snap in complete if snap.pinned}
     if policy.is_empty:
         for snap in candidates:

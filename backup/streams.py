@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import zstandard
 
-from backup.errors import CorruptSnapshot
+from backup.errors import Cancelled, CorruptSnapshot
 
 CHUNK_SIZE = 1024 * 1024
 ZSTD_LEVEL = 3
@@ -56,6 +56,15 @@ class Meter:
             yield chunk
         if self._progress is not None:
             self._progress(self.size, self.elapsed)
+
+
+def interruptible(chunks: Iterable[bytes], cancelled: Callable[[], bool]) -> Iterator[bytes]:
+    """Pass chunks through until ``cancelled()`` turns true, then raise
+    :class:`Cancelled`; the storage target then discards its partial write."""
+    for chunk in chunks:
+        if cancelled():
+            raise Cancelled("cancelled: Holdfast is shutting down")
+        yield chunk
 
 
 def compress(chunks: Iterable[bytes], level: int = ZSTD_LEVEL) -> Iterator[bytes]:

@@ -15,6 +15,7 @@ from backup.errors import StorageMisconfigured
 from backup.storage import Storage, storage_from_url
 from service.catalog import Catalog, open_catalog
 from service.docker import DockerAdapter
+from service.runs import InstanceGate
 from service.settings import Settings
 
 
@@ -25,8 +26,8 @@ class Services:
     docker: DockerAdapter
     _targets: dict[str, Storage] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    running_backups: dict[str, str] = field(default_factory=dict)
-    """instance name -> snapshot id of the backup this process is running."""
+    gate: InstanceGate = field(default_factory=InstanceGate)
+    """One run per instance at a time in this process."""
 
     def target(self, name: str) -> Storage:
         with self._lock:

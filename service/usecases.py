@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,7 @@ from restore.planner import RestorePlan, plan_restore
 from restore.runner import restore_snapshot
 from service.bootstrap import Services
 from service.catalog import InstanceRecord
+from service.runs import AlreadyRunning, current_runner, may_be_running
 
 logger = logging.getLogger(__name__)
 _MANIFEST_LIMIT = 1024 * 1024
@@ -100,8 +101,26 @@ class InstanceView:
         }
 
 
-def _classify(svc: Services, container: DatabaseContainer) -> Instance:
-    policy = parse_labels(container.labels, container.name)
+def effective_labels(labels: Mapping[str, str],
+                     override: Mapping[str, Any] | None) -> dict[str, str]:
+    """The container's labels with an API-set policy laid over them: the
+    catalog's override wins, field by field."""
+    merged = dict(labels)
+    for key, value in (override or {}).items():
+        if value is not None:
+            merged[PREFIX + key] = str(value)
+    return merged
+
+
+def classify(svc: Services, container: DatabaseContainer) -> Instance | None:
+    """An opted-in container as an instance (policy, engine, errors); None if it
+    has not opted in. Probes binaries only when the image name says nothing."""
+    if parse_bool(container.labels.get(PREFIX + "enable", "")) is not True:
+        return None  # holdfast.enable=false or absent: ignored, not even probed
+    name = parse_labels(container.labels, container.name).name
+    record = svc.catalog.get_instance(name)
+    labels = effective_labels(container.labels, record.policy_override if record else None)
+    policy = parse_labels(labels, container.name)
     errors = list(policy.errors)
     engine = detect_engine(container.image, policy.engine)
     if engine is None and container.running:
@@ -116,21 +135,22 @@ def _classify(svc: Services, container: DatabaseContainer) -> Instance:
     return Instance(policy=policy, container=container, engine=engine, errors=tuple(errors))
 
 
-def discover(svc: Services) -> list[Instance]:
-    """Live view of every opted-in container, one per instance name, recorded
-    in the catalog. A running container wins over stopped ones of the same name."""
+def choose_instances(candidates: Iterable[Instance]) -> list[Instance]:
+    """One instance per name: a running container wins over stopped ones that
+    claim the same name (an old container left behind by a re-creation)."""
     chosen: dict[str, Instance] = {}
-    for container in svc.docker.labelled_containers(include_stopped=True):
-        if parse_bool(container.labels.get(PREFIX + "enable", "")) is not True:
-            continue  # holdfast.enable=false: opted out, not even probed
-        instance = _classify(svc, container)
+    for instance in candidates:
         previous = chosen.get(instance.name)
-        if previous is None or (container.running and not _running(previous)):
+        if previous is None or (_running(instance) and not _running(previous)):
             chosen[instance.name] = instance
+    return sorted(chosen.values(), key=lambda i: i.name)
+
+
+def record_instances(svc: Services, instances: Iterable[Instance]) -> None:
     now = utcnow()
-    for instance in chosen.values():
-        existing = svc.catalog.get_instance(instance.name)
+    for instance in instances:
         assert instance.container is not None
+        existing = svc.catalog.get_instance(instance.name)
         svc.catalog.upsert_instance(InstanceRecord(
             name=instance.name,
             engine=instance.engine,
@@ -143,7 +163,15 @@ def discover(svc: Services) -> list[Instance]:
             last_seen=now,
             policy_override=existing.policy_override if existing else None,
         ))
-    return sorted(chosen.values(), key=lambda i: i.name)
+
+
+def discover(svc: Services) -> list[Instance]:
+    """Live view of every opted-in container, one per instance name, recorded
+    in the catalog."""
+    candidates = (classify(svc, c) for c in svc.docker.labelled_containers(include_stopped=True))
+    instances = choose_instances(c for c in candidates if c is not None)
+    record_instances(svc, instances)
+    return instances
 
 
 def _running(instance: Instance) -> bool:
@@ -228,54 +256,70 @@ def prepare_backup(svc: Services, name: str, target: str | None = None) -> Backu
                          databases=instance.policy.databases)
 
 
+def running_elsewhere(svc: Services, instance: str) -> Snapshot | None:
+    """A snapshot of ``instance`` another live process is writing right now."""
+    for snapshot in svc.catalog.list_snapshots(instance=instance, status=SnapshotStatus.RUNNING):
+        if snapshot.runner != current_runner() and may_be_running(snapshot.runner):
+            return snapshot
+    return None
+
+
 def execute_backup(svc: Services, request: BackupRequest,
-                   progress: ProgressCallback | None = None) -> Snapshot:
+                   progress: ProgressCallback | None = None, *,
+                   holder: str | None = None,
+                   cancelled: Callable[[], bool] = lambda: False) -> Snapshot:
     """Take the snapshot. The catalog shows it ``running`` while it runs and
-    ``complete`` or ``failed`` (with the reason) after; a failure re-raises."""
+    ``complete`` or ``failed`` (with the reason) after; a failure re-raises.
+
+    ``holder`` is who already claimed the instance in ``svc.gate`` (a job);
+    without one, the run claims it itself. Raises :class:`AlreadyRunning` if
+    another run of the instance is in progress, here or in another process.
+    """
     created = utcnow()
     snapshot_id = new_snapshot_id(created)
-    with svc._lock:
-        running = svc.running_backups.get(request.instance)
-        if running is not None:
-            raise Conflict(f"a backup of {request.instance} is already running ({running})")
-        svc.running_backups[request.instance] = snapshot_id
+    owned = holder is None
+    if owned:
+        svc.gate.claim(request.instance, snapshot_id)
     try:
+        other = running_elsewhere(svc, request.instance)
+        if other is not None:
+            raise AlreadyRunning(request.instance, f"snapshot {other.id}")
         snapshot = Snapshot(
             id=snapshot_id, instance=request.instance, engine=request.engine.name,
             target=request.storage.name, status=SnapshotStatus.RUNNING, created_at=created,
             data_key=data_key(request.instance, snapshot_id), image=request.container.image,
-            image_id=request.container.image_id,
+            image_id=request.container.image_id, runner=current_runner(),
         )
         svc.catalog.add_snapshot(snapshot)
-        logger.info("backup of %s started as %s", request.instance, snapshot_id,
-                    extra={"instance": request.instance, "snapshot": snapshot_id})
+        context = {"instance": request.instance, "snapshot": snapshot_id}
+        logger.info("backup of %s started as %s", request.instance, snapshot_id, extra=context)
         try:
             manifest = take_snapshot(
                 snapshot_id=snapshot_id, instance=request.instance, created_at=created,
                 container=request.container, engine=request.engine, runner=svc.docker,
                 storage=request.storage, databases=request.databases, progress=progress,
+                cancelled=cancelled,
             )
         except BaseException as exc:
             reason = str(exc) or type(exc).__name__
             svc.catalog.save_snapshot(snapshot.with_changes(
-                status=SnapshotStatus.FAILED, finished_at=utcnow(), error=reason))
+                status=SnapshotStatus.FAILED, finished_at=utcnow(), error=reason, runner=None))
             # Reported by whoever called us (CLI line, job record); logging it as an
             # error here too would print the same failure twice.
-            logger.info("backup of %s failed: %s", request.instance, reason,
-                        extra={"instance": request.instance, "snapshot": snapshot_id})
+            logger.info("backup of %s failed: %s", request.instance, reason, extra=context)
             raise
         snapshot = snapshot.with_changes(
             status=SnapshotStatus.COMPLETE, finished_at=manifest.finished_at,
             size_bytes=manifest.size_bytes, raw_bytes=manifest.raw_bytes, sha256=manifest.sha256,
+            runner=None,
         )
         svc.catalog.save_snapshot(snapshot)
         logger.info("backup of %s complete: %s, %d bytes", request.instance, snapshot_id,
-                    manifest.size_bytes,
-                    extra={"instance": request.instance, "snapshot": snapshot_id})
+                    manifest.size_bytes, extra=context)
         return snapshot
     finally:
-        with svc._lock:
-            svc.running_backups.pop(request.instance, None)
+        if owned:
+            svc.gate.release(request.instance, snapshot_id)
 
 
 def run_backup(svc: Services, name: str, target: str | None = None,
@@ -302,7 +346,7 @@ def get_snapshot(svc: Services, snapshot_id: str) -> Snapshot:
 def delete_snapshot(svc: Services, snapshot_id: str) -> Snapshot:
     snapshot = get_snapshot(svc, snapshot_id)
     if snapshot.status == SnapshotStatus.RUNNING and \
-            svc.running_backups.get(snapshot.instance) == snapshot.id:
+            may_be_running(snapshot.runner):
         raise Conflict(f"snapshot {snapshot_id} is still being written; wait for it to finish")
     delete_snapshot_objects(svc.target(snapshot.target), snapshot.instance, snapshot.id)
     svc.catalog.delete_snapshot(snapshot.id)

@@ -1,0 +1,89 @@
+"""Who runs what: process identity for running snapshots, and the per-instance gate.
+
+A running snapshot records the process writing it (``host:pid:start``, the
+start time taken from ``/proc`` so a recycled pid is not mistaken for the
+original). A restarted daemon uses that to tell its own interrupted runs from
+runs a live CLI process is still writing. The :class:`InstanceGate` makes sure
+one instance never has two runs at once within a process.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from pathlib import Path
+
+from backup.errors import Conflict
+
+
+def _start_ticks(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 22 (starttime); the command name in field 2 may contain spaces,
+    # so split after its closing parenthesis.
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def current_runner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_ticks(os.getpid()) or '?'}"
+
+
+def runner_alive(runner: str | None) -> bool | None:
+    """True/False for a runner on this host; None when it cannot be known
+    (another host sharing the catalog, or no runner recorded)."""
+    if not runner:
+        return None
+    host, _, rest = runner.partition(":")
+    pid_text, _, ticks = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return None
+    return _start_ticks(int(pid_text)) == ticks
+
+
+def may_be_running(runner: str | None) -> bool:
+    """Whether a run recorded with ``runner`` may still be going: a live process
+    here, or a process on another host sharing the catalog (which this host
+    cannot check). A run with no runner recorded, or whose process is gone, is
+    not running."""
+    alive = runner_alive(runner)
+    return alive is True or (alive is None and bool(runner))
+
+
+class AlreadyRunning(Conflict):
+    def __init__(self, instance: str, holder: str) -> None:
+        self.instance = instance
+        self.holder = holder
+        super().__init__(f"a backup of {instance} is already running ({holder}); "
+                         "wait for it to finish")
+
+
+class InstanceGate:
+    """At most one run per instance in this process; ``holder`` names who has it
+    (a job id or a snapshot id) so a refusal can point at the running one."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders: dict[str, str] = {}
+
+    def claim(self, instance: str, holder: str) -> None:
+        with self._lock:
+            current = self._holders.get(instance)
+            if current is not None:
+                raise AlreadyRunning(instance, current)
+            self._holders[instance] = holder
+
+    def release(self, instance: str, holder: str) -> None:
+        with self._lock:
+            if self._holders.get(instance) == holder:
+                del self._holders[instance]
+
+    def holder(self, instance: str) -> str | None:
+        with self._lock:
+            return self._holders.get(instance)
+
+    def running(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._holders)
