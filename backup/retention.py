@@ -55,8 +55,9 @@ class RetentionPolicy:
         """Build from ``parse_retention``'s output (``{"daily": 7, ...}``). Raises ValueError."""
         unknown = sorted(set(mapping) - set(KINDS))
         if unknown:
-            raise ValueError(f"unknown retention rule(s) {', '.join(unknown)}; "
-                             f"use {', '.join(KINDS)}")
+            raise ValueError(
+                f"unknown retention rule(s) {', '.join(unknown)}; use {', '.join(KINDS)}"
+            )
         return cls(**{kind: mapping[kind] for kind in KINDS if kind in mapping})
 
     @property
@@ -112,7 +113,7 @@ def plan_retention(
     _check_one_instance(ordered)
 
     complete = [snap for snap in ordered if snap.status is SnapshotStatus.COMPLETE]
-    candidates = list(complete)
+    candidates = [snap for snap in complete if not snap.pinned]
     reasons: dict[str, list[str]] = {snap.id: [REASON_PINNED] for snap in complete if snap.pinned}
     if policy.is_empty:
         for snap in candidates:
