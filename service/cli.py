@@ -15,13 +15,14 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
 
 from backup import errors
-from backup.types import Snapshot
+from backup.types import Snapshot, utcnow
 from service import usecases
 from service.bootstrap import Services, bootstrap
 from service.logs import configure_logging
@@ -158,18 +159,34 @@ def serve(
 @app.command()
 def instances(as_json: JsonFlag = False) -> None:
     """List discovered instances: name, container, engine, schedule, target, last snapshot."""
+    from service.scheduler import estimate_next_run
+
     with _services() as services:
-        views = usecases.list_instances(services)
+        def next_run(name: str, schedule: str | None) -> datetime | None:
+            latest = services.catalog.latest_snapshot(name)
+            return estimate_next_run(schedule, latest.created_at if latest else None, utcnow())
+
+        views = usecases.list_instances(services, next_run)
     if as_json:
         _print_json([view.to_json() for view in views])
         return
     if not views:
         typer.echo("no instances: label a container holdfast.enable=true")
         return
-    _table([[v.name, v.container or "-", v.status, v.engine or "?", v.schedule or "-", v.target,
-             (v.last_snapshot or {}).get("id", "-"), "; ".join(v.errors) or ""] for v in views],
-           ["NAME", "CONTAINER", "STATUS", "ENGINE", "SCHEDULE", "TARGET", "LAST SNAPSHOT",
-            "ERRORS"])
+    _table([[v.name, v.container or "-", v.status, v.engine or "?", v.schedule or "-",
+             _retention_text(v.retention), v.target,
+             v.next_run.strftime("%Y-%m-%d %H:%M:%SZ") if v.next_run else "-",
+             _last_text(v.last_snapshot), "; ".join(v.errors) or ""] for v in views],
+           ["NAME", "CONTAINER", "STATUS", "ENGINE", "SCHEDULE", "RETENTION", "TARGET",
+            "NEXT RUN", "LAST SNAPSHOT", "ERRORS"])
+
+
+def _retention_text(retention: dict[str, int]) -> str:
+    return ",".join(f"{key}={value}" for key, value in retention.items()) or "all"
+
+
+def _last_text(last: dict[str, Any] | None) -> str:
+    return f"{last['id']} ({last['status']})" if last else "-"
 
 
 @app.command()
@@ -182,7 +199,8 @@ def backup(
     with _services() as services:
         request = usecases.prepare_backup(services, instance, target)
         try:
-            snapshot = usecases.execute_backup(services, request, _progress(f"backup {instance}"))
+            snapshot, pruned = usecases.backup_then_prune(
+                services, request, _progress(f"backup {instance}"))
         finally:
             _end_progress()
     if as_json:
@@ -190,7 +208,7 @@ def backup(
     else:
         typer.echo(f"snapshot {snapshot.id} complete: {_human_bytes(snapshot.size_bytes)} "
                    f"({_human_bytes(snapshot.raw_bytes)} before compression) in target "
-                   f"{snapshot.target}")
+                   f"{snapshot.target}" + (f"; retention removed {len(pruned)}" if pruned else ""))
 
 
 @app.command()
@@ -252,6 +270,26 @@ def delete(
         _print_json(snapshot.to_json())
     else:
         typer.echo(f"deleted snapshot {snapshot.id}")
+
+
+@app.command()
+def prune(
+    instance: Annotated[str | None, typer.Argument(help="Only this instance.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would go.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Apply retention (restic forget semantics): failed snapshots and those the
+    policy does not keep are deleted; the newest complete and pinned ones never are."""
+    with _services() as services:
+        results = usecases.prune(services, instance, dry_run=dry_run)
+    if as_json:
+        _print_json([result.to_json() for result in results])
+        return
+    verb = "would forget" if dry_run else "forgot"
+    for result in results:
+        typer.echo(f"{result.instance}: keeping {len(result.kept)}, {verb} "
+                   f"{len(result.forgotten)}" + (f": {', '.join(result.forgotten)}"
+                                                 if result.forgotten else ""))
 
 
 @catalog_app.command("rebuild")

@@ -1,7 +1,12 @@
-"""``holdfast serve``: the long-running process behind the HTTP API.
+"""``holdfast serve``: the long-running process ops leave on for months.
 
-Builds the services once, starts the job runner and serves the FastAPI app with
-uvicorn. Discovery, scheduling and crash recovery join here as the daemon grows.
+Start-up order matters: the catalog is migrated (in bootstrap), interrupted
+runs are recovered before anything new starts, then the job runner, the
+scheduler and live discovery come up, and finally the HTTP API. On SIGTERM or
+SIGINT uvicorn stops serving; then discovery and the scheduler stop, queued
+jobs are cancelled, and running snapshots get ``HOLDFAST_SHUTDOWN_GRACE``
+seconds to finish before they are cancelled cleanly (partial data discarded,
+snapshot marked failed).
 """
 
 from __future__ import annotations
@@ -12,8 +17,12 @@ import uvicorn
 
 from service.api import create_app
 from service.bootstrap import bootstrap
+from service.discovery import Discovery
 from service.jobs import JobRunner
 from service.logs import configure_logging
+from service.metrics import Metrics
+from service.recovery import recover
+from service.scheduler import Scheduler
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -22,13 +31,31 @@ logger = logging.getLogger(__name__)
 def run_daemon(settings: Settings, host: str | None = None, port: int | None = None) -> None:
     configure_logging(settings.log_level, settings.log_format)
     services = bootstrap(settings)
-    jobs = JobRunner(services.catalog, settings.job_workers)
-    app = create_app(services, jobs)
+    report = recover(services)
+    if report.interrupted or report.broken or report.discarded:
+        logger.warning("recovered at start-up: %d interrupted run(s) marked failed, %d snapshot(s) "
+                       "with missing data marked failed, %d incomplete object(s) discarded",
+                       len(report.interrupted), len(report.broken), report.discarded)
+    metrics = Metrics()
+    metrics.seed(services.catalog.list_snapshots())
+    jobs = JobRunner(services, settings.job_workers, metrics)
+    scheduler = Scheduler(services, jobs)
+    discovery = Discovery(services, lambda instances, catch_up: scheduler.sync(
+        instances, catch_up=catch_up))
+    app = create_app(services, jobs, scheduler=scheduler, metrics=metrics,
+                     refresh=discovery.refresh)
     bind_host, bind_port = host or settings.api_host, port or settings.api_port
+    scheduler.start()
+    discovery.start()
     logger.info("holdfast serving on http://%s:%d (data in %s)", bind_host, bind_port,
                 settings.data_dir)
     try:
         uvicorn.run(app, host=bind_host, port=bind_port, log_config=None, access_log=False)
     finally:
-        jobs.shutdown(wait=True)
+        logger.info("shutting down: no new work; running jobs get %.0fs",
+                    settings.shutdown_grace)
+        discovery.stop()
+        scheduler.shutdown()
+        jobs.shutdown(grace=settings.shutdown_grace)
         services.close()
+        logger.info("stopped")

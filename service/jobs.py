@@ -1,22 +1,34 @@
-"""Background jobs: backups and restores the API accepts with 202 and runs later.
+"""Background jobs: the backups and restores the API and the scheduler start.
 
-A small thread pool (``HOLDFAST_JOB_WORKERS``, default 2) bounds how many run at
-once; the rest queue. Each job's life (queued, running, succeeded or failed,
-with its result or one-line error) is recorded in the catalog, so ``GET
-/v1/jobs/{id}`` works from any process reading the same catalog.
+A small thread pool bounds how many run at once (``HOLDFAST_JOB_WORKERS``,
+default 2); the rest wait as ``queued``. Each job's life (queued, running,
+succeeded or failed, with its result or one-line error) is recorded in the
+catalog, so ``GET /v1/jobs/{id}`` works from any process reading it.
+
+A backup job claims its instance in the services' gate when it is submitted,
+so a second request for the same instance is refused at once with the running
+job's id, whether it came from the API or the scheduler. On shutdown the runner
+stops taking work, lets running jobs finish for a grace period, then cancels
+them: their streams stop, their partial objects are discarded and their
+snapshots are marked failed.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import Any
 
-from backup.types import utcnow
-from service.catalog import Catalog, JobRecord, JobStatus
+from backup.errors import Cancelled, HoldfastError
+from backup.types import SnapshotStatus, utcnow
+from service import usecases
+from service.bootstrap import Services
+from service.catalog import JobRecord, JobStatus
+from service.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -27,35 +39,137 @@ def new_job_id() -> str:
     return f"job-{utcnow().strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}"
 
 
+class ShuttingDown(HoldfastError):
+    retryable = True
+
+
 class JobRunner:
-    def __init__(self, catalog: Catalog, workers: int) -> None:
-        self._catalog = catalog
+    def __init__(self, services: Services, workers: int, metrics: Metrics | None = None) -> None:
+        self._services = services
+        self._catalog = services.catalog
+        self._metrics = metrics or Metrics()
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers),
                                         thread_name_prefix="holdfast-job")
+        self._futures: dict[str, Future[None]] = {}
+        self._lock = threading.Lock()
+        self._closing = False
+        self.cancel = threading.Event()
+
+    # --- submitting --------------------------------------------------------------
 
     def submit(self, kind: str, work: JobWork, *, instance: str | None = None,
-               snapshot_id: str | None = None) -> JobRecord:
-        job = JobRecord(id=new_job_id(), kind=kind, status=JobStatus.QUEUED,
+               snapshot_id: str | None = None, job_id: str | None = None,
+               on_exit: Callable[[], None] | None = None) -> JobRecord:
+        if self._closing:
+            raise ShuttingDown("Holdfast is shutting down and takes no new work")
+        job = JobRecord(id=job_id or new_job_id(), kind=kind, status=JobStatus.QUEUED,
                         created_at=utcnow(), instance=instance, snapshot_id=snapshot_id)
         self._catalog.add_job(job)
-        self._pool.submit(self._run, job, work)
+        with self._lock:
+            self._metrics.queued_jobs.inc()
+            future = self._pool.submit(self._run, job, work, on_exit)
+            self._futures[job.id] = future
+        future.add_done_callback(lambda _: self._forget(job.id))
         return job
 
-    def _run(self, job: JobRecord, work: JobWork) -> None:
-        job = replace(job, status=JobStatus.RUNNING, started_at=utcnow())
-        self._catalog.save_job(job)
-        try:
-            result = work()
-        except Exception as exc:  # a job's failure is recorded, never lost in a thread
-            logger.error("job %s (%s) failed: %s", job.id, job.kind, exc,
-                         extra={"job": job.id, "instance": job.instance})
-            self._catalog.save_job(replace(job, status=JobStatus.FAILED, finished_at=utcnow(),
-                                           error=str(exc) or type(exc).__name__))
-            return
-        self._catalog.save_job(replace(
-            job, status=JobStatus.SUCCEEDED, finished_at=utcnow(), result=result,
-            snapshot_id=result.get("snapshot_id", result.get("id", job.snapshot_id)),
-        ))
+    def submit_backup(self, request: usecases.BackupRequest, *,
+                      trigger: str = "api") -> JobRecord:
+        """Queue a backup; raises :class:`~service.runs.AlreadyRunning` (with the
+        running job's id) if the instance already has one."""
+        job_id = new_job_id()
+        gate = self._services.gate
+        gate.claim(request.instance, job_id)
 
-    def shutdown(self, wait: bool = True) -> None:
-        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        def work() -> dict[str, Any]:
+            try:
+                snapshot, pruned = usecases.backup_then_prune(
+                    self._services, request, holder=job_id, cancelled=self.cancel.is_set)
+            except HoldfastError:
+                failed = self._catalog.latest_snapshot(request.instance)
+                if failed is not None and failed.status == SnapshotStatus.FAILED:
+                    self._metrics.observe(failed)
+                raise
+            self._metrics.observe(snapshot)
+            return {**snapshot.to_json(), "pruned": pruned}
+
+        try:
+            return self.submit("backup", work, instance=request.instance, job_id=job_id,
+                               on_exit=lambda: gate.release(request.instance, job_id))
+        except BaseException:
+            gate.release(request.instance, job_id)
+            raise
+
+    # --- running -------------------------------------------------------------------
+
+    def _run(self, job: JobRecord, work: JobWork, on_exit: Callable[[], None] | None) -> None:
+        self._metrics.queued_jobs.dec()
+        try:
+            if self.cancel.is_set():
+                self._catalog.save_job(replace(job, status=JobStatus.FAILED,
+                                               finished_at=utcnow(),
+                                               error="cancelled: Holdfast shut down first"))
+                return
+            job = replace(job, status=JobStatus.RUNNING, started_at=utcnow())
+            self._catalog.save_job(job)
+            self._metrics.running_jobs.inc()
+            try:
+                result = work()
+            except Exception as exc:  # a job's failure is recorded, never lost in a thread
+                level = logging.WARNING if isinstance(exc, Cancelled) else logging.ERROR
+                logger.log(level, "job %s (%s) failed: %s", job.id, job.kind, exc,
+                           extra={"job": job.id, "instance": job.instance})
+                self._catalog.save_job(replace(job, status=JobStatus.FAILED,
+                                               finished_at=utcnow(),
+                                               error=str(exc) or type(exc).__name__))
+                return
+            finally:
+                self._metrics.running_jobs.dec()
+            self._catalog.save_job(replace(
+                job, status=JobStatus.SUCCEEDED, finished_at=utcnow(), result=result,
+                snapshot_id=result.get("snapshot_id", result.get("id", job.snapshot_id)),
+            ))
+        finally:
+            if on_exit is not None:
+                on_exit()
+
+    def _forget(self, job_id: str) -> None:
+        with self._lock:
+            self._futures.pop(job_id, None)
+
+    def running(self) -> int:
+        with self._lock:
+            return sum(1 for future in self._futures.values() if future.running())
+
+    # --- stopping -------------------------------------------------------------------
+
+    def shutdown(self, grace: float = 60.0, cancel_wait: float = 60.0) -> None:
+        """Take no new work; let running jobs finish for ``grace`` seconds, then
+        cancel them and wait up to ``cancel_wait`` for them to clean up. Jobs
+        still queued are recorded as failed (cancelled), never left queued."""
+        self._closing = True
+        with self._lock:
+            pending = list(self._futures.values())
+        # Queued jobs have not started: mark them cancelled instead of starting them.
+        self.cancel_queued()
+        _, not_done = wait(pending, timeout=grace)
+        if not_done:
+            logger.warning("%d job(s) still running after %.0fs; cancelling them",
+                           len(not_done), grace)
+            self.cancel.set()
+            wait(not_done, timeout=cancel_wait)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def cancel_queued(self) -> None:
+        with self._lock:
+            queued = [(job_id, future) for job_id, future in self._futures.items()
+                      if not future.running() and not future.done()]
+        for job_id, future in queued:
+            if future.cancel():
+                record = self._catalog.get_job(job_id)
+                if record is not None:
+                    self._catalog.save_job(replace(
+                        record, status=JobStatus.FAILED, finished_at=utcnow(),
+                        error="cancelled: Holdfast shut down before it started"))
+                    if record.instance is not None:
+                        self._services.gate.release(record.instance, job_id)
+                self._metrics.queued_jobs.dec()

@@ -38,8 +38,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     ready_timeout: float = 180.0
     """Seconds a restored container may take to accept connections."""
-    job_workers: int = 2
-    """Backups and restores the API runs at once; the rest queue."""
+    job_workers: int = Field(default=2, ge=1)
+    """Snapshots (and restores) run at once; the rest queue."""
+    shutdown_grace: float = Field(default=60.0, ge=0)
+    """Seconds running snapshots may take to finish after SIGTERM before they are cancelled."""
     targets: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("data_dir")

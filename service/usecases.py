@@ -14,6 +14,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from backup.engines import Engine, get_engine
@@ -37,6 +38,7 @@ from backup.pipeline import (
     new_snapshot_id,
     take_snapshot,
 )
+from backup.retention import RetentionPolicy, plan_retention
 from backup.storage import Storage
 from backup.streams import ProgressCallback, read_all
 from backup.types import DatabaseContainer, Manifest, Snapshot, SnapshotStatus, isoformat, utcnow
@@ -82,6 +84,8 @@ class InstanceView:
     databases: list[str]
     errors: list[str]
     last_snapshot: dict[str, Any] | None = field(default=None)
+    next_run: datetime | None = None
+    policy_source: str = "labels"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -98,6 +102,8 @@ class InstanceView:
             "databases": self.databases,
             "errors": self.errors,
             "last_snapshot": self.last_snapshot,
+            "next_run": isoformat(self.next_run),
+            "policy_source": self.policy_source,
         }
 
 
@@ -178,39 +184,72 @@ def _running(instance: Instance) -> bool:
     return instance.container is not None and instance.container.running
 
 
-def list_instances(svc: Services) -> list[InstanceView]:
-    """Discovered instances, plus catalogued ones whose container is gone."""
-    live = {instance.name: instance for instance in discover(svc)}
+NextRun = Callable[[str, str | None], datetime | None]
+"""(instance, schedule) -> when its next scheduled run is, if any."""
+
+
+def list_instances(svc: Services, next_run: NextRun | None = None,
+                   instances: list[Instance] | None = None) -> list[InstanceView]:
+    """Discovered instances (live, or ``instances`` if the caller already has
+    them), plus catalogued ones whose container is gone."""
+    live = {i.name: i for i in (discover(svc) if instances is None else instances)}
     views = []
     for name in sorted(set(live) | {record.name for record in svc.catalog.list_instances()}):
         latest = svc.catalog.latest_snapshot(name)
         last = None if latest is None else {
             "id": latest.id, "status": str(latest.status),
-            "created_at": isoformat(latest.created_at),
+            "created_at": isoformat(latest.created_at), "error": latest.error,
         }
+        record = svc.catalog.get_instance(name)
+        source = "api" if record is not None and record.policy_override else "labels"
         instance = live.get(name)
         if instance is not None and instance.container is not None:
             policy = instance.policy
+            running = instance.container.running
             views.append(InstanceView(
                 name=name, container=instance.container.name,
                 container_id=instance.container.id,
-                status="running" if instance.container.running else "stopped",
+                status="running" if running else "stopped",
                 engine=instance.engine, image=instance.container.image, enabled=True,
                 schedule=policy.schedule, retention=dict(policy.retention), target=policy.target,
                 databases=list(policy.databases), errors=list(instance.errors),
-                last_snapshot=last,
+                last_snapshot=last, policy_source=source,
+                next_run=(next_run(name, policy.schedule) if next_run and running
+                          and not instance.errors else None),
             ))
         else:
-            record = svc.catalog.get_instance(name)
             assert record is not None
-            policy = parse_labels(record.labels, record.container_name or name)
+            policy = parse_labels(effective_labels(record.labels, record.policy_override),
+                                  record.container_name or name)
             views.append(InstanceView(
                 name=name, container=None, container_id=None, status="missing",
                 engine=record.engine, image=record.image, enabled=False,
                 schedule=policy.schedule, retention=dict(policy.retention), target=policy.target,
                 databases=list(policy.databases), errors=[], last_snapshot=last,
+                policy_source=source,
             ))
     return views
+
+
+POLICY_FIELDS = ("schedule", "retention", "target", "databases")
+
+
+def set_policy(svc: Services, name: str, override: Mapping[str, str | None] | None) -> None:
+    """Store an API-set policy for ``name`` (fields: schedule, retention, target,
+    databases, in label syntax) that overrides its labels and survives restarts;
+    ``None`` or an empty mapping clears it. Refuses values that do not parse."""
+    record = svc.catalog.get_instance(name)
+    if record is None:
+        raise InstanceNotFound(f"no instance named {name!r}; 'holdfast instances' lists them")
+    cleaned = {key: value for key, value in (override or {}).items() if value is not None}
+    unknown = sorted(set(cleaned) - set(POLICY_FIELDS))
+    if unknown:
+        raise InvalidLabels(f"unknown policy field(s) {', '.join(unknown)}; "
+                            f"use {', '.join(POLICY_FIELDS)}")
+    policy = parse_labels(effective_labels(record.labels, cleaned), record.container_name or name)
+    if policy.errors:
+        raise InvalidLabels("; ".join(policy.errors))
+    svc.catalog.set_policy_override(name, cleaned or None)
 
 
 def find_instance(svc: Services, name: str) -> Instance:
@@ -237,9 +276,15 @@ class BackupRequest:
 
 def prepare_backup(svc: Services, name: str, target: str | None = None) -> BackupRequest:
     """Every check a backup can fail on bad input, before anything is written."""
-    instance = find_instance(svc, name)
-    container = instance.container
-    assert container is not None
+    return prepare_backup_for(svc, find_instance(svc, name), target)
+
+
+def prepare_backup_for(svc: Services, instance: Instance,
+                       target: str | None = None) -> BackupRequest:
+    """:func:`prepare_backup` for an instance already discovered (the scheduler's)."""
+    name = instance.name
+    assert instance.container is not None
+    container = svc.docker.inspect(instance.container.id)
     if not container.running:
         raise ContainerNotRunning(
             f"container {container.name} of instance {name} is not running; start it and retry"
@@ -322,9 +367,14 @@ def execute_backup(svc: Services, request: BackupRequest,
             svc.gate.release(request.instance, snapshot_id)
 
 
-def run_backup(svc: Services, name: str, target: str | None = None,
-               progress: ProgressCallback | None = None) -> Snapshot:
-    return execute_backup(svc, prepare_backup(svc, name, target), progress)
+def backup_then_prune(svc: Services, request: BackupRequest,
+                      progress: ProgressCallback | None = None, *,
+                      holder: str | None = None,
+                      cancelled: Callable[[], bool] = lambda: False) -> tuple[Snapshot, list[str]]:
+    """A backup followed by the instance's retention, as every entry point runs it.
+    Returns the snapshot and the ids retention removed."""
+    snapshot = execute_backup(svc, request, progress, holder=holder, cancelled=cancelled)
+    return snapshot, apply_retention(svc, request.instance)
 
 
 # --- snapshots ------------------------------------------------------------------
@@ -503,3 +553,64 @@ def execute_restore(svc: Services, request: RestoreRequest,
 def run_restore(svc: Services, snapshot_id: str, new_name: str, image: str | None = None,
                 progress: ProgressCallback | None = None) -> RestoreResult:
     return execute_restore(svc, prepare_restore(svc, snapshot_id, new_name, image), progress)
+
+
+# --- retention ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    instance: str
+    policy: dict[str, int]
+    kept: list[str]
+    forgotten: list[str]
+    dry_run: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"instance": self.instance, "policy": self.policy, "kept": self.kept,
+                "forgotten": self.forgotten, "dry_run": self.dry_run}
+
+
+def retention_policy(svc: Services, instance: str) -> RetentionPolicy:
+    """The instance's retention: its labels as last seen, under any API override."""
+    record = svc.catalog.get_instance(instance)
+    if record is None:
+        return RetentionPolicy()
+    labels = effective_labels(record.labels, record.policy_override)
+    return RetentionPolicy.from_mapping(parse_labels(labels, record.name).retention)
+
+
+def prune_instance(svc: Services, instance: str, *, dry_run: bool = False) -> PruneResult:
+    """Decide with :func:`plan_retention`, then (unless ``dry_run``) delete what it
+    forgets: each snapshot's manifest, then its data, then its catalog row."""
+    policy = retention_policy(svc, instance)
+    plan = plan_retention(svc.catalog.list_snapshots(instance=instance), policy)
+    if not dry_run:
+        for snapshot in plan.forget:
+            try:
+                delete_snapshot_objects(svc.target(snapshot.target), snapshot.instance,
+                                        snapshot.id)
+            except HoldfastError as exc:  # keep the row, so the next prune retries
+                logger.error("cannot prune %s: %s", snapshot.id, exc,
+                             extra={"instance": instance, "snapshot": snapshot.id})
+                continue
+            svc.catalog.delete_snapshot(snapshot.id)
+    return PruneResult(instance=instance, policy=policy.to_dict(),
+                       kept=[s.id for s in plan.keep], forgotten=[s.id for s in plan.forget],
+                       dry_run=dry_run)
+
+
+def apply_retention(svc: Services, instance: str) -> list[str]:
+    """Retention after a successful snapshot; returns the ids it removed."""
+    return prune_instance(svc, instance).forgotten
+
+
+def prune(svc: Services, instance: str | None = None, *,
+          dry_run: bool = False) -> list[PruneResult]:
+    if instance is not None and svc.catalog.get_instance(instance) is None \
+            and not svc.catalog.list_snapshots(instance=instance):
+        raise InstanceNotFound(f"no instance named {instance!r}; 'holdfast instances' lists them")
+    names = [instance] if instance else sorted(
+        {r.name for r in svc.catalog.list_instances()}
+        | {s.instance for s in svc.catalog.list_snapshots()})
+    return [prune_instance(svc, name, dry_run=dry_run) for name in names]

@@ -76,6 +76,12 @@ class Storage(Protocol):
         """Remove an object. Raises :class:`ObjectNotFound` if it does not exist."""
         ...
 
+    def discard_incomplete(self) -> int:
+        """Remove what interrupted ``put`` calls left behind (temporary files,
+        unfinished multipart uploads) and return how many. Only safe while no
+        ``put`` to this target is in progress anywhere."""
+        ...
+
     def check_writable(self) -> None:
         """Raise the storage error a ``put`` would meet, without storing anything
         lasting, so a backup can fail before its dump starts."""

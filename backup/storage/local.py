@@ -159,6 +159,9 @@ class LocalStorage:
                 break
             parent = parent.parent
 
+    def discard_incomplete(self) -> int:
+        return len(self.sweep_partials())
+
     def sweep_partials(self) -> builtins.list[Path]:
         """Remove temporary files left by writes that never finished (a crash)."""
         removed: builtins.list[Path] = []

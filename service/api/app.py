@@ -10,17 +10,22 @@ about HTTP. If ``HOLDFAST_API_TOKEN`` is set, every ``/v1`` route requires
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request, status
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
 from backup import errors
 from service import usecases
 from service.bootstrap import Services
 from service.catalog import JobRecord
-from service.jobs import JobRunner
+from service.jobs import JobRunner, ShuttingDown
+from service.metrics import Metrics
+from service.runs import AlreadyRunning
+from service.scheduler import Scheduler
 
 _STATUS_FOR: list[tuple[type[errors.HoldfastError], int]] = [
     (errors.NotFound, status.HTTP_404_NOT_FOUND),
@@ -29,6 +34,7 @@ _STATUS_FOR: list[tuple[type[errors.HoldfastError], int]] = [
     (errors.InvalidInput, status.HTTP_400_BAD_REQUEST),
     (errors.DockerUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
     (errors.StorageUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
+    (ShuttingDown, status.HTTP_503_SERVICE_UNAVAILABLE),
     (errors.StoragePermissionDenied, status.HTTP_503_SERVICE_UNAVAILABLE),
 ]
 
@@ -49,7 +55,27 @@ class RestoreBody(BaseModel):
     image: str | None = Field(default=None, description="image to use instead of the recorded one")
 
 
-def create_app(services: Services, jobs: JobRunner) -> FastAPI:
+class PolicyBody(BaseModel):
+    """Any subset of the labels' policy, in label syntax; given fields override the labels."""
+
+    schedule: str | None = Field(default=None, examples=["@every 6h", "0 3 * * *"])
+    retention: str | None = Field(default=None, examples=["last=3,daily=7"])
+    target: str | None = None
+    databases: str | None = Field(default=None, examples=["app,reports"])
+
+
+def create_app(
+    services: Services,
+    jobs: JobRunner,
+    *,
+    scheduler: Scheduler | None = None,
+    metrics: Metrics | None = None,
+    refresh: Callable[[], object] | None = None,
+) -> FastAPI:
+    """The API over ``services``. ``scheduler`` supplies next run times,
+    ``metrics`` the /metrics registry, and ``refresh`` re-runs discovery after a
+    policy change so the scheduler picks it up at once."""
+    metrics = metrics or Metrics()
     app = FastAPI(
         title="Holdfast",
         version="0.1.0",
@@ -58,8 +84,10 @@ def create_app(services: Services, jobs: JobRunner) -> FastAPI:
 
     @app.exception_handler(errors.HoldfastError)
     async def _holdfast_error(_: Request, exc: errors.HoldfastError) -> JSONResponse:
-        return JSONResponse(status_code=http_status_for(exc),
-                            content={"error": str(exc), "type": type(exc).__name__})
+        body: dict[str, Any] = {"error": str(exc), "type": type(exc).__name__}
+        if isinstance(exc, AlreadyRunning):
+            body["running"] = exc.holder
+        return JSONResponse(status_code=http_status_for(exc), content=body)
 
     def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
         token = services.settings.api_token
@@ -95,21 +123,48 @@ def create_app(services: Services, jobs: JobRunner) -> FastAPI:
         return JSONResponse(status_code=200 if ready else 503,
                             content={"ready": ready, "checks": checks})
 
+    @app.get("/metrics", tags=["health"])
+    def prometheus_metrics() -> Response:
+        """Prometheus metrics."""
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    def next_run(name: str, _schedule: str | None) -> Any:
+        return scheduler.next_run(name) if scheduler is not None else None
+
     @app.get("/v1/instances", tags=["instances"], dependencies=auth)
     def instances() -> list[dict[str, Any]]:
-        """Discovered instances with their policy, engine, last snapshot and errors."""
-        return [view.to_json() for view in usecases.list_instances(services)]
+        """Discovered instances: policy, next run, last snapshot and its status, errors."""
+        return [view.to_json() for view in usecases.list_instances(services, next_run)]
+
+    @app.put("/v1/instances/{name}/policy", tags=["instances"], dependencies=auth)
+    def put_policy(name: str, body: PolicyBody) -> dict[str, Any]:
+        """Set a policy that overrides the labels and survives restarts."""
+        usecases.set_policy(services, name, body.model_dump())
+        return _after_policy_change(name)
+
+    @app.delete("/v1/instances/{name}/policy", tags=["instances"], dependencies=auth)
+    def delete_policy(name: str) -> dict[str, Any]:
+        """Drop the API-set policy; the labels rule again."""
+        usecases.set_policy(services, name, None)
+        return _after_policy_change(name)
+
+    def _after_policy_change(name: str) -> dict[str, Any]:
+        if refresh is not None:
+            refresh()
+        views = [v for v in usecases.list_instances(services, next_run) if v.name == name]
+        return views[0].to_json()
+
+    @app.post("/v1/instances/{name}/prune", tags=["snapshots"], dependencies=auth)
+    def prune_instance(name: str, dry_run: bool = False) -> dict[str, Any]:
+        """Apply the instance's retention now (``dry_run`` lists what would go)."""
+        return usecases.prune(services, name, dry_run=dry_run)[0].to_json()
 
     @app.post("/v1/instances/{name}/backups", tags=["backups"], dependencies=auth,
               status_code=status.HTTP_202_ACCEPTED)
     def start_backup(name: str, body: BackupBody | None = None) -> dict[str, Any]:
         """Start a snapshot of an instance now; returns the job to poll."""
         request = usecases.prepare_backup(services, name, body.target if body else None)
-        job = jobs.submit(
-            "backup", lambda: usecases.execute_backup(services, request).to_json(),
-            instance=name,
-        )
-        return job.to_json()
+        return jobs.submit_backup(request).to_json()
 
     @app.get("/v1/snapshots", tags=["snapshots"], dependencies=auth)
     def snapshots(instance: Annotated[str | None, Query()] = None) -> list[dict[str, Any]]:

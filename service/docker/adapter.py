@@ -151,6 +151,15 @@ class DockerAdapter:
             image_env=self._image_env(data.get("Image", "")),
         )
 
+    def container_events(self) -> ContainerEvents:
+        """Follow the engine's container lifecycle events (start, die, destroy,
+        rename). Iterating blocks until an event arrives; ``close()`` from another
+        thread ends the iteration. The iterator ends or raises when the engine
+        goes away; the caller reconnects."""
+        stream = self._call(lambda: self.api.events(
+            decode=True, filters={"type": ["container"], "event": list(LIFECYCLE_EVENTS)}))
+        return ContainerEvents(stream)
+
     def binaries_present(self, container_id: str, names: Sequence[str]) -> set[str]:
         """Which of ``names`` are on the container's PATH (engine detection)."""
         script = 'for b in "$@"; do command -v "$b" >/dev/null 2>&1 && echo "$b"; done'
@@ -330,6 +339,31 @@ class DockerAdapter:
     def remove_volume(self, name: str) -> None:
         with contextlib.suppress(NotFound):
             self._call(lambda: self.api.remove_volume(name, force=True))
+
+
+LIFECYCLE_EVENTS = ("start", "die", "destroy", "rename")
+
+
+class ContainerEvents:
+    """An open event stream: yields ``(action, container_id)`` pairs."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        try:
+            for event in self._stream:
+                actor = event.get("Actor") or {}
+                container_id = actor.get("ID") or event.get("id")
+                action = str(event.get("Action") or event.get("status") or "")
+                if container_id and action in LIFECYCLE_EVENTS:
+                    yield action, container_id
+        except (requests.exceptions.RequestException, OSError, ValueError) as exc:
+            raise DockerUnavailable(f"the Docker event stream broke: {_short(exc)}") from exc
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._stream.close()
 
 
 def _raw_socket(sock: Any) -> socket.socket:

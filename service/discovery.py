@@ -1,0 +1,128 @@
+"""Live discovery: follow the Docker engine and keep the scheduler in step.
+
+At start, and after every reconnect, every labelled container is listed and
+classified; then the engine's container events (start, die, destroy, rename)
+are followed, and each one re-inspects just that container, so a newly
+labelled container is scheduled within a second or two and a removed one stops
+being scheduled (its history stays in the catalog). If the engine restarts or
+the stream drops, discovery retries with exponential back-off (1 s to 30 s)
+and never stops the daemon or its API.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from backup.errors import HoldfastError, NotFound
+from service import usecases
+from service.bootstrap import Services
+from service.docker.adapter import ContainerEvents
+
+logger = logging.getLogger(__name__)
+
+Sync = Callable[[list[usecases.Instance], bool], None]
+"""Receives every instance (not a delta) and whether missed runs should catch up."""
+
+
+class Discovery:
+    def __init__(self, services: Services, sync: Sync, *, max_backoff: float = 30.0) -> None:
+        self._services = services
+        self._sync = sync
+        self._max_backoff = max_backoff
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._by_container: dict[str, usecases.Instance] = {}
+        self._events: ContainerEvents | None = None
+        self._thread = threading.Thread(target=self._follow, name="holdfast-discovery",
+                                        daemon=True)
+        self.connected = threading.Event()
+        self.last_event_at: float | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        events = self._events
+        if events is not None:
+            events.close()
+        self._thread.join(timeout)
+
+    def instances(self) -> list[usecases.Instance]:
+        with self._lock:
+            return usecases.choose_instances(self._by_container.values())
+
+    def refresh(self) -> list[usecases.Instance]:
+        """List and classify every labelled container, then sync (with catch-up)."""
+        found: dict[str, usecases.Instance] = {}
+        for container in self._services.docker.labelled_containers(include_stopped=True):
+            instance = usecases.classify(self._services, container)
+            if instance is not None:
+                found[container.id] = instance
+        with self._lock:
+            self._by_container = found
+        instances = self.instances()
+        usecases.record_instances(self._services, instances)
+        self._sync(instances, True)
+        return instances
+
+    def _on_event(self, action: str, container_id: str) -> None:
+        instance: usecases.Instance | None = None
+        if action != "destroy":
+            try:
+                container = self._services.docker.inspect(container_id)
+            except NotFound:
+                container = None
+            if container is not None:
+                instance = usecases.classify(self._services, container)
+        with self._lock:
+            before = self._by_container.get(container_id)
+            if instance is None:
+                self._by_container.pop(container_id, None)
+            else:
+                self._by_container[container_id] = instance
+        if before is None and instance is None:
+            return  # a container Holdfast does not manage
+        instances = self.instances()
+        if instance is not None:
+            usecases.record_instances(
+                self._services, [i for i in instances if i.name == instance.name])
+        self._sync(instances, False)
+        self.last_event_at = time.monotonic()
+        logger.info("container %s %s; %d instance(s) now", container_id[:12], action,
+                    len(instances))
+
+    def _follow(self) -> None:
+        delay = 1.0
+        while not self._stopping.is_set():
+            try:
+                events = self._services.docker.container_events()
+                self._events = events
+                # Listing after subscribing means no change can fall between the two.
+                self.refresh()
+                self.connected.set()
+                delay = 1.0
+                for action, container_id in events:
+                    if self._stopping.is_set():
+                        break
+                    try:
+                        self._on_event(action, container_id)
+                    except HoldfastError as exc:
+                        logger.warning("could not follow %s of %s: %s", action,
+                                       container_id[:12], exc)
+                if not self._stopping.is_set():
+                    raise HoldfastError("the Docker event stream ended")
+            except Exception as exc:  # discovery must outlive any failure
+                self.connected.clear()
+                if self._stopping.is_set():
+                    break
+                logger.warning("lost the Docker engine (%s); retrying in %.0fs", exc, delay)
+                self._stopping.wait(delay)
+                delay = min(delay * 2, self._max_backoff)
+            finally:
+                if self._events is not None:
+                    self._events.close()
+                    self._events = None

@@ -1,0 +1,77 @@
+"""Start-up recovery: make the catalog and the targets agree after a crash.
+
+Run by the daemon before it takes any work. A snapshot left ``running`` by a
+process that is gone (SIGKILL, power loss) is marked ``failed`` with the reason
+and its partial objects removed; temporary files of interrupted writes are
+swept; and a ``complete`` snapshot whose data object is missing or shorter than
+recorded is marked ``failed`` too, so the catalog never promises data it cannot
+deliver.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from backup.errors import HoldfastError
+from backup.pipeline import delete_snapshot_objects
+from backup.types import SnapshotStatus, utcnow
+from service.bootstrap import Services
+from service.runs import may_be_running
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RecoveryReport:
+    interrupted: list[str] = field(default_factory=list)
+    broken: list[str] = field(default_factory=list)
+    discarded: int = 0
+
+
+def recover(svc: Services) -> RecoveryReport:
+    report = RecoveryReport()
+    busy_targets: set[str] = set()
+    for snapshot in svc.catalog.list_snapshots(status=SnapshotStatus.RUNNING):
+        if may_be_running(snapshot.runner):
+            busy_targets.add(snapshot.target)
+            continue
+        context = {"instance": snapshot.instance, "snapshot": snapshot.id}
+        try:
+            delete_snapshot_objects(svc.target(snapshot.target), snapshot.instance, snapshot.id)
+        except HoldfastError as exc:
+            logger.error("could not remove the leftovers of %s: %s", snapshot.id, exc,
+                         extra=context)
+        svc.catalog.save_snapshot(snapshot.with_changes(
+            status=SnapshotStatus.FAILED, finished_at=utcnow(), runner=None,
+            error="interrupted: the Holdfast process writing it stopped before it finished",
+        ))
+        report.interrupted.append(snapshot.id)
+        logger.warning("snapshot %s was interrupted; marked failed", snapshot.id, extra=context)
+
+    for target_name in sorted(svc.settings.targets):
+        try:
+            storage = svc.target(target_name)
+            if target_name not in busy_targets:
+                report.discarded += storage.discard_incomplete()
+            sizes = {info.key: info.size for info in storage.list()}
+        except HoldfastError as exc:
+            logger.error("target %s cannot be checked at start-up: %s", target_name, exc,
+                         extra={"target": target_name})
+            continue
+        for snapshot in svc.catalog.list_snapshots(status=SnapshotStatus.COMPLETE):
+            if snapshot.target != target_name:
+                continue
+            found = sizes.get(snapshot.data_key)
+            if found is not None and found == snapshot.size_bytes:
+                continue
+            problem = "missing" if found is None else f"{found} bytes, not {snapshot.size_bytes}"
+            delete_snapshot_objects(storage, snapshot.instance, snapshot.id)
+            svc.catalog.save_snapshot(snapshot.with_changes(
+                status=SnapshotStatus.FAILED,
+                error=f"data object {problem} in target {target_name} at start-up",
+            ))
+            report.broken.append(snapshot.id)
+            logger.error("snapshot %s: data object %s; marked failed", snapshot.id, problem,
+                         extra={"instance": snapshot.instance, "snapshot": snapshot.id})
+    return report
