@@ -91,7 +91,7 @@ def validate_schedule(text: str) -> str:
     if value in SCHEDULE_ALIASES:
         return value
     if value.startswith("@every"):
-        parse_duration(value[len("@every"):])
+        parse_duration(value[len("@every"):].strip())
         return value
     if value.startswith("@"):
         raise ValueError(f"unknown schedule {value!r}; use @hourly, @daily, @weekly, @monthly "

@@ -55,5 +55,5 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("urllib3", "docker", "botocore", "boto3", "s3transfer"):
+    for noisy in ("urllib3", "docker", "botocore", "boto3", "s3transfer", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
