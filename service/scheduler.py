@@ -42,11 +42,48 @@ _ALIASES = {
 }
 
 
+_CRON_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def weekdays_as_names(field: str) -> str:
+    """A cron weekday field (0 or 7 = Sunday) spelled with day names.
+
+    APScheduler 3 numbers weekdays from Monday = 0, and ``from_crontab`` passes
+    the numbers through, so ``0 0 * * 0`` would fire on Mondays. Names mean the
+    same to both, so every number, range and step is expanded into names.
+    """
+    if field == "*":
+        return field
+    days: list[str] = []
+    for part in field.split(","):
+        base, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if base == "*":
+            first, last = 0, 6
+        else:
+            bounds = [_weekday_number(bound) for bound in base.split("-")]
+            first, last = bounds[0], bounds[-1]
+            if not step_text and len(bounds) == 1:
+                last = first
+        for number in range(first, last + 1, step):
+            name = _CRON_WEEKDAYS[number]
+            if name not in days:
+                days.append(name)
+    return ",".join(days)
+
+
+def _weekday_number(text: str) -> int:
+    lowered = text.lower()
+    return _CRON_WEEKDAYS.index(lowered) if lowered in _CRON_WEEKDAYS else int(text)
+
+
 def trigger_for(schedule: str) -> BaseTrigger:
     """An APScheduler trigger for a validated ``holdfast.schedule`` value (UTC)."""
     if schedule.startswith("@every"):
         return IntervalTrigger(seconds=parse_duration(schedule[len("@every"):]), timezone=UTC)
-    return CronTrigger.from_crontab(_ALIASES.get(schedule, schedule), timezone=UTC)
+    minute, hour, day, month, weekday = _ALIASES.get(schedule, schedule).split()
+    return CronTrigger(minute=minute, hour=hour, day=day, month=month,
+                       day_of_week=weekdays_as_names(weekday), timezone=UTC)
 
 
 def is_overdue(schedule: str, last_run: datetime | None, now: datetime) -> bool:
