@@ -12,6 +12,7 @@ snapshot marked failed).
 from __future__ import annotations
 
 import logging
+import signal
 
 import uvicorn
 
@@ -49,6 +50,10 @@ def run_daemon(settings: Settings, host: str | None = None, port: int | None = N
     discovery.start()
     logger.info("holdfast serving on http://%s:%d (data in %s)", bind_host, bind_port,
                 settings.data_dir)
+    # uvicorn stops serving on SIGTERM, then re-raises the signal with the
+    # handler that was installed before it; with the default one the process
+    # would die there, skipping the graceful shutdown below.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     try:
         uvicorn.run(app, host=bind_host, port=bind_port, log_config=None, access_log=False)
     finally:

@@ -5,17 +5,14 @@ data compared to the source."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.e2e.conftest import Daemon
 from tests.harness.docker_fixtures import psql
 
 pytestmark = pytest.mark.docker
@@ -24,42 +21,12 @@ TOKEN = "test-token-" + os.urandom(6).hex()
 CHECKSUM = "SELECT count(*) || ' ' || md5(string_agg(i::text, '|' ORDER BY i.id)) FROM items i"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[httpx.Client]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOLDFAST_")}
-    env.update(HOLDFAST_DATA_DIR=str(tmp_path / "data"), HOLDFAST_API_TOKEN=TOKEN,
-               HOLDFAST_LOG_FORMAT="json")
-    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed in finally
-    process = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port",
-                                str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
-                          headers={"Authorization": f"Bearer {TOKEN}"})
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if client.get("/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, (tmp_path / "serve.log").read_text()
-            assert time.monotonic() < deadline, "holdfast serve did not come up"
-            time.sleep(0.2)
-        yield client
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
-        served_log = (tmp_path / "serve.log").read_text()
-        assert "s3cret-test-pw" not in served_log
+def server(daemon_factory: Callable[..., Daemon]) -> Iterator[httpx.Client]:
+    daemon = daemon_factory(HOLDFAST_API_TOKEN=TOKEN).start()
+    yield daemon.client
+    assert daemon.stop() == 0
+    assert "s3cret-test-pw" not in daemon.log()
 
 
 def wait_for_job(client: httpx.Client, job: dict[str, Any], timeout: float = 180) -> dict:
