@@ -44,7 +44,9 @@ def run_daemon(settings: Settings, host: str | None = None, port: int | None = N
     discovery = Discovery(services, lambda instances, catch_up: scheduler.sync(
         instances, catch_up=catch_up))
     app = create_app(services, jobs, scheduler=scheduler, metrics=metrics,
-                     refresh=discovery.refresh)
+                     refresh=discovery.refresh,
+                     known_instances=lambda: discovery.instances()
+                     if discovery.connected.is_set() else None)
     bind_host, bind_port = host or settings.api_host, port or settings.api_port
     scheduler.start()
     discovery.start()

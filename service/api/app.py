@@ -71,10 +71,13 @@ def create_app(
     scheduler: Scheduler | None = None,
     metrics: Metrics | None = None,
     refresh: Callable[[], object] | None = None,
+    known_instances: Callable[[], list[usecases.Instance] | None] | None = None,
 ) -> FastAPI:
     """The API over ``services``. ``scheduler`` supplies next run times,
-    ``metrics`` the /metrics registry, and ``refresh`` re-runs discovery after a
-    policy change so the scheduler picks it up at once."""
+    ``metrics`` the /metrics registry, ``refresh`` re-runs discovery after a
+    policy change so the scheduler picks it up at once, and ``known_instances``
+    gives discovery's live view (None when it is not connected), which spares
+    each listing a full pass over the Docker engine."""
     metrics = metrics or Metrics()
     app = FastAPI(
         title="Holdfast",
@@ -134,7 +137,8 @@ def create_app(
     @app.get("/v1/instances", tags=["instances"], dependencies=auth)
     def instances() -> list[dict[str, Any]]:
         """Discovered instances: policy, next run, last snapshot and its status, errors."""
-        return [view.to_json() for view in usecases.list_instances(services, next_run)]
+        known = known_instances() if known_instances is not None else None
+        return [view.to_json() for view in usecases.list_instances(services, next_run, known)]
 
     @app.put("/v1/instances/{name}/policy", tags=["instances"], dependencies=auth)
     def put_policy(name: str, body: PolicyBody) -> dict[str, Any]:
