@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Annotated, Any, NoReturn
@@ -115,7 +114,7 @@ def _progress(label: str) -> Callable[[int, float], None]:
     """A progress line on stderr: rewritten in place on a terminal, one line
     every few seconds otherwise (logs, CI)."""
     interactive = sys.stderr.isatty()
-    last_line = [time.monotonic()]
+    printed_at = [0.0]  # elapsed seconds of the last line, on the transfer's own clock
 
     def report(done: int, elapsed: float) -> None:
         rate = done / elapsed if elapsed > 0 else 0.0
@@ -123,8 +122,8 @@ def _progress(label: str) -> Callable[[int, float], None]:
         if interactive:
             sys.stderr.write("\r" + line.ljust(70))
             sys.stderr.flush()
-        elif time.monotonic() - last_line[0] >= 5:
-            last_line[0] = time.monotonic()
+        elif elapsed - printed_at[0] >= 5:
+            printed_at[0] = elapsed
             sys.stderr.write(line + "\n")
 
     return report

@@ -25,6 +25,7 @@ from backup.errors import (
     HoldfastError,
     InstanceNotFound,
     InvalidLabels,
+    NotFound,
     SnapshotNotFound,
     SnapshotNotRestorable,
     UnsupportedEngine,
@@ -253,6 +254,17 @@ def set_policy(svc: Services, name: str, override: Mapping[str, str | None] | No
 
 
 def find_instance(svc: Services, name: str) -> Instance:
+    """The instance called ``name``. Tries the container the catalog last saw
+    for it (one inspect), and only if that one is gone, stopped or renamed,
+    lists the whole engine."""
+    record = svc.catalog.get_instance(name)
+    if record is not None and record.container_id:
+        try:
+            known = classify(svc, svc.docker.inspect(record.container_id))
+        except NotFound:
+            known = None
+        if known is not None and known.name == name and _running(known):
+            return known
     for instance in discover(svc):
         if instance.name == name:
             return instance
