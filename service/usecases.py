@@ -22,6 +22,7 @@ from backup.engines.detect import BINARY_HINTS, detect_engine
 from backup.errors import (
     Conflict,
     ContainerNotRunning,
+    DockerUnavailable,
     HoldfastError,
     InstanceNotFound,
     InvalidLabels,
@@ -619,6 +620,13 @@ def apply_retention(svc: Services, instance: str) -> list[str]:
 
 def prune(svc: Services, instance: str | None = None, *,
           dry_run: bool = False) -> list[PruneResult]:
+    """Apply every instance's retention (or one's). Containers are looked at
+    first, so labels changed by re-creating a container count; with the Docker
+    engine down, the labels the catalog saw last are used."""
+    try:
+        discover(svc)
+    except DockerUnavailable as exc:
+        logger.warning("pruning with the last labels seen: %s", exc)
     if instance is not None and svc.catalog.get_instance(instance) is None \
             and not svc.catalog.list_snapshots(instance=instance):
         raise InstanceNotFound(f"no instance named {instance!r}; 'holdfast instances' lists them")
