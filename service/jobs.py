@@ -156,7 +156,13 @@ class JobRunner:
             logger.warning("%d job(s) still running after %.0fs; cancelling them",
                            len(not_done), grace)
             self.cancel.set()
-            wait(not_done, timeout=cancel_wait)
+            _, not_done = wait(not_done, timeout=min(5.0, cancel_wait))
+            if not_done:
+                # Cancellation is seen between chunks; a dump stalled inside the
+                # database (waiting on a lock) sends none, so cut its connection.
+                cut = self._services.docker.abort_streams()
+                logger.warning("cut %d stalled exec stream(s)", cut)
+                wait(not_done, timeout=cancel_wait)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def cancel_queued(self) -> None:

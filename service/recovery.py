@@ -11,12 +11,13 @@ deliver.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from backup.errors import HoldfastError
 from backup.pipeline import delete_snapshot_objects
 from backup.types import SnapshotStatus, utcnow
 from service.bootstrap import Services
+from service.catalog import JobStatus
 from service.runs import may_be_running
 
 logger = logging.getLogger(__name__)
@@ -27,10 +28,19 @@ class RecoveryReport:
     interrupted: list[str] = field(default_factory=list)
     broken: list[str] = field(default_factory=list)
     discarded: int = 0
+    jobs: list[str] = field(default_factory=list)
 
 
 def recover(svc: Services) -> RecoveryReport:
     report = RecoveryReport()
+    # Jobs live only in the daemon that accepted them, and one daemon runs per
+    # catalog: any job still queued or running was the previous daemon's.
+    for job in svc.catalog.list_jobs(limit=100_000,
+                                     statuses=(JobStatus.QUEUED, JobStatus.RUNNING)):
+        svc.catalog.save_job(replace(
+            job, status=JobStatus.FAILED, finished_at=utcnow(),
+            error="interrupted: the Holdfast daemon stopped before the job finished"))
+        report.jobs.append(job.id)
     busy_targets: set[str] = set()
     for snapshot in svc.catalog.list_snapshots(status=SnapshotStatus.RUNNING):
         if may_be_running(snapshot.runner):

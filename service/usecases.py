@@ -20,6 +20,7 @@ from typing import Any
 from backup.engines import Engine, get_engine
 from backup.engines.detect import BINARY_HINTS, detect_engine
 from backup.errors import (
+    Cancelled,
     Conflict,
     ContainerNotRunning,
     DockerUnavailable,
@@ -360,6 +361,8 @@ def execute_backup(svc: Services, request: BackupRequest,
             )
         except BaseException as exc:
             reason = str(exc) or type(exc).__name__
+            if cancelled() and not isinstance(exc, Cancelled):
+                reason = f"cancelled: Holdfast is shutting down ({reason})"
             svc.catalog.save_snapshot(snapshot.with_changes(
                 status=SnapshotStatus.FAILED, finished_at=utcnow(), error=reason, runner=None))
             # Reported by whoever called us (CLI line, job record); logging it as an

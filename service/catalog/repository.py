@@ -9,7 +9,7 @@ deletes) so SQLite never has to upgrade a read lock to a write lock mid-way.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -161,9 +161,12 @@ class Catalog:
             row = session.get(JobRow, id)
             return None if row is None else _job_record(row)
 
-    def list_jobs(self, limit: int = 100) -> list[JobRecord]:
-        """The ``limit`` newest jobs, newest first."""
+    def list_jobs(self, limit: int = 100,
+                  statuses: Iterable[JobStatus] | None = None) -> list[JobRecord]:
+        """The ``limit`` newest jobs (of the given statuses), newest first."""
         query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)
+        if statuses is not None:
+            query = query.where(JobRow.status.in_([str(status) for status in statuses]))
         with self._session() as session:
             return [_job_record(row) for row in session.scalars(query)]
 

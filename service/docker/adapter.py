@@ -67,6 +67,8 @@ class DockerAdapter:
         self._factory = factory or (lambda: docker.from_env(timeout=timeout))
         self._client: docker.DockerClient | None = None
         self._lock = threading.Lock()
+        self._open_execs: set[Any] = set()
+        self._aborted: set[int] = set()
 
     # --- connection and error translation ------------------------------------
 
@@ -176,7 +178,31 @@ class DockerAdapter:
                 environment=dict(env or {}), user=user or "", tty=False,
             )
             return created["Id"], self.api.exec_start(created["Id"], socket=True)
-        return self._call(start)
+        exec_id, sock = self._call(start)
+        with self._lock:
+            self._open_execs.add(sock)
+        return exec_id, sock
+
+    def _release(self, sock: Any) -> bool:
+        """Close an exec connection; True if :meth:`abort_streams` had cut it."""
+        with self._lock:
+            self._open_execs.discard(sock)
+            aborted = id(sock) in self._aborted
+            self._aborted.discard(id(sock))
+        _close(sock)
+        return aborted
+
+    def abort_streams(self) -> int:
+        """Cut every exec connection in flight, from any thread. A reader
+        blocked on a stalled process (a dump waiting on a lock) wakes with an
+        error instead of waiting forever; used when shutdown cancels runs."""
+        with self._lock:
+            open_now = list(self._open_execs)
+            self._aborted.update(id(sock) for sock in open_now)
+        for sock in open_now:
+            with contextlib.suppress(OSError, AttributeError):
+                _raw_socket(sock).shutdown(socket.SHUT_RDWR)
+        return len(open_now)
 
     def _exit_code(self, exec_id: str, argv0: str, stderr_tail: str) -> int:
         # The stream can end a moment before the engine records the exit.
@@ -210,8 +236,10 @@ class DockerAdapter:
             except OSError as exc:
                 raise ExecFailed(argv[0], None, f"connection to Docker broke: {exc}") from exc
         finally:
-            _close(sock)
+            aborted = self._release(sock)
         tail = b"".join(stderr).decode(errors="replace")
+        if aborted:  # the process may be stalled still; do not wait for its exit
+            raise ExecFailed(argv[0], None, "stream cut off by Holdfast's shutdown")
         code = self._exit_code(exec_id, argv[0], tail)
         if code != 0:
             raise ExecFailed(argv[0], code, tail)
@@ -252,11 +280,13 @@ class DockerAdapter:
                     raw.shutdown(socket.SHUT_WR)
             reader.join()
         except BaseException:
-            _close(sock)
+            self._release(sock)
             reader.join(timeout=5)
             raise
-        _close(sock)
+        aborted = self._release(sock)
         tail = b"".join(stderr).decode(errors="replace")[-_STDERR_TAIL:]
+        if aborted:
+            raise ExecFailed(argv[0], None, "stream cut off by Holdfast's shutdown")
         if reader_error:
             raise ExecFailed(argv[0], None, f"connection to Docker broke: {reader_error[0]}")
         code = self._exit_code(exec_id, argv[0], tail)

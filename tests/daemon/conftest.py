@@ -1,0 +1,614 @@
+"""Helpers for crash-safety tests of ``holdfast serve``.
+
+Each test runs the daemon as a user runs it: ``python -m service.cli serve`` in
+its own process, on a free port, with an environment from which every
+``HOLDFAST_*`` variable of the test process is dropped, a data directory of
+its own, and JSON logs in a file beside it. A :class:`Daemon` is never left
+running: its fixture kills whatever is still alive at teardown.
+
+The tests judge outcomes on state, not on exit codes alone: the catalog (read
+with :class:`CatalogReader`, or ``holdfast snapshots --json``), the files of the
+``local`` target, and the daemon's own log records. A dump is caught "in
+flight" by polling ``pg_stat_activity`` for pg_dump's ``COPY`` of a table big
+enough (``fill_big_table``) that the copy lasts several seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import docker
+import httpx
+import pytest
+from docker.errors import APIError, DockerException, NotFound
+from docker.models.containers import Container
+
+from backup.types import Snapshot, SnapshotStatus
+from service.catalog import JobRecord, open_catalog
+from tests.harness.docker_fixtures import (
+    DEFAULT_POSTGRES_ENV,
+    DEFAULT_POSTGRES_LABELS,
+    PGDATA,
+    TEST_LABEL,
+    psql,
+    wait_for_postgres,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BASE_IMAGE = "holdfast-test/base:bookworm"
+
+# ~128 bytes of md5 text per row: 700k rows is a ~110 MB table, whose COPY by
+# pg_dump (plus zstd and sha256 in the daemon) lasts a second or two unthrottled,
+# several seconds once the container is throttled (see ``throttled``).
+BIG_ROWS = 700_000
+
+_T = TypeVar("_T")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], _T], timeout: float, what: str,
+             interval: float = 0.1) -> _T:
+    """Poll ``condition`` until it returns something truthy; return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def holdfast_env(data_dir: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HOLDFAST_")}
+    env.update(HOLDFAST_DATA_DIR=str(data_dir), HOLDFAST_LOG_FORMAT="json")
+    env.update(extra or {})
+    return env
+
+
+def holdfast_json(data_dir: Path, *args: str, extra: Mapping[str, str] | None = None) -> Any:
+    """Run ``holdfast ARGS --json`` against ``data_dir``; require success, return the JSON."""
+    proc = subprocess.run([sys.executable, "-m", "service.cli", *args, "--json"],
+                          env=holdfast_env(data_dir, extra), cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, f"holdfast {' '.join(args)} exited {proc.returncode}:\n" \
+                                 f"{proc.stdout}{proc.stderr}"
+    return json.loads(proc.stdout)
+
+
+# --- the daemon ----------------------------------------------------------------------
+
+
+class Daemon:
+    """``holdfast serve`` in a subprocess; can be started again on the same data dir."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.data_dir = workdir / "data"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self._client: httpx.Client | None = None
+        self._log: Any = None
+        self.logs: list[Path] = []
+
+    # -- life cycle --
+
+    def start(self, env: Mapping[str, str] | None = None, *, wait: bool = True) -> Daemon:
+        assert not self.alive(), "the daemon is already running"
+        self._close_client()
+        self.port = free_port()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log_path = self.workdir / f"daemon-{len(self.logs) + 1}.log"
+        self.logs.append(log_path)
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()/close()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve", "--port", str(self.port)],
+            env=holdfast_env(self.data_dir, env), cwd=REPO_ROOT,
+            stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        self._client = httpx.Client(base_url=self.url, timeout=30)
+        if wait:
+            self.wait_healthy()
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    @property
+    def client(self) -> httpx.Client:
+        assert self._client is not None, "the daemon was never started"
+        return self._client
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def _probe(self, path: str) -> int | None:
+        try:
+            return self.client.get(path, timeout=5).status_code
+        except httpx.TransportError:
+            return None
+
+    def _wait_status(self, path: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self._probe(path) != 200:
+            assert self.alive(), f"the daemon exited ({self.returncode}):\n{self.log_tail()}"
+            assert time.monotonic() < deadline, \
+                f"{path} not 200 after {timeout:.0f}s:\n{self.log_tail()}"
+            time.sleep(0.2)
+
+    def wait_healthy(self, timeout: float = 30) -> None:
+        self._wait_status("/healthz", timeout)
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        self._wait_status("/readyz", timeout)
+
+    def send_signal(self, sig: int) -> None:
+        assert self.alive(), "the daemon is not running"
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    def wait_exit(self, timeout: float) -> int:
+        assert self.process is not None
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"the daemon did not exit within {timeout:.0f}s; killed it:\n"
+                                 f"{self.log_tail()}") from None
+        self._close_log()
+        return code
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 90) -> int:
+        """Send ``sig`` and wait for the process to exit; returns its exit status."""
+        self.send_signal(sig)
+        return self.wait_exit(timeout)
+
+    def kill(self) -> int:
+        """SIGKILL (a crash); returns the exit status (-9)."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.kill()
+        code = self.process.wait(timeout=30)
+        self._close_log()
+        return code
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def close(self) -> None:
+        """Teardown: never leave a daemon running."""
+        if self.alive():
+            self.kill()
+        self._close_client()
+        self._close_log()
+
+    def _close_client(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    # -- logs --
+
+    def log_text(self) -> str:
+        return "".join(path.read_text(errors="replace") for path in self.logs if path.exists())
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def log_records(self, run: int | None = None) -> list[dict[str, Any]]:
+        """The JSON log records of every run (or of run number ``run``, from 1)."""
+        paths = self.logs if run is None else [self.logs[run - 1]]
+        records = []
+        for path in paths:
+            for line in path.read_text(errors="replace").splitlines():
+                with contextlib.suppress(ValueError):
+                    record = json.loads(line)
+                    if isinstance(record, dict):
+                        records.append(record)
+        return records
+
+    # -- API --
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.client.get(path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.client.post(path, **kwargs)
+
+    def start_backup(self, instance: str) -> dict[str, Any]:
+        response = self.post(f"/v1/instances/{instance}/backups", json={})
+        assert response.status_code == 202, response.text
+        return dict(response.json())
+
+    def wait_job(self, job_id: str, timeout: float = 180) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            response = self.get(f"/v1/jobs/{job_id}")
+            assert response.status_code == 200, response.text
+            job = response.json()
+            if job["status"] in ("succeeded", "failed"):
+                return dict(job)
+            assert self.alive(), f"the daemon exited ({self.returncode}):\n{self.log_tail()}"
+            assert time.monotonic() < deadline, f"job {job_id} still {job['status']}"
+            time.sleep(0.2)
+
+    def instance_names(self) -> set[str]:
+        response = self.get("/v1/instances")
+        assert response.status_code == 200, response.text
+        return {view["name"] for view in response.json()}
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    """A :class:`Daemon` on ``tmp_path/data``, not started; killed at teardown if alive."""
+    process = Daemon(tmp_path)
+    try:
+        yield process
+    finally:
+        process.close()
+
+
+# --- the catalog and the files of the local target ------------------------------------
+
+
+class CatalogReader:
+    """Reads the catalog a daemon writes, straight from its SQLite file."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.url = f"sqlite:///{data_dir / 'catalog.sqlite3'}"
+
+    @contextlib.contextmanager
+    def _catalog(self) -> Iterator[Any]:
+        catalog = open_catalog(self.url)
+        try:
+            yield catalog
+        finally:
+            catalog.close()
+
+    def snapshots(self, instance: str | None = None) -> list[Snapshot]:
+        with self._catalog() as catalog:
+            return list(catalog.list_snapshots(instance=instance))
+
+    def find_snapshot(self, snapshot_id: str) -> Snapshot | None:
+        with self._catalog() as catalog:
+            return catalog.get_snapshot(snapshot_id)  # type: ignore[no-any-return]
+
+    def snapshot(self, snapshot_id: str) -> Snapshot:
+        found = self.find_snapshot(snapshot_id)
+        assert found is not None, f"no snapshot {snapshot_id} in the catalog"
+        return found
+
+    def job(self, job_id: str) -> JobRecord:
+        with self._catalog() as catalog:
+            found = catalog.get_job(job_id)
+        assert found is not None, f"no job {job_id} in the catalog"
+        return found  # type: ignore[no-any-return]
+
+
+def snapshots_root(data_dir: Path) -> Path:
+    return data_dir / "snapshots"
+
+
+def partial_files(data_dir: Path, instance: str | None = None) -> list[Path]:
+    """Temporary files of unfinished writes, of one instance or of all.
+
+    Tests that check them name their instance: the daemon adopts every labelled
+    container on the shared engine, other test sessions' scheduled ones too,
+    and may be writing one of those at any moment."""
+    root = snapshots_root(data_dir)
+    if instance is not None:
+        root = root / instance
+    return sorted(root.rglob("*.partial")) if root.is_dir() else []
+
+
+def files_of(data_dir: Path, snapshot_id: str) -> list[Path]:
+    """Every file (temporary ones included) in the target that belongs to a snapshot."""
+    root = snapshots_root(data_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.rglob("*") if p.is_file()
+                  and snapshot_id in p.relative_to(root).parts)
+
+
+def data_file(data_dir: Path, snapshot: Snapshot) -> Path:
+    assert snapshot.data_key, snapshot
+    return snapshots_root(data_dir) / snapshot.data_key
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def assert_snapshot_intact(data_dir: Path, snapshot: Snapshot) -> None:
+    """A complete snapshot: its data file exists with the recorded size and sha256,
+    and its manifest agrees."""
+    assert snapshot.status == SnapshotStatus.COMPLETE, snapshot
+    path = data_file(data_dir, snapshot)
+    assert path.is_file(), f"complete snapshot {snapshot.id} has no data file {path}"
+    assert path.stat().st_size == snapshot.size_bytes, \
+        f"{snapshot.id}: {path.stat().st_size} bytes on disk, catalog says {snapshot.size_bytes}"
+    assert sha256_of(path) == snapshot.sha256, f"{snapshot.id}: sha256 differs from the catalog"
+    manifest = json.loads((path.parent / "manifest.json").read_text())
+    assert manifest["snapshot_id"] == snapshot.id
+    assert (manifest["size_bytes"], manifest["sha256"]) == (snapshot.size_bytes, snapshot.sha256)
+
+
+def assert_complete_snapshots_intact(data_dir: Path) -> list[Snapshot]:
+    """Every ``complete`` snapshot in the catalog is backed by a whole data file;
+    returns them.
+
+    A running daemon may be pruning a snapshot (of another session's scheduled
+    container with a retention label) while this looks: retention deletes the
+    files first and the catalog row after, so a snapshot whose files are gone
+    passes only if its row disappears within a few seconds too."""
+    catalog = CatalogReader(data_dir)
+    complete = [s for s in catalog.snapshots() if s.status == SnapshotStatus.COMPLETE]
+    checked = []
+    for snapshot in complete:
+        try:
+            assert_snapshot_intact(data_dir, snapshot)
+        except (AssertionError, OSError):
+            deadline = time.monotonic() + 5
+            while catalog.find_snapshot(snapshot.id) is not None:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+            continue
+        checked.append(snapshot)
+    return checked
+
+
+def assert_nothing_stored_for(data_dir: Path, snapshot: Snapshot) -> None:
+    """No data, manifest or temporary file of ``snapshot`` (nor any temporary file
+    of its instance) is left in the target."""
+    assert files_of(data_dir, snapshot.id) == [], f"files of {snapshot.id} remain"
+    assert partial_files(data_dir, snapshot.instance) == [], "temporary .partial files remain"
+    assert not data_file(data_dir, snapshot).exists()
+
+
+# --- database containers --------------------------------------------------------------
+
+_ACTIVE_DUMP = ("SELECT pid FROM pg_stat_activity WHERE application_name = 'pg_dump' "
+                "AND state = 'active' AND query LIKE 'COPY %' ORDER BY pid")
+
+
+def fill_big_table(container: Container, rows: int = BIG_ROWS) -> None:
+    """A table of ``rows`` rows of md5 text (~128 bytes each). UNLOGGED only makes
+    it faster to fill; pg_dump dumps its data all the same."""
+    psql(container, "CREATE UNLOGGED TABLE big AS SELECT g AS id, md5(g::text) || "
+                    "md5((g + 1)::text) || md5((g + 2)::text) || md5((g + 3)::text) AS payload "
+                    f"FROM generate_series(1, {rows}) g")
+
+
+def active_dumps(container: Container) -> list[int]:
+    return [int(pid) for pid in psql(container, _ACTIVE_DUMP, db="postgres").split()]
+
+
+def dump_in_flight(container: Container, timeout: float = 60) -> int:
+    """Wait until a pg_dump in ``container`` is copying table data; return its backend pid."""
+    pids = wait_for(lambda: active_dumps(container), timeout,
+                    f"a pg_dump copying data in {container.name}", interval=0.05)
+    return pids[0]
+
+
+def terminate_dumps(container: Container, timeout: float = 30) -> None:
+    """End every pg_dump session in ``container`` (the orphan of a killed daemon
+    runs on until Docker notices its reader is gone) and wait until none is left."""
+    query = ("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+             "WHERE application_name IN ('pg_dump', 'pg_dumpall')")
+    psql(container, query, db="postgres")
+    wait_for(lambda: psql(container, "SELECT count(*) FROM pg_stat_activity WHERE "
+                                     "application_name IN ('pg_dump', 'pg_dumpall')",
+                          db="postgres").strip() == "0",
+             timeout, f"the pg_dump sessions in {container.name} to end")
+
+
+@contextlib.contextmanager
+def throttled(container: Container, cpus: float) -> Iterator[None]:
+    """Limit ``container`` (postgres and the pg_dump running in it) to ``cpus``
+    CPUs, so a dump caught in flight lasts long enough for what the test does
+    next; the limit is lifted on exit (if the container still exists)."""
+    container.update(cpu_period=100_000, cpu_quota=int(cpus * 100_000))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(NotFound, APIError):
+            container.update(cpu_quota=-1)
+
+
+@pytest.fixture(scope="module")
+def big_source(docker_client: docker.DockerClient, test_network: str,
+               postgres_image: str) -> Iterator[Container]:
+    """One postgres container per module with a ~140 MB table ``big``."""
+    name = f"hf-daemon-big-{secrets.token_hex(3)}"
+    volume = f"{name}-data"
+    docker_client.volumes.create(name=volume, labels={TEST_LABEL: "1"})
+    try:
+        container = docker_client.containers.run(
+            postgres_image, name=name, detach=True, environment=dict(DEFAULT_POSTGRES_ENV),
+            labels=dict(DEFAULT_POSTGRES_LABELS), network=test_network,
+            volumes={volume: {"bind": PGDATA, "mode": "rw"}},
+        )
+        wait_for_postgres(container)
+        fill_big_table(container)
+        container.reload()
+        yield container
+    finally:
+        with contextlib.suppress(NotFound):
+            docker_client.containers.get(name).remove(force=True, v=True)
+        with contextlib.suppress(NotFound):
+            docker_client.volumes.get(volume).remove(force=True)
+
+
+# --- a private Docker engine ----------------------------------------------------------
+
+
+class PrivateDockerd:
+    """A second dockerd (with its own containerd, in a network namespace of its
+    own) that a test may stop and start without touching the shared engine.
+    Everything lives under one short directory in /tmp (unix socket paths are
+    limited to 108 bytes)."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="hf-dockerd2-", dir="/tmp"))
+        self.socket = self.root / "docker.sock"
+        self.host = f"unix://{self.socket}"
+        self.log_path = self.root / "dockerd.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.pids: set[int] = set()
+
+    def argv(self) -> list[str]:
+        dockerd, unshare = shutil.which("dockerd"), shutil.which("unshare")
+        assert dockerd and unshare, "dockerd and unshare (util-linux) are needed"
+        # A network namespace of its own: with --bridge none, dockerd deletes any
+        # interface named docker0 it can see (removeDefaultBridgeInterface), which
+        # in the host namespace is the shared engine's default bridge.
+        return [unshare, "--net", dockerd, "--host", self.host,
+                "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
+                "--pidfile", str(self.root / "docker.pid"),
+                "--bridge", "none", "--iptables=false", "--ip-masq=false"]
+
+    def start(self, timeout: float = 60) -> None:
+        assert not self.running(), "the private dockerd is already running"
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, start_new_session=True)
+        self.pids.add(self.process.pid)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the private dockerd exited ({self.process.returncode}):\n"
+                                     f"{self.log_tail()}")
+            if self.answers():
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the private dockerd did not answer within {timeout:.0f}s:"
+                                     f"\n{self.log_tail()}")
+            time.sleep(0.25)
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def answers(self) -> bool:
+        try:
+            client = self.client()
+        except (DockerException, OSError):
+            return False
+        try:
+            return bool(client.ping())
+        except (DockerException, OSError):
+            return False
+        finally:
+            client.close()
+
+    def stop(self, timeout: float = 60) -> None:
+        """SIGTERM, as an engine restart or a service stop would; wait for the exit."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
+                raise AssertionError(f"the private dockerd ignored SIGTERM for {timeout:.0f}s; "
+                                     "killed it") from None
+
+    def client(self) -> docker.DockerClient:
+        return docker.DockerClient(base_url=self.host, timeout=60)
+
+    def load_image(self, image: str) -> None:
+        """``docker save IMAGE | docker -H <private> load``."""
+        save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
+        assert save.stdout is not None
+        load = subprocess.run(["docker", "-H", self.host, "load"], stdin=save.stdout,
+                              capture_output=True, text=True, timeout=300, check=False)
+        save.stdout.close()
+        assert save.wait(timeout=60) == 0, f"docker save {image} failed"
+        assert load.returncode == 0, f"docker load into the private engine failed: {load.stderr}"
+
+    def log_tail(self, lines: int = 30) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def _own_leftovers(self) -> list[int]:
+        """Processes started for this engine that outlived it (its containerd and
+        shims): their command lines name this engine's unique directory."""
+        found = []
+        marker = str(self.root).encode()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            with contextlib.suppress(OSError):
+                if marker in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+        return found
+
+    def close(self) -> None:
+        """Stop the engine if it runs, kill what it left behind, unmount and remove its dirs."""
+        problems = []
+        if self.running():
+            try:
+                self.stop(timeout=60)
+            except AssertionError as exc:
+                problems.append(str(exc))
+        for pid in self._own_leftovers():
+            problems.append(f"process {pid} of the private engine outlived it; killed")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+                  if line.split()[1].startswith(str(self.root))]
+        for mount in sorted(mounts, key=len, reverse=True):
+            subprocess.run(["umount", "-l", mount], check=False, capture_output=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+        if problems:
+            raise AssertionError("; ".join(problems))
+
+
+@pytest.fixture
+def private_dockerd() -> Iterator[PrivateDockerd]:
+    shared_bridge = Path("/sys/class/net/docker0")
+    had_bridge = shared_bridge.exists()
+    engine = PrivateDockerd()
+    try:
+        yield engine
+    finally:
+        engine.close()
+        assert shared_bridge.exists() or not had_bridge, \
+            "the shared engine's docker0 disappeared while the private engine ran"
