@@ -69,6 +69,7 @@ class DockerAdapter:
         self._lock = threading.Lock()
         self._open_execs: set[Any] = set()
         self._aborted: set[int] = set()
+        self._image_envs: dict[str, dict[str, str]] = {}
 
     # --- connection and error translation ------------------------------------
 
@@ -126,11 +127,19 @@ class DockerAdapter:
         return self._to_container(data)
 
     def _image_env(self, image_id: str) -> dict[str, str]:
+        # An image id names immutable content, so its environment can be cached:
+        # discovery of 200 containers of one image then inspects it once.
+        cached = self._image_envs.get(image_id)
+        if cached is not None:
+            return dict(cached)
         try:
             image = self._call(lambda: self.api.inspect_image(image_id))
         except NotFound:
             return {}
-        return _env_dict((image.get("Config") or {}).get("Env"))
+        env = _env_dict((image.get("Config") or {}).get("Env"))
+        if image_id.startswith("sha256:"):
+            self._image_envs[image_id] = env
+        return dict(env)
 
     def _to_container(self, data: Mapping[str, Any]) -> DatabaseContainer:
         config = data.get("Config") or {}
@@ -159,7 +168,8 @@ class DockerAdapter:
         thread ends the iteration. The iterator ends or raises when the engine
         goes away; the caller reconnects."""
         stream = self._call(lambda: self.api.events(
-            decode=True, filters={"type": ["container"], "event": list(LIFECYCLE_EVENTS)}))
+            decode=True, filters={"type": ["container"], "event": list(LIFECYCLE_EVENTS),
+                                  "label": ["holdfast.enable"]}))
         return ContainerEvents(stream)
 
     def binaries_present(self, container_id: str, names: Sequence[str]) -> set[str]:
