@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 from backup.engines.base import Engine
@@ -101,12 +101,15 @@ def take_snapshot(
     return manifest
 
 
-def delete_snapshot_objects(storage: Storage, instance: str, snapshot_id: str) -> None:
-    """Remove a snapshot from storage: the manifest first, so that a crash half
-    way leaves an orphaned data object (invisible to a rebuild) rather than a
-    manifest pointing at nothing."""
-    _delete_quietly(storage, manifest_key(instance, snapshot_id))
-    _delete_quietly(storage, data_key(instance, snapshot_id))
+def delete_snapshot_objects(storage: Storage, snapshots: Iterable[tuple[str, str]]) -> None:
+    """Remove ``(instance, snapshot_id)`` snapshots from storage in two batches:
+    every data object first, then every manifest. A crash half way thus leaves
+    manifests whose snapshot is still listed and can be pruned again (start-up
+    recovery marks those whose data is gone as failed), never data objects that
+    nothing refers to. Missing objects are not an error; storage errors raise."""
+    pairs = list(snapshots)
+    storage.delete_many([data_key(instance, snapshot_id) for instance, snapshot_id in pairs])
+    storage.delete_many([manifest_key(instance, snapshot_id) for instance, snapshot_id in pairs])
 
 
 def _delete_quietly(storage: Storage, key: str) -> None:

@@ -36,6 +36,8 @@ app = typer.Typer(
 )
 catalog_app = typer.Typer(help="Catalog maintenance.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
+targets_app = typer.Typer(help="Storage targets.", no_args_is_help=True)
+app.add_typer(targets_app, name="targets")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
 
@@ -289,6 +291,24 @@ def prune(
         typer.echo(f"{result.instance}: keeping {len(result.kept)}, {verb} "
                    f"{len(result.forgotten)}" + (f": {', '.join(result.forgotten)}"
                                                  if result.forgotten else ""))
+
+
+@targets_app.command("check")
+def targets_check(
+    names: Annotated[list[str] | None, typer.Argument(help="Only these targets.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Write, read back and delete a probe object in each configured target."""
+    with _services() as services:
+        results = usecases.check_targets(services, names)
+    if as_json:
+        _print_json([result.to_json() for result in results])
+    else:
+        for result in results:
+            verdict = "ok" if result.ok else f"FAILED: {result.error}"
+            typer.echo(f"{result.name}  {result.url}  {verdict}  ({result.seconds:.2f}s)")
+    if not all(result.ok for result in results):
+        raise typer.Exit(1)
 
 
 @catalog_app.command("rebuild")

@@ -48,7 +48,7 @@ def recover(svc: Services) -> RecoveryReport:
             continue
         context = {"instance": snapshot.instance, "snapshot": snapshot.id}
         try:
-            delete_snapshot_objects(svc.target(snapshot.target), snapshot.instance, snapshot.id)
+            delete_snapshot_objects(svc.target(snapshot.target), [(snapshot.instance, snapshot.id)])
         except HoldfastError as exc:
             logger.error("could not remove the leftovers of %s: %s", snapshot.id, exc,
                          extra=context)
@@ -76,7 +76,10 @@ def recover(svc: Services) -> RecoveryReport:
             if found is not None and found == snapshot.size_bytes:
                 continue
             problem = "missing" if found is None else f"{found} bytes, not {snapshot.size_bytes}"
-            delete_snapshot_objects(storage, snapshot.instance, snapshot.id)
+            try:
+                delete_snapshot_objects(storage, [(snapshot.instance, snapshot.id)])
+            except HoldfastError as exc:
+                logger.error("could not remove the remains of %s: %s", snapshot.id, exc)
             svc.catalog.save_snapshot(snapshot.with_changes(
                 status=SnapshotStatus.FAILED,
                 error=f"data object {problem} in target {target_name} at start-up",

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
+import socket
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +33,7 @@ from backup.errors import (
     NotFound,
     SnapshotNotFound,
     SnapshotNotRestorable,
+    StorageError,
     UnsupportedEngine,
 )
 from backup.labels import PREFIX, InstancePolicy, parse_bool, parse_labels
@@ -414,7 +418,7 @@ def delete_snapshot(svc: Services, snapshot_id: str) -> Snapshot:
     if snapshot.status == SnapshotStatus.RUNNING and \
             may_be_running(snapshot.runner):
         raise Conflict(f"snapshot {snapshot_id} is still being written; wait for it to finish")
-    delete_snapshot_objects(svc.target(snapshot.target), snapshot.instance, snapshot.id)
+    delete_snapshot_objects(svc.target(snapshot.target), [(snapshot.instance, snapshot.id)])
     svc.catalog.delete_snapshot(snapshot.id)
     return snapshot
 
@@ -601,18 +605,24 @@ def prune_instance(svc: Services, instance: str, *, dry_run: bool = False) -> Pr
     forgets: each snapshot's manifest, then its data, then its catalog row."""
     policy = retention_policy(svc, instance)
     plan = plan_retention(svc.catalog.list_snapshots(instance=instance), policy)
+    forgotten = list(plan.forget)
     if not dry_run:
-        for snapshot in plan.forget:
+        by_target: dict[str, list[Snapshot]] = {}
+        for snapshot in forgotten:
+            by_target.setdefault(snapshot.target, []).append(snapshot)
+        for target, doomed in sorted(by_target.items()):
             try:
-                delete_snapshot_objects(svc.target(snapshot.target), snapshot.instance,
-                                        snapshot.id)
-            except HoldfastError as exc:  # keep the row, so the next prune retries
-                logger.error("cannot prune %s: %s", snapshot.id, exc,
-                             extra={"instance": instance, "snapshot": snapshot.id})
+                delete_snapshot_objects(svc.target(target),
+                                        [(s.instance, s.id) for s in doomed])
+            except HoldfastError as exc:  # keep the rows, so the next prune retries
+                logger.error("cannot prune %d snapshot(s) of %s in target %s: %s", len(doomed),
+                             instance, target, exc, extra={"instance": instance})
+                forgotten = [s for s in forgotten if s.target != target]
                 continue
-            svc.catalog.delete_snapshot(snapshot.id)
+            for snapshot in doomed:
+                svc.catalog.delete_snapshot(snapshot.id)
     return PruneResult(instance=instance, policy=policy.to_dict(),
-                       kept=[s.id for s in plan.keep], forgotten=[s.id for s in plan.forget],
+                       kept=[s.id for s in plan.keep], forgotten=[s.id for s in forgotten],
                        dry_run=dry_run)
 
 
@@ -637,3 +647,50 @@ def prune(svc: Services, instance: str | None = None, *,
         {r.name for r in svc.catalog.list_instances()}
         | {s.instance for s in svc.catalog.list_snapshots()})
     return [prune_instance(svc, name, dry_run=dry_run) for name in names]
+
+
+# --- targets --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    name: str
+    url: str
+    ok: bool
+    seconds: float
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "url": self.url, "ok": self.ok,
+                "seconds": round(self.seconds, 3), "error": self.error}
+
+
+PROBE_PREFIX = "_holdfast-probe"
+_PROBE_BYTES = 256 * 1024
+
+
+def check_target(svc: Services, name: str) -> TargetCheck:
+    """Write a probe object, read it back, compare, delete it."""
+    url = svc.settings.targets.get(name, "")
+    started = time.monotonic()
+    key = f"{PROBE_PREFIX}/{socket.gethostname()}-{secrets.token_hex(4)}"
+    payload = secrets.token_bytes(_PROBE_BYTES)
+    try:
+        storage = svc.target(name)
+        storage.put(key, [payload[: _PROBE_BYTES // 2], payload[_PROBE_BYTES // 2:]])
+        try:
+            with storage.open(key) as chunks:
+                echoed = read_all(chunks, _PROBE_BYTES)
+            if echoed != payload:
+                raise StorageError(f"target {name!r}: the probe read back differs from what "
+                                   "was written")
+        finally:
+            storage.delete(key)
+    except HoldfastError as exc:
+        return TargetCheck(name, url, False, time.monotonic() - started, str(exc))
+    return TargetCheck(name, url, True, time.monotonic() - started)
+
+
+def check_targets(svc: Services, names: Iterable[str] | None = None) -> list[TargetCheck]:
+    wanted = sorted(names) if names else sorted(svc.settings.targets)
+    return [check_target(svc, name) for name in wanted]

@@ -1,3 +1,4 @@
-"""Test-wide plugins: the Docker harness fixtures (engine, network, database containers)."""
+"""Test-wide plugins: the Docker harness (engine, network, database containers) and the
+S3 harness (moto's HTTP server on 127.0.0.1)."""
 
-pytest_plugins = ["tests.harness.docker_fixtures"]
+pytest_plugins = ["tests.harness.docker_fixtures", "tests.harness.s3_fixtures"]

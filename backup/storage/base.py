@@ -76,6 +76,16 @@ class Storage(Protocol):
         """Remove an object. Raises :class:`ObjectNotFound` if it does not exist."""
         ...
 
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Remove every object in ``keys``, in as few requests as the target allows.
+
+        Keys that do not exist are skipped, not an error (retention may race a
+        manual delete). Not atomic: on the first failure it raises that storage
+        error, and objects removed before it stay removed. Each key is validated
+        before the request that carries it.
+        """
+        ...
+
     def discard_incomplete(self) -> int:
         """Remove what interrupted ``put`` calls left behind (temporary files,
         unfinished multipart uploads) and return how many. Only safe while no

@@ -14,7 +14,7 @@ import errno
 import os
 import secrets
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
@@ -158,6 +158,11 @@ class LocalStorage:
             except OSError:
                 break
             parent = parent.parent
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            with suppress(ObjectNotFound):
+                self.delete(key)
 
     def discard_incomplete(self) -> int:
         return len(self.sweep_partials())

@@ -198,6 +198,11 @@ def create_app(
         )
         return job.to_json()
 
+    @app.get("/v1/targets/check", tags=["targets"], dependencies=auth)
+    def targets_check() -> list[dict[str, Any]]:
+        """Write, read back and delete a probe object in each configured target."""
+        return [result.to_json() for result in usecases.check_targets(services)]
+
     @app.get("/v1/jobs/{job_id}", tags=["jobs"], dependencies=auth)
     def job(job_id: str) -> dict[str, Any]:
         """A job's status, and its result or error once finished."""
