@@ -22,7 +22,7 @@ from service.catalog import (
     JobStatus,
     open_catalog,
 )
-from service.catalog.db import normalize_url, redact_url
+from service.catalog.db import make_engine, normalize_url, redact_url
 
 T0 = datetime(2024, 5, 17, 3, 0, 0, 123456, tzinfo=UTC)
 CEST = timezone(timedelta(hours=2))
@@ -383,8 +383,14 @@ def test_concurrent_writers_from_threads(catalog: Catalog) -> None:
     assert shared is not None and shared.first_seen == T0
 
 
-def test_ping(catalog: Catalog) -> None:
-    catalog.ping()
+def test_ping_passes_on_a_live_catalog_and_fails_on_a_dead_one(catalog: Catalog) -> None:
+    assert catalog.ping() is None
+    dead = Catalog(make_engine(
+        "postgresql://holdfast:ping-secret-9f@127.0.0.1:1/none?connect_timeout=2"))
+    with pytest.raises(CatalogUnavailable) as caught:
+        dead.ping()
+    assert "ping-secret-9f" not in str(caught.value)
+    dead.close()
 
 
 def test_closed_catalog_can_reconnect(db_url: str) -> None:
