@@ -71,6 +71,8 @@ class DatabaseContainer:
     networks: tuple[str, ...] = ()
     running: bool = True
     image_env: Mapping[str, str] = field(default_factory=dict)
+    command: tuple[str, ...] = ()
+    """The container's command (``Config.Cmd``); may hold secrets, memory only."""
 
 
 def public_env(env: Mapping[str, str], image_env: Mapping[str, str]) -> dict[str, str]:

@@ -14,11 +14,12 @@ from backup.errors import UnsupportedEngine
 
 _KNOWN: dict[str, str] = {
     "postgres": "backup.engines.postgres:PostgresEngine",
+    "redis": "backup.engines.redis:RedisEngine",
 }
 KNOWN_ENGINES = MappingProxyType(_KNOWN)
 # Engines named in the contract whose implementation has not landed yet; they
 # parse as labels but a backup of them fails with a clear message.
-PLANNED_ENGINES = frozenset({"mariadb", "mysql", "redis", "volume"})
+PLANNED_ENGINES = frozenset({"mariadb", "mysql", "volume"})
 
 
 def register_engine(name: str, dotted_path: str, *, clobber: bool = False) -> None:

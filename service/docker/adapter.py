@@ -160,6 +160,7 @@ class DockerAdapter:
             networks=networks,
             running=bool((data.get("State") or {}).get("Running")),
             image_env=self._image_env(data.get("Image", "")),
+            command=tuple(config.get("Cmd") or ()),
         )
 
     def container_events(self) -> ContainerEvents:

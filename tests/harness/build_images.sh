@@ -15,6 +15,8 @@ cd "$root"
 base_image="holdfast-test/base:bookworm"
 pg_image="holdfast-test/postgres:15"
 pg_context="tests/images/postgres"
+redis_image="holdfast-test/redis:7"
+redis_context="tests/images/redis"
 mirror="${HOLDFAST_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 rebuild="${HOLDFAST_REBUILD_IMAGES:-0}"
 # Not holdfast.*: containers inherit image labels, and Holdfast reads those.
@@ -127,6 +129,27 @@ build_pg() {
     rm -f "$logf"
 }
 
+# The redis image, like the postgres one, is keyed on its context plus the base.
+redis_context_hash() {
+    {
+        docker image inspect --format '{{.Id}}' "$base_image"
+        find "$redis_context" -type f -print0 | sort -z | xargs -0 sha256sum
+        find "$redis_context" -type f -perm -u+x -print | sort
+    } | sha256sum | cut -d' ' -f1
+}
+
+build_redis() {
+    local ctx_hash="$1" logf
+    logf="$(mktemp /tmp/holdfast-build-redis.XXXXXX.log)"
+    if ! docker build --force-rm --network host --label "$context_label=$ctx_hash" \
+        -t "$redis_image" "$redis_context" >"$logf" 2>&1; then
+        say "docker build of $redis_image failed; last lines of $logf:" >&2
+        tail -n 60 "$logf" >&2
+        return 1
+    fi
+    rm -f "$logf"
+}
+
 report() {
     local name="$1" what="$2" started="$3" size
     size="$(docker image inspect --format '{{.Size}}' "$name" | awk '{ printf "%.0f MB", $1 / 1000000 }')"
@@ -164,6 +187,23 @@ else
     build_pg "$ctx_hash"
     report "$pg_image" built "$start"
     if [ -n "$old" ] && [ "$old" != "$(image_id "$pg_image")" ]; then
+        replaced=("$old" "${replaced[@]}")
+    fi
+fi
+
+start=$SECONDS
+ctx_hash="$(redis_context_hash)"
+current=""
+if image_exists "$redis_image"; then
+    current="$(docker image inspect --format "{{index .Config.Labels \"$context_label\"}}" "$redis_image")"
+fi
+if [ "$rebuild" != 1 ] && [ "$current" = "$ctx_hash" ]; then
+    report "$redis_image" reused "$start"
+else
+    old="$(image_id "$redis_image")"
+    build_redis "$ctx_hash"
+    report "$redis_image" built "$start"
+    if [ -n "$old" ] && [ "$old" != "$(image_id "$redis_image")" ]; then
         replaced=("$old" "${replaced[@]}")
     fi
 fi
