@@ -107,43 +107,23 @@ DPKG
     rootfs=""
 }
 
-# The postgres image is keyed on its build context plus the exact base image,
-# so a rebuilt base or an edited entrypoint both lead to a rebuild.
-pg_context_hash() {
+# Each test image is keyed on its build context plus the exact base image, so
+# a rebuilt base or an edited entrypoint both lead to a rebuild.
+context_hash() {
+    local context="$1"
     {
         docker image inspect --format '{{.Id}}' "$base_image"
-        find "$pg_context" -type f -print0 | sort -z | xargs -0 sha256sum
-        find "$pg_context" -type f -perm -u+x -print | sort
+        find "$context" -type f -print0 | sort -z | xargs -0 sha256sum
+        find "$context" -type f -perm -u+x -print | sort
     } | sha256sum | cut -d' ' -f1
 }
 
-build_pg() {
-    local ctx_hash="$1" logf
-    logf="$(mktemp /tmp/holdfast-build-postgres.XXXXXX.log)"
+build_image() {
+    local image="$1" context="$2" ctx_hash="$3" logf
+    logf="$(mktemp "/tmp/holdfast-build-$(basename "$context").XXXXXX.log")"
     if ! docker build --force-rm --network host --label "$context_label=$ctx_hash" \
-        -t "$pg_image" "$pg_context" >"$logf" 2>&1; then
-        say "docker build of $pg_image failed; last lines of $logf:" >&2
-        tail -n 60 "$logf" >&2
-        return 1
-    fi
-    rm -f "$logf"
-}
-
-# The redis image, like the postgres one, is keyed on its context plus the base.
-redis_context_hash() {
-    {
-        docker image inspect --format '{{.Id}}' "$base_image"
-        find "$redis_context" -type f -print0 | sort -z | xargs -0 sha256sum
-        find "$redis_context" -type f -perm -u+x -print | sort
-    } | sha256sum | cut -d' ' -f1
-}
-
-build_redis() {
-    local ctx_hash="$1" logf
-    logf="$(mktemp /tmp/holdfast-build-redis.XXXXXX.log)"
-    if ! docker build --force-rm --network host --label "$context_label=$ctx_hash" \
-        -t "$redis_image" "$redis_context" >"$logf" 2>&1; then
-        say "docker build of $redis_image failed; last lines of $logf:" >&2
+        -t "$image" "$context" >"$logf" 2>&1; then
+        say "docker build of $image failed; last lines of $logf:" >&2
         tail -n 60 "$logf" >&2
         return 1
     fi
@@ -174,39 +154,28 @@ else
     fi
 fi
 
-start=$SECONDS
-ctx_hash="$(pg_context_hash)"
-current=""
-if image_exists "$pg_image"; then
-    current="$(docker image inspect --format "{{index .Config.Labels \"$context_label\"}}" "$pg_image")"
-fi
-if [ "$rebuild" != 1 ] && [ "$current" = "$ctx_hash" ]; then
-    report "$pg_image" reused "$start"
-else
-    old="$(image_id "$pg_image")"
-    build_pg "$ctx_hash"
-    report "$pg_image" built "$start"
-    if [ -n "$old" ] && [ "$old" != "$(image_id "$pg_image")" ]; then
+# Reuse the image when its context label matches, else build it and remember
+# the id it replaced.
+ensure_image() {
+    local image="$1" context="$2" started=$SECONDS ctx_hash current="" old
+    ctx_hash="$(context_hash "$context")"
+    if image_exists "$image"; then
+        current="$(docker image inspect --format "{{index .Config.Labels \"$context_label\"}}" "$image")"
+    fi
+    if [ "$rebuild" != 1 ] && [ "$current" = "$ctx_hash" ]; then
+        report "$image" reused "$started"
+        return
+    fi
+    old="$(image_id "$image")"
+    build_image "$image" "$context" "$ctx_hash"
+    report "$image" built "$started"
+    if [ -n "$old" ] && [ "$old" != "$(image_id "$image")" ]; then
         replaced=("$old" "${replaced[@]}")
     fi
-fi
+}
 
-start=$SECONDS
-ctx_hash="$(redis_context_hash)"
-current=""
-if image_exists "$redis_image"; then
-    current="$(docker image inspect --format "{{index .Config.Labels \"$context_label\"}}" "$redis_image")"
-fi
-if [ "$rebuild" != 1 ] && [ "$current" = "$ctx_hash" ]; then
-    report "$redis_image" reused "$start"
-else
-    old="$(image_id "$redis_image")"
-    build_redis "$ctx_hash"
-    report "$redis_image" built "$start"
-    if [ -n "$old" ] && [ "$old" != "$(image_id "$redis_image")" ]; then
-        replaced=("$old" "${replaced[@]}")
-    fi
-fi
+ensure_image "$pg_image" "$pg_context"
+ensure_image "$redis_image" "$redis_context"
 
 for id in "${replaced[@]}"; do
     # Still used by a container or another image: leave it.
