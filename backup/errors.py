@@ -171,3 +171,11 @@ def last_line(text: str) -> str:
 
 
 _ERROR_WORD = re.compile(r"\b(error|fatal|panic|denied|closed)\b", re.IGNORECASE)
+
+
+class VolumeNotFound(NotFound):
+    """No volume of that name on the Docker engine."""
+
+
+class VolumeInUse(Conflict):
+    """A container still uses the volume."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from backup.types import DatabaseContainer
 
@@ -106,6 +106,17 @@ class ContainerRuntime(Protocol):
         if the name is in use; the container is removed again if it cannot start."""
         ...
 
+    def create_container(self, spec: ContainerSpec) -> DatabaseContainer:
+        """Create a container without starting it (``running`` is False), so
+        data can be loaded into its volumes first. Raises
+        :class:`~backup.errors.NameTaken` if the name is in use."""
+        ...
+
+    def start(self, container_id: str) -> DatabaseContainer:
+        """Start an existing container and return its state. Raises
+        :class:`~backup.errors.NotFound`; starting a running one is a no-op."""
+        ...
+
     def inspect(self, container_id: str) -> DatabaseContainer:
         """Current state of a container; raises :class:`~backup.errors.NotFound`."""
         ...
@@ -118,4 +129,55 @@ class ContainerRuntime(Protocol):
 
     def remove_volume(self, name: str) -> None:
         """Remove a volume; a missing one is not an error."""
+        ...
+
+    def empty_volume(self, name: str) -> None:
+        """Delete everything inside an existing volume (``--force`` restores).
+        Raises :class:`~backup.errors.ExecFailed` if that fails."""
+        ...
+
+
+@runtime_checkable
+class HelperContainers(Protocol):
+    """Runs commands in short-lived helper containers, for work on volumes
+    that must not depend on the tools inside the user's image.
+
+    The helper image is the implementation's choice (configured by the
+    service); it provides ``sh`` and GNU ``tar``. A helper has no network and
+    runs as root. Every helper container is removed when its call returns or
+    its stream is closed, also on failure.
+
+    Engines that need this (the ``volume`` engine) receive it as the same
+    object as their :class:`ContainerExec` and check with ``isinstance``.
+    """
+
+    def helper_stream(
+        self, argv: Sequence[str], *, volumes_from: str | None = None,
+        volumes: Mapping[str, str] | None = None, read_only: bool = True,
+    ) -> Iterator[bytes]:
+        """Run ``argv`` in a helper that mounts every mount of container
+        ``volumes_from`` at the same paths, and/or the named ``volumes``
+        (name -> destination); yield its stdout. Raises
+        :class:`~backup.errors.ExecFailed` after the last chunk on a non-zero
+        exit, like :meth:`ContainerExec.stream`. Closing the iterator early
+        stops and removes the helper."""
+        ...
+
+    def helper_run(
+        self, argv: Sequence[str], *, volumes_from: str | None = None,
+        volumes: Mapping[str, str] | None = None, read_only: bool = False,
+        stdin: Iterable[bytes] | None = None, check: bool = True,
+    ) -> ExecResult:
+        """Run ``argv`` to completion in a helper (mounts as for
+        :meth:`helper_stream`), feeding ``stdin``; raises
+        :class:`~backup.errors.ExecFailed` on a non-zero exit when ``check``."""
+        ...
+
+    def stop_container(self, container_id: str, timeout: float = 30) -> None:
+        """Stop a running container (SIGTERM, then SIGKILL after ``timeout``).
+        Raises :class:`~backup.errors.NotFound`."""
+        ...
+
+    def start(self, container_id: str) -> DatabaseContainer:
+        """Start a stopped container again; see :meth:`ContainerRuntime.start`."""
         ...

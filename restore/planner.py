@@ -13,7 +13,7 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from backup.errors import InvalidName, MissingCredentials, NameTaken
+from backup.errors import InvalidName, MissingCredentials, NameTaken, VolumeInUse
 from backup.labels import NAME_PATTERN
 from backup.ports import ContainerSpec, VolumeSpec
 from backup.types import Manifest
@@ -31,6 +31,8 @@ class RestorePlan:
     snapshot_id: str
     container: ContainerSpec
     volumes: tuple[VolumeSpec, ...]
+    reused_volumes: tuple[str, ...] = ()
+    """Existing volumes ``--force`` allowed: emptied, not created, and kept on failure."""
 
     @property
     def volume_names(self) -> list[str]:
@@ -53,13 +55,17 @@ def plan_restore(
     taken_container_names: Collection[str],
     existing_volumes: Collection[str],
     image: str | None = None,
+    force: bool = False,
+    volume_users: Mapping[str, Collection[str]] | None = None,
 ) -> RestorePlan:
     """Decide the fresh container and volumes for restoring ``manifest`` as ``new_name``.
 
     Raises :class:`InvalidName` for an unusable name, :class:`NameTaken` if the
     container name or any volume name it needs is in use (a restore never
-    writes into something that exists), and :class:`MissingCredentials` if a
-    secret the source container had cannot be supplied.
+    writes into something that exists unless ``force`` is given, and then
+    never into a volume any container in ``volume_users`` mounts:
+    :class:`VolumeInUse`), and :class:`MissingCredentials` if a secret the
+    source container had cannot be supplied.
     """
     if not _CONTAINER_NAME.match(new_name) or not NAME_PATTERN.match(new_name):
         raise InvalidName(
@@ -77,11 +83,18 @@ def plan_restore(
         for destination in destinations
     }
     clashing = sorted(set(volumes) & set(existing_volumes))
-    if clashing:
+    if clashing and not force:
         raise NameTaken(
-            f"volume {', '.join(clashing)} already exists; choose another --name "
-            "(a restore never writes into an existing volume)"
+            f"volume {', '.join(clashing)} already exists; choose another --name, "
+            "or pass --force to replace its contents"
         )
+    for name in clashing:
+        users = sorted((volume_users or {}).get(name, ()))
+        if users:
+            raise VolumeInUse(
+                f"volume {name} is used by container {', '.join(users)}; remove "
+                "that container first (--force never writes under a container)"
+            )
 
     missing = [name for name in manifest.secret_env if not secret_values.get(name)]
     if missing:
@@ -104,4 +117,5 @@ def plan_restore(
             networks=tuple(n for n in manifest.networks if n not in _BUILTIN_NETWORKS),
         ),
         volumes=tuple(VolumeSpec(name=name, labels=labels) for name in volumes),
+        reused_volumes=tuple(clashing),
     )

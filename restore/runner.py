@@ -82,15 +82,25 @@ def restore_snapshot(
     container: DatabaseContainer | None = None
     try:
         for volume in plan.volumes:
+            if volume.name in plan.reused_volumes:
+                # --force: the user chose to give up what this volume held.
+                runtime.empty_volume(volume.name)
+                continue
             runtime.create_volume(volume)
             created_volumes.append(volume.name)
-        container = runtime.start_container(plan.container)
-        container = wait_until_ready(engine, runtime, runner, container, timeout=ready_timeout)
-        with storage.open(manifest.data_key) as stored:
-            meter = Meter(progress)
-            checked = verify(meter.measure(stored), sha256=manifest.sha256,
-                             size=manifest.size_bytes)
-            databases = engine.restore(container, runner, decompress(checked))
+        if engine.loads_before_start:
+            # Files go into the volumes before the app first sees them, so an
+            # app that initialises an empty volume never races the restore.
+            container = runtime.create_container(plan.container)
+            databases = _load(engine, runner, storage, manifest, container, progress)
+            container = runtime.start(container.id)
+            container = wait_until_ready(engine, runtime, runner, container,
+                                         timeout=ready_timeout)
+        else:
+            container = runtime.start_container(plan.container)
+            container = wait_until_ready(engine, runtime, runner, container,
+                                         timeout=ready_timeout)
+            databases = _load(engine, runner, storage, manifest, container, progress)
         return RestoreOutcome(
             container=container,
             volumes=tuple(created_volumes),
@@ -108,6 +118,14 @@ def restore_snapshot(
         if isinstance(exc, HoldfastError | KeyboardInterrupt):
             raise
         raise RestoreFailed(f"restore of {manifest.snapshot_id} failed: {exc}") from exc
+
+
+def _load(engine: Engine, runner: ContainerExec, storage: Storage, manifest: Manifest,
+          container: DatabaseContainer, progress: ProgressCallback | None) -> list[str]:
+    with storage.open(manifest.data_key) as stored:
+        checked = verify(Meter(progress).measure(stored), sha256=manifest.sha256,
+                         size=manifest.size_bytes)
+        return engine.restore(container, runner, decompress(checked))
 
 
 def _raise_if_corrupt(storage: Storage, manifest: Manifest) -> None:

@@ -50,4 +50,4 @@ class Services:
 def bootstrap(settings: Settings, docker: DockerAdapter | None = None) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return Services(settings=settings, catalog=open_catalog(settings.catalog_url),
-                    docker=docker or DockerAdapter())
+                    docker=docker or DockerAdapter(helper_image=settings.helper_image))

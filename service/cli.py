@@ -22,7 +22,8 @@ from pydantic import ValidationError
 
 from backup import errors
 from backup.types import Snapshot, utcnow
-from service import usecases
+from backup.volumes import VolumeInfo
+from service import usecases, volumes
 from service.bootstrap import Services, bootstrap
 from service.logs import configure_logging
 from service.settings import Settings
@@ -38,6 +39,9 @@ catalog_app = typer.Typer(help="Catalog maintenance.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 targets_app = typer.Typer(help="Storage targets.", no_args_is_help=True)
 app.add_typer(targets_app, name="targets")
+volumes_app = typer.Typer(help="Named volumes: list, create, remove, clone.",
+                          no_args_is_help=True)
+app.add_typer(volumes_app, name="volumes")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
 
@@ -241,12 +245,15 @@ def restore(
     snapshot_id: Annotated[str, typer.Argument(help="Snapshot id (see 'holdfast snapshots').")],
     name: Annotated[str, typer.Option("--name", help="Name of the fresh container.")],
     image: Annotated[str | None, typer.Option(help="Image instead of the recorded one.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace the contents of volumes NEW-* that already exist "
+                        "(never of one a container uses).")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Restore a snapshot into a fresh container on fresh volumes; returns once it
     accepts connections. The snapshot's source is never touched."""
     with _services() as services:
-        request = usecases.prepare_restore(services, snapshot_id, name, image)
+        request = usecases.prepare_restore(services, snapshot_id, name, image, force)
         try:
             result = usecases.execute_restore(services, request, _progress(f"restore {name}"))
         finally:
@@ -309,6 +316,87 @@ def targets_check(
             typer.echo(f"{result.name}  {result.url}  {verdict}  ({result.seconds:.2f}s)")
     if not all(result.ok for result in results):
         raise typer.Exit(1)
+
+
+def _volume_row(volume: VolumeInfo) -> list[str]:
+    users = ", ".join(user.describe() for user in volume.users) or "-"
+    labels = ",".join(f"{k}={v}" for k, v in sorted(volume.labels.items())) or "-"
+    return [volume.name, _human_bytes(volume.size_bytes), users, labels]
+
+
+def _parse_labels(pairs: list[str] | None) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise errors.InvalidInput(f"--label {pair!r}: write it as KEY=VALUE")
+        labels[key] = value
+    return labels
+
+
+@volumes_app.command("ls")
+def volumes_ls(
+    no_size: Annotated[bool, typer.Option("--no-size", help="Skip measuring sizes (faster).")]
+    = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Named volumes with their size, the containers using them, and labels."""
+    with _services() as services:
+        found = volumes.list_volumes(services, sizes=not no_size)
+    if as_json:
+        _print_json([volume.to_json() for volume in found])
+        return
+    _table([_volume_row(v) for v in found], ["VOLUME", "SIZE", "USED BY", "LABELS"])
+
+
+@volumes_app.command("create")
+def volumes_create(
+    name: Annotated[str, typer.Argument(help="Name of the new volume.")],
+    label: Annotated[list[str] | None, typer.Option(
+        "--label", help="KEY=VALUE label; repeat for more.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an empty named volume; an existing name is refused."""
+    with _services() as services:
+        volume = volumes.create_volume(services, name, _parse_labels(label))
+    if as_json:
+        _print_json(volume.to_json())
+    else:
+        typer.echo(f"created volume {volume.name}")
+
+
+@volumes_app.command("rm")
+def volumes_rm(
+    name: Annotated[str, typer.Argument(help="Volume to remove.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Remove a volume and its data; refused while any container uses it."""
+    with _services() as services:
+        volume = volumes.remove_volume(services, name)
+    if as_json:
+        _print_json(volume.to_json())
+    else:
+        typer.echo(f"removed volume {volume.name}")
+
+
+@volumes_app.command("clone")
+def volumes_clone(
+    source: Annotated[str, typer.Argument(help="Volume to copy.")],
+    target: Annotated[str, typer.Argument(help="New volume to create.")],
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace the contents of TARGET if it exists (not while in use).")]
+    = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Copy a volume into a new one through a short-lived helper container;
+    owners, modes, links and sparse files are kept."""
+    with _services() as services:
+        result = volumes.clone_volume(services, source, target, force)
+    if as_json:
+        _print_json(result.to_json())
+    else:
+        typer.echo(f"cloned {result.source} into {result.target} "
+                   f"({_human_bytes(result.size_bytes)}) in {result.seconds:.1f}s")
 
 
 @catalog_app.command("rebuild")

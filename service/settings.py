@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     """Snapshots (and restores) run at once; the rest queue."""
     shutdown_grace: float = Field(default=60.0, ge=0)
     """Seconds running snapshots may take to finish after SIGTERM before they are cancelled."""
+    helper_image: str = "debian:bookworm-slim"
+    """Image for short-lived helper containers (volume archives, clones): sh and GNU tar."""
     targets: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("data_dir")

@@ -522,7 +522,7 @@ def _secret_values(svc: Services, manifest: Manifest) -> dict[str, str]:
 
 
 def prepare_restore(svc: Services, snapshot_id: str, new_name: str,
-                    image: str | None = None) -> RestoreRequest:
+                    image: str | None = None, force: bool = False) -> RestoreRequest:
     snapshot = get_snapshot(svc, snapshot_id)
     if snapshot.status != SnapshotStatus.COMPLETE:
         raise SnapshotNotRestorable(
@@ -536,13 +536,20 @@ def prepare_restore(svc: Services, snapshot_id: str, new_name: str,
             f"snapshot {snapshot_id} has data format {manifest.data_format}, "
             f"this Holdfast reads {engine.data_format}"
         )
+    existing = svc.docker.volume_names()
+    users: dict[str, list[str]] = {}
+    if force:
+        for name in existing:
+            info = svc.docker.get_volume(name) if name.startswith(new_name) else None
+            if info is not None:
+                users[name] = [user.describe() for user in info.users]
     plan = plan_restore(
         manifest, new_name=new_name,
         default_data_paths=engine.data_paths(DatabaseContainer(
             id="", name=new_name, image=manifest.image, image_id="", env=manifest.env)),
         secret_values=_secret_values(svc, manifest),
         taken_container_names=svc.docker.container_names(),
-        existing_volumes=svc.docker.volume_names(), image=image,
+        existing_volumes=existing, image=image, force=force, volume_users=users,
     )
     if not svc.docker.image_exists(plan.container.image):
         raise HoldfastError(
@@ -571,8 +578,9 @@ def execute_restore(svc: Services, request: RestoreRequest,
 
 
 def run_restore(svc: Services, snapshot_id: str, new_name: str, image: str | None = None,
-                progress: ProgressCallback | None = None) -> RestoreResult:
-    return execute_restore(svc, prepare_restore(svc, snapshot_id, new_name, image), progress)
+                progress: ProgressCallback | None = None, force: bool = False) -> RestoreResult:
+    return execute_restore(svc, prepare_restore(svc, snapshot_id, new_name, image, force),
+                           progress)
 
 
 # --- retention ------------------------------------------------------------------

@@ -3,7 +3,9 @@
 An engine knows how to dump a running container's data to a byte stream using
 the container's own tools, how to tell when a fresh container of the same image
 is really ready, and how to load a stream back into it. It reaches the
-container only through :class:`~backup.ports.ContainerExec`.
+container only through :class:`~backup.ports.ContainerExec`; an engine that
+works on volumes from outside the container (``volume``) also requires that
+object to be a :class:`~backup.ports.HelperContainers`.
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ class Engine(Protocol):
 
     data_format: ClassVar[str]
     """Recorded in the manifest; restore refuses formats it does not know."""
+
+    loads_before_start: ClassVar[bool]
+    """True when :meth:`restore` writes into the volumes of a created but not
+    yet started container (files); False when it loads through the running
+    server after :meth:`is_ready` (databases)."""
 
     def data_paths(self, container: DatabaseContainer) -> list[str]:
         """Where the engine keeps its data inside the container; a restore

@@ -43,6 +43,7 @@ _CREATE_ROLE = re.compile(r'^CREATE ROLE "?([^";]+)"?;\s*$')
 class PostgresEngine:
     name: ClassVar[str] = "postgres"
     data_format: ClassVar[str] = "holdfast-postgres-v1"
+    loads_before_start: ClassVar[bool] = False
 
     def data_paths(self, container: DatabaseContainer) -> list[str]:
         return [container.env.get("PGDATA") or "/var/lib/postgresql/data"]

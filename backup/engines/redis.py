@@ -71,6 +71,7 @@ _START_TEMP = (
 class RedisEngine:
     name: ClassVar[str] = "redis"
     data_format: ClassVar[str] = "holdfast-redis-v1"
+    loads_before_start: ClassVar[bool] = False
 
     def data_paths(self, container: DatabaseContainer) -> list[str]:
         return [DATA_DIR]

@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
 from backup import errors
-from service import usecases
+from service import usecases, volumes
 from service.bootstrap import Services
 from service.catalog import JobRecord
 from service.jobs import JobRunner, ShuttingDown
@@ -53,6 +53,19 @@ class BackupBody(BaseModel):
 class RestoreBody(BaseModel):
     name: str = Field(description="name of the fresh container to create")
     image: str | None = Field(default=None, description="image to use instead of the recorded one")
+    force: bool = Field(default=False, description="replace the contents of existing volumes "
+                        "NAME-* (never of one a container uses)")
+
+
+class VolumeBody(BaseModel):
+    name: str = Field(description="name of the new volume")
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class CloneBody(BaseModel):
+    target: str = Field(description="name of the volume to copy into")
+    force: bool = Field(default=False, description="replace the target's contents if it "
+                        "exists (never while a container uses it)")
 
 
 class PolicyBody(BaseModel):
@@ -191,11 +204,42 @@ def create_app(
               status_code=status.HTTP_202_ACCEPTED)
     def start_restore(snapshot_id: str, body: RestoreBody) -> dict[str, Any]:
         """Restore a snapshot into a fresh container; returns the job to poll."""
-        request = usecases.prepare_restore(services, snapshot_id, body.name, body.image)
+        request = usecases.prepare_restore(services, snapshot_id, body.name, body.image,
+                                           body.force)
         job = jobs.submit(
             "restore", lambda: usecases.execute_restore(services, request).to_json(),
             instance=request.snapshot.instance, snapshot_id=snapshot_id,
         )
+        return job.to_json()
+
+    @app.get("/v1/volumes", tags=["volumes"], dependencies=auth)
+    def list_volumes(sizes: bool = True) -> list[dict[str, Any]]:
+        """Named volumes with size, the containers using them, and labels."""
+        return [volume.to_json() for volume in volumes.list_volumes(services, sizes=sizes)]
+
+    @app.get("/v1/volumes/{name}", tags=["volumes"], dependencies=auth)
+    def get_volume(name: str) -> dict[str, Any]:
+        """One volume."""
+        return volumes.get_volume(services, name).to_json()
+
+    @app.post("/v1/volumes", tags=["volumes"], dependencies=auth,
+              status_code=status.HTTP_201_CREATED)
+    def create_volume(body: VolumeBody) -> dict[str, Any]:
+        """Create an empty named volume; an existing name is 409."""
+        return volumes.create_volume(services, body.name, body.labels).to_json()
+
+    @app.delete("/v1/volumes/{name}", tags=["volumes"], dependencies=auth)
+    def remove_volume(name: str) -> dict[str, Any]:
+        """Remove a volume; 409 while any container uses it."""
+        return volumes.remove_volume(services, name).to_json()
+
+    @app.post("/v1/volumes/{name}/clone", tags=["volumes"], dependencies=auth,
+              status_code=status.HTTP_202_ACCEPTED)
+    def clone_volume(name: str, body: CloneBody) -> dict[str, Any]:
+        """Copy a volume into a new one (or, with ``force``, over an unused
+        existing one); returns the job to poll. Bad input is refused at once."""
+        plan = volumes.prepare_clone(services, name, body.target, body.force)
+        job = jobs.submit("clone", lambda: volumes.execute_clone(services, plan).to_json())
         return job.to_json()
 
     @app.get("/v1/targets/check", tags=["targets"], dependencies=auth)

@@ -43,7 +43,7 @@ class JobRecord:
     """One asynchronous backup or restore requested through the API."""
 
     id: str
-    kind: str  # "backup" or "restore"
+    kind: str  # "backup", "restore" or "clone"
     status: JobStatus
     created_at: datetime
     instance: str | None = None

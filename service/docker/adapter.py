@@ -20,8 +20,10 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import docker
@@ -35,13 +37,19 @@ from backup.errors import (
     HoldfastError,
     NameTaken,
     NotFound,
+    VolumeInUse,
+    VolumeNotFound,
 )
 from backup.ports import ContainerSpec, ExecResult, VolumeSpec
 from backup.types import DatabaseContainer, Mount
+from backup.volumes import VolumeInfo, VolumeUser
 
 logger = logging.getLogger(__name__)
 
 STDOUT, STDERR = 1, 2
+HELPER_LABEL = "io.holdfast.helper"
+# Any image with sh and GNU tar works; this one is on every registry mirror.
+DEFAULT_HELPER_IMAGE = "debian:bookworm-slim"
 _STDERR_TAIL = 8192
 _T = TypeVar("_T")
 
@@ -63,8 +71,9 @@ class DockerAdapter:
     the catalog work while the engine is down."""
 
     def __init__(self, factory: Callable[[], docker.DockerClient] | None = None,
-                 timeout: int = 60) -> None:
+                 timeout: int = 60, helper_image: str = DEFAULT_HELPER_IMAGE) -> None:
         self._factory = factory or (lambda: docker.from_env(timeout=timeout))
+        self.helper_image = helper_image
         self._client: docker.DockerClient | None = None
         self._lock = threading.Lock()
         self._open_execs: set[Any] = set()
@@ -341,7 +350,7 @@ class DockerAdapter:
             raise NameTaken(f"volume {spec.name} already exists")
         self._call(lambda: self.api.create_volume(name=spec.name, labels=dict(spec.labels)))
 
-    def start_container(self, spec: ContainerSpec) -> DatabaseContainer:
+    def create_container(self, spec: ContainerSpec) -> DatabaseContainer:
         if self.container_name_taken(spec.name):
             raise NameTaken(f"a container named {spec.name} already exists")
         networks = list(spec.networks)
@@ -360,11 +369,131 @@ class DockerAdapter:
             for network in networks[1:]:
                 self._call(lambda n=network: self.api.connect_container_to_network(  # type: ignore[misc]
                     container_id, n))
-            self._call(lambda: self.api.start(container_id))
         except BaseException:
             self.remove_container(container_id)
             raise
         return self.inspect(container_id)
+
+    def start(self, container_id: str) -> DatabaseContainer:
+        self._call(lambda: self.api.start(container_id))
+        return self.inspect(container_id)
+
+    # --- named volumes -----------------------------------------------------------
+
+    def _volume_users(self) -> dict[str, list[VolumeUser]]:
+        users: dict[str, list[VolumeUser]] = {}
+        for summary in self._call(lambda: self.api.containers(all=True)):
+            names = summary.get("Names") or [summary["Id"][:12]]
+            user = VolumeUser(name=names[0].lstrip("/"), id=summary["Id"],
+                              running=summary.get("State") == "running")
+            for mount in summary.get("Mounts") or ():
+                if mount.get("Type") == "volume" and mount.get("Name"):
+                    users.setdefault(mount["Name"], []).append(user)
+        return users
+
+    def list_volumes(self, sizes: bool = True) -> list[VolumeInfo]:
+        """Every volume with its users; ``sizes`` asks Docker to measure them
+        (``docker system df -v``), which walks every volume and takes a while."""
+        listed = self._call(self.api.volumes).get("Volumes") or []
+        measured: dict[str, int] = {}
+        if sizes:
+            for entry in self._call(self.api.df).get("Volumes") or []:
+                size = (entry.get("UsageData") or {}).get("Size", -1)
+                if size is not None and size >= 0:
+                    measured[entry["Name"]] = int(size)
+        users = self._volume_users()
+        return sorted((_to_volume(data, users.get(data["Name"], []), measured.get(data["Name"]))
+                       for data in listed), key=lambda volume: volume.name)
+
+    def get_volume(self, name: str, size: bool = False) -> VolumeInfo | None:
+        try:
+            data = self._call(lambda: self.api.inspect_volume(name))
+        except NotFound:
+            return None
+        measured = None
+        if size:
+            for entry in self._call(self.api.df).get("Volumes") or []:
+                if entry["Name"] == name:
+                    value = (entry.get("UsageData") or {}).get("Size", -1)
+                    measured = int(value) if value is not None and value >= 0 else None
+        return _to_volume(data, self._volume_users().get(name, []), measured)
+
+    def empty_volume(self, name: str) -> None:
+        """Delete everything inside a volume (for ``--force`` reuse)."""
+        self.helper_run(["sh", "-c", "find /volume -mindepth 1 -delete"],
+                        volumes={name: "/volume"})
+
+    def copy_volume(self, source: str, target: str) -> None:
+        """Make ``target`` an exact copy of ``source``: owners, modes, links,
+        hard links and holes of sparse files kept; ``target`` is emptied first."""
+        # cp -a keeps owners (the helper runs as root), modes, timestamps,
+        # symlinks and hard links; copying "/from/." also gives the target's
+        # root directory the source root's owner and mode.
+        script = ("set -e; find /to -mindepth 1 -delete; "
+                  "cp -a --sparse=always /from/. /to/")
+        self.helper_run(["sh", "-c", script], volumes={source: "/from", target: "/to"})
+
+    def start_container(self, spec: ContainerSpec) -> DatabaseContainer:
+        container = self.create_container(spec)
+        try:
+            return self.start(container.id)
+        except BaseException:
+            self.remove_container(container.id)
+            raise
+
+    def stop_container(self, container_id: str, timeout: float = 30) -> None:
+        self._call(lambda: self.api.stop(container_id, timeout=int(timeout)))
+
+    # --- helper containers -------------------------------------------------------
+
+    def _create_helper(self, volumes_from: str | None, volumes: Mapping[str, str] | None,
+                       read_only: bool) -> str:
+        """A stopped-until-used helper that sleeps, so work runs in it through
+        the same exec plumbing (stdin, stderr tail, exit codes) as in any
+        container. The caller removes it."""
+        mode = "ro" if read_only else "rw"
+        host_config = self.api.create_host_config(
+            binds={name: {"bind": destination, "mode": mode}
+                   for name, destination in (volumes or {}).items()},
+            volumes_from=[f"{volumes_from}:{mode}"] if volumes_from else None,
+            network_mode="none", auto_remove=False,
+        )
+        try:
+            created = self._call(lambda: self.api.create_container(
+                self.helper_image, command=["sleep", "infinity"], entrypoint=[],
+                labels={HELPER_LABEL: "true"}, host_config=host_config, user="0:0",
+                volumes=list((volumes or {}).values()) or None, detach=True,
+                name=f"holdfast-helper-{uuid.uuid4().hex[:12]}",
+            ))
+        except NotFound as exc:
+            raise HoldfastError(
+                f"helper image {self.helper_image} is not on the Docker engine: pull it, or set "
+                "HOLDFAST_HELPER_IMAGE to a local image that has sh and GNU tar") from exc
+        helper_id: str = created["Id"]
+        try:
+            self._call(lambda: self.api.start(helper_id))
+        except BaseException:
+            self.remove_container(helper_id)
+            raise
+        return helper_id
+
+    def helper_stream(self, argv: Sequence[str], *, volumes_from: str | None = None,
+                      volumes: Mapping[str, str] | None = None,
+                      read_only: bool = True) -> Iterator[bytes]:
+        helper_id = self._create_helper(volumes_from, volumes, read_only)
+        try:
+            yield from self.stream(helper_id, argv)
+        finally:
+            self.remove_container(helper_id)
+
+    def helper_run(self, argv: Sequence[str], *, volumes_from: str | None = None,
+                   volumes: Mapping[str, str] | None = None, read_only: bool = False,
+                   stdin: Iterable[bytes] | None = None, check: bool = True) -> ExecResult:
+        helper_id = self._create_helper(volumes_from, volumes, read_only)
+        try:
+            return self.run(helper_id, argv, stdin=stdin, check=check)
+        finally:
+            self.remove_container(helper_id)
 
     def logs_tail(self, container_id: str, lines: int = 20) -> str:
         try:
@@ -380,6 +509,30 @@ class DockerAdapter:
     def remove_volume(self, name: str) -> None:
         with contextlib.suppress(NotFound):
             self._call(lambda: self.api.remove_volume(name, force=True))
+
+    def remove_unused_volume(self, name: str) -> None:
+        """Remove a volume no container uses; Docker's refusal (a container
+        mounted it a moment ago) becomes :class:`VolumeInUse`."""
+        try:
+            self._call(lambda: self.api.remove_volume(name))
+        except NotFound as exc:
+            raise VolumeNotFound(f"no volume named {name}") from exc
+        except HoldfastError as exc:
+            if "in use" in str(exc):
+                raise VolumeInUse(f"volume {name} is in use: {exc}") from exc
+            raise
+
+
+def _to_volume(data: Mapping[str, Any], users: list[VolumeUser],
+               size: int | None) -> VolumeInfo:
+    created = data.get("CreatedAt")
+    created_at = None
+    if created:
+        with contextlib.suppress(ValueError):
+            created_at = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+    return VolumeInfo(name=data["Name"], driver=data.get("Driver") or "local",
+                      labels=dict(data.get("Labels") or {}), created_at=created_at,
+                      size_bytes=size, users=tuple(sorted(users, key=lambda u: u.name)))
 
 
 LIFECYCLE_EVENTS = ("start", "die", "destroy", "rename")

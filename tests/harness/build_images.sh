@@ -17,6 +17,10 @@ pg_image="holdfast-test/postgres:15"
 pg_context="tests/images/postgres"
 redis_image="holdfast-test/redis:7"
 redis_context="tests/images/redis"
+mariadb_image="holdfast-test/mariadb:10.11"
+mariadb_context="tests/images/mariadb"
+app_image="holdfast-test/app:1"
+app_context="tests/images/app"
 mirror="${HOLDFAST_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 rebuild="${HOLDFAST_REBUILD_IMAGES:-0}"
 # Not holdfast.*: containers inherit image labels, and Holdfast reads those.
@@ -176,6 +180,8 @@ ensure_image() {
 
 ensure_image "$pg_image" "$pg_context"
 ensure_image "$redis_image" "$redis_context"
+ensure_image "$mariadb_image" "$mariadb_context"
+ensure_image "$app_image" "$app_context"
 
 for id in "${replaced[@]}"; do
     # Still used by a container or another image: leave it.

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from backup.errors import InvalidName, MissingCredentials, NameTaken
+from backup.errors import InvalidName, MissingCredentials, NameTaken, VolumeInUse
 from backup.types import Manifest, Mount
 from restore.planner import RESTORED_FROM_LABEL, plan_restore
 
@@ -77,8 +77,25 @@ def test_taken_container_name_is_refused() -> None:
 
 
 def test_existing_volume_is_never_reused() -> None:
-    with pytest.raises(NameTaken, match="billing-copy-data already exists"):
+    with pytest.raises(NameTaken, match="billing-copy-data already exists.*--force"):
         plan(existing_volumes={"billing-copy-data"})
+
+
+def test_force_reuses_an_unused_existing_volume_and_creates_the_rest() -> None:
+    two = manifest(mounts=(Mount("/data", "volume", "a"), Mount("/logs", "bind", "/srv/l")))
+    result = plan(two, existing_volumes={"billing-copy-data", "billing-copy-logs"},
+                  force=True, volume_users={"billing-copy-logs": []})
+    assert result.volume_names == ["billing-copy-data", "billing-copy-logs"]
+    assert result.reused_volumes == ("billing-copy-data", "billing-copy-logs")
+    fresh = plan(two, existing_volumes={"billing-copy-logs"}, force=True)
+    assert fresh.reused_volumes == ("billing-copy-logs",)
+    assert plan(two).reused_volumes == ()
+
+
+def test_force_never_writes_under_a_container() -> None:
+    with pytest.raises(VolumeInUse, match="billing-copy-data is used by container old"):
+        plan(existing_volumes={"billing-copy-data"}, force=True,
+             volume_users={"billing-copy-data": ["old (stopped)"]})
 
 
 @pytest.mark.parametrize("name", ["", "x", "-lead", "has space", "a/b", "é"])

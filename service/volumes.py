@@ -1,0 +1,106 @@
+"""Use cases for named volumes: list, create, remove and clone.
+
+The CLI (``holdfast volumes ...``) and the API (``/v1/volumes``) call these
+and nothing else. Each reads the current state from Docker, lets the pure
+decisions in :mod:`backup.volumes` accept or refuse the request, and only then
+changes anything, so a refused request leaves every volume as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from backup.errors import HoldfastError, NameTaken, VolumeNotFound
+from backup.ports import VolumeSpec
+from backup.volumes import (
+    ClonePlan,
+    VolumeInfo,
+    check_volume_name,
+    decide_clone,
+    decide_removal,
+)
+from service.bootstrap import Services
+
+logger = logging.getLogger(__name__)
+
+
+def list_volumes(svc: Services, sizes: bool = True) -> list[VolumeInfo]:
+    return svc.docker.list_volumes(sizes=sizes)
+
+
+def get_volume(svc: Services, name: str, size: bool = True) -> VolumeInfo:
+    volume = svc.docker.get_volume(name, size=size)
+    if volume is None:
+        raise VolumeNotFound(f"no volume named {name}; `holdfast volumes ls` lists them")
+    return volume
+
+
+def create_volume(svc: Services, name: str,
+                  labels: Mapping[str, str] | None = None) -> VolumeInfo:
+    check_volume_name(name)
+    if svc.docker.get_volume(name) is not None:
+        raise NameTaken(f"volume {name} already exists; choose another name")
+    svc.docker.create_volume(VolumeSpec(name=name, labels=dict(labels or {})))
+    logger.info("created volume %s", name)
+    return get_volume(svc, name, size=False)
+
+
+def remove_volume(svc: Services, name: str) -> VolumeInfo:
+    volume = decide_removal(svc.docker.get_volume(name), name)
+    svc.docker.remove_unused_volume(name)
+    logger.info("removed volume %s", name)
+    return volume
+
+
+@dataclass(frozen=True)
+class CloneResult:
+    source: str
+    target: str
+    created: bool
+    size_bytes: int | None
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source, "target": self.target, "created": self.created,
+                "size_bytes": self.size_bytes, "seconds": round(self.seconds, 3)}
+
+
+def prepare_clone(svc: Services, source: str, target: str, force: bool = False) -> ClonePlan:
+    """Every check a clone can fail, before anything is written."""
+    return decide_clone(svc.docker.get_volume(source), svc.docker.get_volume(target),
+                        source_name=source, target_name=target, force=force)
+
+
+def execute_clone(svc: Services, plan: ClonePlan) -> CloneResult:
+    """Copy through a short-lived helper container. A target this call created
+    is removed again if the copy fails; a reused (``--force``) one is left,
+    emptied or partly written, and the error says so."""
+    started = time.monotonic()
+    if plan.create_target:
+        svc.docker.create_volume(VolumeSpec(name=plan.target, labels=dict(plan.labels)))
+    try:
+        svc.docker.copy_volume(plan.source, plan.target)
+    except BaseException as exc:
+        if plan.create_target:
+            try:
+                svc.docker.remove_volume(plan.target)
+            except HoldfastError as cleanup:
+                logger.error("could not remove the half-cloned volume %s: %s",
+                             plan.target, cleanup)
+        elif isinstance(exc, HoldfastError):
+            raise HoldfastError(
+                f"cloning {plan.source} into {plan.target} failed: {exc}; {plan.target} was "
+                "emptied for --force and is incomplete now") from exc
+        raise
+    size = get_volume(svc, plan.target).size_bytes
+    logger.info("cloned volume %s into %s", plan.source, plan.target)
+    return CloneResult(source=plan.source, target=plan.target, created=plan.create_target,
+                       size_bytes=size, seconds=time.monotonic() - started)
+
+
+def clone_volume(svc: Services, source: str, target: str, force: bool = False) -> CloneResult:
+    return execute_clone(svc, prepare_clone(svc, source, target, force))
