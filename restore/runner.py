@@ -103,7 +103,7 @@ def restore_snapshot(
             databases = _load(engine, runner, storage, manifest, container, progress)
         return RestoreOutcome(
             container=container,
-            volumes=tuple(created_volumes),
+            volumes=tuple(plan.volume_names),
             databases=tuple(databases),
             seconds=time.monotonic() - started,
         )

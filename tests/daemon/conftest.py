@@ -42,6 +42,7 @@ from service.catalog import JobRecord, open_catalog
 from tests.harness.docker_fixtures import (
     DEFAULT_POSTGRES_ENV,
     DEFAULT_POSTGRES_LABELS,
+    HELPER_IMAGE,
     PGDATA,
     TEST_LABEL,
     psql,
@@ -80,7 +81,8 @@ def wait_for(condition: Callable[[], _T], timeout: float, what: str,
 
 def holdfast_env(data_dir: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("HOLDFAST_")}
-    env.update(HOLDFAST_DATA_DIR=str(data_dir), HOLDFAST_LOG_FORMAT="json")
+    env.update(HOLDFAST_DATA_DIR=str(data_dir), HOLDFAST_LOG_FORMAT="json",
+               HOLDFAST_HELPER_IMAGE=HELPER_IMAGE)
     env.update(extra or {})
     return env
 

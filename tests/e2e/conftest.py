@@ -15,6 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.harness.docker_fixtures import HELPER_IMAGE
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -29,7 +31,8 @@ class Daemon:
         self.data_dir = data_dir
         self.log_path = log_path
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("HOLDFAST_")}
-        self.env.update(HOLDFAST_DATA_DIR=str(data_dir), HOLDFAST_LOG_FORMAT="json", **env)
+        self.env.update(HOLDFAST_DATA_DIR=str(data_dir), HOLDFAST_LOG_FORMAT="json",
+                        HOLDFAST_HELPER_IMAGE=HELPER_IMAGE, **env)
         self.process: subprocess.Popen[bytes] | None = None
         self.port = free_port()
         token = env.get("HOLDFAST_API_TOKEN")

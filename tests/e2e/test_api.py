@@ -4,16 +4,19 @@ data compared to the source."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import docker.errors
 import httpx
 import pytest
 
 from tests.e2e.conftest import Daemon
-from tests.harness.docker_fixtures import psql
+from tests.harness.docker_fixtures import HELPER_IMAGE, TEST_LABEL, psql
+from tests.harness.volume_trees import read_tree, seed_tree
 
 pytestmark = pytest.mark.docker
 
@@ -101,3 +104,51 @@ def test_openapi_documents_the_contract_paths(server: httpx.Client) -> None:
     assert paths >= {"/healthz", "/readyz", "/v1/instances", "/v1/instances/{name}/backups",
                      "/v1/snapshots", "/v1/snapshots/{snapshot_id}",
                      "/v1/snapshots/{snapshot_id}/restore", "/v1/jobs/{job_id}"}
+
+
+def test_volumes_over_http(server: httpx.Client, docker_client: Any) -> None:
+    suffix = os.urandom(3).hex()
+    source, copy = f"hf-api-vol-{suffix}", f"hf-api-copy-{suffix}"
+    user = None
+    try:
+        assert httpx.get(f"{server.base_url}/v1/volumes").status_code == 401
+        created = server.post("/v1/volumes", json={"name": source,
+                                                   "labels": {TEST_LABEL: "1"}})
+        assert created.status_code == 201, created.text
+        assert server.post("/v1/volumes", json={"name": source}).status_code == 409
+        assert server.post("/v1/volumes", json={"name": "bad/name"}).status_code == 400
+        seed_tree(docker_client, source)
+
+        listed = {v["name"]: v for v in server.get("/v1/volumes").json()}
+        assert listed[source]["size_bytes"] > 300_000 and listed[source]["in_use"] is False
+
+        assert server.post(f"/v1/volumes/{source}/clone",
+                           json={"target": source}).status_code == 400
+        assert server.post(f"/v1/volumes/nope-{suffix}/clone",
+                           json={"target": copy}).status_code == 404
+        accepted = server.post(f"/v1/volumes/{source}/clone", json={"target": copy})
+        assert accepted.status_code == 202, accepted.text
+        job = wait_for_job(server, accepted.json())
+        assert job["status"] == "succeeded", job
+        assert job["kind"] == "clone" and job["result"]["target"] == copy
+        assert read_tree(docker_client, copy)["entries"] == \
+            read_tree(docker_client, source)["entries"]
+        assert server.post(f"/v1/volumes/{source}/clone",
+                           json={"target": copy}).status_code == 409
+
+        user = docker_client.containers.create(
+            HELPER_IMAGE, ["true"], labels={TEST_LABEL: "1"},
+            volumes={copy: {"bind": "/data", "mode": "rw"}})
+        refused = server.delete(f"/v1/volumes/{copy}")
+        assert refused.status_code == 409 and user.name in refused.json()["error"]
+        user.remove(force=True)
+        user = None
+        assert server.get(f"/v1/volumes/{copy}").json()["users"] == []
+        assert server.delete(f"/v1/volumes/{copy}").status_code == 200
+        assert server.get(f"/v1/volumes/{copy}").status_code == 404
+    finally:
+        if user is not None:
+            user.remove(force=True)
+        for name in (source, copy):
+            with contextlib.suppress(docker.errors.NotFound):
+                docker_client.volumes.get(name).remove(force=True)

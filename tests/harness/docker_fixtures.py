@@ -26,6 +26,9 @@ from docker.models.containers import Container
 TEST_LABEL = "holdfast.test"
 TEST_NETWORK = "holdfast-test-net"
 POSTGRES_IMAGE = "holdfast-test/postgres:15"
+# Holdfast's helper containers (volume archives, clones) need sh and GNU tar;
+# the tests use the local base image instead of pulling debian:bookworm-slim.
+HELPER_IMAGE = "holdfast-test/base:bookworm"
 PGDATA = "/var/lib/postgresql/data"
 READY_TIMEOUT_S = 90.0
 

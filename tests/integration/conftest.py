@@ -33,6 +33,7 @@ from docker.models.containers import Container
 from tests.harness.docker_fixtures import (
     DEFAULT_POSTGRES_ENV,
     DEFAULT_POSTGRES_LABELS,
+    HELPER_IMAGE,
     PGDATA,
     TEST_LABEL,
     psql,
@@ -89,6 +90,7 @@ class Holdfast:
         env = {key: value for key, value in os.environ.items()
                if not key.startswith("HOLDFAST_")}
         env["HOLDFAST_DATA_DIR"] = str(self.data_dir)
+        env["HOLDFAST_HELPER_IMAGE"] = HELPER_IMAGE
         env.update(extra or {})
         return env
 

@@ -40,12 +40,6 @@ pytestmark = pytest.mark.docker
 
 DATABASES = ("appdb", "reports")
 
-# Known bug, kept visible rather than papered over: on a failure the CLI's stderr
-# holds the use case's log record (configure_logging in service/cli.py sends
-# WARNING and up to stderr) before its own "holdfast: ..." line, so it is two
-# lines, not the one CONTRACT.md promises. Only that check is expected to fail:
-# any other failure in these tests still fails them, and once the bug is fixed
-# strict=True turns the XPASS into a failure, so this marker gets removed.
 
 
 def sha256_of(path: Path) -> str:
@@ -223,6 +217,41 @@ def test_restore_into_a_taken_name_is_a_conflict_and_creates_no_volume(
     }
     assert made_here == set(), f"volumes created by a refused restore: {made_here}"
     assert docker_client.containers.get(pg_source.name).id == pg_source.container.id
+
+
+def test_restore_force_replaces_an_unused_leftover_volume_but_never_one_in_use(
+    holdfast: Holdfast, pg_source: Source, docker_client: docker.DockerClient,
+    docker_cleanup: DockerCleanup,
+) -> None:
+    snapshot = holdfast.json("backup", pg_source.name)
+    name = docker_cleanup.restored(unique("hf-it-force"))
+    # A leftover volume from an earlier container, holding stale files.
+    docker_client.volumes.create(name=f"{name}-data", labels={"holdfast.test": "1"})
+    docker_client.containers.run(
+        "holdfast-test/base:bookworm", ["sh", "-c", "echo stale > /v/STALE"], remove=True,
+        network_mode="none", volumes={f"{name}-data": {"bind": "/v", "mode": "rw"}})
+
+    _, line = holdfast.fail("restore", snapshot["id"], "--name", name, code=4)
+    assert "--force" in line
+
+    # Used by a (stopped) container: --force still refuses and changes nothing.
+    holder = docker_client.containers.create(
+        "holdfast-test/base:bookworm", ["true"], name=unique("hf-it-holder"),
+        labels={"holdfast.test": "1"}, volumes={f"{name}-data": {"bind": "/v", "mode": "rw"}})
+    try:
+        _, line = holdfast.fail("restore", snapshot["id"], "--name", name, "--force", code=4)
+        assert holder.name in line
+    finally:
+        holder.remove(force=True)
+    assert not container_exists(docker_client, name)
+
+    restored = holdfast.json("restore", snapshot["id"], "--name", name, "--force")
+    assert restored["volumes"] == [f"{name}-data"]
+    new = docker_client.containers.get(name)
+    for db in DATABASES:
+        assert fingerprint(new, db) == fingerprint(pg_source.container, db)
+    listing = new.exec_run(["ls", "-A", PGDATA]).output.decode()
+    assert "STALE" not in listing
 
 
 # --- 3. stopped container -------------------------------------------------------------

@@ -77,7 +77,7 @@ def test_taken_container_name_is_refused() -> None:
 
 
 def test_existing_volume_is_never_reused() -> None:
-    with pytest.raises(NameTaken, match="billing-copy-data already exists.*--force"):
+    with pytest.raises(NameTaken, match=r"billing-copy-data already exists.*--force"):
         plan(existing_volumes={"billing-copy-data"})
 
 
