@@ -20,7 +20,14 @@ from backup.labels import NAME_PATTERN
 from backup.ports import ContainerExec
 from backup.storage.base import Storage
 from backup.streams import Meter, ProgressCallback, compress, interruptible
-from backup.types import DatabaseContainer, Manifest, public_env, secret_env_names, utcnow
+from backup.types import (
+    DatabaseContainer,
+    Manifest,
+    public_env,
+    redact_command,
+    secret_env_names,
+    utcnow,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +79,7 @@ def take_snapshot(
     key = data_key(instance, snapshot_id)
     chunks = interruptible(raw.measure(dump.chunks), cancelled)
     info = storage.put(key, stored.measure(compress(chunks)))
+    command, command_secrets = redact_command(container.command)
     manifest = Manifest(
         snapshot_id=snapshot_id,
         instance=instance,
@@ -92,6 +100,8 @@ def take_snapshot(
         networks=container.networks,
         databases=dump.databases,
         source_container=container.name,
+        command=command,
+        secret_args=tuple(sorted(command_secrets)),
     )
     try:
         storage.put(manifest_key(instance, snapshot_id), [manifest.to_bytes()])

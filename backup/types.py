@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -73,6 +73,58 @@ class DatabaseContainer:
     image_env: Mapping[str, str] = field(default_factory=dict)
     command: tuple[str, ...] = ()
     """The container's command (``Config.Cmd``); may hold secrets, memory only."""
+
+
+# Command-line flags whose value is a secret, and the variable a restore reads
+# it from when the source container is gone (Redis users pass --requirepass).
+SECRET_FLAGS: Mapping[str, str] = {
+    "--requirepass": "REDIS_PASSWORD",
+    "--masterauth": "REDIS_MASTERAUTH",
+}
+_SECRET_MARK = re.compile(r"^\{\{secret:([A-Z0-9_]+)\}\}$")
+
+
+def _placeholder(name: str) -> str:
+    return "{{secret:" + name + "}}"
+
+
+def redact_command(command: Sequence[str]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """``command`` with the value of every secret flag replaced by a
+    ``{{secret:NAME}}`` placeholder, and the values taken out by name; the
+    redacted command can be stored, the values cannot."""
+    public: list[str] = []
+    values: dict[str, str] = {}
+    pending: str | None = None
+    for arg in command:
+        if pending is not None:
+            values[pending] = arg
+            public.append(_placeholder(pending))
+            pending = None
+            continue
+        flag, sep, value = arg.partition("=")
+        if flag in SECRET_FLAGS:
+            if sep:
+                values[SECRET_FLAGS[flag]] = value
+                public.append(f"{flag}={_placeholder(SECRET_FLAGS[flag])}")
+                continue
+            pending = SECRET_FLAGS[flag]
+        public.append(arg)
+    return tuple(public), values
+
+
+def fill_command(public: Sequence[str], values: Mapping[str, str]) -> tuple[str, ...]:
+    """The inverse of :func:`redact_command`, given the secret values."""
+    filled: list[str] = []
+    for arg in public:
+        flag, sep, value = arg.partition("=")
+        match = _SECRET_MARK.match(value if sep else arg)
+        if match is None:
+            filled.append(arg)
+        elif sep:
+            filled.append(f"{flag}={values[match.group(1)]}")
+        else:
+            filled.append(values[match.group(1)])
+    return tuple(filled)
 
 
 def public_env(env: Mapping[str, str], image_env: Mapping[str, str]) -> dict[str, str]:
@@ -167,6 +219,10 @@ class Manifest:
     networks: tuple[str, ...] = ()
     databases: tuple[str, ...] = ()
     source_container: str = ""
+    command: tuple[str, ...] = ()
+    """The source's command with secret values replaced (:func:`redact_command`)."""
+    secret_args: tuple[str, ...] = ()
+    """Names of the secrets ``command`` refers to."""
     version: int = MANIFEST_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -205,5 +261,7 @@ class Manifest:
             networks=tuple(data.get("networks", ())),
             databases=tuple(data.get("databases", ())),
             source_container=data.get("source_container", ""),
+            command=tuple(data.get("command", ())),
+            secret_args=tuple(data.get("secret_args", ())),
             version=int(data.get("version", MANIFEST_VERSION)),
         )

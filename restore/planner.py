@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from backup.errors import InvalidName, MissingCredentials, NameTaken, VolumeInUse
 from backup.labels import NAME_PATTERN
 from backup.ports import ContainerSpec, VolumeSpec
-from backup.types import Manifest
+from backup.types import Manifest, fill_command
 
 RESTORED_FROM_LABEL = "holdfast.restored-from"
 SOURCE_INSTANCE_LABEL = "holdfast.source-instance"
@@ -96,7 +96,8 @@ def plan_restore(
                 "that container first (--force never writes under a container)"
             )
 
-    missing = [name for name in manifest.secret_env if not secret_values.get(name)]
+    missing = [name for name in (*manifest.secret_env, *manifest.secret_args)
+               if not secret_values.get(name)]
     if missing:
         raise MissingCredentials(
             f"snapshot {manifest.snapshot_id} needs {', '.join(missing)} for the new container, "
@@ -115,6 +116,7 @@ def plan_restore(
             volumes=volumes,
             labels=labels,
             networks=tuple(n for n in manifest.networks if n not in _BUILTIN_NETWORKS),
+            command=fill_command(manifest.command, secret_values) if manifest.command else None,
         ),
         volumes=tuple(VolumeSpec(name=name, labels=labels) for name in volumes),
         reused_volumes=tuple(clashing),

@@ -48,7 +48,15 @@ from backup.pipeline import (
 from backup.retention import RetentionPolicy, plan_retention
 from backup.storage import Storage
 from backup.streams import ProgressCallback, read_all
-from backup.types import DatabaseContainer, Manifest, Snapshot, SnapshotStatus, isoformat, utcnow
+from backup.types import (
+    DatabaseContainer,
+    Manifest,
+    Snapshot,
+    SnapshotStatus,
+    isoformat,
+    redact_command,
+    utcnow,
+)
 from restore.planner import RestorePlan, plan_restore
 from restore.runner import restore_snapshot
 from service.bootstrap import Services
@@ -516,6 +524,12 @@ def _secret_values(svc: Services, manifest: Manifest) -> dict[str, str]:
     for name in manifest.secret_env:
         if source is not None and source.env.get(name):
             values[name] = source.env[name]
+        elif os.environ.get(name):
+            values[name] = os.environ[name]
+    in_command = redact_command(source.command)[1] if source is not None else {}
+    for name in manifest.secret_args:
+        if in_command.get(name):
+            values[name] = in_command[name]
         elif os.environ.get(name):
             values[name] = os.environ[name]
     return values

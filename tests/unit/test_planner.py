@@ -107,3 +107,14 @@ def test_bad_names_are_refused(name: str) -> None:
 def test_missing_secret_is_refused_with_what_to_do() -> None:
     with pytest.raises(MissingCredentials, match="export them in Holdfast's environment"):
         plan(secret_values={})
+
+
+def test_command_secrets_are_filled_in_or_reported_missing() -> None:
+    redis = manifest(engine="redis", secret_env=(), env={},
+                     command=("redis-server", "--requirepass", "{{secret:REDIS_PASSWORD}}"),
+                     secret_args=("REDIS_PASSWORD",))
+    result = plan(redis, secret_values={"REDIS_PASSWORD": "pw"})
+    assert result.container.command == ("redis-server", "--requirepass", "pw")
+    with pytest.raises(MissingCredentials, match="REDIS_PASSWORD"):
+        plan(redis, secret_values={})
+    assert plan(manifest()).container.command is None
