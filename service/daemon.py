@@ -33,11 +33,13 @@ def run_daemon(settings: Settings, host: str | None = None, port: int | None = N
     configure_logging(settings.log_level, settings.log_format)
     services = bootstrap(settings)
     report = recover(services)
-    if report.interrupted or report.broken or report.discarded or report.jobs:
+    if report.interrupted or report.broken or report.discarded or report.jobs or \
+            report.helpers:
         logger.warning("recovered at start-up: %d interrupted run(s) and %d job(s) marked "
                        "failed, %d snapshot(s) with missing data marked failed, %d incomplete "
-                       "object(s) discarded", len(report.interrupted), len(report.jobs),
-                       len(report.broken), report.discarded)
+                       "object(s) discarded, %d leftover helper container(s) removed",
+                       len(report.interrupted), len(report.jobs), len(report.broken),
+                       report.discarded, report.helpers)
     metrics = Metrics()
     metrics.seed(services.catalog.list_snapshots())
     jobs = JobRunner(services, settings.job_workers, metrics)

@@ -3,9 +3,9 @@
 Run by the daemon before it takes any work. A snapshot left ``running`` by a
 process that is gone (SIGKILL, power loss) is marked ``failed`` with the reason
 and its partial objects removed; temporary files of interrupted writes are
-swept; and a ``complete`` snapshot whose data object is missing or shorter than
-recorded is marked ``failed`` too, so the catalog never promises data it cannot
-deliver.
+swept; helper containers of a killed process are removed; and a ``complete``
+snapshot whose data object is missing or shorter than recorded is marked
+``failed`` too, so the catalog never promises data it cannot deliver.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ class RecoveryReport:
     broken: list[str] = field(default_factory=list)
     discarded: int = 0
     jobs: list[str] = field(default_factory=list)
+    helpers: int = 0
 
 
 def recover(svc: Services) -> RecoveryReport:
@@ -41,6 +42,10 @@ def recover(svc: Services) -> RecoveryReport:
             job, status=JobStatus.FAILED, finished_at=utcnow(),
             error="interrupted: the Holdfast daemon stopped before the job finished"))
         report.jobs.append(job.id)
+    try:
+        report.helpers = len(svc.docker.remove_orphan_helpers())
+    except HoldfastError as exc:
+        logger.error("could not remove leftover helper containers: %s", exc)
     busy_targets: set[str] = set()
     for snapshot in svc.catalog.list_snapshots(status=SnapshotStatus.RUNNING):
         if may_be_running(snapshot.runner):

@@ -43,6 +43,7 @@ from backup.errors import (
 from backup.ports import ContainerSpec, ExecResult, VolumeSpec
 from backup.types import DatabaseContainer, Mount
 from backup.volumes import VolumeInfo, VolumeUser
+from service.runs import current_runner, may_be_running
 
 logger = logging.getLogger(__name__)
 
@@ -375,7 +376,10 @@ class DockerAdapter:
         return self.inspect(container_id)
 
     def start(self, container_id: str) -> DatabaseContainer:
-        self._call(lambda: self.api.start(container_id))
+        try:
+            self._call(lambda: self.api.start(container_id))
+        except DockerUnavailable as exc:
+            raise _refusal(exc, f"cannot start container {container_id[:12]}") from exc.__cause__
         return self.inspect(container_id)
 
     # --- named volumes -----------------------------------------------------------
@@ -461,7 +465,7 @@ class DockerAdapter:
         try:
             created = self._call(lambda: self.api.create_container(
                 self.helper_image, command=["sleep", "infinity"], entrypoint=[],
-                labels={HELPER_LABEL: "true"}, host_config=host_config, user="0:0",
+                labels={HELPER_LABEL: current_runner()}, host_config=host_config, user="0:0",
                 volumes=list((volumes or {}).values()) or None, detach=True,
                 name=f"holdfast-helper-{uuid.uuid4().hex[:12]}",
             ))
@@ -472,10 +476,24 @@ class DockerAdapter:
         helper_id: str = created["Id"]
         try:
             self._call(lambda: self.api.start(helper_id))
-        except BaseException:
+        except BaseException as exc:
             self.remove_container(helper_id)
+            if isinstance(exc, DockerUnavailable):
+                raise _refusal(exc, "cannot start a helper container") from exc.__cause__
             raise
         return helper_id
+
+    def remove_orphan_helpers(self) -> list[str]:
+        """Remove helper containers whose Holdfast process is gone (killed
+        mid-archive); those of live processes, here or on other hosts, stay."""
+        removed = []
+        for summary in self._call(lambda: self.api.containers(
+                all=True, filters={"label": HELPER_LABEL})):
+            runner = (summary.get("Labels") or {}).get(HELPER_LABEL)
+            if not may_be_running(runner):
+                self.remove_container(summary["Id"])
+                removed.append(summary["Id"])
+        return removed
 
     def helper_stream(self, argv: Sequence[str], *, volumes_from: str | None = None,
                       volumes: Mapping[str, str] | None = None,
@@ -569,6 +587,17 @@ def _close(sock: Any) -> None:
         sock.close()
     with contextlib.suppress(OSError, AttributeError):
         _raw_socket(sock).close()
+
+
+def _refusal(exc: DockerUnavailable, what: str) -> HoldfastError:
+    """``_call`` reads any 5xx as an unreachable engine, but a start that fails
+    (a mount runc cannot make, a missing executable) comes back as a 500
+    carrying the engine's own reason: the engine is reachable, retrying will
+    not help, and "start Docker" would send the user to the wrong problem."""
+    cause = exc.__cause__
+    if isinstance(cause, docker.errors.APIError) and cause.response is not None:
+        return HoldfastError(f"{what}: Docker refused: {_explain(cause)}")
+    return exc
 
 
 def _explain(exc: docker.errors.DockerException) -> str:
