@@ -14,8 +14,9 @@ import logging
 from dataclasses import dataclass, field, replace
 
 from backup.errors import HoldfastError
+from backup.labels import PREFIX, parse_bool
 from backup.pipeline import delete_snapshot_objects
-from backup.types import SnapshotStatus, utcnow
+from backup.types import Snapshot, SnapshotStatus, utcnow
 from service.bootstrap import Services
 from service.catalog import JobStatus
 from service.runs import may_be_running
@@ -30,6 +31,32 @@ class RecoveryReport:
     discarded: int = 0
     jobs: list[str] = field(default_factory=list)
     helpers: int = 0
+    restarted: list[str] = field(default_factory=list)
+
+
+def _restart_if_stopped_for(svc: Services, snapshot: Snapshot, report: RecoveryReport) -> None:
+    """A ``volume`` snapshot with ``holdfast.stop-during-backup`` stops its
+    container and starts it in a ``finally``; a killed process never ran that.
+    Start the container again if it stopped after the snapshot began and
+    carries the label, so a crash does not leave an app down."""
+    record = svc.catalog.get_instance(snapshot.instance)
+    if record is None or not record.container_id:
+        return
+    if parse_bool(record.labels.get(PREFIX + "stop-during-backup", "")) is not True:
+        return
+    try:
+        stopped_at = svc.docker.stopped_at(record.container_id)
+        if stopped_at is None or stopped_at < snapshot.created_at:
+            return  # running, or stopped before the snapshot: not ours to start
+        svc.docker.start(record.container_id)
+    except HoldfastError as exc:
+        logger.error("container %s was stopped for interrupted snapshot %s and cannot be "
+                     "started again: %s", record.container_name, snapshot.id, exc)
+        return
+    report.restarted.append(record.container_name or record.container_id)
+    logger.warning("started container %s again: interrupted snapshot %s had stopped it",
+                   record.container_name, snapshot.id,
+                   extra={"instance": snapshot.instance, "snapshot": snapshot.id})
 
 
 def recover(svc: Services) -> RecoveryReport:
@@ -62,6 +89,8 @@ def recover(svc: Services) -> RecoveryReport:
             error="interrupted: the Holdfast process writing it stopped before it finished",
         ))
         report.interrupted.append(snapshot.id)
+        if snapshot.engine == "volume":
+            _restart_if_stopped_for(svc, snapshot, report)
         logger.warning("snapshot %s was interrupted; marked failed", snapshot.id, extra=context)
 
     for target_name in sorted(svc.settings.targets):

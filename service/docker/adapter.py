@@ -136,6 +136,13 @@ class DockerAdapter:
         data = self._call(lambda: self.api.inspect_container(container_id))
         return self._to_container(data)
 
+    def stopped_at(self, container_id: str) -> datetime | None:
+        """When a stopped container last stopped; None while it runs."""
+        state = self._call(lambda: self.api.inspect_container(container_id))["State"]
+        if state.get("Running"):
+            return None
+        return _parse_docker_time(state.get("FinishedAt"))
+
     def _image_env(self, image_id: str) -> dict[str, str]:
         # An image id names immutable content, so its environment can be cached:
         # discovery of 200 containers of one image then inspects it once.
@@ -541,13 +548,25 @@ class DockerAdapter:
             raise
 
 
+def _parse_docker_time(text: str | None) -> datetime | None:
+    """Docker's RFC 3339 times carry nanoseconds, which fromisoformat refuses
+    before Python 3.11; the zero time means never."""
+    if not text or text.startswith("0001-01-01"):
+        return None
+    main, _, rest = str(text).replace("Z", "+00:00").partition(".")
+    if rest:
+        digits = rest[:len(rest) - len(rest.lstrip("0123456789"))]
+        zone = rest[len(digits):]
+        main = f"{main}.{digits[:6]}{zone}"
+    try:
+        return datetime.fromisoformat(main)
+    except ValueError:
+        return None
+
+
 def _to_volume(data: Mapping[str, Any], users: list[VolumeUser],
                size: int | None) -> VolumeInfo:
-    created = data.get("CreatedAt")
-    created_at = None
-    if created:
-        with contextlib.suppress(ValueError):
-            created_at = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+    created_at = _parse_docker_time(data.get("CreatedAt"))
     return VolumeInfo(name=data["Name"], driver=data.get("Driver") or "local",
                       labels=dict(data.get("Labels") or {}), created_at=created_at,
                       size_bytes=size, users=tuple(sorted(users, key=lambda u: u.name)))
