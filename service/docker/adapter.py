@@ -236,7 +236,13 @@ class DockerAdapter:
         # The stream can end a moment before the engine records the exit.
         deadline = time.monotonic() + 30
         while True:
-            info = self._call(lambda: self.api.exec_inspect(exec_id))
+            try:
+                info = self._call(lambda: self.api.exec_inspect(exec_id))
+            except NotFound:
+                # Docker forgets the execs of a container that stopped or was
+                # removed meanwhile; how the process ended is unknown.
+                raise ExecFailed(argv0, None, (stderr_tail + "\nthe container stopped or was "
+                                               "removed while the command ran").strip()) from None
             if not info.get("Running"):
                 code = info.get("ExitCode")
                 if code is None:
