@@ -1,32 +1,20 @@
 """The ``volume`` engine: a GNU tar of every named volume and bind mount of a
-container, for applications that keep their state in plain files.
-
-Nothing runs inside the user's container, whose image may have no tar at all:
-the archive is made by a short-lived helper container (see
-:class:`~backup.ports.HelperContainers`) that mounts the container's volumes
-and binds at the same paths (``--volumes-from``), read-only for a dump. The
-tar keeps numeric owners, modes (setuid, sticky), symlinks, hardlinks,
-sparse files (holes found with ``SEEK_HOLE``, so a 200 MB file with a few
-bytes costs a few blocks), ACLs and extended attributes, with member paths
-relative to ``/``. The snapshot is a :mod:`backup.framing` archive of
-``meta.json`` (the mounts and the tar's top-level members) and ``data.tar``,
-streamed straight from tar's stdout. A restore runs in a created but not yet
-started container (``loads_before_start``): one helper empties its fresh
-volumes (Docker copies image files into a new volume, and they must not
-survive next to the snapshot's) and extracts the tar into them.
-
-Consistency: by default the archive is taken while the application runs,
-file by file, like ``cp -a`` of a live directory. GNU tar exits 1 when a file
-changed, shrank or vanished while it was read; for a live archive that is
-what "live" means, so it is accepted and logged as a warning naming the files
-(a file written during its read may be torn, and a file that shrank is padded
-with zeros). Failing instead would make the scheduled backups of any busy
-application fail at random, which teaches operators to ignore failures and
-leaves them with no recent snapshot at all. Users who need a consistent
-snapshot set ``holdfast.stop-during-backup=true``: the container is stopped
-before tar starts and started again when the archive ends, fails or is
-abandoned; with that label a tar exit 1 means something else writes the
-volumes, and the dump fails, because it cannot be the consistent copy asked for.
+container, for applications that keep their state in plain files. Nothing runs
+inside the user's container, whose image may have no tar at all: the archive
+is made by a short-lived helper container (:class:`~backup.ports.HelperContainers`)
+that mounts the container's volumes and binds at the same paths
+(``--volumes-from``), read-only for a dump. The tar keeps numeric owners,
+modes (setuid, sticky), symlinks, hardlinks, sparse files (holes found with
+``SEEK_HOLE``, so a 200 MB file holding a few bytes costs a few blocks, and
+extraction writes holes again), ACLs, and extended attributes (``user.*`` and
+file capabilities are restored), with member paths relative to ``/``. The
+snapshot is a :mod:`backup.framing` archive of ``meta.json`` (the mounts and
+the tar's top-level members) and ``data.tar``, streamed from tar's stdout. A
+restore runs in a created, not yet started container (``loads_before_start``):
+one helper empties its fresh volumes (Docker copies image files into a new
+volume, and they must not survive next to the snapshot's) and extracts the tar
+into them. How a live archive is treated, and what
+``holdfast.stop-during-backup`` changes, is stated on :meth:`VolumeEngine.dump`.
 """
 
 from __future__ import annotations
@@ -63,9 +51,9 @@ STOP_LABEL = PREFIX + "stop-during-backup"
 STOP_TIMEOUT_S = 30.0
 ARCHIVED_KINDS = ("volume", "bind")
 _BLOCK = 512
-# tar ends an archive with two zero blocks (then pads to its record size); a
-# stream that stops at a member boundary is otherwise silently accepted by
-# GNU tar's extractor, so both sides check for this marker themselves.
+# tar ends an archive with two zero blocks (then pads to its record size).
+# GNU tar extracts a stream cut just before them without a complaint, so both
+# the dump and the restore check for this marker themselves.
 _END_MARKER = 2 * _BLOCK
 
 _TAR_CREATE = (
@@ -88,6 +76,8 @@ _TAR_CORRUPT = re.compile(
     r"Not found in archive|damaged|malformed|invalid header|checksum error",
     re.IGNORECASE,
 )
+# The lines tar closes a failure with, which say nothing about its cause.
+_TAR_SUMMARY = re.compile(r"Exiting with failure status|Error is not recoverable")
 
 
 class VolumeEngine:
@@ -132,8 +122,23 @@ class VolumeEngine:
         the chunks are consumed: the first chunk stops the container (with
         the stop label, when it runs), the tar runs in a helper as chunks are
         pulled, and the container is started again when the stream ends,
-        raises or is closed. The stream raises :class:`DumpFailed` when tar
-        fails (see the module docstring for its exit status 1).
+        raises or is closed, and only if it was running before. The stream
+        raises :class:`DumpFailed` when tar fails or its output is not a whole
+        archive; a container that cannot be started again fails the dump too
+        (its application is down, which matters more than the snapshot).
+
+        Consistency: by default the archive is taken while the application
+        runs, file by file, like ``cp -a`` of a live directory. GNU tar exits 1
+        when a file changed, shrank or vanished while it was read; for a live
+        archive that is what "live" means, so it is accepted and logged as a
+        warning naming the files (such a file may be torn, and one that shrank
+        is padded with zeros). Failing instead would make the scheduled
+        backups of any busy application fail at random, which teaches
+        operators to ignore failures and leaves them with no recent snapshot.
+        Who needs a consistent snapshot sets ``holdfast.stop-during-backup=true``;
+        then a tar exit 1 means something else writes the volumes, and the
+        dump fails, as it cannot be the consistent copy asked for. Any other
+        tar failure always fails the dump.
         """
         helpers = _helpers(runner, DumpFailed)
         if databases:
@@ -175,12 +180,14 @@ class VolumeEngine:
             failure = exc
             raise
         finally:
-            # The helper goes first, so tar never reads while the app writes again.
-            close = getattr(tar, "close", None)  # a generator; the protocol says Iterator
-            if close is not None:
-                close()
-            if stopped:
-                _start_again(container, helpers, failure)
+            try:
+                # The helper goes first, so tar never reads while the app writes again.
+                close = getattr(tar, "close", None)  # a generator; the protocol says Iterator
+                if close is not None:
+                    close()
+            finally:
+                if stopped:
+                    _start_again(container, helpers, failure)
 
     # --- readiness ----------------------------------------------------------
 
@@ -230,7 +237,7 @@ class VolumeEngine:
             raise RestoreFailed(
                 f"extracting into the volumes of {container.name} failed: {exc}") from exc
         if result.exit_code != 0:
-            reason = last_line(result.stderr) or f"exit status {result.exit_code}"
+            reason = tar_complaint(result.stderr) or f"exit status {result.exit_code}"
             if _TAR_CORRUPT.search(result.stderr):
                 raise CorruptSnapshot(f"the snapshot's tar does not extract: {reason}")
             raise RestoreFailed(
@@ -336,6 +343,15 @@ def restore_script(destinations: Sequence[str], archived: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def tar_complaint(stderr: str) -> str:
+    """The line of tar's stderr that says what went wrong: tar ends a failure
+    with "Exiting with failure status due to previous errors", which says
+    nothing, so the last line before such summaries is taken."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    telling = [line for line in lines if not _TAR_SUMMARY.search(line)]
+    return telling[-1] if telling else last_line(stderr)
+
+
 def _read_meta(raw: bytes) -> tuple[list[str], list[str]]:
     try:
         meta = json.loads(raw)
@@ -392,7 +408,7 @@ def _checked_tar(chunks: Iterator[bytes], container: DatabaseContainer, *,
     try:
         yield from end.watch(chunks)
     except ExecFailed as exc:
-        detail = last_line(exc.stderr_tail)
+        detail = tar_complaint(exc.stderr_tail)
         if exc.exit_code == 1 and not consistent:
             changed = [line.strip() for line in exc.stderr_tail.splitlines() if line.strip()]
             logger.warning(

@@ -490,7 +490,7 @@ class DockerAdapter:
         try:
             self._call(lambda: self.api.start(helper_id))
         except BaseException as exc:
-            self.remove_container(helper_id)
+            self._remove_helper(helper_id)
             if isinstance(exc, DockerUnavailable):
                 raise _refusal(exc, "cannot start a helper container") from exc.__cause__
             raise
@@ -504,7 +504,7 @@ class DockerAdapter:
                 all=True, filters={"label": HELPER_LABEL})):
             runner = (summary.get("Labels") or {}).get(HELPER_LABEL)
             if not may_be_running(runner):
-                self.remove_container(summary["Id"])
+                self._remove_helper(summary["Id"])
                 removed.append(summary["Id"])
         return removed
 
@@ -515,7 +515,7 @@ class DockerAdapter:
         try:
             yield from self.stream(helper_id, argv)
         finally:
-            self.remove_container(helper_id)
+            self._remove_helper(helper_id)
 
     def helper_run(self, argv: Sequence[str], *, volumes_from: str | None = None,
                    volumes: Mapping[str, str] | None = None, read_only: bool = False,
@@ -524,7 +524,7 @@ class DockerAdapter:
         try:
             return self.run(helper_id, argv, stdin=stdin, check=check)
         finally:
-            self.remove_container(helper_id)
+            self._remove_helper(helper_id)
 
     def logs_tail(self, container_id: str, lines: int = 20) -> str:
         try:
@@ -534,8 +534,16 @@ class DockerAdapter:
         return bytes(raw).decode(errors="replace")
 
     def remove_container(self, container_id: str) -> None:
+        # v=True: a restore's container may have anonymous volumes for image
+        # VOLUMEs the plan did not cover; they belong to it alone.
         with contextlib.suppress(NotFound):
-            self._call(lambda: self.api.remove_container(container_id, force=True))
+            self._call(lambda: self.api.remove_container(container_id, force=True, v=True))
+
+    def _remove_helper(self, helper_id: str) -> None:
+        # Never v=True: a helper mounts the user's volumes (--volumes-from),
+        # anonymous ones included, and must not take them along.
+        with contextlib.suppress(NotFound):
+            self._call(lambda: self.api.remove_container(helper_id, force=True))
 
     def remove_volume(self, name: str) -> None:
         with contextlib.suppress(NotFound):
@@ -608,6 +616,11 @@ def _raw_socket(sock: Any) -> socket.socket:
 
 
 def _close(sock: Any) -> None:
+    # close() alone leaves the connection open while docker-py still references
+    # the socket (a response <-> socket cycle freed only by the GC): the process
+    # inside stays blocked writing, and removing its container waits 20 s.
+    with contextlib.suppress(OSError, AttributeError):
+        _raw_socket(sock).shutdown(socket.SHUT_RDWR)
     with contextlib.suppress(OSError):
         sock.close()
     with contextlib.suppress(OSError, AttributeError):
