@@ -393,3 +393,74 @@ def test_docker_engine_lost_and_back(daemon: Daemon, private_dockerd: PrivateDoc
         client.close()
     assert daemon.alive()
     assert daemon.stop() == 0
+
+
+# --- 7. SIGKILL while a stop-during-backup volume snapshot has the app stopped ---------
+
+
+def test_sigkill_while_an_app_is_stopped_for_a_volume_snapshot_restarts_it_at_next_start(
+    daemon: Daemon, docker_client: docker.DockerClient, test_network: str,
+) -> None:
+    from service.docker.adapter import HELPER_LABEL
+
+    name = _unique("crash-vol")
+    volume = f"{name}-data"
+    docker_client.volumes.create(name=volume, labels={TEST_LABEL: "1"})
+    app = None
+    try:
+        # Enough incompressible data that the archive is still streaming when
+        # the test sees the app stopped and kills the daemon.
+        docker_client.containers.run(
+            BASE_IMAGE, ["sh", "-c", "head -c 700000000 /dev/urandom > /v/blob"], remove=True,
+            network_mode="none", volumes={volume: {"bind": "/v", "mode": "rw"}})
+        app = docker_client.containers.run(
+            BASE_IMAGE, ["sleep", "infinity"], name=name, detach=True, network=test_network,
+            stop_signal="SIGKILL", volumes={volume: {"bind": "/data", "mode": "rw"}},
+            labels={TEST_LABEL: "1", "holdfast.enable": "true", "holdfast.engine": "volume",
+                    "holdfast.stop-during-backup": "true"})
+        daemon.start()
+        daemon.wait_ready()
+        wait_for(lambda: name in daemon.instance_names(), 30, "discovery of the app")
+
+        job = daemon.start_backup(name)
+
+        def stopped() -> bool:
+            assert app is not None
+            app.reload()
+            return app.status == "exited"
+        wait_for(stopped, 60, "the app stopped for its snapshot")
+        assert daemon.get(f"/v1/jobs/{job['id']}").json()["status"] == "running"
+        killed = daemon.pid
+
+        def orphans() -> list[Any]:
+            return [c for c in docker_client.containers.list(
+                all=True, filters={"label": HELPER_LABEL})
+                if f":{killed}:" in c.labels[HELPER_LABEL]]
+        assert len(orphans()) == 1, "the archive runs in a helper container"
+        assert daemon.kill() == -signal.SIGKILL
+        time.sleep(1)
+        app.reload()
+        assert app.status == "exited", "nothing but recovery may start it again"
+
+        daemon.start()
+        daemon.wait_ready()
+        app.reload()
+        assert app.status == "running"
+        snapshot = CatalogReader(daemon.data_dir).snapshots(name)[0]
+        assert snapshot.status == SnapshotStatus.FAILED
+        assert snapshot.error is not None and snapshot.error.startswith("interrupted")
+        assert_nothing_stored_for(daemon.data_dir, snapshot)
+        assert orphans() == []
+        messages = " ".join(str(r.get("message", "")) for r in daemon.log_records(run=2))
+        assert f"started container {name} again" in messages
+        assert "1 leftover helper container(s) removed" in messages
+
+        # A later snapshot stops and starts it again and completes.
+        done = daemon.wait_job(daemon.start_backup(name)["id"])
+        assert done["status"] == "succeeded", done
+        app.reload()
+        assert app.status == "running"
+    finally:
+        if app is not None:
+            app.remove(force=True)
+        docker_client.volumes.get(volume).remove(force=True)
