@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 
 from backup.engines.base import Engine
@@ -28,6 +29,30 @@ from backup.types import DatabaseContainer, utcnow
 from service.docker import DockerAdapter
 
 Fingerprint = Callable[[DatabaseContainer], Any]
+
+
+class RecordingExec:
+    """The real adapter, recording every argv it is asked to run."""
+
+    def __init__(self, real: DockerAdapter) -> None:
+        self.real = real
+        self.argvs: list[list[str]] = []
+
+    def stream(self, container_id: str, argv: Sequence[str], *,
+               env: Mapping[str, str] | None = None, user: str | None = None) -> Iterator[bytes]:
+        self.argvs.append(list(argv))
+        return self.real.stream(container_id, argv, env=env, user=user)
+
+    def run(self, container_id: str, argv: Sequence[str], **kwargs: Any) -> ExecResult:
+        self.argvs.append(list(argv))
+        return self.real.run(container_id, argv, **kwargs)
+
+
+def top_processes(client: docker.DockerClient, container_id: str) -> list[tuple[str, str]]:
+    """``(pid, command line)`` of every process in a container, as ``docker top``
+    shows them to anyone on the host."""
+    top = client.api.top(container_id, ps_args="-eo pid,args")
+    return [(str(row[0]), " ".join(str(c) for c in row[1:])) for row in top["Processes"] or []]
 
 
 class BreakingExec:

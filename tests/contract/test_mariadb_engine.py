@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import docker
 import pytest
-from docker.errors import APIError, ImageNotFound, NotFound
+from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 
 from backup.engines.mariadb import (
@@ -43,8 +43,8 @@ from backup.ports import ExecResult
 from backup.storage.local import LocalStorage
 from backup.types import DatabaseContainer, utcnow
 from service.docker import DockerAdapter
-from tests.contract.engine_contract import EngineContract
-from tests.harness.docker_fixtures import BUILD_IMAGES_HINT, TEST_LABEL
+from tests.contract.engine_contract import EngineContract, RecordingExec, top_processes
+from tests.harness.docker_fixtures import TEST_LABEL, require_image
 
 pytestmark = pytest.mark.docker
 
@@ -331,12 +331,7 @@ def adapter() -> Iterator[DockerAdapter]:
 
 @pytest.fixture(scope="session")
 def mariadb_image(docker_client: docker.DockerClient) -> str:
-    try:
-        docker_client.images.get(MARIADB_IMAGE)
-    except ImageNotFound:
-        pytest.fail(f"image {MARIADB_IMAGE} is missing; build it with `{BUILD_IMAGES_HINT}`",
-                    pytrace=False)
-    return MARIADB_IMAGE
+    return require_image(docker_client, MARIADB_IMAGE)
 
 
 @pytest.fixture
@@ -648,26 +643,6 @@ def test_container_going_away_mid_dump_fails_and_stores_nothing(
     _storage_is_empty(storage, tmp_path)
 
 
-class RecordingExec:
-    """The real adapter, recording every argv it is asked to run."""
-
-    def __init__(self, real: DockerAdapter) -> None:
-        self.real = real
-        self.argvs: list[list[str]] = []
-
-    def stream(self, container_id: str, argv: Sequence[str], *,
-               env: Mapping[str, str] | None = None, user: str | None = None) -> Iterator[bytes]:
-        self.argvs.append(list(argv))
-        return self.real.stream(container_id, argv, env=env, user=user)
-
-    def run(self, container_id: str, argv: Sequence[str], **kwargs: Any) -> ExecResult:
-        self.argvs.append(list(argv))
-        return self.real.run(container_id, argv, **kwargs)
-
-
-def _top(client: docker.DockerClient, container_id: str) -> list[tuple[str, str]]:
-    top = client.api.top(container_id, ps_args="-eo pid,args")
-    return [(str(row[0]), " ".join(str(c) for c in row[1:])) for row in top["Processes"] or []]
 
 
 def test_password_never_reaches_a_command_line(
@@ -679,7 +654,7 @@ def test_password_never_reaches_a_command_line(
     recorder = RecordingExec(adapter)
     chunks = iter(engine.dump(adapter.inspect(source.id), recorder).chunks)
     data = read_into_dump(chunks)
-    processes = [line for _, line in _top(docker_client, source.id)]
+    processes = [line for _, line in top_processes(docker_client, source.id)]
     data.extend(chunks)
     assert any(line.startswith("mariadb-dump ") for line in processes), processes
     for line in processes:

@@ -9,21 +9,20 @@ import contextlib
 import random
 import secrets
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import docker
 import pytest
-from docker.errors import APIError, ImageNotFound, NotFound
+from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 
 from backup.engines import get_engine
 from backup.engines.redis import RedisEngine
-from backup.ports import ExecResult
 from backup.types import DatabaseContainer
 from service.docker import DockerAdapter
-from tests.contract.engine_contract import EngineContract
-from tests.harness.docker_fixtures import BUILD_IMAGES_HINT, TEST_LABEL
+from tests.contract.engine_contract import EngineContract, RecordingExec, top_processes
+from tests.harness.docker_fixtures import TEST_LABEL, require_image
 
 pytestmark = pytest.mark.docker
 
@@ -136,12 +135,7 @@ def adapter() -> Any:
 
 @pytest.fixture(scope="session")
 def redis_image(docker_client: docker.DockerClient) -> str:
-    try:
-        docker_client.images.get(REDIS_IMAGE)
-    except ImageNotFound:
-        pytest.fail(f"image {REDIS_IMAGE} is missing; build it with `{BUILD_IMAGES_HINT}`",
-                    pytrace=False)
-    return REDIS_IMAGE
+    return require_image(docker_client, REDIS_IMAGE)
 
 
 @pytest.fixture(params=[None, PASSWORD], ids=["no-password", "requirepass"])
@@ -237,22 +231,6 @@ class TestRedisEngine(EngineContract):
         assert digests[3].split()[:2] == ["50", "0"]
 
 
-class RecordingExec:
-    """The real adapter, recording every argv it is asked to run."""
-
-    def __init__(self, real: DockerAdapter) -> None:
-        self.real = real
-        self.argvs: list[list[str]] = []
-
-    def stream(self, container_id: str, argv: Sequence[str], *,
-               env: Mapping[str, str] | None = None, user: str | None = None) -> Iterator[bytes]:
-        self.argvs.append(list(argv))
-        return self.real.stream(container_id, argv, env=env, user=user)
-
-    def run(self, container_id: str, argv: Sequence[str], **kwargs: Any) -> ExecResult:
-        self.argvs.append(list(argv))
-        return self.real.run(container_id, argv, **kwargs)
-
 
 @pytest.mark.parametrize("redis_password", [PASSWORD], ids=["requirepass"])
 def test_password_never_reaches_an_exec_argv(
@@ -267,7 +245,7 @@ def test_password_never_reaches_an_exec_argv(
     data = [next(chunks)]
     # While redis-cli --rdb runs, no process in the container but the server
     # itself (whose command the user chose) shows the password.
-    for _, top_line in _top(docker_client, seeded_source.id):
+    for _, top_line in top_processes(docker_client, seeded_source.id):
         if "redis-server" not in top_line:
             assert redis_password not in top_line
     data.extend(chunks)
@@ -278,10 +256,6 @@ def test_password_never_reaches_an_exec_argv(
     for argv in recorder.argvs:
         assert not any(redis_password in arg for arg in argv), argv
 
-
-def _top(client: docker.DockerClient, container_id: str) -> list[tuple[str, str]]:
-    top = client.api.top(container_id, ps_args="-eo pid,args")
-    return [(str(row[0]), " ".join(str(c) for c in row[1:])) for row in top["Processes"] or []]
 
 
 def test_password_comes_from_command_then_environment() -> None:
@@ -320,7 +294,7 @@ def test_corrupt_rdb_is_refused_and_cleaned_up(
     assert redis_cli(real, None, "DBSIZE").strip() == "0"
     leftovers = real.exec_run(["sh", "-c", "ls -d /tmp/holdfast-restore-* 2>/dev/null"])
     assert leftovers.output.strip() == b""
-    assert [line for _, line in _top(docker_client, target.id)
+    assert [line for _, line in top_processes(docker_client, target.id)
             if "redis-server" in line and "6379" not in line] == []
 
 

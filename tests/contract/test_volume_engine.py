@@ -34,7 +34,7 @@ from typing import Any
 
 import docker
 import pytest
-from docker.errors import APIError, ImageNotFound, NotFound
+from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 
 from backup.engines import get_engine
@@ -51,7 +51,7 @@ from restore.runner import restore_snapshot
 from service.docker import DockerAdapter
 from service.docker.adapter import HELPER_LABEL
 from tests.contract.engine_contract import EngineContract
-from tests.harness.docker_fixtures import BUILD_IMAGES_HINT, TEST_LABEL
+from tests.harness.docker_fixtures import TEST_LABEL, require_image
 
 pytestmark = pytest.mark.docker
 
@@ -110,13 +110,8 @@ done
 
 @pytest.fixture(scope="session")
 def app_image(docker_client: docker.DockerClient) -> str:
-    for image in (APP_IMAGE, HELPER_IMAGE):
-        try:
-            docker_client.images.get(image)
-        except ImageNotFound:
-            pytest.fail(f"image {image} is missing; build it with `{BUILD_IMAGES_HINT}`",
-                        pytrace=False)
-    return APP_IMAGE
+    require_image(docker_client, HELPER_IMAGE)
+    return require_image(docker_client, APP_IMAGE)
 
 
 @pytest.fixture

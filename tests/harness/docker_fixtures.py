@@ -264,17 +264,21 @@ def _find_network(client: docker.DockerClient, name: str) -> Any:
     return None
 
 
+def require_image(client: docker.DockerClient, image: str) -> str:
+    """``image``, after checking that the harness has built it; fails the test
+    with the command that builds it otherwise."""
+    try:
+        client.images.get(image)
+    except ImageNotFound:
+        pytest.fail(f"image {image} is missing; build it with `{BUILD_IMAGES_HINT}`",
+                    pytrace=False)
+    return image
+
+
 @pytest.fixture(scope="session")
 def postgres_image(docker_client: docker.DockerClient) -> str:
     """The test image's reference, after checking that it has been built."""
-    try:
-        docker_client.images.get(POSTGRES_IMAGE)
-    except ImageNotFound:
-        pytest.fail(
-            f"image {POSTGRES_IMAGE} is missing; build it with `{BUILD_IMAGES_HINT}`",
-            pytrace=False,
-        )
-    return POSTGRES_IMAGE
+    return require_image(docker_client, POSTGRES_IMAGE)
 
 
 @pytest.fixture
