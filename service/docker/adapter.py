@@ -1,8 +1,10 @@
 """docker-py behind the domain's ports: exec with streaming, containers, volumes.
 
 This is the only module that imports docker-py. It implements
-:class:`backup.ports.ContainerExec` and :class:`backup.ports.ContainerRuntime`
-and discovers labelled containers. Every docker-py or connection error is
+:class:`backup.ports.ContainerExec`, :class:`backup.ports.ContainerRuntime` and
+:class:`backup.ports.HelperContainers` (short-lived containers of
+``HOLDFAST_HELPER_IMAGE`` for work on volumes), lists and inspects named
+volumes, and discovers labelled containers. Every docker-py or connection error is
 translated here into :mod:`backup.errors`.
 
 Exec is done on the raw hijacked socket rather than through ``exec_run``:
@@ -465,9 +467,9 @@ class DockerAdapter:
 
     def _create_helper(self, volumes_from: str | None, volumes: Mapping[str, str] | None,
                        read_only: bool) -> str:
-        """A stopped-until-used helper that sleeps, so work runs in it through
-        the same exec plumbing (stdin, stderr tail, exit codes) as in any
-        container. The caller removes it."""
+        """Start a helper whose main process only sleeps; the work then runs in
+        it through the same exec plumbing (stdin, stderr tail, exit codes) as in
+        any container. Returns its id; the caller removes it."""
         mode = "ro" if read_only else "rw"
         host_config = self.api.create_host_config(
             binds={name: {"bind": destination, "mode": mode}
@@ -563,8 +565,8 @@ class DockerAdapter:
 
 
 def _parse_docker_time(text: str | None) -> datetime | None:
-    """Docker's RFC 3339 times carry nanoseconds, which fromisoformat refuses
-    before Python 3.11; the zero time means never."""
+    """Docker's RFC 3339 times carry nanoseconds, more digits than
+    ``datetime`` holds; they are cut to microseconds. The zero time means never."""
     if not text or text.startswith("0001-01-01"):
         return None
     main, _, rest = str(text).replace("Z", "+00:00").partition(".")
