@@ -26,7 +26,6 @@ from service.catalog import JobStatus
 from tests.daemon.conftest import (
     BASE_IMAGE,
     CatalogReader,
-    Daemon,
     PrivateDockerd,
     assert_complete_snapshots_intact,
     assert_nothing_stored_for,
@@ -35,13 +34,12 @@ from tests.daemon.conftest import (
     dump_in_flight,
     files_of,
     fill_big_table,
-    holdfast_json,
     partial_files,
     sha256_of,
     terminate_dumps,
     throttled,
-    wait_for,
 )
+from tests.harness.daemon import Daemon, holdfast_json, wait_for
 from tests.harness.docker_fixtures import TEST_LABEL, PostgresFactory, psql
 
 pytestmark = pytest.mark.docker

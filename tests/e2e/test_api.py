@@ -29,7 +29,7 @@ def server(daemon_factory: Callable[..., Daemon]) -> Iterator[httpx.Client]:
     daemon = daemon_factory(HOLDFAST_API_TOKEN=TOKEN).start()
     yield daemon.client
     assert daemon.stop() == 0
-    assert "s3cret-test-pw" not in daemon.log()
+    assert "s3cret-test-pw" not in daemon.log_text()
 
 
 def wait_for_job(client: httpx.Client, job: dict[str, Any], timeout: float = 180) -> dict:

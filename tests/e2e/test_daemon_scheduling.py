@@ -75,7 +75,7 @@ def test_every_10s_with_last_2_really_snapshots_and_prunes_to_2(
             or 0) > time.time() - 60
 
     assert daemon.stop() == 0
-    events = [json.loads(line) for line in daemon.log().splitlines() if line.startswith("{")]
+    events = [json.loads(line) for line in daemon.log_text().splitlines() if line.startswith("{")]
     assert any(e.get("instance") == "ticker" and e.get("job") for e in events)
     assert all(PASSWORD not in json.dumps(e) for e in events)
 
@@ -147,7 +147,7 @@ def test_second_request_for_a_running_instance_gets_409_with_the_job(
     second = daemon.client.post("/v1/instances/busy/backups")
     assert second.status_code == 409, second.text
     assert second.json()["running"] == first.json()["id"]
-    assert daemon.job(first.json()["id"])["status"] == "succeeded"
+    assert daemon.wait_job(first.json()["id"])["status"] == "succeeded"
     assert daemon.client.post("/v1/instances/busy/backups").status_code == 202
 
 
