@@ -93,9 +93,17 @@ class ExecFailed(HoldfastError):
         self.argv0 = argv0
         self.exit_code = exit_code
         self.stderr_tail = stderr_tail
-        status = "lost its stream" if exit_code is None else f"exited {exit_code}"
-        detail = last_line(stderr_tail)
-        super().__init__(f"{argv0} {status}" + (f": {detail}" if detail else ""))
+        super().__init__(self.describe(argv0))
+
+    @property
+    def outcome(self) -> str:
+        """``exited N``, or ``lost its stream`` when the exit status is unknown."""
+        return "lost its stream" if self.exit_code is None else f"exited {self.exit_code}"
+
+    def describe(self, what: str) -> str:
+        """One line: ``<what> exited N: <last meaningful stderr line>``."""
+        detail = last_line(self.stderr_tail)
+        return f"{what} {self.outcome}" + (f": {detail}" if detail else "")
 
 
 # --- engines ------------------------------------------------------------------

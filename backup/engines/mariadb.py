@@ -425,10 +425,7 @@ class MariaDBEngine:
                 tail = (tail + chunk[-256:])[-256:]
                 yield chunk
         except ExecFailed as exc:
-            detail = last_line(exc.stderr_tail)
-            status = "lost its stream" if exc.exit_code is None else f"exited {exc.exit_code}"
-            raise DumpFailed(f"{what} {status}" + (f": {detail}" if detail else "")
-                             + self._hint(creds, exc.stderr_tail)) from exc
+            raise DumpFailed(exc.describe(what) + self._hint(creds, exc.stderr_tail)) from exc
         except NotFound as exc:
             # Docker forgets the exec (and its exit code) of a container that
             # stopped or was removed while the dump ran.

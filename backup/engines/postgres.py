@@ -141,9 +141,7 @@ class PostgresEngine:
         try:
             yield from chunks
         except ExecFailed as exc:
-            detail = last_line(exc.stderr_tail)
-            status = "lost its stream" if exc.exit_code is None else f"exited {exc.exit_code}"
-            raise DumpFailed(f"{what} {status}" + (f": {detail}" if detail else "")) from exc
+            raise DumpFailed(exc.describe(what)) from exc
 
     # --- readiness ----------------------------------------------------------
 

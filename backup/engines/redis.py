@@ -168,9 +168,7 @@ class RedisEngine:
                 seen += len(chunk)
                 yield chunk
         except ExecFailed as exc:
-            detail = last_line(exc.stderr_tail)
-            status = "lost its stream" if exc.exit_code is None else f"exited {exc.exit_code}"
-            raise DumpFailed(f"{what} {status}" + (f": {detail}" if detail else "")
+            raise DumpFailed(exc.describe(what)
                              + self._auth_hint(container, exc.stderr_tail)) from exc
         if seen == 0:
             raise DumpFailed(f"{what} produced no data")

@@ -416,10 +416,9 @@ def _checked_tar(chunks: Iterator[bytes], container: DatabaseContainer, *,
                 "(set %s=true for a consistent one): %s",
                 container.name, STOP_LABEL, "; ".join(changed[-10:]) or "no detail")
         else:
-            status = "lost its stream" if exc.exit_code is None else f"exited {exc.exit_code}"
             hint = (" although the container was stopped; something else writes its volumes"
                     if exc.exit_code == 1 else "")
-            raise DumpFailed(f"tar of the volumes of {container.name} {status}{hint}"
+            raise DumpFailed(f"tar of the volumes of {container.name} {exc.outcome}{hint}"
                              + (f": {detail}" if detail else "")) from exc
     if not end.complete():
         raise DumpFailed(f"tar of the volumes of {container.name} ended without its "
