@@ -34,7 +34,7 @@ from typing import Any
 
 import docker
 import pytest
-from docker.errors import APIError, NotFound
+from docker.errors import NotFound
 from docker.models.containers import Container
 
 from backup.engines import get_engine
@@ -51,7 +51,7 @@ from restore.runner import restore_snapshot
 from service.docker import DockerAdapter
 from service.docker.adapter import HELPER_LABEL
 from tests.contract.engine_contract import EngineContract
-from tests.harness.docker_fixtures import TEST_LABEL, require_image
+from tests.harness.docker_fixtures import TEST_LABEL, DockerCleanup, require_image
 
 pytestmark = pytest.mark.docker
 
@@ -191,22 +191,9 @@ class Lab:
             networks=(self.network,)))
 
     def cleanup(self) -> list[str]:
-        errors = []
-        for container in reversed(self.containers):
-            try:
-                self.client.containers.get(container).remove(force=True, v=True)
-            except NotFound:
-                pass
-            except APIError as exc:
-                errors.append(f"container {container}: {exc}")
-        for volume in self.volumes:
-            try:
-                self.client.volumes.get(volume).remove(force=True)
-            except NotFound:
-                pass
-            except APIError as exc:
-                errors.append(f"volume {volume}: {exc}")
-        return errors
+        # Newest container first: a restored one before the source it came from.
+        return DockerCleanup(self.client, list(reversed(self.containers)),
+                             list(self.volumes)).remove_all()
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import docker
@@ -358,3 +359,37 @@ def postgres_container_factory(
             errors.append(f"volume {vname}: {exc}")
     if errors:
         pytest.fail("cleanup failed:\n" + "\n".join(errors), pytrace=False)
+
+
+@dataclass
+class DockerCleanup:
+    """Containers and volumes a test caused to exist (restores, mostly); all are
+    force-removed at teardown, whether or not they were ever created."""
+
+    client: docker.DockerClient
+    containers: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
+
+    def restored(self, name: str) -> str:
+        """Track the container ``name`` and its ``name-data`` volume; returns ``name``."""
+        self.containers.append(name)
+        self.volumes.append(f"{name}-data")
+        return name
+
+    def remove_all(self) -> list[str]:
+        errors = []
+        for name in self.containers:
+            try:
+                self.client.containers.get(name).remove(force=True, v=True)
+            except NotFound:
+                pass
+            except APIError as exc:
+                errors.append(f"container {name}: {exc}")
+        for name in self.volumes:
+            try:
+                self.client.volumes.get(name).remove(force=True)
+            except NotFound:
+                pass
+            except APIError as exc:
+                errors.append(f"volume {name}: {exc}")
+        return errors

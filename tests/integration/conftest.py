@@ -27,7 +27,7 @@ from typing import Any
 
 import docker
 import pytest
-from docker.errors import APIError, NotFound
+from docker.errors import NotFound
 from docker.models.containers import Container
 
 from tests.harness.docker_fixtures import (
@@ -36,6 +36,7 @@ from tests.harness.docker_fixtures import (
     HELPER_IMAGE,
     PGDATA,
     TEST_LABEL,
+    DockerCleanup,
     psql,
     wait_for_postgres,
 )
@@ -203,40 +204,6 @@ def fingerprint(container: Container, db: str) -> dict[str, Any]:
 
 
 # --- Docker objects --------------------------------------------------------------
-
-
-@dataclass
-class DockerCleanup:
-    """Containers and volumes a test caused to exist (restores, mostly); all are
-    force-removed at teardown, whether or not they were ever created."""
-
-    client: docker.DockerClient
-    containers: list[str] = field(default_factory=list)
-    volumes: list[str] = field(default_factory=list)
-
-    def restored(self, name: str) -> str:
-        """Track the container ``name`` and its ``name-data`` volume; returns ``name``."""
-        self.containers.append(name)
-        self.volumes.append(f"{name}-data")
-        return name
-
-    def remove_all(self) -> list[str]:
-        errors = []
-        for name in self.containers:
-            try:
-                self.client.containers.get(name).remove(force=True, v=True)
-            except NotFound:
-                pass
-            except APIError as exc:
-                errors.append(f"container {name}: {exc}")
-        for name in self.volumes:
-            try:
-                self.client.volumes.get(name).remove(force=True)
-            except NotFound:
-                pass
-            except APIError as exc:
-                errors.append(f"volume {name}: {exc}")
-        return errors
 
 
 @pytest.fixture
