@@ -427,8 +427,8 @@ class MariaDBEngine:
         except ExecFailed as exc:
             raise DumpFailed(exc.describe(what) + self._hint(creds, exc.stderr_tail)) from exc
         except NotFound as exc:
-            # Docker forgets the exec (and its exit code) of a container that
-            # stopped or was removed while the dump ran.
+            # The adapter turns a container lost mid-dump into ExecFailed; this
+            # is one removed before the dump's exec could even be created.
             raise DumpFailed(f"{what} lost its container: {exc}") from exc
         finally:
             close = getattr(chunks, "close", None)
