@@ -1,7 +1,7 @@
 """The narrow interfaces the domain needs from a container runtime.
 
 Engines and the restore runner talk to containers only through these
-protocols; ``service.docker`` implements them with docker-py. Keeping them this
+protocols; ``service.adapters.docker`` implements them with docker-py. Keeping them this
 small is what lets the domain be tested with fakes and keeps docker-py out of
 ``backup/`` and ``restore/``.
 """

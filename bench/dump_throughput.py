@@ -212,13 +212,13 @@ def baseline(argv: list[str], out: Path) -> dict[str, float]:
 
 def holdfast_backup(name: str, env: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
     run = json.loads(subprocess.run(
-        [sys.executable, str(HERE / "maxrss.py"), sys.executable, "-m", "service.cli",
+        [sys.executable, str(HERE / "maxrss.py"), sys.executable, "-m", "service.entrypoints.cli",
          "backup", name], env=env, check=True, capture_output=True, text=True,
         cwd=HERE.parent).stdout.strip().splitlines()[-1])
     if run["exit"] != 0:
         raise SystemExit(f"holdfast backup {name} exited {run['exit']}")
     snapshots = json.loads(subprocess.run(
-        [sys.executable, "-m", "service.cli", "snapshots", name, "--json"], env=env,
+        [sys.executable, "-m", "service.entrypoints.cli", "snapshots", name, "--json"], env=env,
         check=True, capture_output=True, text=True, cwd=HERE.parent).stdout)
     newest = snapshots[0]
     if newest["status"] != "complete":

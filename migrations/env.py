@@ -1,6 +1,6 @@
 """Alembic environment for the catalog.
 
-Holdfast runs migrations in code (:func:`service.catalog.db.upgrade_to_head`) and
+Holdfast runs migrations in code (:func:`service.adapters.catalog.db.upgrade_to_head`) and
 hands over its own connection in ``config.attributes["connection"]``; the
 ``sqlalchemy.url`` option is only a fallback for running the ``alembic`` command
 by hand. Settings are never read here, so migrating cannot depend on the
@@ -12,8 +12,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
-from service.catalog.db import normalize_url
-from service.catalog.models import Base
+from service.adapters.catalog.models import Base
+from service.adapters.catalog.urls import normalize_url
 
 config = context.config
 target_metadata = Base.metadata

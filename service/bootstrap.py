@@ -3,33 +3,41 @@
 Called once by each entry point (CLI command, daemon). Nothing is built at
 import time; the catalog is opened (and migrated) here, storage targets are
 built on first use, and the Docker connection is made lazily so catalog-only
-commands work while the engine is down.
+commands work while the engine is down. :class:`Services` holds only ports
+(:mod:`service.ports`, :class:`backup.storage.Storage`), so the Docker-free
+test tier builds one from fakes with the same constructor.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from backup.errors import StorageMisconfigured
 from backup.storage import Storage, storage_from_url
-from service.catalog import Catalog, open_catalog
-from service.docker import DockerAdapter
+from service.ports import CatalogPort, DockerEngine
 from service.runs import InstanceGate
 from service.settings import Settings
+
+StorageFactory = Callable[[str, str], Storage]
+"""(target name, URL) -> the storage target."""
 
 
 @dataclass
 class Services:
     settings: Settings
-    catalog: Catalog
-    docker: DockerAdapter
-    _targets: dict[str, Storage] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    catalog: CatalogPort
+    docker: DockerEngine
+    storage_factory: StorageFactory = storage_from_url
     gate: InstanceGate = field(default_factory=InstanceGate)
     """One run per instance at a time in this process."""
+    _targets: dict[str, Storage] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def target(self, name: str) -> Storage:
+        """The configured target ``name``, built on first use and kept.
+        Raises :class:`StorageMisconfigured` for a name that is not configured."""
         with self._lock:
             if name not in self._targets:
                 url = self.settings.targets.get(name)
@@ -39,7 +47,7 @@ class Services:
                         f"no storage target named {name!r}; configured: {known} "
                         f"(add one with HOLDFAST_TARGET_{name.upper()}=file:///path)"
                     )
-                self._targets[name] = storage_from_url(name, url)
+                self._targets[name] = self.storage_factory(name, url)
             return self._targets[name]
 
     def close(self) -> None:
@@ -47,7 +55,12 @@ class Services:
         self.catalog.close()
 
 
-def bootstrap(settings: Settings, docker: DockerAdapter | None = None) -> Services:
+def bootstrap(settings: Settings, docker: DockerEngine | None = None) -> Services:
+    """Services over the real adapters (imported here, not at module level, so
+    the fast tier never loads docker-py or SQLAlchemy through this module)."""
+    from service.adapters.catalog import open_catalog
+    from service.adapters.docker import DockerAdapter
+
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return Services(settings=settings, catalog=open_catalog(settings.catalog_url),
                     docker=docker or DockerAdapter(helper_image=settings.helper_image))

@@ -23,7 +23,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from service.catalog import Catalog, open_catalog
+from service.adapters.catalog import Catalog, open_catalog
 
 PG_BIN = Path(os.environ.get("HOLDFAST_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 PG_OS_USER = "postgres"

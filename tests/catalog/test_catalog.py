@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from backup.errors import Conflict, HoldfastError, InstanceNotFound
 from backup.types import Snapshot, SnapshotStatus
-from service.catalog import (
+from service.adapters.catalog import (
     Catalog,
     CatalogUnavailable,
     InstanceRecord,
@@ -22,7 +22,8 @@ from service.catalog import (
     JobStatus,
     open_catalog,
 )
-from service.catalog.db import make_engine, normalize_url, redact_url
+from service.adapters.catalog.db import make_engine
+from service.adapters.catalog.urls import normalize_url, redact_url
 
 T0 = datetime(2024, 5, 17, 3, 0, 0, 123456, tzinfo=UTC)
 CEST = timezone(timedelta(hours=2))

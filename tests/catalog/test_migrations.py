@@ -17,10 +17,15 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect
 
 from backup.types import Snapshot, SnapshotStatus
-from service.catalog import open_catalog
-from service.catalog.db import alembic_config, downgrade_to_base, make_engine, upgrade_to_head
-from service.catalog.models import Base
-from service.catalog.repository import Catalog
+from service.adapters.catalog import open_catalog
+from service.adapters.catalog.db import (
+    alembic_config,
+    downgrade_to_base,
+    make_engine,
+    upgrade_to_head,
+)
+from service.adapters.catalog.models import Base
+from service.adapters.catalog.repository import Catalog
 
 TABLES = {"instances", "snapshots", "jobs"}
 
@@ -144,7 +149,7 @@ def test_concurrent_open_catalog_on_fresh_database(db_url: str) -> None:
 OPEN_IN_CHILD = """
 import sys, time
 from pathlib import Path
-from service.catalog import open_catalog
+from service.adapters.catalog import open_catalog
 go = Path(sys.argv[2])
 while not go.exists():
     time.sleep(0.005)
@@ -189,7 +194,7 @@ def test_concurrent_open_catalog_from_processes(db_url: str, tmp_path: Path) -> 
 def test_upgrade_from_0001_keeps_existing_snapshots(engine: Engine) -> None:
     from alembic import command
 
-    from service.catalog.models import SnapshotRow
+    from service.adapters.catalog.models import SnapshotRow
 
     with engine.begin() as connection:
         command.upgrade(alembic_config(connection), "0001")

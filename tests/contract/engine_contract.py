@@ -26,7 +26,7 @@ from backup.ports import ExecResult
 from backup.storage.local import LocalStorage
 from backup.streams import decompress
 from backup.types import DatabaseContainer, utcnow
-from service.docker import DockerAdapter
+from service.adapters.docker import DockerAdapter
 
 Fingerprint = Callable[[DatabaseContainer], Any]
 

@@ -42,7 +42,7 @@ from backup.pipeline import take_snapshot
 from backup.ports import ExecResult
 from backup.storage.local import LocalStorage
 from backup.types import DatabaseContainer, utcnow
-from service.docker import DockerAdapter
+from service.adapters.docker import DockerAdapter
 from tests.contract.engine_contract import EngineContract, RecordingExec, top_processes
 from tests.harness.docker_fixtures import TEST_LABEL, require_image
 

@@ -13,7 +13,7 @@ import pytest
 from backup.engines.postgres import PostgresEngine
 from backup.errors import MissingCredentials
 from backup.types import DatabaseContainer
-from service.docker import DockerAdapter
+from service.adapters.docker import DockerAdapter
 from tests.contract.engine_contract import EngineContract
 from tests.harness.docker_fixtures import DEFAULT_POSTGRES_ENV, TEST_LABEL, psql
 

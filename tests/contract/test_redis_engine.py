@@ -20,7 +20,7 @@ from docker.models.containers import Container
 from backup.engines import get_engine
 from backup.engines.redis import RedisEngine
 from backup.types import DatabaseContainer
-from service.docker import DockerAdapter
+from service.adapters.docker import DockerAdapter
 from tests.contract.engine_contract import EngineContract, RecordingExec, top_processes
 from tests.harness.docker_fixtures import TEST_LABEL, require_image
 

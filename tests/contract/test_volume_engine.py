@@ -48,8 +48,8 @@ from backup.streams import compress, decompress
 from backup.types import DatabaseContainer, Manifest, utcnow
 from restore.planner import plan_restore
 from restore.runner import restore_snapshot
-from service.docker import DockerAdapter
-from service.docker.adapter import HELPER_LABEL
+from service.adapters.docker import DockerAdapter
+from service.adapters.docker.adapter import HELPER_LABEL
 from tests.contract.engine_contract import EngineContract
 from tests.harness.docker_fixtures import TEST_LABEL, DockerCleanup, require_image
 

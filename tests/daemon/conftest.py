@@ -33,7 +33,7 @@ from docker.errors import APIError, DockerException, NotFound
 from docker.models.containers import Container
 
 from backup.types import Snapshot, SnapshotStatus
-from service.catalog import JobRecord, open_catalog
+from service.adapters.catalog import JobRecord, open_catalog
 from tests.harness.daemon import Daemon, wait_for
 from tests.harness.docker_fixtures import (
     DEFAULT_POSTGRES_ENV,

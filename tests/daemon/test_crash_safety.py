@@ -22,7 +22,7 @@ import pytest
 from docker.models.containers import Container
 
 from backup.types import Snapshot, SnapshotStatus
-from service.catalog import JobStatus
+from service.adapters.catalog import JobStatus
 from tests.daemon.conftest import (
     BASE_IMAGE,
     CatalogReader,
@@ -325,7 +325,7 @@ def _run_labelled(client: docker.DockerClient, name: str) -> Any:
 
 def _event_seen(daemon: Daemon, container_id: str) -> bool:
     prefix = f"container {container_id[:12]} start;"
-    return any(record.get("logger") == "service.discovery"
+    return any(record.get("logger") == "service.entrypoints.daemon.discovery"
                and str(record.get("message", "")).startswith(prefix)
                for record in daemon.log_records())
 
@@ -399,7 +399,7 @@ def test_docker_engine_lost_and_back(daemon: Daemon, private_dockerd: PrivateDoc
 def test_sigkill_while_an_app_is_stopped_for_a_volume_snapshot_restarts_it_at_next_start(
     daemon: Daemon, docker_client: docker.DockerClient, test_network: str,
 ) -> None:
-    from service.docker.adapter import HELPER_LABEL
+    from service.adapters.docker.adapter import HELPER_LABEL
 
     name = _unique("crash-vol")
     volume = f"{name}-data"

@@ -1,6 +1,6 @@
 """``holdfast serve`` as a real process, for the end-to-end and crash tests.
 
-The daemon runs as a user runs it: ``python -m service.cli serve`` in its own
+The daemon runs as a user runs it: ``python -m service.entrypoints.cli serve`` in its own
 process, on a free port, with an environment from which every ``HOLDFAST_*``
 variable of the test process is dropped, a data directory of its own, and
 JSON logs in files beside it (one per start). A :class:`Daemon` can be
@@ -59,7 +59,7 @@ def holdfast_env(data_dir: Path, extra: Mapping[str, str] | None = None) -> dict
 
 def holdfast_json(data_dir: Path, *args: str, extra: Mapping[str, str] | None = None) -> Any:
     """Run ``holdfast ARGS --json`` against ``data_dir``; require success, return the JSON."""
-    proc = subprocess.run([sys.executable, "-m", "service.cli", *args, "--json"],
+    proc = subprocess.run([sys.executable, "-m", "service.entrypoints.cli", *args, "--json"],
                           env=holdfast_env(data_dir, extra), cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, f"holdfast {' '.join(args)} exited {proc.returncode}:\n" \
@@ -97,7 +97,7 @@ class Daemon:
         self.logs.append(log_path)
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()/close()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "service.entrypoints.cli", "serve", "--port", str(self.port)],
             env=holdfast_env(self.data_dir, environment), cwd=REPO_ROOT,
             stdout=self._log, stderr=subprocess.STDOUT,
         )

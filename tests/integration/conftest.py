@@ -1,7 +1,7 @@
 """Fixtures and helpers for driving the ``holdfast`` CLI against real containers.
 
 The CLI runs as a user would run it: a separate process (``python -m
-service.cli``) with an explicit environment in which every ``HOLDFAST_*``
+service.entrypoints.cli``) with an explicit environment in which every ``HOLDFAST_*``
 variable of the test process is dropped and ``HOLDFAST_DATA_DIR`` points into
 the test's own temporary directory, so each test has its own catalog and
 ``local`` target. Every output of every call is checked for the passwords the
@@ -96,7 +96,7 @@ class Holdfast:
         return env
 
     def _argv(self, args: tuple[str, ...]) -> list[str]:
-        return [sys.executable, "-m", "service.cli", *args]
+        return [sys.executable, "-m", "service.entrypoints.cli", *args]
 
     def _record(self, proc: subprocess.CompletedProcess[str]) -> None:
         self.calls.append(proc)

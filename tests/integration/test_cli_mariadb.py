@@ -13,7 +13,7 @@ import docker
 import pytest
 from docker.models.containers import Container
 
-from service.docker import DockerAdapter
+from service.adapters.docker import DockerAdapter
 from tests.contract.test_mariadb_engine import (
     APP_PASSWORD,
     MARIADB_IMAGE,

@@ -13,7 +13,7 @@ import docker
 import pytest
 from docker.models.containers import Container
 
-from service.docker import DockerAdapter
+from service.adapters.docker import DockerAdapter
 from tests.contract.test_redis_engine import FINGERPRINT_LUA, REDIS_IMAGE, redis_cli, seed_commands
 from tests.harness.docker_fixtures import TEST_LABEL
 from tests.integration.conftest import KNOWN_SECRETS, DockerCleanup, Holdfast

@@ -12,8 +12,8 @@ import docker
 import pytest
 
 from backup.errors import ExecFailed
-from service.docker import DockerAdapter
-from service.docker.adapter import HELPER_LABEL
+from service.adapters.docker import DockerAdapter
+from service.adapters.docker.adapter import HELPER_LABEL
 from service.runs import current_runner
 from tests.harness.docker_fixtures import HELPER_IMAGE, TEST_LABEL
 

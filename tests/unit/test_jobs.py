@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from service.adapters.catalog import JobStatus, open_catalog
+from service.adapters.docker import DockerAdapter
 from service.bootstrap import Services
-from service.catalog import JobStatus, open_catalog
-from service.docker import DockerAdapter
-from service.jobs import JobRunner, ShuttingDown
 from service.settings import Settings
+from service.usecases.jobs import JobRunner, ShuttingDown
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.scheduler import estimate_next_run, is_overdue, trigger_for, weekdays_as_names
+from service.usecases.schedules import estimate_next_run, is_overdue, trigger_for, weekdays_as_names
 
 NOON = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 

@@ -23,12 +23,15 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import Any
 
-from backup.errors import Cancelled, HoldfastError
+from backup.errors import Cancelled, HoldfastError, JobNotFound
 from backup.types import SnapshotStatus, utcnow
-from service import usecases
+from backup.volumes import ClonePlan
 from service.bootstrap import Services
-from service.catalog import JobRecord, JobStatus
-from service.metrics import Metrics
+from service.observability.metrics import Metrics
+from service.records import JobRecord, JobStatus
+from service.usecases.backups import BackupRequest, backup_then_prune
+from service.usecases.restores import RestoreRequest, execute_restore
+from service.usecases.volumes import execute_clone
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +75,7 @@ class JobRunner:
         future.add_done_callback(lambda _: self._forget(job.id))
         return job
 
-    def submit_backup(self, request: usecases.BackupRequest, *,
+    def submit_backup(self, request: BackupRequest, *,
                       trigger: str = "api") -> JobRecord:
         """Queue a backup; raises :class:`~service.runs.AlreadyRunning` (with the
         running job's id) if the instance already has one."""
@@ -82,7 +85,7 @@ class JobRunner:
 
         def work() -> dict[str, Any]:
             try:
-                snapshot, pruned = usecases.backup_then_prune(
+                snapshot, pruned = backup_then_prune(
                     self._services, request, holder=job_id, cancelled=self.cancel.is_set)
             except HoldfastError:
                 failed = self._catalog.latest_snapshot(request.instance)
@@ -98,6 +101,17 @@ class JobRunner:
         except BaseException:
             gate.release(request.instance, job_id)
             raise
+
+    def submit_restore(self, request: RestoreRequest) -> JobRecord:
+        """Queue a prepared restore; its result is the restore's JSON."""
+        return self.submit(
+            "restore", lambda: execute_restore(self._services, request).to_json(),
+            instance=request.snapshot.instance, snapshot_id=request.snapshot.id,
+        )
+
+    def submit_clone(self, plan: ClonePlan) -> JobRecord:
+        """Queue a decided volume clone; its result is the clone's JSON."""
+        return self.submit("clone", lambda: execute_clone(self._services, plan).to_json())
 
     # --- running -------------------------------------------------------------------
 
@@ -179,3 +193,11 @@ class JobRunner:
                     if record.instance is not None:
                         self._services.gate.release(record.instance, job_id)
                 self._metrics.queued_jobs.dec()
+
+
+def get_job(svc: Services, job_id: str) -> JobRecord:
+    """A job as the catalog records it; any process reading the catalog sees it."""
+    record = svc.catalog.get_job(job_id)
+    if record is None:
+        raise JobNotFound(f"no job {job_id!r}; job ids come from the POST that started them")
+    return record

@@ -16,15 +16,15 @@ import signal
 
 import uvicorn
 
-from service.api import create_app
 from service.bootstrap import bootstrap
-from service.discovery import Discovery
-from service.jobs import JobRunner
-from service.logs import configure_logging
-from service.metrics import Metrics
-from service.recovery import recover
-from service.scheduler import Scheduler
+from service.entrypoints.api import create_app
+from service.entrypoints.daemon.discovery import Discovery
+from service.entrypoints.daemon.scheduler import Scheduler
+from service.observability.logs import configure_logging
+from service.observability.metrics import Metrics
 from service.settings import Settings
+from service.usecases.jobs import JobRunner
+from service.usecases.recovery import recover
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,8 @@ def run_daemon(settings: Settings, host: str | None = None, port: int | None = N
     scheduler = Scheduler(services, jobs)
     discovery = Discovery(services, lambda instances, catch_up: scheduler.sync(
         instances, catch_up=catch_up))
-    app = create_app(services, jobs, scheduler=scheduler, metrics=metrics,
+    app = create_app(services, jobs, next_run=lambda name, _: scheduler.next_run(name),
+                     metrics=metrics,
                      refresh=discovery.refresh,
                      known_instances=lambda: discovery.instances()
                      if discovery.connected.is_set() else None)

@@ -20,9 +20,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backup.errors import Conflict, InstanceNotFound
 from backup.types import Snapshot, SnapshotStatus
-from service.catalog.db import SUPPORTED_BACKENDS, CatalogUnavailable, describe_error, redact_url
-from service.catalog.models import Base, InstanceRow, JobRow, SnapshotRow
-from service.catalog.records import InstanceRecord, JobRecord, JobStatus
+from service.adapters.catalog.models import Base, InstanceRow, JobRow, SnapshotRow
+from service.adapters.catalog.urls import (
+    SUPPORTED_BACKENDS,
+    CatalogUnavailable,
+    describe_error,
+    redact_url,
+)
+from service.records import InstanceRecord, JobRecord, JobStatus
 
 # Set once when first discovered, or only through the API: a later upsert
 # from discovery must not reset them.

@@ -1,6 +1,6 @@
 """SQLAlchemy tables of the catalog: instances, snapshots and jobs.
 
-The models mirror :mod:`service.catalog.records` and :class:`backup.types.Snapshot`
+The models mirror :mod:`service.records` and :class:`backup.types.Snapshot`
 column for column and stay private to the catalog package; the repository converts
 rows to records at its edge. ``migrations/versions`` must describe exactly these
 tables, which ``tests/catalog/test_migrations.py`` checks on SQLite and PostgreSQL.

@@ -28,11 +28,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+import requests.exceptions
+
 import docker
 import docker.errors
-import requests.exceptions
-from docker.utils.socket import frames_iter
-
 from backup.errors import (
     DockerUnavailable,
     ExecFailed,
@@ -45,6 +44,7 @@ from backup.errors import (
 from backup.ports import ContainerSpec, ExecResult, VolumeSpec
 from backup.types import DatabaseContainer, Mount
 from backup.volumes import VolumeInfo, VolumeUser
+from docker.utils.socket import frames_iter
 from service.runs import current_runner, may_be_running
 
 logger = logging.getLogger(__name__)

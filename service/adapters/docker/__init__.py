@@ -1,5 +1,5 @@
 """The Docker adapter: docker-py behind the domain's ports."""
 
-from service.docker.adapter import DockerAdapter, docker_host_description
+from service.adapters.docker.adapter import DockerAdapter, docker_host_description
 
 __all__ = ["DockerAdapter", "docker_host_description"]

@@ -4,9 +4,10 @@ Open it with :func:`open_catalog`, which migrates the schema, and talk to it onl
 through :class:`Catalog`, which takes and returns plain records.
 """
 
-from service.catalog.db import CatalogUnavailable, open_catalog
-from service.catalog.records import InstanceRecord, JobRecord, JobStatus
-from service.catalog.repository import Catalog
+from service.adapters.catalog.db import open_catalog
+from service.adapters.catalog.repository import Catalog
+from service.adapters.catalog.urls import CatalogUnavailable
+from service.records import InstanceRecord, JobRecord, JobStatus
 
 __all__ = [
     "Catalog",

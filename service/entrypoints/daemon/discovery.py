@@ -17,13 +17,13 @@ import time
 from collections.abc import Callable
 
 from backup.errors import HoldfastError, NotFound
-from service import usecases
 from service.bootstrap import Services
-from service.docker.adapter import ContainerEvents
+from service.ports import ContainerEvents
+from service.usecases.instances import Instance, choose_instances, classify, record_instances
 
 logger = logging.getLogger(__name__)
 
-Sync = Callable[[list[usecases.Instance], bool], None]
+Sync = Callable[[list[Instance], bool], None]
 """Receives every instance (not a delta) and whether missed runs should catch up."""
 
 
@@ -34,7 +34,7 @@ class Discovery:
         self._max_backoff = max_backoff
         self._stopping = threading.Event()
         self._lock = threading.Lock()
-        self._by_container: dict[str, usecases.Instance] = {}
+        self._by_container: dict[str, Instance] = {}
         self._events: ContainerEvents | None = None
         self._thread = threading.Thread(target=self._follow, name="holdfast-discovery",
                                         daemon=True)
@@ -51,33 +51,33 @@ class Discovery:
             events.close()
         self._thread.join(timeout)
 
-    def instances(self) -> list[usecases.Instance]:
+    def instances(self) -> list[Instance]:
         with self._lock:
-            return usecases.choose_instances(self._by_container.values())
+            return choose_instances(self._by_container.values())
 
-    def refresh(self) -> list[usecases.Instance]:
+    def refresh(self) -> list[Instance]:
         """List and classify every labelled container, then sync (with catch-up)."""
-        found: dict[str, usecases.Instance] = {}
+        found: dict[str, Instance] = {}
         for container in self._services.docker.labelled_containers(include_stopped=True):
-            instance = usecases.classify(self._services, container)
+            instance = classify(self._services, container)
             if instance is not None:
                 found[container.id] = instance
         with self._lock:
             self._by_container = found
         instances = self.instances()
-        usecases.record_instances(self._services, instances)
+        record_instances(self._services, instances)
         self._sync(instances, True)
         return instances
 
     def _on_event(self, action: str, container_id: str) -> None:
-        instance: usecases.Instance | None = None
+        instance: Instance | None = None
         if action != "destroy":
             try:
                 container = self._services.docker.inspect(container_id)
             except NotFound:
                 container = None
             if container is not None:
-                instance = usecases.classify(self._services, container)
+                instance = classify(self._services, container)
         with self._lock:
             before = self._by_container.get(container_id)
             if instance is None:
@@ -88,7 +88,7 @@ class Discovery:
             return  # a container Holdfast does not manage
         instances = self.instances()
         if instance is not None:
-            usecases.record_instances(
+            record_instances(
                 self._services, [i for i in instances if i.name == instance.name])
         self._sync(instances, False)
         self.last_event_at = time.monotonic()

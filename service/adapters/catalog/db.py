@@ -1,7 +1,7 @@
 """Engines and schema migrations for the catalog database, SQLite or PostgreSQL.
 
 Nothing here runs at import time: :func:`open_catalog` is the one entry point
-that turns a URL into a ready :class:`~service.catalog.repository.Catalog`,
+that turns a URL into a ready :class:`~service.adapters.catalog.repository.Catalog`,
 migrating the schema to the newest revision on the way, and every failure to
 reach or migrate the database surfaces as :class:`CatalogUnavailable` with a
 one-line message in which the URL's password is masked.
@@ -13,70 +13,30 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, pool
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 import migrations
-from backup.errors import HoldfastError
+from service.adapters.catalog.repository import Catalog
+from service.adapters.catalog.urls import (
+    SUPPORTED_BACKENDS,
+    CatalogUnavailable,
+    describe_error,
+    normalize_url,
+    redact_url,
+)
 
-if TYPE_CHECKING:
-    from service.catalog.repository import Catalog
-
-SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 # Alembic's ``context`` and ``op`` are module-level proxies to whichever migration
 # runs, so two threads migrating at once (even different databases) would mix up.
 _ALEMBIC_IN_USE = threading.Lock()
 # Any constant shared by every Holdfast process works; this one spells "hfmigr".
 _MIGRATION_LOCK_KEY = 0x68666D69677200
-
-
-class CatalogUnavailable(HoldfastError):
-    """The catalog database cannot be reached, or its schema cannot be brought up to date."""
-
-    retryable = True
-
-
-def normalize_url(url: str) -> str:
-    """Send ``postgres://`` and ``postgresql://`` URLs to psycopg 3; leave others alone."""
-    url = url.strip()
-    scheme, sep, rest = url.partition("://")
-    if sep and scheme.lower() in ("postgres", "postgresql"):
-        return f"postgresql+psycopg://{rest}"
-    return url
-
-
-def redact_url(url: str | URL) -> str:
-    """The URL as it may be shown to a user or logged: no password, anywhere."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        # SQLAlchemy's own message would echo the whole string, password included.
-        return "<unparsable database URL>"
-    if "password" not in parsed.query:
-        return parsed.render_as_string(hide_password=True)
-    # The rendering would percent-encode a "***" placed in the query.
-    masked = parsed.update_query_dict({"password": "REDACTED"})
-    return masked.render_as_string(hide_password=True).replace("=REDACTED", "=***")
-
-
-def describe_error(error: BaseException, url: str | URL) -> str:
-    """The first line of a driver error, with the URL's password masked just in case."""
-    cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
-    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
-    text = lines[0] if lines else type(cause).__name__
-    try:
-        password = make_url(url).password
-    except ArgumentError:
-        password = None
-    if password:
-        text = text.replace(str(password), "***")
-    return text
 
 
 def make_engine(url: str) -> Engine:
@@ -178,9 +138,6 @@ def _lock_for_migration(connection: Connection) -> None:
 
 def open_catalog(url: str) -> Catalog:
     """Connect to the catalog at ``url``, migrate it to the newest schema, and return it."""
-    # Imported here because the repository imports CatalogUnavailable from this module.
-    from service.catalog.repository import Catalog
-
     try:
         engine = make_engine(url)
     except (ArgumentError, NoSuchModuleError) as error:

@@ -18,7 +18,7 @@ from backup.labels import PREFIX, parse_bool
 from backup.pipeline import delete_snapshot_objects
 from backup.types import Snapshot, SnapshotStatus, utcnow
 from service.bootstrap import Services
-from service.catalog import JobStatus
+from service.records import JobStatus
 from service.runs import may_be_running
 
 logger = logging.getLogger(__name__)

@@ -1,0 +1,10 @@
+"""One router per resource; each route parses input, calls one use case and returns its JSON."""
+
+from fastapi import APIRouter
+
+from service.entrypoints.api.routes import health, instances, jobs, snapshots, targets, volumes
+
+ROUTERS: tuple[APIRouter, ...] = (health.router, instances.router, snapshots.router,
+                                  volumes.router, targets.router, jobs.router)
+
+__all__ = ["ROUTERS"]

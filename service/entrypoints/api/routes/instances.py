@@ -1,0 +1,49 @@
+"""``/v1/instances``: discovered instances, their API-set policy, retention, backups."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, status
+
+from service.entrypoints.api.deps import AUTHORISED, ContextDep, JobsDep, ServicesDep
+from service.entrypoints.api.schemas import BackupBody, PolicyBody
+from service.usecases import backups, instances, retention
+
+router = APIRouter(prefix="/v1/instances", dependencies=AUTHORISED)
+
+
+@router.get("", tags=["instances"])
+def list_instances(ctx: ContextDep) -> list[dict[str, Any]]:
+    """Discovered instances: policy, next run, last snapshot and its status, errors."""
+    known = ctx.known_instances() if ctx.known_instances is not None else None
+    views = instances.list_instances(ctx.services, ctx.next_run, known)
+    return [view.to_json() for view in views]
+
+
+@router.put("/{name}/policy", tags=["instances"])
+def put_policy(ctx: ContextDep, name: str, body: PolicyBody) -> dict[str, Any]:
+    """Set a policy that overrides the labels and survives restarts."""
+    return instances.set_policy(ctx.services, name, body.model_dump(), applied=ctx.refresh,
+                                next_run=ctx.next_run).to_json()
+
+
+@router.delete("/{name}/policy", tags=["instances"])
+def delete_policy(ctx: ContextDep, name: str) -> dict[str, Any]:
+    """Drop the API-set policy; the labels rule again."""
+    return instances.set_policy(ctx.services, name, None, applied=ctx.refresh,
+                                next_run=ctx.next_run).to_json()
+
+
+@router.post("/{name}/prune", tags=["snapshots"])
+def prune_instance(svc: ServicesDep, name: str, dry_run: bool = False) -> dict[str, Any]:
+    """Apply the instance's retention now (``dry_run`` lists what would go)."""
+    return retention.prune(svc, name, dry_run=dry_run)[0].to_json()
+
+
+@router.post("/{name}/backups", tags=["backups"], status_code=status.HTTP_202_ACCEPTED)
+def start_backup(svc: ServicesDep, jobs: JobsDep, name: str,
+                 body: BackupBody | None = None) -> dict[str, Any]:
+    """Start a snapshot of an instance now; returns the job to poll."""
+    request = backups.prepare_backup(svc, name, body.target if body else None)
+    return jobs.submit_backup(request).to_json()

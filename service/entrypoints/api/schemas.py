@@ -1,0 +1,37 @@
+"""Request bodies of the HTTP API. Responses are the use cases' records as JSON,
+the same shapes the CLI prints with ``--json``."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class BackupBody(BaseModel):
+    target: str | None = Field(default=None, description="storage target; default: the label's")
+
+
+class RestoreBody(BaseModel):
+    name: str = Field(description="name of the fresh container to create")
+    image: str | None = Field(default=None, description="image to use instead of the recorded one")
+    force: bool = Field(default=False, description="replace the contents of existing volumes "
+                        "NAME-* (never of one a container uses)")
+
+
+class VolumeBody(BaseModel):
+    name: str = Field(description="name of the new volume")
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class CloneBody(BaseModel):
+    target: str = Field(description="name of the volume to copy into")
+    force: bool = Field(default=False, description="replace the target's contents if it "
+                        "exists (never while a container uses it)")
+
+
+class PolicyBody(BaseModel):
+    """Any subset of the labels' policy, in label syntax; given fields override the labels."""
+
+    schedule: str | None = Field(default=None, examples=["@every 6h", "0 3 * * *"])
+    retention: str | None = Field(default=None, examples=["last=3,daily=7"])
+    target: str | None = None
+    databases: str | None = Field(default=None, examples=["app,reports"])

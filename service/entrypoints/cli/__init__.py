@@ -1,0 +1,14 @@
+"""The ``holdfast`` command line (typer): one module of commands per area.
+
+Importing this package registers every command on :data:`app`.
+"""
+
+from service.entrypoints.cli import commands, volume_commands
+from service.entrypoints.cli.app import app
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "commands", "main", "volume_commands"]

@@ -1,0 +1,72 @@
+"""The CLI's shared parts: the typer apps, ``--json``, and one way to open the services and fail.
+
+Each command builds the settings and services once, calls one use case and
+prints the result: a readable table, or JSON only with ``--json``. Failures
+print one line on stderr (``holdfast: <what went wrong and what to do>``) and
+exit non-zero with the code :mod:`~service.entrypoints.error_table` gives its
+error: 2 bad input, 3 not found, 4 conflict (a name taken, a run in progress, a
+container not running), 5 Docker, the catalog or a storage target unreachable
+or refusing, 1 any other failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Annotated, NoReturn
+
+import typer
+from pydantic import ValidationError
+
+from backup import errors
+from service.bootstrap import Services, bootstrap
+from service.entrypoints.error_table import exit_code_for
+from service.observability.logs import configure_logging
+from service.settings import Settings
+
+app = typer.Typer(
+    name="holdfast",
+    help="Snapshots and restores for databases running in Docker containers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+catalog_app = typer.Typer(help="Catalog maintenance.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+targets_app = typer.Typer(help="Storage targets.", no_args_is_help=True)
+app.add_typer(targets_app, name="targets")
+volumes_app = typer.Typer(help="Named volumes: list, create, remove, clone.",
+                          no_args_is_help=True)
+app.add_typer(volumes_app, name="volumes")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
+
+def fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"holdfast: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def open_services() -> Iterator[Services]:
+    """Settings and services for one command, with errors turned into one line."""
+    try:
+        settings = Settings.load()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = "HOLDFAST_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
+        fail(f"{field}: {first['msg']}", 2)
+    except errors.HoldfastError as exc:
+        fail(str(exc), exit_code_for(exc))
+    configure_logging(settings.log_level if settings.log_level != "INFO" else "WARNING",
+                      settings.log_format)
+    services = None
+    try:
+        services = bootstrap(settings)
+        yield services
+    except errors.HoldfastError as exc:
+        fail(str(exc), exit_code_for(exc))
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    finally:
+        if services is not None:
+            services.close()

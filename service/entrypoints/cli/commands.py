@@ -1,0 +1,192 @@
+"""The CLI's commands for instances, backups, snapshots, restores, retention,
+targets and the catalog: each opens the services, calls one use case and prints
+its result (a table, or JSON only with ``--json``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from backup import errors
+from service.entrypoints.cli.app import JsonFlag, app, catalog_app, fail, open_services, targets_app
+from service.entrypoints.cli.output import (
+    end_progress,
+    human_bytes,
+    last_text,
+    print_json,
+    progress,
+    retention_text,
+    snapshot_row,
+    table,
+)
+from service.entrypoints.error_table import exit_code_for
+from service.settings import Settings
+from service.usecases import backups, restores, retention, targets
+from service.usecases import instances as instance_cases
+from service.usecases import snapshots as snapshot_cases
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Run the daemon: the HTTP API on 127.0.0.1:8420 by default."""
+    from service.entrypoints.daemon import run_daemon
+
+    try:
+        settings = Settings.load()
+    except (ValidationError, errors.HoldfastError) as exc:
+        fail(str(exc).splitlines()[0], 2)
+    try:
+        run_daemon(settings, host=host, port=port)
+    except errors.HoldfastError as exc:
+        fail(str(exc), exit_code_for(exc))
+
+
+@app.command()
+def instances(as_json: JsonFlag = False) -> None:
+    """List discovered instances: name, container, engine, schedule, target, last snapshot."""
+    with open_services() as services:
+        views = instance_cases.list_instances(services)
+    if as_json:
+        print_json([view.to_json() for view in views])
+        return
+    if not views:
+        typer.echo("no instances: label a container holdfast.enable=true")
+        return
+    table([[v.name, v.container or "-", v.status, v.engine or "?", v.schedule or "-",
+             retention_text(v.retention), v.target,
+             v.next_run.strftime("%Y-%m-%d %H:%M:%SZ") if v.next_run else "-",
+             last_text(v.last_snapshot), "; ".join(v.errors) or ""] for v in views],
+           ["NAME", "CONTAINER", "STATUS", "ENGINE", "SCHEDULE", "RETENTION", "TARGET",
+            "NEXT RUN", "LAST SNAPSHOT", "ERRORS"])
+
+
+@app.command()
+def backup(
+    instance: Annotated[str, typer.Argument(help="Instance name (see 'holdfast instances').")],
+    target: Annotated[str | None, typer.Option(help="Storage target to write to.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Take a snapshot now and wait until it is complete."""
+    with open_services() as services:
+        request = backups.prepare_backup(services, instance, target)
+        try:
+            snapshot, pruned = backups.backup_then_prune(
+                services, request, progress(f"backup {instance}"))
+        finally:
+            end_progress()
+    if as_json:
+        print_json(snapshot.to_json())
+    else:
+        typer.echo(f"snapshot {snapshot.id} complete: {human_bytes(snapshot.size_bytes)} "
+                   f"({human_bytes(snapshot.raw_bytes)} before compression) in target "
+                   f"{snapshot.target}" + (f"; retention removed {len(pruned)}" if pruned else ""))
+
+
+@app.command()
+def snapshots(
+    instance: Annotated[str | None, typer.Argument(help="Only this instance.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List snapshots, newest first."""
+    with open_services() as services:
+        found = snapshot_cases.list_snapshots(services, instance)
+    if as_json:
+        print_json([snapshot.to_json() for snapshot in found])
+        return
+    table([snapshot_row(s) for s in found],
+           ["ID", "INSTANCE", "ENGINE", "STATUS", "SIZE", "TARGET", "CREATED"])
+
+
+@app.command()
+def restore(
+    snapshot_id: Annotated[str, typer.Argument(help="Snapshot id (see 'holdfast snapshots').")],
+    name: Annotated[str, typer.Option("--name", help="Name of the fresh container.")],
+    image: Annotated[str | None, typer.Option(help="Image instead of the recorded one.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace the contents of volumes NEW-* that already exist "
+                        "(never of one a container uses).")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Restore a snapshot into a fresh container on fresh volumes; returns once it
+    accepts connections. The snapshot's source is never touched."""
+    with open_services() as services:
+        request = restores.prepare_restore(services, snapshot_id, name, image, force)
+        try:
+            result = restores.execute_restore(services, request, progress(f"restore {name}"))
+        finally:
+            end_progress()
+    if as_json:
+        print_json(result.to_json())
+    else:
+        typer.echo(f"restored {result.snapshot_id} into container {result.container} "
+                   f"(volumes {', '.join(result.volumes)}, image {result.image}) "
+                   f"in {result.seconds:.1f}s")
+
+
+@app.command()
+def delete(
+    snapshot_id: Annotated[str, typer.Argument(help="Snapshot id to delete.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Delete one snapshot from its target and from the catalog."""
+    with open_services() as services:
+        snapshot = snapshot_cases.delete_snapshot(services, snapshot_id)
+    if as_json:
+        print_json(snapshot.to_json())
+    else:
+        typer.echo(f"deleted snapshot {snapshot.id}")
+
+
+@app.command()
+def prune(
+    instance: Annotated[str | None, typer.Argument(help="Only this instance.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would go.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Apply retention (restic forget semantics): failed snapshots and those the
+    policy does not keep are deleted; the newest complete and pinned ones never are."""
+    with open_services() as services:
+        results = retention.prune(services, instance, dry_run=dry_run)
+    if as_json:
+        print_json([result.to_json() for result in results])
+        return
+    verb = "would forget" if dry_run else "forgot"
+    for result in results:
+        typer.echo(f"{result.instance}: keeping {len(result.kept)}, {verb} "
+                   f"{len(result.forgotten)}" + (f": {', '.join(result.forgotten)}"
+                                                 if result.forgotten else ""))
+
+
+@targets_app.command("check")
+def targets_check(
+    names: Annotated[list[str] | None, typer.Argument(help="Only these targets.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Write, read back and delete a probe object in each configured target."""
+    with open_services() as services:
+        results = targets.check_targets(services, names)
+    if as_json:
+        print_json([result.to_json() for result in results])
+    else:
+        for result in results:
+            verdict = "ok" if result.ok else f"FAILED: {result.error}"
+            typer.echo(f"{result.name}  {result.url}  {verdict}  ({result.seconds:.2f}s)")
+    if not all(result.ok for result in results):
+        raise typer.Exit(1)
+
+
+@catalog_app.command("rebuild")
+def catalog_rebuild(as_json: JsonFlag = False) -> None:
+    """Rebuild the catalog's snapshot list from the manifests in every target."""
+    with open_services() as services:
+        report = snapshot_cases.rebuild_catalog(services)
+    if as_json:
+        print_json(report.to_json())
+    else:
+        typer.echo(f"catalog rebuilt: {report.added} added, {report.updated} updated "
+                   f"({', '.join(f'{k}: {v}' for k, v in report.targets.items())})")

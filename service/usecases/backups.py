@@ -1,0 +1,161 @@
+"""Use cases for backups: check a request, take the snapshot, apply retention.
+
+:func:`prepare_backup` does every check that can fail on bad input (instance,
+container state, labels, engine, credentials, target) before anything is
+written; :func:`execute_backup` then records the instance and a ``running``
+snapshot, streams the dump into the target and marks the snapshot
+``complete`` or ``failed``, so the catalog never shows a snapshot it does not
+have.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from backup.engines import Engine, get_engine
+from backup.errors import (
+    Cancelled,
+    ContainerNotRunning,
+    InvalidLabels,
+    UnsupportedEngine,
+)
+from backup.pipeline import (
+    data_key,
+    new_snapshot_id,
+    take_snapshot,
+)
+from backup.storage import Storage
+from backup.streams import ProgressCallback
+from backup.types import (
+    DatabaseContainer,
+    Snapshot,
+    SnapshotStatus,
+    utcnow,
+)
+from service.bootstrap import Services
+from service.runs import AlreadyRunning, current_runner, may_be_running
+from service.usecases.instances import Instance, find_instance, record_instances
+from service.usecases.retention import apply_retention
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BackupRequest:
+    """A checked backup, ready to run: what :func:`prepare_backup` returns."""
+
+    source: Instance
+    instance: str
+    container: DatabaseContainer
+    engine: Engine
+    storage: Storage
+    databases: tuple[str, ...]
+
+
+def prepare_backup(svc: Services, name: str, target: str | None = None) -> BackupRequest:
+    """Every check a backup can fail on bad input, before anything is written."""
+    return prepare_backup_for(svc, find_instance(svc, name), target)
+
+
+def prepare_backup_for(svc: Services, instance: Instance,
+                       target: str | None = None) -> BackupRequest:
+    """:func:`prepare_backup` for an instance already discovered (the scheduler's)."""
+    name = instance.name
+    assert instance.container is not None
+    container = svc.docker.inspect(instance.container.id)
+    if not container.running:
+        raise ContainerNotRunning(
+            f"container {container.name} of instance {name} is not running; start it and retry"
+        )
+    if instance.policy.errors:
+        raise InvalidLabels(f"instance {name} has label errors: {'; '.join(instance.errors)}")
+    if instance.engine is None:
+        raise UnsupportedEngine(f"instance {name}: {'; '.join(instance.errors)}")
+    engine = get_engine(instance.engine)
+    engine.check(container)
+    storage = svc.target(target or instance.policy.target)
+    storage.check_writable()
+    return BackupRequest(source=instance, instance=name, container=container, engine=engine,
+                         storage=storage, databases=instance.policy.databases)
+
+
+def running_elsewhere(svc: Services, instance: str) -> Snapshot | None:
+    """A snapshot of ``instance`` another live process is writing right now."""
+    for snapshot in svc.catalog.list_snapshots(instance=instance, status=SnapshotStatus.RUNNING):
+        if snapshot.runner != current_runner() and may_be_running(snapshot.runner):
+            return snapshot
+    return None
+
+
+def execute_backup(svc: Services, request: BackupRequest,
+                   progress: ProgressCallback | None = None, *,
+                   holder: str | None = None,
+                   cancelled: Callable[[], bool] = lambda: False) -> Snapshot:
+    """Take the snapshot. The catalog shows it ``running`` while it runs and
+    ``complete`` or ``failed`` (with the reason) after; a failure re-raises.
+
+    ``holder`` is who already claimed the instance in ``svc.gate`` (a job);
+    without one, the run claims it itself. Raises :class:`AlreadyRunning` if
+    another run of the instance is in progress, here or in another process.
+    """
+    created = utcnow()
+    snapshot_id = new_snapshot_id(created)
+    owned = holder is None
+    if owned:
+        svc.gate.claim(request.instance, snapshot_id)
+    try:
+        other = running_elsewhere(svc, request.instance)
+        if other is not None:
+            raise AlreadyRunning(request.instance, f"snapshot {other.id}")
+        record_instances(svc, [request.source])
+        snapshot = Snapshot(
+            id=snapshot_id, instance=request.instance, engine=request.engine.name,
+            target=request.storage.name, status=SnapshotStatus.RUNNING, created_at=created,
+            data_key=data_key(request.instance, snapshot_id), image=request.container.image,
+            image_id=request.container.image_id, runner=current_runner(),
+        )
+        svc.catalog.add_snapshot(snapshot)
+        context = {"instance": request.instance, "snapshot": snapshot_id}
+        logger.info("backup of %s started as %s", request.instance, snapshot_id, extra=context)
+        try:
+            manifest = take_snapshot(
+                snapshot_id=snapshot_id, instance=request.instance, created_at=created,
+                container=request.container, engine=request.engine, runner=svc.docker,
+                storage=request.storage, databases=request.databases, progress=progress,
+                cancelled=cancelled,
+            )
+        except BaseException as exc:
+            reason = str(exc) or type(exc).__name__
+            if cancelled() and not isinstance(exc, Cancelled):
+                reason = f"cancelled: Holdfast is shutting down ({reason})"
+            svc.catalog.save_snapshot(snapshot.with_changes(
+                status=SnapshotStatus.FAILED, finished_at=utcnow(), error=reason, runner=None))
+            # Reported by whoever called us (CLI line, job record); logging it as an
+            # error here too would print the same failure twice.
+            logger.info("backup of %s failed: %s", request.instance, reason, extra=context)
+            raise
+        snapshot = snapshot.with_changes(
+            status=SnapshotStatus.COMPLETE, finished_at=manifest.finished_at,
+            size_bytes=manifest.size_bytes, raw_bytes=manifest.raw_bytes, sha256=manifest.sha256,
+            runner=None,
+        )
+        svc.catalog.save_snapshot(snapshot)
+        logger.info("backup of %s complete: %s, %d bytes", request.instance, snapshot_id,
+                    manifest.size_bytes, extra=context)
+        return snapshot
+    finally:
+        if owned:
+            svc.gate.release(request.instance, snapshot_id)
+
+
+def backup_then_prune(svc: Services, request: BackupRequest,
+                      progress: ProgressCallback | None = None, *,
+                      holder: str | None = None,
+                      cancelled: Callable[[], bool] = lambda: False) -> tuple[Snapshot, list[str]]:
+    """A backup followed by the instance's retention, as every entry point runs it.
+    Returns the snapshot and the ids retention removed."""
+    snapshot = execute_backup(svc, request, progress, holder=holder, cancelled=cancelled)
+    return snapshot, apply_retention(svc, request.instance)
+

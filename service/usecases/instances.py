@@ -1,0 +1,287 @@
+"""Use cases for instances: what is discovered, how it is described, its policy.
+
+An instance is a labelled container seen through its policy (labels, with any
+API-set override from the catalog laid over them) and its detected engine.
+Reading instances never writes: :func:`live_instances` only looks, and
+:func:`refresh_instances` (called by discovery, retention and backups, which
+change things anyway) also records what it saw in the catalog.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from backup.engines.detect import BINARY_HINTS, detect_engine
+from backup.errors import (
+    HoldfastError,
+    InstanceNotFound,
+    InvalidLabels,
+    NotFound,
+)
+from backup.labels import PREFIX, InstancePolicy, parse_bool, parse_labels
+from backup.types import (
+    DatabaseContainer,
+    isoformat,
+    utcnow,
+)
+from service.bootstrap import Services
+from service.records import InstanceRecord
+from service.usecases.schedules import estimate_next_run
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A discovered instance: its container (if any), policy and engine."""
+
+    policy: InstancePolicy
+    container: DatabaseContainer | None
+    engine: str | None
+    errors: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.policy.name
+
+
+@dataclass(frozen=True)
+class InstanceView:
+    name: str
+    container: str | None
+    container_id: str | None
+    status: str
+    engine: str | None
+    image: str | None
+    enabled: bool
+    schedule: str | None
+    retention: dict[str, int]
+    target: str
+    databases: list[str]
+    errors: list[str]
+    last_snapshot: dict[str, Any] | None = field(default=None)
+    next_run: datetime | None = None
+    policy_source: str = "labels"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "container": self.container,
+            "container_id": self.container_id,
+            "status": self.status,
+            "engine": self.engine,
+            "image": self.image,
+            "enabled": self.enabled,
+            "schedule": self.schedule,
+            "retention": self.retention,
+            "target": self.target,
+            "databases": self.databases,
+            "errors": self.errors,
+            "last_snapshot": self.last_snapshot,
+            "next_run": isoformat(self.next_run),
+            "policy_source": self.policy_source,
+        }
+
+
+def effective_labels(labels: Mapping[str, str],
+                     override: Mapping[str, Any] | None) -> dict[str, str]:
+    """The container's labels with an API-set policy laid over them: the
+    catalog's override wins, field by field."""
+    merged = dict(labels)
+    for key, value in (override or {}).items():
+        if value is not None:
+            merged[PREFIX + key] = str(value)
+    return merged
+
+
+def classify(svc: Services, container: DatabaseContainer) -> Instance | None:
+    """An opted-in container as an instance (policy, engine, errors); None if it
+    has not opted in. Probes binaries only when the image name says nothing."""
+    if parse_bool(container.labels.get(PREFIX + "enable", "")) is not True:
+        return None  # holdfast.enable=false or absent: ignored, not even probed
+    name = parse_labels(container.labels, container.name).name
+    record = svc.catalog.get_instance(name)
+    labels = effective_labels(container.labels, record.policy_override if record else None)
+    policy = parse_labels(labels, container.name)
+    errors = list(policy.errors)
+    engine = detect_engine(container.image, policy.engine)
+    if engine is None and container.running:
+        try:
+            binaries = svc.docker.binaries_present(container.id, [b for b, _ in BINARY_HINTS])
+            engine = detect_engine(container.image, None, binaries)
+        except HoldfastError as exc:
+            logger.debug("binary probe of %s failed: %s", container.name, exc)
+    if engine is None:
+        errors.append("cannot tell the engine from the image or its binaries; "
+                      "set the holdfast.engine label")
+    return Instance(policy=policy, container=container, engine=engine, errors=tuple(errors))
+
+
+def choose_instances(candidates: Iterable[Instance]) -> list[Instance]:
+    """One instance per name: a running container wins over stopped ones that
+    claim the same name (an old container left behind by a re-creation)."""
+    chosen: dict[str, Instance] = {}
+    for instance in candidates:
+        previous = chosen.get(instance.name)
+        if previous is None or (_running(instance) and not _running(previous)):
+            chosen[instance.name] = instance
+    return sorted(chosen.values(), key=lambda i: i.name)
+
+
+def record_instances(svc: Services, instances: Iterable[Instance]) -> None:
+    now = utcnow()
+    for instance in instances:
+        assert instance.container is not None
+        existing = svc.catalog.get_instance(instance.name)
+        svc.catalog.upsert_instance(InstanceRecord(
+            name=instance.name,
+            engine=instance.engine,
+            container_id=instance.container.id,
+            container_name=instance.container.name,
+            image=instance.container.image,
+            labels={k: v for k, v in instance.container.labels.items() if k.startswith(PREFIX)},
+            error="; ".join(instance.errors) or None,
+            first_seen=existing.first_seen if existing else now,
+            last_seen=now,
+            policy_override=existing.policy_override if existing else None,
+        ))
+
+
+def live_instances(svc: Services) -> list[Instance]:
+    """Every opted-in container as an instance, one per name. Writes nothing."""
+    candidates = (classify(svc, c) for c in svc.docker.labelled_containers(include_stopped=True))
+    return choose_instances(c for c in candidates if c is not None)
+
+
+def refresh_instances(svc: Services) -> list[Instance]:
+    """:func:`live_instances`, recorded in the catalog (labels, engine, container)."""
+    instances = live_instances(svc)
+    record_instances(svc, instances)
+    return instances
+
+
+def _running(instance: Instance) -> bool:
+    return instance.container is not None and instance.container.running
+
+
+NextRun = Callable[[str, str | None], datetime | None]
+"""(instance, schedule) -> when its next scheduled run is, if any."""
+
+
+def list_instances(svc: Services, next_run: NextRun | None = None,
+                   instances: list[Instance] | None = None) -> list[InstanceView]:
+    """Discovered instances (live, or ``instances`` if the caller already has
+    them), plus catalogued ones whose container is gone. ``next_run`` is the
+    daemon's scheduler; without one, the next run is estimated from the
+    schedule and the last snapshot. Writes nothing."""
+    live = {i.name: i for i in (live_instances(svc) if instances is None else instances)}
+    when = next_run or (lambda name, schedule: _estimated_next_run(svc, name, schedule))
+    views = []
+    for name in sorted(set(live) | {record.name for record in svc.catalog.list_instances()}):
+        record = svc.catalog.get_instance(name)
+        instance = live.get(name)
+        if instance is not None and instance.container is not None:
+            views.append(_live_view(svc, instance, record, when))
+        else:
+            assert record is not None
+            views.append(_missing_view(svc, record))
+    return views
+
+
+def _estimated_next_run(svc: Services, name: str, schedule: str | None) -> datetime | None:
+    latest = svc.catalog.latest_snapshot(name)
+    return estimate_next_run(schedule, latest.created_at if latest else None, utcnow())
+
+
+def _last_snapshot(svc: Services, name: str) -> dict[str, Any] | None:
+    latest = svc.catalog.latest_snapshot(name)
+    return None if latest is None else {
+        "id": latest.id, "status": str(latest.status),
+        "created_at": isoformat(latest.created_at), "error": latest.error,
+    }
+
+
+def _policy_source(record: InstanceRecord | None) -> str:
+    return "api" if record is not None and record.policy_override else "labels"
+
+
+def _live_view(svc: Services, instance: Instance, record: InstanceRecord | None,
+               next_run: NextRun) -> InstanceView:
+    assert instance.container is not None
+    policy, running = instance.policy, instance.container.running
+    return InstanceView(
+        name=instance.name, container=instance.container.name,
+        container_id=instance.container.id, status="running" if running else "stopped",
+        engine=instance.engine, image=instance.container.image, enabled=True,
+        schedule=policy.schedule, retention=dict(policy.retention), target=policy.target,
+        databases=list(policy.databases), errors=list(instance.errors),
+        last_snapshot=_last_snapshot(svc, instance.name), policy_source=_policy_source(record),
+        next_run=(next_run(instance.name, policy.schedule) if running and not instance.errors
+                  else None),
+    )
+
+
+def _missing_view(svc: Services, record: InstanceRecord) -> InstanceView:
+    policy = parse_labels(effective_labels(record.labels, record.policy_override),
+                          record.container_name or record.name)
+    return InstanceView(
+        name=record.name, container=None, container_id=None, status="missing",
+        engine=record.engine, image=record.image, enabled=False,
+        schedule=policy.schedule, retention=dict(policy.retention), target=policy.target,
+        databases=list(policy.databases), errors=[], last_snapshot=_last_snapshot(svc, record.name),
+        policy_source=_policy_source(record),
+    )
+
+
+POLICY_FIELDS = ("schedule", "retention", "target", "databases")
+
+
+def set_policy(svc: Services, name: str, override: Mapping[str, str | None] | None, *,
+               applied: Callable[[], object] | None = None,
+               next_run: NextRun | None = None) -> InstanceView:
+    """Store an API-set policy for ``name`` (fields: schedule, retention, target,
+    databases, in label syntax) that overrides its labels and survives restarts;
+    ``None`` or an empty mapping clears it. Refuses values that do not parse.
+    ``applied`` runs after the change (the daemon's discovery refresh, so the
+    scheduler follows at once); returns the instance as it is now."""
+    record = svc.catalog.get_instance(name)
+    if record is None:
+        raise InstanceNotFound(f"no instance named {name!r}; 'holdfast instances' lists them")
+    cleaned = {key: value for key, value in (override or {}).items() if value is not None}
+    unknown = sorted(set(cleaned) - set(POLICY_FIELDS))
+    if unknown:
+        raise InvalidLabels(f"unknown policy field(s) {', '.join(unknown)}; "
+                            f"use {', '.join(POLICY_FIELDS)}")
+    policy = parse_labels(effective_labels(record.labels, cleaned), record.container_name or name)
+    if policy.errors:
+        raise InvalidLabels("; ".join(policy.errors))
+    svc.catalog.set_policy_override(name, cleaned or None)
+    if applied is not None:
+        applied()
+    return next(view for view in list_instances(svc, next_run) if view.name == name)
+
+
+def find_instance(svc: Services, name: str) -> Instance:
+    """The instance called ``name``. Tries the container the catalog last saw
+    for it (one inspect), and only if that one is gone, stopped or renamed,
+    lists the whole engine."""
+    record = svc.catalog.get_instance(name)
+    if record is not None and record.container_id:
+        try:
+            known = classify(svc, svc.docker.inspect(record.container_id))
+        except NotFound:
+            known = None
+        if known is not None and known.name == name and _running(known):
+            return known
+    for instance in live_instances(svc):
+        if instance.name == name:
+            return instance
+    hint = ("its container is gone; its snapshots remain (holdfast snapshots " + name + ")"
+            if svc.catalog.get_instance(name) else
+            "label its container holdfast.enable=true; 'holdfast instances' lists them")
+    raise InstanceNotFound(f"no running instance named {name!r}: {hint}")
+
