@@ -86,6 +86,19 @@ class DockerUnavailable(HoldfastError):
     retryable = True
 
 
+class EventStreamEnded(DockerUnavailable):
+    """The engine closed its event stream (it restarted, or the connection dropped)."""
+
+
+class DockerRefused(HoldfastError):
+    """The engine answered but refused the request (a 4xx, or a start runc cannot
+    carry out); retrying the same request will not help."""
+
+
+class ImageNotFound(NotFound):
+    """An image the operation needs is not on the Docker engine."""
+
+
 class ExecFailed(HoldfastError):
     """A command run inside a container exited non-zero or lost its stream."""
 
@@ -187,3 +200,7 @@ class VolumeNotFound(NotFound):
 
 class VolumeInUse(Conflict):
     """A container still uses the volume."""
+
+
+class CloneFailed(HoldfastError):
+    """Copying a volume failed after its target was emptied for ``--force``."""

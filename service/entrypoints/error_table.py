@@ -32,6 +32,8 @@ ERROR_TABLE: tuple[tuple[type[errors.HoldfastError], Outcome], ...] = (
     (errors.NotFound, NOT_FOUND),
     (errors.Conflict, CONFLICT),
     (errors.ContainerError, CONFLICT),
+    # The engine is up and said no (a port taken, a mount it cannot make).
+    (errors.DockerRefused, CONFLICT),
     (errors.InvalidInput, BAD_INPUT),
     (errors.DockerUnavailable, UNAVAILABLE),
     (errors.StorageUnavailable, UNAVAILABLE),

@@ -17,7 +17,7 @@ from typing import Any
 
 from backup.engines import Engine, get_engine
 from backup.errors import (
-    HoldfastError,
+    ImageNotFound,
     InstanceNotFound,
     SnapshotNotRestorable,
     UnsupportedEngine,
@@ -124,7 +124,7 @@ def prepare_restore(svc: Services, snapshot_id: str, new_name: str,
         existing_volumes=existing, image=image, force=force, volume_users=users,
     )
     if not svc.docker.image_exists(plan.container.image):
-        raise HoldfastError(
+        raise ImageNotFound(
             f"image {plan.container.image} is not on this Docker engine; pull it "
             "or pass --image"
         )

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from backup.errors import HoldfastError, NameTaken, VolumeNotFound
+from backup.errors import CloneFailed, HoldfastError, NameTaken, VolumeNotFound
 from backup.ports import VolumeSpec
 from backup.volumes import (
     ClonePlan,
@@ -92,7 +92,7 @@ def execute_clone(svc: Services, plan: ClonePlan) -> CloneResult:
                 logger.error("could not remove the half-cloned volume %s: %s",
                              plan.target, cleanup)
         elif isinstance(exc, HoldfastError):
-            raise HoldfastError(
+            raise CloneFailed(
                 f"cloning {plan.source} into {plan.target} failed: {exc}; {plan.target} was "
                 "emptied for --force and is incomplete now") from exc
         raise

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from backup.errors import HoldfastError, NotFound
+from backup.errors import EventStreamEnded, HoldfastError, NotFound
 from service.bootstrap import Services
 from service.ports import ContainerEvents
 from service.usecases.instances import Instance, choose_instances, classify, record_instances
@@ -114,7 +114,7 @@ class Discovery:
                         logger.warning("could not follow %s of %s: %s", action,
                                        container_id[:12], exc)
                 if not self._stopping.is_set():
-                    raise HoldfastError("the Docker event stream ended")
+                    raise EventStreamEnded("the Docker event stream ended")
             except Exception as exc:  # discovery must outlive any failure
                 self.connected.clear()
                 if self._stopping.is_set():
