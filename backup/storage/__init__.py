@@ -20,6 +20,7 @@ from backup.storage.base import ObjectInfo, Storage, validate_key
 _KNOWN: dict[str, str] = {
     "file": "backup.storage.local:LocalStorage",
     "s3": "backup.storage.s3:S3Storage",
+    "memory": "backup.storage.memory:MemoryStorage",
 }
 KNOWN_SCHEMES = MappingProxyType(_KNOWN)
 

@@ -1,0 +1,130 @@
+"""An in-memory catalog with the semantics of :class:`service.adapters.catalog.Catalog`."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from backup.errors import Conflict, InstanceNotFound
+from backup.types import Snapshot, SnapshotStatus
+from service.adapters.catalog.urls import CatalogUnavailable
+from service.records import InstanceRecord, JobRecord, JobStatus
+
+
+class InMemoryCatalog:
+    """Dicts behind a lock. ``down = True`` makes every call fail as an
+    unreachable database does."""
+
+    def __init__(self) -> None:
+        self._instances: dict[str, InstanceRecord] = {}
+        self._snapshots: dict[str, Snapshot] = {}
+        self._jobs: dict[str, JobRecord] = {}
+        self._lock = threading.RLock()
+        self.down = False
+        self.closed = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise CatalogUnavailable("catalog database memory:// cannot be reached: it is down")
+
+    def ping(self) -> None:
+        self._check()
+
+    def close(self) -> None:
+        self.closed = True
+
+    # --- instances ---------------------------------------------------------------
+
+    def upsert_instance(self, rec: InstanceRecord) -> None:
+        self._check()
+        with self._lock:
+            existing = self._instances.get(rec.name)
+            if existing is not None:
+                rec = replace(rec, first_seen=existing.first_seen,
+                              policy_override=existing.policy_override)
+            self._instances[rec.name] = rec
+
+    def get_instance(self, name: str) -> InstanceRecord | None:
+        self._check()
+        with self._lock:
+            return self._instances.get(name)
+
+    def list_instances(self) -> list[InstanceRecord]:
+        self._check()
+        with self._lock:
+            return [self._instances[name] for name in sorted(self._instances)]
+
+    def set_policy_override(self, name: str, policy: Mapping[str, Any] | None) -> None:
+        self._check()
+        with self._lock:
+            record = self._instances.get(name)
+            if record is None:
+                raise InstanceNotFound(f"no instance named {name!r}")
+            self._instances[name] = replace(
+                record, policy_override=None if policy is None else dict(policy))
+
+    # --- snapshots ---------------------------------------------------------------
+
+    def add_snapshot(self, s: Snapshot) -> None:
+        self._check()
+        with self._lock:
+            if s.id in self._snapshots:
+                raise Conflict(f"snapshot {s.id} is already in the catalog")
+            self._snapshots[s.id] = s
+
+    def save_snapshot(self, s: Snapshot) -> None:
+        self._check()
+        with self._lock:
+            self._snapshots[s.id] = s
+
+    def get_snapshot(self, id: str) -> Snapshot | None:
+        self._check()
+        with self._lock:
+            return self._snapshots.get(id)
+
+    def list_snapshots(self, instance: str | None = None,
+                       status: SnapshotStatus | None = None) -> list[Snapshot]:
+        self._check()
+        with self._lock:
+            found = [s for s in self._snapshots.values()
+                     if (instance is None or s.instance == instance)
+                     and (status is None or s.status == status)]
+        return sorted(found, key=lambda s: (s.created_at, s.id), reverse=True)
+
+    def latest_snapshot(self, instance: str) -> Snapshot | None:
+        found = self.list_snapshots(instance=instance)
+        return found[0] if found else None
+
+    def delete_snapshot(self, id: str) -> bool:
+        self._check()
+        with self._lock:
+            return self._snapshots.pop(id, None) is not None
+
+    # --- jobs --------------------------------------------------------------------
+
+    def add_job(self, j: JobRecord) -> None:
+        self._check()
+        with self._lock:
+            if j.id in self._jobs:
+                raise Conflict(f"job {j.id} is already in the catalog")
+            self._jobs[j.id] = j
+
+    def save_job(self, j: JobRecord) -> None:
+        self._check()
+        with self._lock:
+            self._jobs[j.id] = j
+
+    def get_job(self, id: str) -> JobRecord | None:
+        self._check()
+        with self._lock:
+            return self._jobs.get(id)
+
+    def list_jobs(self, limit: int = 100,
+                  statuses: Iterable[JobStatus] | None = None) -> list[JobRecord]:
+        self._check()
+        wanted = None if statuses is None else {str(status) for status in statuses}
+        with self._lock:
+            found = [j for j in self._jobs.values() if wanted is None or str(j.status) in wanted]
+        return sorted(found, key=lambda j: (j.created_at, j.id), reverse=True)[:limit]

@@ -1,0 +1,411 @@
+"""A Docker engine in memory: containers, named volumes, images, exec and events.
+
+It satisfies :class:`service.ports.DockerEngine` (and so the domain's exec,
+runtime and helper ports). A container's "database" is the ``content`` of the
+volume mounted at :data:`DATA_PATH` (or the container's own ``content`` when
+nothing is mounted there); the :class:`~tests.fakes.engine.FakeEngine` dumps
+and loads it through exec, with the programs :data:`DUMP`, :data:`LOAD` and
+:data:`READY`, so a backup and a restore move real bytes through the same
+pipeline, storage and runner as with Docker. Knobs make the engine fail the
+way a real one does (unreachable, a dump that breaks, a start that is refused).
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from backup.errors import (
+    DockerRefused,
+    DockerUnavailable,
+    ExecFailed,
+    NameTaken,
+    NotFound,
+    VolumeInUse,
+    VolumeNotFound,
+)
+from backup.ports import ContainerSpec, ExecResult, VolumeSpec
+from backup.types import DatabaseContainer, Mount
+from backup.volumes import VolumeInfo, VolumeUser
+
+DATA_PATH = "/data"
+DUMP, LOAD, READY = "fake-dump", "fake-load", "fake-ready"
+_CHUNK = 4096
+
+
+@dataclass
+class FakeVolume:
+    name: str
+    labels: dict[str, str] = field(default_factory=dict)
+    content: bytes = b""
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass
+class FakeContainer:
+    id: str
+    name: str
+    image: str
+    env: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    volumes: dict[str, str] = field(default_factory=dict)  # volume name -> destination
+    networks: tuple[str, ...] = ()
+    command: tuple[str, ...] = ()
+    running: bool = True
+    stopped_at: datetime | None = None
+    content: bytes = b""
+    binaries: frozenset[str] = frozenset()
+    helper_of: str | None = None
+    """For helper containers: the runner (``host:pid:start``) that made it."""
+
+
+class FakeEvents:
+    """A container event stream fed by :meth:`FakeDocker.emit`."""
+
+    _CLOSED = ("", "")
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[tuple[str, str]] = queue.Queue()
+        self.closed = False
+
+    def put(self, action: str, container_id: str) -> None:
+        self._queue.put((action, container_id))
+
+    def break_stream(self) -> None:
+        self._queue.put(("!", ""))
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        while True:
+            action, container_id = self._queue.get()
+            if (action, container_id) == self._CLOSED or self.closed:
+                return
+            if action == "!":
+                raise DockerUnavailable("the Docker event stream broke: connection reset")
+            yield action, container_id
+
+    def close(self) -> None:
+        self.closed = True
+        self._queue.put(self._CLOSED)
+
+
+class FakeDocker:
+    """See the module docstring. ``unreachable`` makes every call fail as a
+    stopped engine does; ``dump_error`` makes the next dumps fail after
+    ``dump_error_after`` bytes; ``refuse_start`` refuses container starts."""
+
+    def __init__(self) -> None:
+        self.containers: dict[str, FakeContainer] = {}
+        self.volumes: dict[str, FakeVolume] = {}
+        self.images: set[str] = set()
+        self.unreachable = False
+        self.dump_error: str | None = None
+        self.dump_error_after = 0
+        self.load_error: str | None = None
+        self.refuse_start: str | None = None
+        self.copy_error: str | None = None
+        self.events: list[FakeEvents] = []
+        self.execs: list[tuple[str, list[str], dict[str, str]]] = []
+        self.aborted = 0
+        self.closed = 0
+        self._ids = itertools.count(1)
+        self._lock = threading.RLock()
+
+    # --- set-up for tests ----------------------------------------------------------
+
+    def add_container(self, name: str, *, image: str = "fake/db:1", content: bytes = b"",
+                      labels: Mapping[str, str] | None = None,
+                      env: Mapping[str, str] | None = None, running: bool = True,
+                      volume: str | None = None, command: Sequence[str] = (),
+                      binaries: Iterable[str] = ()) -> FakeContainer:
+        """A container whose data lives in ``volume`` (created, holding ``content``)
+        mounted at :data:`DATA_PATH`, or in the container itself without one."""
+        self.images.add(image)
+        volumes = {}
+        if volume is not None:
+            self.volumes[volume] = FakeVolume(volume, content=content)
+            volumes[volume] = DATA_PATH
+        container = FakeContainer(
+            id=self._new_id(), name=name, image=image, env=dict(env or {}),
+            labels=dict(labels or {}), volumes=volumes, command=tuple(command),
+            running=running, content=b"" if volume else content, binaries=frozenset(binaries),
+            stopped_at=None if running else datetime.now(UTC))
+        self.containers[container.id] = container
+        return container
+
+    def by_name(self, name: str) -> FakeContainer:
+        return next(c for c in self.containers.values() if c.name == name)
+
+    def data_of(self, name: str) -> bytes:
+        """The "database" of container ``name``: what :data:`DUMP` would read."""
+        return self._data(self.by_name(name))
+
+    def emit(self, action: str, container_id: str) -> None:
+        for stream in list(self.events):
+            stream.put(action, container_id)
+
+    # --- ContainerDiscovery ----------------------------------------------------------
+
+    def ping(self) -> None:
+        self._reachable()
+
+    def close(self) -> None:
+        self.closed += 1
+
+    def labelled_containers(self, include_stopped: bool = True) -> list[DatabaseContainer]:
+        self._reachable()
+        return [self._view(c) for c in list(self.containers.values())
+                if "holdfast.enable" in c.labels and (include_stopped or c.running)]
+
+    def inspect(self, container_id: str) -> DatabaseContainer:
+        return self._view(self._container(container_id))
+
+    def stopped_at(self, container_id: str) -> datetime | None:
+        container = self._container(container_id)
+        return None if container.running else container.stopped_at
+
+    def binaries_present(self, container_id: str, names: Sequence[str]) -> set[str]:
+        return set(names) & self._container(container_id).binaries
+
+    def container_names(self) -> set[str]:
+        self._reachable()
+        return {c.name for c in self.containers.values()}
+
+    def container_events(self) -> FakeEvents:
+        self._reachable()
+        stream = FakeEvents()
+        self.events.append(stream)
+        return stream
+
+    def abort_streams(self) -> int:
+        self.aborted += 1
+        return 0
+
+    # --- ContainerExec ---------------------------------------------------------------
+
+    def stream(self, container_id: str, argv: Sequence[str], *,
+               env: Mapping[str, str] | None = None,
+               user: str | None = None) -> Iterator[bytes]:
+        container = self._running(container_id)
+        self.execs.append((container.name, list(argv), dict(env or {})))
+        if argv[0] != DUMP:
+            raise ExecFailed(argv[0], 127, f"sh: {argv[0]}: not found")
+        data = self._data(container)
+        if self.dump_error is not None:
+            data = data[: self.dump_error_after]
+        for at in range(0, len(data), _CHUNK):
+            yield data[at:at + _CHUNK]
+        if self.dump_error is not None:
+            raise ExecFailed(argv[0], 1, self.dump_error)
+
+    def run(self, container_id: str, argv: Sequence[str], *,
+            env: Mapping[str, str] | None = None, user: str | None = None,
+            stdin: Iterable[bytes] | None = None, check: bool = True,
+            output_limit: int = 1024 * 1024) -> ExecResult:
+        container = self._running(container_id)
+        self.execs.append((container.name, list(argv), dict(env or {})))
+        code, stderr = 0, ""
+        if argv[0] == READY:
+            code = 0 if container.running else 1
+        elif argv[0] == LOAD:
+            data = b"".join(stdin or ())
+            if self.load_error is not None:
+                code, stderr = 1, self.load_error
+            else:
+                self._store(container, data)
+        else:
+            code, stderr = 127, f"sh: {argv[0]}: not found"
+        if check and code != 0:
+            raise ExecFailed(argv[0], code, stderr)
+        return ExecResult(exit_code=code, stdout=b"", stderr=stderr)
+
+    # --- ContainerRuntime --------------------------------------------------------------
+
+    def container_name_taken(self, name: str) -> bool:
+        return name in self.container_names()
+
+    def volume_exists(self, name: str) -> bool:
+        self._reachable()
+        return name in self.volumes
+
+    def image_exists(self, image: str) -> bool:
+        self._reachable()
+        return image in self.images
+
+    def create_volume(self, spec: VolumeSpec) -> None:
+        self._reachable()
+        with self._lock:
+            if spec.name in self.volumes:
+                raise NameTaken(f"volume {spec.name} already exists")
+            self.volumes[spec.name] = FakeVolume(spec.name, labels=dict(spec.labels))
+
+    def create_container(self, spec: ContainerSpec) -> DatabaseContainer:
+        self._reachable()
+        with self._lock:
+            if self.container_name_taken(spec.name):
+                raise NameTaken(f"a container named {spec.name} already exists")
+            for volume in spec.volumes:
+                self.volumes.setdefault(volume, FakeVolume(volume))
+            container = FakeContainer(
+                id=self._new_id(), name=spec.name, image=spec.image, env=dict(spec.env),
+                labels=dict(spec.labels), volumes=dict(spec.volumes),
+                networks=tuple(spec.networks), command=tuple(spec.command or ()),
+                running=False)
+            self.containers[container.id] = container
+        return self._view(container)
+
+    def start(self, container_id: str) -> DatabaseContainer:
+        container = self._container(container_id)
+        if self.refuse_start is not None:
+            raise DockerRefused(f"cannot start container {container_id[:12]}: "
+                                f"Docker refused: {self.refuse_start}")
+        container.running, container.stopped_at = True, None
+        return self._view(container)
+
+    def start_container(self, spec: ContainerSpec) -> DatabaseContainer:
+        container = self.create_container(spec)
+        try:
+            return self.start(container.id)
+        except BaseException:
+            self.remove_container(container.id)
+            raise
+
+    def logs_tail(self, container_id: str, lines: int = 20) -> str:
+        return ""
+
+    def remove_container(self, container_id: str) -> None:
+        self._reachable()
+        self.containers.pop(container_id, None)
+
+    def remove_volume(self, name: str) -> None:
+        self._reachable()
+        self.volumes.pop(name, None)
+
+    def empty_volume(self, name: str) -> None:
+        self._volume(name).content = b""
+
+    # --- HelperContainers ----------------------------------------------------------------
+
+    def helper_stream(self, argv: Sequence[str], *, volumes_from: str | None = None,
+                      volumes: Mapping[str, str] | None = None,
+                      read_only: bool = True) -> Iterator[bytes]:
+        raise ExecFailed(argv[0], 127, "the fake engine runs no helper programs")
+
+    def helper_run(self, argv: Sequence[str], *, volumes_from: str | None = None,
+                   volumes: Mapping[str, str] | None = None, read_only: bool = False,
+                   stdin: Iterable[bytes] | None = None, check: bool = True) -> ExecResult:
+        raise ExecFailed(argv[0], 127, "the fake engine runs no helper programs")
+
+    def stop_container(self, container_id: str, timeout: float = 30) -> None:
+        container = self._container(container_id)
+        container.running, container.stopped_at = False, datetime.now(UTC)
+
+    # --- VolumeAdmin -----------------------------------------------------------------
+
+    def volume_names(self) -> set[str]:
+        self._reachable()
+        return set(self.volumes)
+
+    def list_volumes(self, sizes: bool = True) -> list[VolumeInfo]:
+        self._reachable()
+        return [self._volume_info(name, sizes) for name in sorted(self.volumes)]
+
+    def get_volume(self, name: str, size: bool = False) -> VolumeInfo | None:
+        self._reachable()
+        return self._volume_info(name, size) if name in self.volumes else None
+
+    def remove_unused_volume(self, name: str) -> None:
+        self._volume(name)
+        users = self._users(name)
+        if users:
+            raise VolumeInUse(f"volume {name} is in use by {users[0].name}")
+        del self.volumes[name]
+
+    def copy_volume(self, source: str, target: str) -> None:
+        if self.copy_error is not None:
+            self._volume(target).content = b""
+            raise ExecFailed("sh", 1, self.copy_error)
+        self._volume(target).content = self._volume(source).content
+
+    def remove_orphan_helpers(self) -> list[str]:
+        self._reachable()
+        from service.runs import may_be_running
+
+        orphans = [c.id for c in self.containers.values()
+                   if c.helper_of is not None and not may_be_running(c.helper_of)]
+        for container_id in orphans:
+            del self.containers[container_id]
+        return orphans
+
+    # --- plumbing --------------------------------------------------------------------
+
+    def _new_id(self) -> str:
+        return f"{next(self._ids):012x}" + "0" * 52
+
+    def _reachable(self) -> None:
+        if self.unreachable:
+            raise DockerUnavailable("cannot reach the Docker engine at unix:///fake.sock: "
+                                    "connection refused; start Docker or set DOCKER_HOST")
+
+    def _container(self, container_id: str) -> FakeContainer:
+        self._reachable()
+        found = self.containers.get(container_id)
+        if found is None:
+            found = next((c for c in self.containers.values() if c.name == container_id), None)
+        if found is None:
+            raise NotFound(f"No such container: {container_id}")
+        return found
+
+    def _running(self, container_id: str) -> FakeContainer:
+        container = self._container(container_id)
+        if not container.running:
+            raise DockerRefused(f"Docker refused: container {container.name} is not running")
+        return container
+
+    def _volume(self, name: str) -> FakeVolume:
+        self._reachable()
+        volume = self.volumes.get(name)
+        if volume is None:
+            raise VolumeNotFound(f"no volume named {name}")
+        return volume
+
+    def _data_volume(self, container: FakeContainer) -> FakeVolume | None:
+        for name, destination in container.volumes.items():
+            if destination == DATA_PATH:
+                return self.volumes[name]
+        return None
+
+    def _data(self, container: FakeContainer) -> bytes:
+        volume = self._data_volume(container)
+        return container.content if volume is None else volume.content
+
+    def _store(self, container: FakeContainer, data: bytes) -> None:
+        volume = self._data_volume(container)
+        if volume is None:
+            container.content = data
+        else:
+            volume.content = data
+
+    def _users(self, volume: str) -> list[VolumeUser]:
+        return sorted((VolumeUser(name=c.name, id=c.id, running=c.running)
+                       for c in self.containers.values() if volume in c.volumes),
+                      key=lambda user: user.name)
+
+    def _volume_info(self, name: str, size: bool) -> VolumeInfo:
+        volume = self.volumes[name]
+        return VolumeInfo(name=name, labels=dict(volume.labels), created_at=volume.created_at,
+                          size_bytes=len(volume.content) if size else None,
+                          users=tuple(self._users(name)))
+
+    def _view(self, container: FakeContainer) -> DatabaseContainer:
+        return DatabaseContainer(
+            id=container.id, name=container.name, image=container.image,
+            image_id=f"sha256:{container.image.encode().hex():0<64}"[:71],
+            env=dict(container.env), labels=dict(container.labels),
+            mounts=tuple(Mount(destination=dest, kind="volume", source=name)
+                         for name, dest in container.volumes.items()),
+            networks=container.networks, running=container.running,
+            command=container.command)

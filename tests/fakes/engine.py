@@ -1,0 +1,55 @@
+"""A database engine for the fake Docker engine: dumps and loads a container's bytes.
+
+Registered as ``holdfast.engine=fake`` by :func:`register_fake_engine`. It
+reaches the container only through :class:`~backup.ports.ContainerExec`, like
+the real engines, and needs ``FAKE_PASSWORD`` in the container's environment
+(a secret, so restores must find it, as with real engines).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import ClassVar
+
+from backup.engines import register_engine
+from backup.engines.base import Dump
+from backup.errors import MissingCredentials, RestoreFailed
+from backup.ports import ContainerExec
+from backup.types import DatabaseContainer
+from tests.fakes.docker import DATA_PATH, DUMP, LOAD, READY
+
+SECRET = "FAKE_PASSWORD"
+
+
+class FakeEngine:
+    name: ClassVar[str] = "fake"
+    data_format: ClassVar[str] = "fake-bytes-1"
+    loads_before_start: ClassVar[bool] = False
+
+    def data_paths(self, container: DatabaseContainer) -> list[str]:
+        return [DATA_PATH]
+
+    def check(self, container: DatabaseContainer) -> None:
+        if not container.env.get(SECRET):
+            raise MissingCredentials(f"container {container.name} has no {SECRET}; set it")
+
+    def dump(self, container: DatabaseContainer, runner: ContainerExec,
+             databases: Sequence[str] = ()) -> Dump:
+        env = {SECRET: container.env[SECRET]}
+        return Dump(databases=tuple(databases) or ("main",),
+                    chunks=runner.stream(container.id, [DUMP], env=env))
+
+    def is_ready(self, container: DatabaseContainer, runner: ContainerExec) -> bool:
+        return runner.run(container.id, [READY], check=False).exit_code == 0
+
+    def restore(self, container: DatabaseContainer, runner: ContainerExec,
+                chunks: Iterable[bytes]) -> list[str]:
+        result = runner.run(container.id, [LOAD], stdin=chunks, check=False)
+        if result.exit_code != 0:
+            raise RestoreFailed(f"loading into {container.name} failed: {result.stderr}")
+        return ["main"]
+
+
+def register_fake_engine() -> None:
+    """Make ``holdfast.engine=fake`` known (idempotent)."""
+    register_engine("fake", "tests.fakes.engine:FakeEngine")
