@@ -23,7 +23,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from service.adapters.catalog import Catalog, open_catalog
+from service.adapters.catalog import open_catalog
+from service.ports import CatalogPort
+from tests.fakes.catalog import InMemoryCatalog
 
 PG_BIN = Path(os.environ.get("HOLDFAST_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 PG_OS_USER = "postgres"
@@ -183,9 +185,20 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture
-def catalog(db_url: str) -> Iterator[Catalog]:
-    opened = open_catalog(db_url)
+# The catalog port's contract holds for the in-memory fake of the Docker-free
+# tier too, so every test written against ``catalog`` runs on it as well.
+CATALOGS = [*BACKENDS, pytest.param("memory", id="memory")]
+
+
+@pytest.fixture(params=CATALOGS)
+def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CatalogPort]:
+    """An empty catalog: SQLite, PostgreSQL, and the fake of :mod:`tests.fakes.catalog`."""
+    if request.param == "memory":
+        yield InMemoryCatalog()
+        return
+    url = (f"sqlite:///{tmp_path / 'catalog' / 'holdfast.db'}" if request.param == "sqlite"
+           else request.getfixturevalue("pg_database"))
+    opened = open_catalog(url)
     try:
         yield opened
     finally:

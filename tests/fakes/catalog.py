@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
-from typing import Any
+from dataclasses import fields, replace
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from backup.errors import Conflict, InstanceNotFound
 from backup.types import Snapshot, SnapshotStatus
 from service.adapters.catalog.urls import CatalogUnavailable
 from service.records import InstanceRecord, JobRecord, JobStatus
+
+_Record = TypeVar("_Record", InstanceRecord, JobRecord, Snapshot)
+
+
+def _in_utc(record: _Record) -> _Record:
+    """Times come back as the same instants in UTC, as the SQL catalogs return them."""
+    changes = {f.name: value.astimezone(UTC) for f in fields(record)
+               if isinstance(value := getattr(record, f.name), datetime)}
+    return replace(record, **changes)
 
 
 class InMemoryCatalog:
@@ -39,6 +49,7 @@ class InMemoryCatalog:
 
     def upsert_instance(self, rec: InstanceRecord) -> None:
         self._check()
+        rec = _in_utc(rec)
         with self._lock:
             existing = self._instances.get(rec.name)
             if existing is not None:
@@ -72,12 +83,12 @@ class InMemoryCatalog:
         with self._lock:
             if s.id in self._snapshots:
                 raise Conflict(f"snapshot {s.id} is already in the catalog")
-            self._snapshots[s.id] = s
+            self._snapshots[s.id] = _in_utc(s)
 
     def save_snapshot(self, s: Snapshot) -> None:
         self._check()
         with self._lock:
-            self._snapshots[s.id] = s
+            self._snapshots[s.id] = _in_utc(s)
 
     def get_snapshot(self, id: str) -> Snapshot | None:
         self._check()
@@ -109,12 +120,12 @@ class InMemoryCatalog:
         with self._lock:
             if j.id in self._jobs:
                 raise Conflict(f"job {j.id} is already in the catalog")
-            self._jobs[j.id] = j
+            self._jobs[j.id] = _in_utc(j)
 
     def save_job(self, j: JobRecord) -> None:
         self._check()
         with self._lock:
-            self._jobs[j.id] = j
+            self._jobs[j.id] = _in_utc(j)
 
     def get_job(self, id: str) -> JobRecord | None:
         self._check()
