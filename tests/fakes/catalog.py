@@ -18,8 +18,8 @@ _Record = TypeVar("_Record", InstanceRecord, JobRecord, Snapshot)
 
 def _in_utc(record: _Record) -> _Record:
     """Times come back as the same instants in UTC, as the SQL catalogs return them."""
-    changes = {f.name: value.astimezone(UTC) for f in fields(record)
-               if isinstance(value := getattr(record, f.name), datetime)}
+    changes: dict[str, Any] = {f.name: value.astimezone(UTC) for f in fields(record)
+                               if isinstance(value := getattr(record, f.name), datetime)}
     return replace(record, **changes)
 
 
