@@ -9,10 +9,8 @@ and skip it until it is fixed.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-
-from backup.engines import KNOWN_ENGINES, PLANNED_ENGINES
 
 PREFIX = "holdfast."
 COMPOSE_PROJECT = "com.docker.compose.project"
@@ -143,8 +141,11 @@ def parse_retention(text: str) -> dict[str, int]:
     return policy
 
 
-def parse_labels(labels: Mapping[str, str], container_name: str) -> InstancePolicy:
-    """Read a container's labels. Never raises; problems go to ``errors``."""
+def parse_labels(labels: Mapping[str, str], container_name: str, *,
+                 known_engines: Collection[str]) -> InstancePolicy:
+    """Read a container's labels. Never raises; problems go to ``errors``.
+    ``known_engines`` are the values ``holdfast.engine`` may take (the engine
+    registry's names, passed in so label parsing does not depend on engines)."""
     errors: list[str] = []
     enabled = parse_bool(labels.get(PREFIX + "enable", "false")) is True
     name = instance_name(labels, container_name)
@@ -152,8 +153,8 @@ def parse_labels(labels: Mapping[str, str], container_name: str) -> InstancePoli
         errors.append(f"holdfast.name {name!r}: use letters, digits and _.- (max 128)")
 
     engine = labels.get(PREFIX + "engine", "").strip().lower() or None
-    if engine and engine not in KNOWN_ENGINES and engine not in PLANNED_ENGINES:
-        known = ", ".join(sorted(set(KNOWN_ENGINES) | PLANNED_ENGINES))
+    if engine and engine not in known_engines:
+        known = ", ".join(sorted(known_engines))
         errors.append(f"holdfast.engine {engine!r} is unknown; use one of {known}")
         engine = None
 

@@ -25,6 +25,11 @@ KNOWN_ENGINES = MappingProxyType(_KNOWN)
 PLANNED_ENGINES: frozenset[str] = frozenset()
 
 
+def engine_names() -> frozenset[str]:
+    """Every value ``holdfast.engine`` may take: registered and planned engines."""
+    return frozenset(_KNOWN) | PLANNED_ENGINES
+
+
 def register_engine(name: str, dotted_path: str, *, clobber: bool = False) -> None:
     if name in _KNOWN and not clobber and _KNOWN[name] != dotted_path:
         raise ValueError(f"engine {name!r} is already registered to {_KNOWN[name]}")
@@ -47,4 +52,5 @@ def get_engine(name: str) -> Engine:
     return cast(Engine, getattr(importlib.import_module(module_name), class_name)())
 
 
-__all__ = ["KNOWN_ENGINES", "PLANNED_ENGINES", "Dump", "Engine", "get_engine", "register_engine"]
+__all__ = ["KNOWN_ENGINES", "PLANNED_ENGINES", "Dump", "Engine", "engine_names", "get_engine",
+           "register_engine"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from backup.engines import engine_names
 from backup.engines.detect import BINARY_HINTS, detect_engine
 from backup.errors import (
     HoldfastError,
@@ -87,6 +88,11 @@ class InstanceView:
         }
 
 
+def policy_from_labels(labels: Mapping[str, str], container_name: str) -> InstancePolicy:
+    """:func:`backup.labels.parse_labels` against the engines this Holdfast knows."""
+    return parse_labels(labels, container_name, known_engines=engine_names())
+
+
 def effective_labels(labels: Mapping[str, str],
                      override: Mapping[str, Any] | None) -> dict[str, str]:
     """The container's labels with an API-set policy laid over them: the
@@ -103,10 +109,10 @@ def classify(svc: Services, container: DatabaseContainer) -> Instance | None:
     has not opted in. Probes binaries only when the image name says nothing."""
     if parse_bool(container.labels.get(PREFIX + "enable", "")) is not True:
         return None  # holdfast.enable=false or absent: ignored, not even probed
-    name = parse_labels(container.labels, container.name).name
+    name = policy_from_labels(container.labels, container.name).name
     record = svc.catalog.get_instance(name)
     labels = effective_labels(container.labels, record.policy_override if record else None)
-    policy = parse_labels(labels, container.name)
+    policy = policy_from_labels(labels, container.name)
     errors = list(policy.errors)
     engine = detect_engine(container.image, policy.engine)
     if engine is None and container.running:
@@ -226,7 +232,7 @@ def _live_view(svc: Services, instance: Instance, record: InstanceRecord | None,
 
 
 def _missing_view(svc: Services, record: InstanceRecord) -> InstanceView:
-    policy = parse_labels(effective_labels(record.labels, record.policy_override),
+    policy = policy_from_labels(effective_labels(record.labels, record.policy_override),
                           record.container_name or record.name)
     return InstanceView(
         name=record.name, container=None, container_id=None, status="missing",
@@ -256,7 +262,8 @@ def set_policy(svc: Services, name: str, override: Mapping[str, str | None] | No
     if unknown:
         raise InvalidLabels(f"unknown policy field(s) {', '.join(unknown)}; "
                             f"use {', '.join(POLICY_FIELDS)}")
-    policy = parse_labels(effective_labels(record.labels, cleaned), record.container_name or name)
+    policy = policy_from_labels(effective_labels(record.labels, cleaned),
+                                record.container_name or name)
     if policy.errors:
         raise InvalidLabels("; ".join(policy.errors))
     svc.catalog.set_policy_override(name, cleaned or None)

@@ -16,7 +16,6 @@ from backup.errors import (
     HoldfastError,
     InstanceNotFound,
 )
-from backup.labels import parse_labels
 from backup.pipeline import (
     delete_snapshot_objects,
 )
@@ -25,7 +24,7 @@ from backup.types import (
     Snapshot,
 )
 from service.bootstrap import Services
-from service.usecases.instances import effective_labels, refresh_instances
+from service.usecases.instances import effective_labels, policy_from_labels, refresh_instances
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +48,7 @@ def retention_policy(svc: Services, instance: str) -> RetentionPolicy:
     if record is None:
         return RetentionPolicy()
     labels = effective_labels(record.labels, record.policy_override)
-    return RetentionPolicy.from_mapping(parse_labels(labels, record.name).retention)
+    return RetentionPolicy.from_mapping(policy_from_labels(labels, record.name).retention)
 
 
 def prune_instance(svc: Services, instance: str, *, dry_run: bool = False) -> PruneResult:

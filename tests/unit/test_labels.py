@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from backup.engines import engine_names
 from backup.labels import (
     instance_name,
     parse_duration,
@@ -27,7 +28,7 @@ def test_full_label_set_parses() -> None:
             "holdfast.databases": "billing, audit",
             "holdfast.stop-during-backup": "false",
         },
-        "ignored",
+        "ignored", known_engines=engine_names(),
     )
     assert policy.ok, policy.errors
     assert policy.enabled
@@ -41,7 +42,7 @@ def test_full_label_set_parses() -> None:
 
 
 def test_defaults_without_labels() -> None:
-    policy = parse_labels({}, "/plain")
+    policy = parse_labels({}, "/plain", known_engines=engine_names())
     assert not policy.enabled
     assert policy.name == "plain"
     assert policy.engine is None and policy.schedule is None
@@ -71,7 +72,7 @@ def test_name_prefers_label_then_compose_then_container() -> None:
     ],
 )
 def test_bad_labels_become_errors(labels: dict[str, str], fragment: str) -> None:
-    policy = parse_labels({"holdfast.enable": "true", **labels}, "c")
+    policy = parse_labels({"holdfast.enable": "true", **labels}, "c", known_engines=engine_names())
     assert not policy.ok
     assert any(fragment in error for error in policy.errors), policy.errors
 
@@ -110,5 +111,5 @@ def test_retention_round_trips(policy: dict[str, int]) -> None:
        st.text(min_size=1, max_size=30))
 def test_parse_labels_never_raises(labels: dict[str, str], container: str) -> None:
     prefixed = {f"holdfast.{key}": value for key, value in labels.items()}
-    policy = parse_labels(prefixed, container)
+    policy = parse_labels(prefixed, container, known_engines=engine_names())
     assert isinstance(policy.errors, tuple)
