@@ -29,7 +29,9 @@ from backup.volumes import ClonePlan
 from service.bootstrap import Services
 from service.observability.metrics import Metrics
 from service.records import JobRecord, JobStatus
-from service.usecases.backups import BackupRequest, backup_then_prune
+from service.runs import AlreadyRunning
+from service.usecases.backups import BackupRequest, backup_then_prune, prepare_backup_for
+from service.usecases.instances import Instance
 from service.usecases.restores import RestoreRequest, execute_restore
 from service.usecases.volumes import execute_clone
 
@@ -201,3 +203,24 @@ def get_job(svc: Services, job_id: str) -> JobRecord:
     if record is None:
         raise JobNotFound(f"no job {job_id!r}; job ids come from the POST that started them")
     return record
+
+
+def start_scheduled_backup(svc: Services, jobs: JobRunner,
+                           instance: Instance) -> JobRecord | None:
+    """Queue the scheduled backup of ``instance``. A run already in progress
+    skips this one; a check that fails (container stopped, labels, target) is
+    logged as an error. Returns the job, or None when nothing was queued."""
+    name = instance.name
+    try:
+        request = prepare_backup_for(svc, instance)
+        job = jobs.submit_backup(request, trigger="schedule")
+    except AlreadyRunning as exc:
+        logger.info("scheduled backup of %s skipped: %s", name, exc, extra={"instance": name})
+        return None
+    except HoldfastError as exc:
+        logger.error("scheduled backup of %s cannot start: %s", name, exc,
+                     extra={"instance": name})
+        return None
+    logger.info("scheduled backup of %s queued as %s", name, job.id,
+                extra={"instance": name, "job": job.id})
+    return job

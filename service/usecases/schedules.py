@@ -9,13 +9,20 @@ estimates the next run with :func:`estimate_next_run`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from backup.labels import parse_duration
+from backup.types import utcnow
+
+if TYPE_CHECKING:
+    from service.bootstrap import Services
+    from service.usecases.instances import Instance
 
 _ALIASES = {
     "@yearly": "0 0 1 1 *",
@@ -96,3 +103,24 @@ def estimate_next_run(schedule: str | None, last_run: datetime | None,
         return max(now, last_run + timedelta(seconds=parse_duration(schedule[len("@every"):])))
     due: datetime | None = trigger_for(schedule).get_next_fire_time(None, now)
     return due
+
+
+def scheduled_instances(instances: Iterable[Instance]) -> dict[str, str]:
+    """Instance name -> schedule, for those the daemon runs on a schedule: a
+    valid schedule, no label errors, and a running container."""
+    return {instance.name: instance.policy.schedule for instance in instances
+            if instance.policy.schedule and not instance.errors
+            and instance.container is not None and instance.container.running}
+
+
+def overdue_instances(svc: Services, schedules: Mapping[str, str],
+                      now: datetime | None = None) -> list[str]:
+    """Instances whose schedule passed since their newest snapshot (the daemon
+    was down over a scheduled time): each runs once at start."""
+    moment = now or utcnow()
+    overdue = []
+    for name, schedule in sorted(schedules.items()):
+        latest = svc.catalog.latest_snapshot(name)
+        if is_overdue(schedule, latest.created_at if latest else None, moment):
+            overdue.append(name)
+    return overdue

@@ -18,18 +18,17 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from backup.errors import HoldfastError
-from backup.types import utcnow
 from service.bootstrap import Services
-from service.runs import AlreadyRunning
-from service.usecases import backups
 from service.usecases.instances import Instance
-from service.usecases.jobs import JobRunner
-from service.usecases.schedules import is_overdue, trigger_for
+from service.usecases.jobs import JobRunner, start_scheduled_backup
+from service.usecases.schedules import overdue_instances, scheduled_instances, trigger_for
 
 logger = logging.getLogger(__name__)
 
+
 class Scheduler:
+    """APScheduler jobs kept in step with the instances discovery reports."""
+
     def __init__(self, services: Services, jobs: JobRunner) -> None:
         self._services = services
         self._jobs = jobs
@@ -62,13 +61,10 @@ class Scheduler:
     def sync(self, instances: Iterable[Instance], *, catch_up: bool = False) -> None:
         """Make the jobs match ``instances`` (all of them, not a delta). With
         ``catch_up``, instances whose schedule passed since their last run start now."""
-        wanted: dict[str, str] = {}
+        known = list(instances)
+        wanted = scheduled_instances(known)
         with self._lock:
-            self._instances = {}
-            for instance in instances:
-                self._instances[instance.name] = instance
-                if instance.policy.schedule and not instance.errors and _running(instance):
-                    wanted[instance.name] = instance.policy.schedule
+            self._instances = {instance.name: instance for instance in known}
             for name in set(self._schedules) - set(wanted):
                 self._scheduler.remove_job(name)
                 logger.info("unscheduled %s", name, extra={"instance": name})
@@ -80,31 +76,13 @@ class Scheduler:
                 logger.info("scheduled %s: %s", name, schedule, extra={"instance": name})
             self._schedules = wanted
         if catch_up:
-            now = utcnow()
-            for name, schedule in wanted.items():
-                latest = self._services.catalog.latest_snapshot(name)
-                if is_overdue(schedule, latest.created_at if latest else None, now):
-                    logger.info("%s missed its schedule while Holdfast was down; running once",
-                                name, extra={"instance": name})
-                    self._fire(name)
+            for name in overdue_instances(self._services, wanted):
+                logger.info("%s missed its schedule while Holdfast was down; running once",
+                            name, extra={"instance": name})
+                self._fire(name)
 
     def _fire(self, name: str) -> None:
         with self._lock:
             instance = self._instances.get(name)
-        if instance is None:
-            return
-        try:
-            request = backups.prepare_backup_for(self._services, instance)
-            job = self._jobs.submit_backup(request, trigger="schedule")
-            logger.info("scheduled backup of %s queued as %s", name, job.id,
-                        extra={"instance": name, "job": job.id})
-        except AlreadyRunning as exc:
-            logger.info("scheduled backup of %s skipped: %s", name, exc,
-                        extra={"instance": name})
-        except HoldfastError as exc:
-            logger.error("scheduled backup of %s cannot start: %s", name, exc,
-                         extra={"instance": name})
-
-
-def _running(instance: Instance) -> bool:
-    return instance.container is not None and instance.container.running
+        if instance is not None:
+            start_scheduled_backup(self._services, self._jobs, instance)
