@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from backup.storage import storage_from_url
@@ -25,7 +27,7 @@ def test_a_put_in_progress_is_invisible_until_its_stream_ends() -> None:
     storage = MemoryStorage("scratch", "memory://scratch")
     seen: list[list[str]] = []
 
-    def chunks():
+    def chunks() -> Iterator[bytes]:
         yield b"first"
         seen.append([info.key for info in storage.list()])
         seen.append(storage.pending_keys())
