@@ -3,6 +3,7 @@ catalog rows made by hand, and a look at what a storage target holds."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import time
@@ -11,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from backup.pipeline import data_key, manifest_key, new_snapshot_id
 from backup.streams import read_all
-from backup.types import Snapshot, SnapshotStatus
+from backup.types import Manifest, Snapshot, SnapshotStatus
 from service.usecases import backups
 from tests.fakes.docker import FakeContainer
 from tests.fakes.services import FakeWorld
@@ -66,18 +67,28 @@ def make_snapshot(world: FakeWorld, instance: str, *, at: datetime = T0,
                   status: SnapshotStatus = SnapshotStatus.COMPLETE, target: str = "local",
                   pinned: bool = False, runner: str | None = None,
                   engine: str = "fake", data: bytes = b"stored bytes") -> Snapshot:
-    """A catalog row with objects under its keys in ``target`` (a data object
-    and, for a complete snapshot, a manifest stand-in), as a backup would leave them."""
+    """A catalog row with objects under its keys in ``target`` (``data`` as the
+    data object and, for a complete snapshot, its manifest), as a backup would
+    leave them (the data is not a real dump: this one cannot be restored)."""
     snapshot_id = new_snapshot_id(at)
     snapshot = Snapshot(
         id=snapshot_id, instance=instance, engine=engine, target=target, status=status,
         created_at=at, data_key=data_key(instance, snapshot_id), pinned=pinned, runner=runner,
         size_bytes=len(data) if status == SnapshotStatus.COMPLETE else None,
+        raw_bytes=len(data) if status == SnapshotStatus.COMPLETE else None,
+        sha256=hashlib.sha256(data).hexdigest() if status == SnapshotStatus.COMPLETE else None,
         finished_at=at + timedelta(seconds=1) if status != SnapshotStatus.RUNNING else None)
     storage = world.storage(target)
     storage.put(snapshot.data_key, [data])
     if status == SnapshotStatus.COMPLETE:
-        storage.put(manifest_key(instance, snapshot_id), [b"{}"])
+        assert snapshot.finished_at and snapshot.size_bytes is not None and snapshot.sha256
+        manifest = Manifest(
+            snapshot_id=snapshot_id, instance=instance, engine=engine,
+            data_key=snapshot.data_key, data_format="test-bytes", compression="none",
+            image="", image_id="", created_at=at, finished_at=snapshot.finished_at,
+            size_bytes=snapshot.size_bytes, raw_bytes=snapshot.size_bytes,
+            sha256=snapshot.sha256)
+        storage.put(manifest_key(instance, snapshot_id), [manifest.to_bytes()])
     world.catalog.add_snapshot(snapshot)
     return snapshot
 
