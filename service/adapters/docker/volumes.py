@@ -1,0 +1,121 @@
+"""Named volumes: created, listed with their users and sizes, emptied, copied, removed.
+
+:class:`Volumes` is the volume half of :class:`backup.ports.ContainerRuntime`
+and the volume side of :class:`service.ports.VolumeAdmin`. Work inside a volume
+(emptying, copying) runs in helper containers, so it needs no tools in any
+user's image. Docker's own answers are read by status: a 404 is a missing
+volume, a 409 on removal a volume some container still mounts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+
+from backup.errors import NameTaken, NotFound, VolumeInUse, VolumeNotFound
+from backup.ports import VolumeSpec
+from backup.volumes import VolumeInfo, VolumeUser
+from service.adapters.docker.connection import DockerConnection, parse_docker_time
+from service.adapters.docker.helpers import Helpers
+
+
+class Volumes:
+    """The named volumes of one engine."""
+
+    def __init__(self, connection: DockerConnection, helpers: Helpers) -> None:
+        self._connection = connection
+        self._helpers = helpers
+
+    def volume_exists(self, name: str) -> bool:
+        try:
+            self._connection.call(lambda: self._connection.api.inspect_volume(name))
+        except NotFound:
+            return False
+        return True
+
+    def volume_names(self) -> set[str]:
+        volumes = self._connection.call(self._connection.api.volumes).get("Volumes") or []
+        return {volume["Name"] for volume in volumes}
+
+    def create_volume(self, spec: VolumeSpec) -> None:
+        if self.volume_exists(spec.name):
+            raise NameTaken(f"volume {spec.name} already exists")
+        self._connection.call(lambda: self._connection.api.create_volume(
+            name=spec.name, labels=dict(spec.labels)))
+
+    def _volume_users(self) -> dict[str, list[VolumeUser]]:
+        users: dict[str, list[VolumeUser]] = {}
+        for summary in self._connection.call(lambda: self._connection.api.containers(all=True)):
+            names = summary.get("Names") or [summary["Id"][:12]]
+            user = VolumeUser(name=names[0].lstrip("/"), id=summary["Id"],
+                              running=summary.get("State") == "running")
+            for mount in summary.get("Mounts") or ():
+                if mount.get("Type") == "volume" and mount.get("Name"):
+                    users.setdefault(mount["Name"], []).append(user)
+        return users
+
+    def list_volumes(self, sizes: bool = True) -> list[VolumeInfo]:
+        """Every volume with its users; ``sizes`` asks Docker to measure them
+        (``docker system df -v``), which walks every volume and takes a while."""
+        listed = self._connection.call(self._connection.api.volumes).get("Volumes") or []
+        measured: dict[str, int] = {}
+        if sizes:
+            for entry in self._connection.call(self._connection.api.df).get("Volumes") or []:
+                size = (entry.get("UsageData") or {}).get("Size", -1)
+                if size is not None and size >= 0:
+                    measured[entry["Name"]] = int(size)
+        users = self._volume_users()
+        return sorted((_to_volume(data, users.get(data["Name"], []), measured.get(data["Name"]))
+                       for data in listed), key=lambda volume: volume.name)
+
+    def get_volume(self, name: str, size: bool = False) -> VolumeInfo | None:
+        try:
+            data = self._connection.call(lambda: self._connection.api.inspect_volume(name))
+        except NotFound:
+            return None
+        measured = None
+        if size:
+            for entry in self._connection.call(self._connection.api.df).get("Volumes") or []:
+                if entry["Name"] == name:
+                    value = (entry.get("UsageData") or {}).get("Size", -1)
+                    measured = int(value) if value is not None and value >= 0 else None
+        return _to_volume(data, self._volume_users().get(name, []), measured)
+
+    def empty_volume(self, name: str) -> None:
+        """Delete everything inside a volume (for ``--force`` reuse)."""
+        self._helpers.helper_run(["sh", "-c", "find /volume -mindepth 1 -delete"],
+                                 volumes={name: "/volume"})
+
+    def copy_volume(self, source: str, target: str) -> None:
+        """Make ``target`` an exact copy of ``source``: owners, modes, links,
+        hard links and holes of sparse files kept; ``target`` is emptied first."""
+        # cp -a keeps owners (the helper runs as root), modes, timestamps,
+        # symlinks and hard links; copying "/from/." also gives the target's
+        # root directory the source root's owner and mode.
+        script = ("set -e; find /to -mindepth 1 -delete; "
+                  "cp -a --sparse=always /from/. /to/")
+        self._helpers.helper_run(["sh", "-c", script], volumes={source: "/from", target: "/to"})
+
+    def remove_volume(self, name: str) -> None:
+        with contextlib.suppress(NotFound):
+            self._connection.call(lambda: self._connection.api.remove_volume(name, force=True))
+
+    def remove_unused_volume(self, name: str) -> None:
+        """Remove a volume no container uses; Docker's refusal (409: a container
+        mounted it a moment ago) becomes :class:`VolumeInUse`, its 404
+        :class:`VolumeNotFound`."""
+        try:
+            self._connection.call(
+                lambda: self._connection.api.remove_volume(name),
+                conflict=lambda refused: VolumeInUse(f"volume {name} is in use: {refused}"))
+        except NotFound as exc:
+            raise VolumeNotFound(f"no volume named {name}") from exc
+
+
+def _to_volume(data: Mapping[str, Any], users: list[VolumeUser],
+               size: int | None) -> VolumeInfo:
+    created_at = parse_docker_time(data.get("CreatedAt"))
+    return VolumeInfo(name=data["Name"], driver=data.get("Driver") or "local",
+                      labels=dict(data.get("Labels") or {}), created_at=created_at,
+                      size_bytes=size, users=tuple(sorted(users, key=lambda u: u.name)))
