@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 import service.entrypoints.cli  # noqa: F401  (registers every command on the app)
+from backup.errors import DockerUnavailable
 from backup.types import SnapshotStatus
 from service.entrypoints.cli.app import app
 from tests.fakes.services import FakeWorld, fake_world
@@ -298,3 +299,32 @@ def test_each_command_closes_its_services(world: FakeWorld, cli: Cli) -> None:
     world.docker.unreachable = True
     failed(cli("instances"), 5)
     assert (world.docker.closed, world.catalog.closed) == (2, True)
+
+
+def test_bad_target_names_in_settings_are_exit_2(cli: Cli, monkeypatch: pytest.MonkeyPatch
+                                                 ) -> None:
+    monkeypatch.setenv("HOLDFAST_TARGET_NO-GOOD", "memory://x")
+    assert "HOLDFAST_TARGET_NO-GOOD" in failed(cli("snapshots"), 2)
+
+
+# --- serve -----------------------------------------------------------------------------------
+
+
+def test_serve_runs_the_daemon_on_the_given_address(
+        cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str | None, int | None]] = []
+    monkeypatch.setattr("service.entrypoints.daemon.run_daemon",
+                        lambda settings, host, port: calls.append((host, port)))
+    result = cli("serve", "--host", "0.0.0.0", "--port", "9999")
+    assert result.exit_code == 0, result.output
+    assert calls == [("0.0.0.0", 9999)]
+
+
+def test_serve_fails_in_one_line_when_the_daemon_cannot_start(
+        cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(settings: object, host: object, port: object) -> None:
+        raise DockerUnavailable("cannot reach the Docker engine at unix:///x")
+    monkeypatch.setattr("service.entrypoints.daemon.run_daemon", refuse)
+    assert "Docker" in failed(cli("serve"), 5)
+    monkeypatch.setenv("HOLDFAST_API_PORT", "port")
+    failed(cli("serve"), 2)

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
 
 import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from backup.pipeline import data_key, new_snapshot_id
 from backup.types import Snapshot, SnapshotStatus, utcnow
+from service.entrypoints.daemon import main
 from service.entrypoints.daemon.discovery import Discovery
 from service.entrypoints.daemon.scheduler import Scheduler
-from service.records import JobStatus
+from service.records import JobRecord, JobStatus
 from service.usecases.instances import Instance, live_instances
 from service.usecases.jobs import JobRunner
 from tests.fakes.services import FakeWorld
@@ -120,6 +126,39 @@ def test_a_broken_event_stream_reconnects_and_relists(
     newer = add_db(world, "newer-db")  # the new stream is followed too
     world.docker.emit("start", newer.id)
     wait_until(lambda: sync.last() == (["late-db", "newer-db"], False))
+
+
+def test_an_ended_event_stream_reconnects_and_relists(
+        world: FakeWorld, discovery: Discovery, sync: SyncRecorder) -> None:
+    following(discovery)
+    world.docker.events[0].close()  # the engine hung up (EventStreamEnded)
+    wait_until(lambda: len(world.docker.events) == 2 and discovery.connected.is_set())
+    assert sync.calls == [([], True), ([], True)]
+
+
+def test_an_event_for_a_container_already_gone_drops_it(
+        world: FakeWorld, discovery: Discovery, sync: SyncRecorder) -> None:
+    gone = add_db(world)
+    following(discovery)
+    world.docker.remove_container(gone.id)
+    world.docker.emit("die", gone.id)  # inspecting it finds nothing
+    wait_until(lambda: sync.last() == ([], False))
+    assert discovery.instances() == []
+
+
+def test_an_event_that_cannot_be_inspected_is_logged_and_the_stream_kept(
+        world: FakeWorld, discovery: Discovery, sync: SyncRecorder,
+        caplog: pytest.LogCaptureFixture) -> None:
+    following(discovery)
+    missed, seen = add_db(world, "missed-db"), add_db(world, "seen-db")
+    world.docker.unreachable = True
+    with caplog.at_level(logging.WARNING):
+        world.docker.emit("start", missed.id)
+        wait_until(lambda: "could not follow start" in caplog.text)
+    world.docker.unreachable = False
+    world.docker.emit("start", seen.id)
+    wait_until(lambda: sync.last() == (["seen-db"], False))
+    assert len(world.docker.events) == 1
 
 
 def test_discovery_keeps_retrying_while_docker_is_down(
@@ -281,3 +320,35 @@ def test_fire_logs_an_error_when_the_backup_cannot_start(
     assert world.catalog.list_jobs() == []
     [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert "cannot start" in record.getMessage() and "FAKE_PASSWORD" in record.getMessage()
+
+
+# --- run_daemon ----------------------------------------------------------------------------
+
+
+def test_run_daemon_recovers_serves_with_live_parts_and_shuts_down(
+        world: FakeWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    add_db(world, labels=HOURLY)
+    world.catalog.add_job(JobRecord(id="job-old", kind="backup", status=JobStatus.RUNNING,
+                                    created_at=utcnow(), instance="shop-db"))
+    served: dict[str, object] = {}
+
+    def serve(app: FastAPI, *, host: str, port: int, **_: object) -> None:
+        client = TestClient(app)
+        wait_until(lambda: client.get("/v1/instances").json()[0]["next_run"] is not None)
+        served["address"] = (host, port)
+        served["ready"] = client.get("/readyz").status_code
+
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", root.handlers[:])  # run_daemon configures logging
+    monkeypatch.setattr(root, "level", root.level)
+    monkeypatch.setattr(main, "bootstrap", lambda settings: world.services)
+    monkeypatch.setattr(uvicorn, "run", serve)
+    monkeypatch.setattr(signal, "signal", lambda *args: None)
+    main.run_daemon(world.services.settings, host="127.0.0.1", port=8999)
+
+    assert served == {"address": ("127.0.0.1", 8999), "ready": 200}
+    old = world.catalog.get_job("job-old")
+    assert old is not None and old.status == JobStatus.FAILED
+    assert (old.error or "").startswith("interrupted")
+    assert (world.docker.closed, world.catalog.closed) == (1, True)
+    assert not [t for t in threading.enumerate() if t.name == "holdfast-discovery"]
