@@ -239,6 +239,37 @@ def test_shutdown_cancels_a_running_backup_and_fails_its_snapshot(
     assert objects(world) == {}
 
 
+def test_a_queued_job_that_starts_after_cancel_is_not_run(
+        world: FakeWorld, runner: JobRunner) -> None:
+    ran = threading.Event()
+    release = threading.Event()
+    blocker = _blocker(runner, release)
+    _when(world, blocker.id, [JobStatus.RUNNING])
+
+    def work() -> dict[str, Any]:
+        ran.set()
+        return {}
+
+    queued = runner.submit("test", work)
+    runner.cancel.set()
+    done = _finished(world, queued.id)
+    assert (done.status, done.error) == (JobStatus.FAILED, "cancelled: Holdfast shut down first")
+    assert not ran.is_set()
+
+
+def test_shutdown_cuts_the_streams_of_a_job_that_ignores_cancel(
+        world: FakeWorld, runner: JobRunner) -> None:
+    def stalled() -> dict[str, Any]:  # a dump waiting on a lock inside the database
+        wait_until(lambda: world.docker.aborted > 0, timeout=10, what="the streams to be cut")
+        raise Cancelled("cancelled: stream cut")
+
+    job = runner.submit("test", stalled)
+    _when(world, job.id, [JobStatus.RUNNING])
+    runner.shutdown(grace=0.05, cancel_wait=0.2)
+    assert world.docker.aborted == 1
+    assert _finished(world, job.id).error == "cancelled: stream cut"
+
+
 # --- scheduled backups -----------------------------------------------------------------
 
 

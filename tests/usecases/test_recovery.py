@@ -3,14 +3,19 @@ nothing a live process is doing is disturbed."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
+
+from backup.errors import StorageUnavailable
 from backup.types import SnapshotStatus, utcnow
 from service.records import InstanceRecord, JobRecord, JobStatus
 from service.runs import current_runner
 from service.usecases import recovery
 from tests.fakes.docker import FakeContainer
-from tests.fakes.services import FakeWorld
+from tests.fakes.services import FakeWorld, fake_world
 from tests.usecases.support import (
     DEAD_RUNNER,
     T0,
@@ -173,3 +178,30 @@ def test_a_container_that_refuses_to_start_is_reported_not_raised(world: FakeWor
     report = recovery.recover(world.services)
     assert report.interrupted == [snapshot_id] and report.restarted == []
     assert not container.running
+
+
+def test_a_target_that_cannot_be_read_does_not_stop_the_others(tmp_path: Path) -> None:
+    world = fake_world(tmp_path, env={"HOLDFAST_TARGET_BAD": "nope://x"})
+    add_db(world, "db")
+    lost = take_backup(world, "db")
+    world.storage().delete(lost.data_key)
+    unreadable = lost.with_changes(id="20260101T000000Z-000bad", target="bad")
+    world.catalog.add_snapshot(unreadable)
+    report = recovery.recover(world.services)
+    assert report.broken == [lost.id]
+    assert world.catalog.get_snapshot(unreadable.id) == unreadable
+
+
+def test_an_interrupted_snapshot_is_failed_even_if_its_leftovers_stay(
+        world: FakeWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    left = make_snapshot(world, "db", status=SnapshotStatus.RUNNING, runner=DEAD_RUNNER)
+
+    def unavailable(keys: Iterable[str]) -> None:
+        raise StorageUnavailable("target 'local' cannot be reached")
+
+    monkeypatch.setattr(world.storage(), "delete_many", unavailable)
+    report = recovery.recover(world.services)
+    snapshot = world.catalog.get_snapshot(left.id)
+    assert report.interrupted == [left.id]
+    assert snapshot is not None and snapshot.status == SnapshotStatus.FAILED
+    assert set(objects(world)) == {left.data_key}  # the next prune removes them
