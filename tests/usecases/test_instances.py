@@ -72,6 +72,17 @@ def test_an_undetectable_engine_is_an_error_naming_the_label(world: FakeWorld) -
     assert "holdfast.engine label" in found.errors[0]
 
 
+def test_a_failing_binary_probe_leaves_the_engine_unknown(world: FakeWorld) -> None:
+    container = world.docker.add_container("db", image="acme/app:3",
+                                           labels={"holdfast.enable": "true"},
+                                           binaries=["pg_dump"])
+    view = world.docker.inspect(container.id)
+    world.docker.unreachable = True
+    found = instances.classify(world.services, view)
+    assert found is not None and found.engine is None
+    assert "cannot tell the engine" in found.errors[0]
+
+
 def test_classify_lays_the_catalog_override_over_the_labels(world: FakeWorld) -> None:
     container = add_db(world, "db", labels={"holdfast.retention": "last=7"})
     instances.refresh_instances(world.services)
@@ -125,6 +136,16 @@ def test_listing_shows_live_and_missing_instances_and_writes_nothing(world: Fake
     assert [(v.name, v.status, v.enabled, v.engine) for v in views] == [
         ("live", "running", True, "fake")]
     assert world.catalog.list_instances() == []
+
+
+def test_a_listed_instance_as_json(world: FakeWorld) -> None:
+    container = add_db(world, "db", labels={"holdfast.retention": "last=2",
+                                            "holdfast.databases": "app, audit"})
+    assert _view(world, "db").to_json() == {
+        "name": "db", "container": "db", "container_id": container.id, "status": "running",
+        "engine": "fake", "image": "fake/db:1", "enabled": True, "schedule": None,
+        "retention": {"last": 2}, "target": "local", "databases": ["app", "audit"],
+        "errors": [], "last_snapshot": None, "next_run": None, "policy_source": "labels"}
 
 
 def test_a_catalogued_instance_whose_container_is_gone_is_missing(world: FakeWorld) -> None:

@@ -104,6 +104,34 @@ def test_secrets_on_the_command_line_are_carried_over(world: FakeWorld) -> None:
     assert world.docker.by_name("copy").command == ("fake-server", "--requirepass", "hunter2")
 
 
+def _redis_style(world: FakeWorld) -> Snapshot:
+    world.docker.add_container(
+        "cache", labels={"holdfast.enable": "true", "holdfast.engine": "fake"},
+        env={"FAKE_PASSWORD": "pw"}, volume="cache-data", content=b"k=v",
+        command=("fake-server", "--requirepass=hunter2"))
+    snapshot = take_backup(world, "cache")
+    world.docker.remove_container(world.docker.by_name("cache").id)
+    return snapshot
+
+
+def test_a_command_line_secret_comes_from_the_environment_once_the_source_is_gone(
+        world: FakeWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    snapshot = _redis_style(world)
+    monkeypatch.setenv("FAKE_PASSWORD", "pw")
+    monkeypatch.setenv("REDIS_PASSWORD", "from-env")
+    restores.run_restore(world.services, snapshot.id, "copy")
+    assert world.docker.by_name("copy").command == ("fake-server", "--requirepass=from-env")
+
+
+def test_a_command_line_secret_nobody_has_is_refused(
+        world: FakeWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    snapshot = _redis_style(world)
+    monkeypatch.setenv("FAKE_PASSWORD", "pw")
+    monkeypatch.delenv("REDIS_PASSWORD", raising=False)
+    with pytest.raises(MissingCredentials, match="needs REDIS_PASSWORD for the new container"):
+        restores.prepare_restore(world.services, snapshot.id, "copy")
+
+
 # --- refusals -----------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from backup.errors import (
     CloneFailed,
+    DockerRefused,
     ExecFailed,
     InvalidName,
     NameTaken,
@@ -148,3 +149,16 @@ def test_a_failed_forced_copy_says_the_target_is_incomplete(world: FakeWorld) ->
                                           r"incomplete now"):
         volumes.clone_volume(world.services, "src", "dst", force=True)
     assert "dst" in world.docker.volumes and world.docker.volumes["src"].content == b"x" * 100
+
+
+def test_the_copy_error_is_raised_even_if_the_cleanup_fails(
+        world: FakeWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    _volume_with(world, "src", b"x")
+    world.docker.copy_error = "tar: write error"
+
+    def refuse(name: str) -> None:
+        raise DockerRefused(f"Docker refused: volume {name} is busy")
+
+    monkeypatch.setattr(world.docker, "remove_volume", refuse)
+    with pytest.raises(ExecFailed, match="tar: write error"):
+        volumes.clone_volume(world.services, "src", "dst")
