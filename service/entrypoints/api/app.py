@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from backup import errors
@@ -49,6 +50,7 @@ def create_app(
                                     known_instances=known_instances)
     app.add_exception_handler(errors.HoldfastError, _holdfast_error)  # type: ignore[arg-type]
     app.add_exception_handler(Unauthorised, _unauthorised)
+    app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     for router in ROUTERS:
         app.include_router(router)
     return app
@@ -62,5 +64,17 @@ async def _holdfast_error(_: Request, exc: errors.HoldfastError) -> JSONResponse
 
 
 async def _unauthorised(_: Request, __: Exception) -> JSONResponse:
-    return JSONResponse(status_code=401, content={"error": "missing or wrong bearer token"},
+    return JSONResponse(status_code=401, content={"error": "missing or wrong bearer token",
+                                                  "type": "Unauthorised"},
                         headers={"WWW-Authenticate": "Bearer"})
+
+
+async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    """A body, path or query that does not fit the route's schema is bad input
+    like any other: 400 with the one error shape, naming the first problem."""
+    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+    where = ".".join(str(part) for part in first.get("loc", ())) or "request"
+    message = " ".join(str(first.get("msg", "invalid")).split())
+    return JSONResponse(status_code=400, content={
+        "error": f"{where}: {message}; see /docs for what this route takes",
+        "type": "InvalidInput"})

@@ -286,8 +286,6 @@ def test_restore_of_a_snapshot_whose_manifest_is_gone_is_404(
                  404, "ObjectNotFound")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a malformed body gets FastAPI's 422 "
-                   "{'detail': [...]}, not 400 with the README's {'error', 'type'} shape")
 def test_a_malformed_body_is_400_with_the_error_shape(client: TestClient) -> None:
     response = client.post("/v1/snapshots/20200101T000000Z-000000/restore", json={})
     assert_error(response, 400, "InvalidInput")
@@ -440,8 +438,6 @@ def test_v1_without_the_right_token_is_401(guarded: TestClient, header: str | No
     assert response.json()["error"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the 401 body has no 'type', unlike every other "
-                   "error body (service/entrypoints/api/app.py _unauthorised)")
 def test_the_401_body_has_the_error_shape(guarded: TestClient) -> None:
     assert_error(guarded.get("/v1/snapshots"), 401, "Unauthorised")
 
