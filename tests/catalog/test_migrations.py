@@ -9,12 +9,13 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, Table, inspect
 
 from backup.types import Snapshot, SnapshotStatus
 from service.adapters.catalog import open_catalog
@@ -200,7 +201,8 @@ def test_upgrade_from_0001_keeps_existing_snapshots(engine: Engine) -> None:
         command.upgrade(alembic_config(connection), "0001")
         # Written through the model's column types (minus the new column), as
         # a 0001-era Holdfast would have stored it.
-        connection.execute(SnapshotRow.__table__.insert().values(
+        table = cast(Table, SnapshotRow.__table__)  # a declarative model's table
+        connection.execute(table.insert().values(
             id="old", instance="i", engine="postgres", target="local", status="complete",
             created_at=datetime(2024, 1, 1, tzinfo=UTC), data_key="i/old/data.hfa.zst",
             image="postgres:15", image_id="sha256:1", pinned=False,

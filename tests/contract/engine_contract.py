@@ -12,9 +12,9 @@ real adapter.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import docker
 import pytest
@@ -65,7 +65,10 @@ class BreakingExec:
 
     def stream(self, container_id: str, argv: Sequence[str], *,
                env: Mapping[str, str] | None = None, user: str | None = None) -> Iterator[bytes]:
-        source = self.real.stream(container_id, argv, env=env, user=user)
+        # The adapter's streams are generators: closing one early, as the port
+        # promises, closes the connection.
+        source = cast("Generator[bytes, None, None]",
+                      self.real.stream(container_id, argv, env=env, user=user))
         try:
             yield from itertools.islice(source, self.limit)
         finally:

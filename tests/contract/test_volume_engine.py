@@ -354,7 +354,9 @@ class TestVolumeEngine(EngineContract):
             return without_live_log(listing(docker_client, container.id))
         return take
 
-    def test_dump_then_restore_reproduces_the_data(
+    # pytest passes fixtures by name, so this override needs one more fixture
+    # (docker_client) than the shared test; no signature can say that.
+    def test_dump_then_restore_reproduces_the_data(  # type: ignore[override]
         self, engine: Any, source: DatabaseContainer, fresh_target: DatabaseContainer,
         adapter: DockerAdapter, fingerprint: Any, tmp_path: Path,
         docker_client: docker.DockerClient,

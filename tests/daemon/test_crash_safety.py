@@ -425,7 +425,8 @@ def test_sigkill_while_an_app_is_stopped_for_a_volume_snapshot_restarts_it_at_ne
         def stopped() -> bool:
             assert app is not None
             app.reload()
-            return app.status == "exited"
+            status: str = app.status
+            return status == "exited"
         wait_for(stopped, 60, "the app stopped for its snapshot")
         assert daemon.get(f"/v1/jobs/{job['id']}").json()["status"] == "running"
         killed = daemon.pid

@@ -32,10 +32,11 @@ def server(daemon_factory: Callable[..., Daemon]) -> Iterator[httpx.Client]:
     assert "s3cret-test-pw" not in daemon.log_text()
 
 
-def wait_for_job(client: httpx.Client, job: dict[str, Any], timeout: float = 180) -> dict:
+def wait_for_job(client: httpx.Client, job: dict[str, Any],
+                 timeout: float = 180) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        current = client.get(f"/v1/jobs/{job['id']}").json()
+        current: dict[str, Any] = client.get(f"/v1/jobs/{job['id']}").json()
         if current["status"] in ("succeeded", "failed"):
             return current
         assert time.monotonic() < deadline, f"job {job['id']} still {current['status']}"

@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 
@@ -36,9 +36,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_for(condition: Callable[[], _T], timeout: float, what: str,
+def wait_for(condition: Callable[[], _T | Literal[False] | None], timeout: float, what: str,
              interval: float = 0.1) -> _T:
-    """Poll ``condition`` until it returns something truthy; return that."""
+    """Poll ``condition`` until it returns something truthy; return that (so
+    never None or False, which the type says)."""
     deadline = time.monotonic() + timeout
     while True:
         result = condition()
@@ -253,8 +254,8 @@ class Daemon:
                 return dict(view)
         return None
 
-    def wait_for(self, condition: Callable[[], _T], timeout: float, message: str,
-                 interval: float = 0.25) -> _T:
+    def wait_for(self, condition: Callable[[], _T | Literal[False] | None], timeout: float,
+                 message: str, interval: float = 0.25) -> _T:
         """:func:`wait_for`, with the daemon's log tail when it times out."""
         try:
             return wait_for(condition, timeout, message, interval)

@@ -36,9 +36,11 @@ from tests.harness.docker_fixtures import (
     HELPER_IMAGE,
     PGDATA,
     TEST_LABEL,
-    DockerCleanup,
     psql,
     wait_for_postgres,
+)
+from tests.harness.docker_fixtures import (
+    DockerCleanup as DockerCleanup,  # re-exported: the test modules import it from here
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

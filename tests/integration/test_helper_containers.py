@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from typing import cast
 
 import docker
 import pytest
@@ -39,7 +40,9 @@ def test_helpers_are_removed_after_success_failure_and_early_close(
     assert out.stdout == b"hello\n"
     with pytest.raises(ExecFailed):
         adapter.helper_run(["sh", "-c", "echo broken >&2; exit 3"])
-    stream = adapter.helper_stream(["sh", "-c", "yes | head -c 50000000"])
+    # The adapter's streams are generators, which the port lets a caller close early.
+    stream = cast("Generator[bytes, None, None]",
+                  adapter.helper_stream(["sh", "-c", "yes | head -c 50000000"]))
     assert next(stream)
     assert len(mine(docker_client)) == 1  # the helper exists while it streams
     stream.close()

@@ -62,7 +62,7 @@ def a_tar(*names: str) -> bytes:
 
 
 class FakeHelpers:
-    """A HelperContainers that streams a given tar and then fails as told,
+    """A ContainerExec and HelperContainers that streams a given tar and then fails as told,
     and records the calls in order."""
 
     def __init__(self, tar: bytes = b"", failure: ExecFailed | None = None,
@@ -105,6 +105,20 @@ class FakeHelpers:
         if self.start_fails:
             raise HoldfastError("Docker refused: cannot start")
         return container()
+
+    # The ContainerExec half of the runner: the volume engine works only
+    # through helper containers, so these are never called.
+
+    def stream(self, container_id: str, argv: Sequence[str], *,
+               env: Mapping[str, str] | None = None,
+               user: str | None = None) -> Iterator[bytes]:
+        raise AssertionError("not used")
+
+    def run(self, container_id: str, argv: Sequence[str], *,
+            env: Mapping[str, str] | None = None, user: str | None = None,
+            stdin: Iterable[bytes] | None = None, check: bool = True,
+            output_limit: int = 1024 * 1024) -> ExecResult:
+        raise AssertionError("not used")
 
 
 # --- paths and scripts -------------------------------------------------------------
