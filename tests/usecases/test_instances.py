@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backup.errors import InstanceNotFound, InvalidLabels
+from backup.errors import DockerUnavailable, InstanceNotFound, InvalidLabels
 from backup.labels import InstancePolicy
 from backup.types import DatabaseContainer, SnapshotStatus
 from service.records import InstanceRecord
@@ -340,3 +340,18 @@ def test_set_policy_calls_applied_after_storing(world: FakeWorld) -> None:
 
     instances.set_policy(world.services, "db", {"target": "offsite"}, applied=applied)
     assert seen == [{"target": "offsite"}]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: set_policy (service/usecases/instances.py) stores the override and calls "
+    "applied(), then raises DockerUnavailable building the returned view, so the caller "
+    "is told the change failed although it took effect"))
+def test_set_policy_does_not_report_failure_for_a_change_it_made(world: FakeWorld) -> None:
+    add_db(world, "db")
+    instances.refresh_instances(world.services)
+    world.docker.unreachable = True
+    try:
+        instances.set_policy(world.services, "db", {"retention": "last=1"})
+    except DockerUnavailable:
+        record = world.catalog.get_instance("db")
+        assert record is not None and record.policy_override is None, "refused, yet stored"

@@ -15,6 +15,7 @@ from backup.errors import (
     InvalidName,
     MissingCredentials,
     NameTaken,
+    ObjectNotFound,
     RestoreFailed,
     SnapshotNotRestorable,
     UnsupportedEngine,
@@ -270,6 +271,14 @@ def test_a_truncated_data_object_is_corrupt(world: FakeWorld, snapshot: Snapshot
     with pytest.raises(CorruptSnapshot,
                        match=f"snapshot data is {len(data) - 10} bytes, its manifest says "
                              f"{len(data)}"):
+        restores.run_restore(world.services, snapshot.id, "copy")
+    assert _only_the_source_is_left(world)
+
+
+def test_a_missing_data_object_fails_the_restore_and_cleans_up(
+        world: FakeWorld, snapshot: Snapshot) -> None:
+    world.storage().delete(snapshot.data_key)
+    with pytest.raises(ObjectNotFound, match=f"no object {snapshot.data_key}"):
         restores.run_restore(world.services, snapshot.id, "copy")
     assert _only_the_source_is_left(world)
 
