@@ -4,6 +4,7 @@ what lands in storage, the one-run-per-instance rule, and retention afterwards."
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 import pytest
 
@@ -14,9 +15,11 @@ from backup.errors import (
     InvalidLabels,
     MissingCredentials,
     StorageMisconfigured,
+    StorageUnavailable,
     UnsupportedEngine,
 )
 from backup.pipeline import manifest_key
+from backup.storage import ObjectInfo
 from backup.types import Manifest, SnapshotStatus
 from service.runs import AlreadyRunning
 from service.usecases import backups
@@ -170,6 +173,26 @@ def test_a_failure_during_shutdown_is_reported_as_cancelled(world: FakeWorld) ->
     (snapshot,) = world.catalog.list_snapshots()
     assert snapshot.error == ("cancelled: Holdfast is shutting down "
                               "(fake-dump exited 1: connection cut)")
+
+
+def test_a_manifest_that_cannot_be_written_takes_its_data_object_with_it(
+        world: FakeWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    add_db(world, "shop")
+    storage = world.storage()
+    put = storage.put
+
+    def put_but_no_manifests(key: str, chunks: Iterable[bytes]) -> ObjectInfo:
+        if key.endswith("/manifest.json"):
+            raise StorageUnavailable("target 'local' went away")
+        return put(key, chunks)
+
+    monkeypatch.setattr(storage, "put", put_but_no_manifests)
+    with pytest.raises(StorageUnavailable, match="went away"):
+        take_backup(world, "shop")
+    (snapshot,) = world.catalog.list_snapshots()
+    assert (snapshot.status, snapshot.error) == (SnapshotStatus.FAILED,
+                                                 "target 'local' went away")
+    assert objects(world) == {}
 
 
 # --- one run per instance -----------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 
 from backup.errors import Cancelled, JobNotFound
 from backup.types import SnapshotStatus
+from service.adapters.catalog.urls import CatalogUnavailable
 from service.observability.metrics import Metrics
 from service.records import JobRecord, JobStatus
 from service.runs import AlreadyRunning
@@ -111,6 +112,16 @@ def test_a_second_backup_of_the_same_instance_names_the_first_job(
     release.set()
     assert _finished(world, first.id).status == JobStatus.SUCCEEDED
     assert len(world.catalog.list_snapshots()) == 1
+
+
+def test_a_backup_the_catalog_cannot_record_frees_its_instance(
+        world: FakeWorld, runner: JobRunner) -> None:
+    add_db(world, "shop")
+    request = backups.prepare_backup(world.services, "shop")
+    world.catalog.down = True
+    with pytest.raises(CatalogUnavailable):
+        runner.submit_backup(request)
+    assert world.services.gate.holder("shop") is None
 
 
 def test_a_failed_backup_job_records_the_one_line_error(

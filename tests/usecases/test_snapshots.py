@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
-from backup.errors import Conflict, SnapshotNotFound, StorageMisconfigured
+from backup.errors import Conflict, SnapshotNotFound, StorageMisconfigured, StorageUnavailable
 from backup.types import SnapshotStatus
 from service.runs import current_runner
 from service.usecases import snapshots
@@ -72,6 +73,20 @@ def test_a_running_snapshot_of_a_dead_process_can_be_deleted(world: FakeWorld) -
     left = make_snapshot(world, "a", status=SnapshotStatus.RUNNING, runner=DEAD_RUNNER)
     snapshots.delete_snapshot(world.services, left.id)
     assert world.catalog.list_snapshots() == [] and objects(world) == {}
+
+
+def test_a_delete_the_target_refuses_keeps_the_row(
+        world: FakeWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    add_db(world, "a")
+    snapshot = take_backup(world, "a")
+
+    def unavailable(keys: Iterable[str]) -> None:
+        raise StorageUnavailable("target 'local' cannot be reached")
+
+    monkeypatch.setattr(world.storage(), "delete_many", unavailable)
+    with pytest.raises(StorageUnavailable):
+        snapshots.delete_snapshot(world.services, snapshot.id)
+    assert world.catalog.list_snapshots() == [snapshot]
 
 
 def test_read_manifest_reads_the_stored_manifest(world: FakeWorld) -> None:
