@@ -11,7 +11,7 @@ from backup.types import SECRET_FLAGS, fill_command, redact_command
 ARGS = st.lists(st.one_of(
     st.sampled_from(["redis-server", "--appendonly", "yes", "--port", "6379"]),
     st.sampled_from(sorted(SECRET_FLAGS)),
-    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12),
+    st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, max_size=12),
 ), max_size=10)
 
 
