@@ -257,6 +257,9 @@ def set_policy(svc: Services, name: str, override: Mapping[str, str | None] | No
     record = svc.catalog.get_instance(name)
     if record is None:
         raise InstanceNotFound(f"no instance named {name!r}; 'holdfast instances' lists them")
+    # Applying the change and showing the result need the engine: refuse before
+    # storing anything rather than report a failure for a change that took effect.
+    svc.docker.ping()
     cleaned = {key: value for key, value in (override or {}).items() if value is not None}
     unknown = sorted(set(cleaned) - set(POLICY_FIELDS))
     if unknown:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from backup.errors import (
     Conflict,
+    HoldfastError,
     SnapshotNotFound,
 )
 from backup.pipeline import (
@@ -68,9 +69,16 @@ class RebuildReport:
     added: int
     updated: int
     targets: dict[str, int]
+    """Manifests read per target."""
+    broken: list[str] = field(default_factory=list)
+    """Snapshots whose manifest remains but whose data object is missing or short
+    (a prune or delete that stopped half-way): recorded as failed, never complete."""
+    errors: dict[str, str] = field(default_factory=dict)
+    """Targets that could not be read, with the reason; the others are rebuilt."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"added": self.added, "updated": self.updated, "targets": self.targets}
+        return {"added": self.added, "updated": self.updated, "targets": self.targets,
+                "broken": self.broken, "errors": self.errors}
 
 
 def _manifests(storage: Storage) -> Iterator[Manifest]:
@@ -80,28 +88,65 @@ def _manifests(storage: Storage) -> Iterator[Manifest]:
                 yield Manifest.from_bytes(read_all(chunks, _MANIFEST_LIMIT))
 
 
-def rebuild_catalog(svc: Services) -> RebuildReport:
-    """Recreate the catalog's snapshot rows from the manifests in every target."""
-    added = updated = 0
-    per_target: dict[str, int] = {}
-    for target_name in sorted(svc.settings.targets):
-        storage = svc.target(target_name)
-        count = 0
-        for manifest in _manifests(storage):
-            count += 1
-            existing = svc.catalog.get_snapshot(manifest.snapshot_id)
-            svc.catalog.save_snapshot(Snapshot(
-                id=manifest.snapshot_id, instance=manifest.instance, engine=manifest.engine,
-                target=target_name, status=SnapshotStatus.COMPLETE,
-                created_at=manifest.created_at, finished_at=manifest.finished_at,
-                data_key=manifest.data_key, size_bytes=manifest.size_bytes,
-                raw_bytes=manifest.raw_bytes, sha256=manifest.sha256, image=manifest.image,
-                image_id=manifest.image_id, pinned=existing.pinned if existing else False,
-            ))
-            if existing is None:
-                added += 1
-            else:
-                updated += 1
-        per_target[target_name] = count
-    return RebuildReport(added=added, updated=updated, targets=per_target)
+def _row_from(manifest: Manifest, target: str, existing: Snapshot | None,
+              stored_size: int | None) -> Snapshot:
+    """The catalog row a manifest stands for: complete only if its data object
+    is there with the size the manifest records."""
+    whole = stored_size == manifest.size_bytes
+    problem = "missing" if stored_size is None else f"{stored_size} bytes, not " \
+        f"{manifest.size_bytes}"
+    return Snapshot(
+        id=manifest.snapshot_id, instance=manifest.instance, engine=manifest.engine,
+        target=target, status=SnapshotStatus.COMPLETE if whole else SnapshotStatus.FAILED,
+        created_at=manifest.created_at, finished_at=manifest.finished_at,
+        data_key=manifest.data_key, size_bytes=manifest.size_bytes,
+        raw_bytes=manifest.raw_bytes, sha256=manifest.sha256, image=manifest.image,
+        image_id=manifest.image_id, pinned=existing.pinned if existing else False,
+        error=None if whole else f"data object {problem} in target {target} at catalog "
+                                 "rebuild",
+    )
 
+
+@dataclass
+class _TargetRebuild:
+    manifests: int = 0
+    added: int = 0
+    updated: int = 0
+    broken: list[str] = field(default_factory=list)
+
+
+def _rebuild_target(svc: Services, target: str) -> _TargetRebuild:
+    storage = svc.target(target)
+    sizes = {info.key: info.size for info in storage.list()}
+    done = _TargetRebuild()
+    for manifest in _manifests(storage):
+        existing = svc.catalog.get_snapshot(manifest.snapshot_id)
+        row = _row_from(manifest, target, existing, sizes.get(manifest.data_key))
+        svc.catalog.save_snapshot(row)
+        done.manifests += 1
+        if existing is None:
+            done.added += 1
+        else:
+            done.updated += 1
+        if row.status != SnapshotStatus.COMPLETE:
+            done.broken.append(row.id)
+    return done
+
+
+def rebuild_catalog(svc: Services) -> RebuildReport:
+    """Recreate the catalog's snapshot rows from the manifests in every target.
+    A target that cannot be read is reported in ``errors`` and the others are
+    still rebuilt."""
+    per_target: dict[str, _TargetRebuild] = {}
+    errors: dict[str, str] = {}
+    for target in sorted(svc.settings.targets):
+        try:
+            per_target[target] = _rebuild_target(svc, target)
+        except HoldfastError as exc:
+            errors[target] = str(exc)
+            logger.error("catalog rebuild skipped target %s: %s", target, exc,
+                         extra={"target": target})
+    done = per_target.values()
+    return RebuildReport(added=sum(t.added for t in done), updated=sum(t.updated for t in done),
+                         targets={name: t.manifests for name, t in per_target.items()},
+                         broken=[i for t in done for i in t.broken], errors=errors)

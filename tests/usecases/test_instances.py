@@ -342,10 +342,6 @@ def test_set_policy_calls_applied_after_storing(world: FakeWorld) -> None:
     assert seen == [{"target": "offsite"}]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: set_policy (service/usecases/instances.py) stores the override and calls "
-    "applied(), then raises DockerUnavailable building the returned view, so the caller "
-    "is told the change failed although it took effect"))
 def test_set_policy_does_not_report_failure_for_a_change_it_made(world: FakeWorld) -> None:
     add_db(world, "db")
     instances.refresh_instances(world.services)

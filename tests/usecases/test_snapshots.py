@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
-from backup.errors import Conflict, SnapshotNotFound, StorageMisconfigured, StorageUnavailable
+from backup.errors import Conflict, SnapshotNotFound, StorageUnavailable
 from backup.types import SnapshotStatus
 from service.runs import current_runner
 from service.usecases import snapshots
@@ -107,7 +106,8 @@ def test_rebuild_recreates_lost_rows_from_the_manifests(world: FakeWorld) -> Non
     for snapshot in (local, offsite):
         world.catalog.delete_snapshot(snapshot.id)
     report = snapshots.rebuild_catalog(world.services)
-    assert report.to_json() == {"added": 2, "updated": 0, "targets": {"local": 1, "offsite": 1}}
+    assert report.to_json() == {"added": 2, "updated": 0, "targets": {"local": 1, "offsite": 1},
+                                "broken": [], "errors": {}}
     assert world.catalog.get_snapshot(local.id) == local
     assert world.catalog.get_snapshot(offsite.id) == offsite
 
@@ -126,34 +126,29 @@ def test_rebuild_updates_existing_rows_and_keeps_them_pinned(world: FakeWorld) -
 def test_rebuild_leaves_rows_without_a_manifest_alone(world: FakeWorld) -> None:
     failed = make_snapshot(world, "a", status=SnapshotStatus.FAILED)
     report = snapshots.rebuild_catalog(world.services)
-    assert report.to_json() == {"added": 0, "updated": 0, "targets": {"local": 0, "offsite": 0}}
+    assert report.to_json() == {"added": 0, "updated": 0, "targets": {"local": 0, "offsite": 0},
+                                "broken": [], "errors": {}}
     assert world.catalog.list_snapshots() == [failed]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: rebuild_catalog (service/usecases/snapshots.py) marks every manifest's snapshot "
-    "complete without checking its data object, so a prune that stopped between its two "
-    "delete batches (backup/pipeline.py delete_snapshot_objects) comes back as a complete "
-    "snapshot that cannot be restored"))
 def test_rebuild_does_not_promise_a_snapshot_whose_data_is_gone(world: FakeWorld) -> None:
     add_db(world, "a")
     snapshot = take_backup(world, "a")
     world.storage().delete(snapshot.data_key)  # data deleted, manifest not yet
     world.catalog.delete_snapshot(snapshot.id)
-    snapshots.rebuild_catalog(world.services)
+    report = snapshots.rebuild_catalog(world.services)
     row = world.catalog.get_snapshot(snapshot.id)
     assert row is None or row.status != SnapshotStatus.COMPLETE
+    assert report.broken == [snapshot.id]
+    assert row is not None and row.error is not None and "data object missing" in row.error
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: rebuild_catalog (service/usecases/snapshots.py) raises on the first target it "
-    "cannot build and never reads the targets sorted after it; recover() and "
-    "check_targets() carry on past a broken target"))
 def test_a_broken_target_does_not_stop_the_rebuild_of_the_others(tmp_path: Path) -> None:
     world = fake_world(tmp_path, env={"HOLDFAST_TARGET_BAD": "nope://x"})
     add_db(world, "a")
     snapshot = take_backup(world, "a")
     world.catalog.delete_snapshot(snapshot.id)
-    with contextlib.suppress(StorageMisconfigured):  # reporting the bad target is fine
-        snapshots.rebuild_catalog(world.services)
+    report = snapshots.rebuild_catalog(world.services)
     assert world.catalog.get_snapshot(snapshot.id) == snapshot
+    assert list(report.errors) == ["bad"] and "unsupported URL scheme" in report.errors["bad"]
+    assert report.targets == {"local": 1, "offsite": 0}

@@ -189,4 +189,10 @@ def catalog_rebuild(as_json: JsonFlag = False) -> None:
         print_json(report.to_json())
     else:
         typer.echo(f"catalog rebuilt: {report.added} added, {report.updated} updated "
-                   f"({', '.join(f'{k}: {v}' for k, v in report.targets.items())})")
+                   f"({', '.join(f'{k}: {v}' for k, v in report.targets.items())})"
+                   + (f"; {len(report.broken)} without their data, recorded as failed: "
+                      f"{', '.join(report.broken)}" if report.broken else ""))
+    for target, error in report.errors.items():
+        typer.echo(f"holdfast: target {target} was not rebuilt: {error}", err=True)
+    if report.errors:
+        raise typer.Exit(1)

@@ -166,7 +166,8 @@ def test_catalog_rebuild_restores_rows_from_the_manifests(world: FakeWorld, cli:
     snapshot_id = backed_up(cli)["id"]
     world.catalog.delete_snapshot(snapshot_id)
     report = ok_json(cli("catalog", "rebuild", "--json"))
-    assert report == {"added": 1, "updated": 0, "targets": {"local": 1, "offsite": 0}}
+    assert report == {"added": 1, "updated": 0, "targets": {"local": 1, "offsite": 0},
+                      "broken": [], "errors": {}}
     rebuilt = world.catalog.get_snapshot(snapshot_id)
     assert rebuilt is not None and rebuilt.status == SnapshotStatus.COMPLETE
 
