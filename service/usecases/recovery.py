@@ -60,7 +60,20 @@ def _restart_if_stopped_for(svc: Services, snapshot: Snapshot, report: RecoveryR
 
 
 def recover(svc: Services) -> RecoveryReport:
+    """Bring the catalog and the targets back in line after a crash (see the module)."""
     report = RecoveryReport()
+    _fail_dead_jobs(svc, report)
+    try:
+        report.helpers = len(svc.docker.remove_orphan_helpers())
+    except HoldfastError as exc:
+        logger.error("could not remove leftover helper containers: %s", exc)
+    busy_targets = _fail_interrupted_snapshots(svc, report)
+    for target_name in sorted(svc.settings.targets):
+        _check_target(svc, target_name, sweep=target_name not in busy_targets, report=report)
+    return report
+
+
+def _fail_dead_jobs(svc: Services, report: RecoveryReport) -> None:
     # Jobs live only in the daemon that accepted them, and one daemon runs per
     # catalog: any job still queued or running was the previous daemon's.
     for job in svc.catalog.list_jobs(limit=100_000,
@@ -69,10 +82,11 @@ def recover(svc: Services) -> RecoveryReport:
             job, status=JobStatus.FAILED, finished_at=utcnow(),
             error="interrupted: the Holdfast daemon stopped before the job finished"))
         report.jobs.append(job.id)
-    try:
-        report.helpers = len(svc.docker.remove_orphan_helpers())
-    except HoldfastError as exc:
-        logger.error("could not remove leftover helper containers: %s", exc)
+
+
+def _fail_interrupted_snapshots(svc: Services, report: RecoveryReport) -> set[str]:
+    """Mark failed (and clean up) the running snapshots whose process is gone;
+    return the targets that a live process is still writing to."""
     busy_targets: set[str] = set()
     for snapshot in svc.catalog.list_snapshots(status=SnapshotStatus.RUNNING):
         if may_be_running(snapshot.runner):
@@ -92,33 +106,37 @@ def recover(svc: Services) -> RecoveryReport:
         if snapshot.engine == "volume":
             _restart_if_stopped_for(svc, snapshot, report)
         logger.warning("snapshot %s was interrupted; marked failed", snapshot.id, extra=context)
+    return busy_targets
 
-    for target_name in sorted(svc.settings.targets):
-        try:
-            storage = svc.target(target_name)
-            if target_name not in busy_targets:
-                report.discarded += storage.discard_incomplete()
-            sizes = {info.key: info.size for info in storage.list()}
-        except HoldfastError as exc:
-            logger.error("target %s cannot be checked at start-up: %s", target_name, exc,
-                         extra={"target": target_name})
+
+def _check_target(svc: Services, target_name: str, *, sweep: bool,
+                  report: RecoveryReport) -> None:
+    """Sweep what interrupted writes left (only if no live process writes there)
+    and mark failed every complete snapshot whose data object is missing or short."""
+    try:
+        storage = svc.target(target_name)
+        if sweep:
+            report.discarded += storage.discard_incomplete()
+        sizes = {info.key: info.size for info in storage.list()}
+    except HoldfastError as exc:
+        logger.error("target %s cannot be checked at start-up: %s", target_name, exc,
+                     extra={"target": target_name})
+        return
+    for snapshot in svc.catalog.list_snapshots(status=SnapshotStatus.COMPLETE):
+        if snapshot.target != target_name:
             continue
-        for snapshot in svc.catalog.list_snapshots(status=SnapshotStatus.COMPLETE):
-            if snapshot.target != target_name:
-                continue
-            found = sizes.get(snapshot.data_key)
-            if found is not None and found == snapshot.size_bytes:
-                continue
-            problem = "missing" if found is None else f"{found} bytes, not {snapshot.size_bytes}"
-            try:
-                delete_snapshot_objects(storage, [(snapshot.instance, snapshot.id)])
-            except HoldfastError as exc:
-                logger.error("could not remove the remains of %s: %s", snapshot.id, exc)
-            svc.catalog.save_snapshot(snapshot.with_changes(
-                status=SnapshotStatus.FAILED,
-                error=f"data object {problem} in target {target_name} at start-up",
-            ))
-            report.broken.append(snapshot.id)
-            logger.error("snapshot %s: data object %s; marked failed", snapshot.id, problem,
-                         extra={"instance": snapshot.instance, "snapshot": snapshot.id})
-    return report
+        found = sizes.get(snapshot.data_key)
+        if found is not None and found == snapshot.size_bytes:
+            continue
+        problem = "missing" if found is None else f"{found} bytes, not {snapshot.size_bytes}"
+        try:
+            delete_snapshot_objects(storage, [(snapshot.instance, snapshot.id)])
+        except HoldfastError as exc:
+            logger.error("could not remove the remains of %s: %s", snapshot.id, exc)
+        svc.catalog.save_snapshot(snapshot.with_changes(
+            status=SnapshotStatus.FAILED,
+            error=f"data object {problem} in target {target_name} at start-up",
+        ))
+        report.broken.append(snapshot.id)
+        logger.error("snapshot %s: data object %s; marked failed", snapshot.id, problem,
+                     extra={"instance": snapshot.instance, "snapshot": snapshot.id})
