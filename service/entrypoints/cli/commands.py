@@ -18,6 +18,7 @@ from service.entrypoints.cli.output import (
     print_json,
     progress,
     retention_text,
+    show,
     snapshot_row,
     table,
 )
@@ -79,12 +80,10 @@ def backup(
                 services, request, progress(f"backup {instance}"))
         finally:
             end_progress()
-    if as_json:
-        print_json(snapshot.to_json())
-    else:
-        typer.echo(f"snapshot {snapshot.id} complete: {human_bytes(snapshot.size_bytes)} "
-                   f"({human_bytes(snapshot.raw_bytes)} before compression) in target "
-                   f"{snapshot.target}" + (f"; retention removed {len(pruned)}" if pruned else ""))
+    show(as_json, snapshot.to_json(),
+         f"snapshot {snapshot.id} complete: {human_bytes(snapshot.size_bytes)} "
+         f"({human_bytes(snapshot.raw_bytes)} before compression) in target "
+         f"{snapshot.target}" + (f"; retention removed {len(pruned)}" if pruned else ""))
 
 
 @app.command()
@@ -120,12 +119,10 @@ def restore(
             result = restores.execute_restore(services, request, progress(f"restore {name}"))
         finally:
             end_progress()
-    if as_json:
-        print_json(result.to_json())
-    else:
-        typer.echo(f"restored {result.snapshot_id} into container {result.container} "
-                   f"(volumes {', '.join(result.volumes)}, image {result.image}) "
-                   f"in {result.seconds:.1f}s")
+    show(as_json, result.to_json(),
+         f"restored {result.snapshot_id} into container {result.container} "
+         f"(volumes {', '.join(result.volumes)}, image {result.image}) "
+         f"in {result.seconds:.1f}s")
 
 
 @app.command()
@@ -136,10 +133,8 @@ def delete(
     """Delete one snapshot from its target and from the catalog."""
     with open_services() as services:
         snapshot = snapshot_cases.delete_snapshot(services, snapshot_id)
-    if as_json:
-        print_json(snapshot.to_json())
-    else:
-        typer.echo(f"deleted snapshot {snapshot.id}")
+    show(as_json, snapshot.to_json(),
+         f"deleted snapshot {snapshot.id}")
 
 
 @app.command()
@@ -185,13 +180,11 @@ def catalog_rebuild(as_json: JsonFlag = False) -> None:
     """Rebuild the catalog's snapshot list from the manifests in every target."""
     with open_services() as services:
         report = snapshot_cases.rebuild_catalog(services)
-    if as_json:
-        print_json(report.to_json())
-    else:
-        typer.echo(f"catalog rebuilt: {report.added} added, {report.updated} updated "
-                   f"({', '.join(f'{k}: {v}' for k, v in report.targets.items())})"
-                   + (f"; {len(report.broken)} without their data, recorded as failed: "
-                      f"{', '.join(report.broken)}" if report.broken else ""))
+    show(as_json, report.to_json(),
+         f"catalog rebuilt: {report.added} added, {report.updated} updated "
+         f"({', '.join(f'{k}: {v}' for k, v in report.targets.items())})"
+         + (f"; {len(report.broken)} without their data, recorded as failed: "
+            f"{', '.join(report.broken)}" if report.broken else ""))
     for target, error in report.errors.items():
         typer.echo(f"holdfast: target {target} was not rebuilt: {error}", err=True)
     if report.errors:

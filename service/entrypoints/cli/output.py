@@ -20,6 +20,14 @@ def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2))
 
 
+def show(as_json: bool, data: Any, line: str) -> None:
+    """A command's one result: ``data`` as JSON with ``--json``, else ``line``."""
+    if as_json:
+        print_json(data)
+    else:
+        typer.echo(line)
+
+
 def table(rows: list[list[str]], headers: list[str]) -> None:
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows,
                                                                           strict=False)]

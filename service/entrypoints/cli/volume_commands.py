@@ -8,7 +8,7 @@ import typer
 
 from backup import errors
 from service.entrypoints.cli.app import JsonFlag, open_services, volumes_app
-from service.entrypoints.cli.output import human_bytes, print_json, table, volume_row
+from service.entrypoints.cli.output import human_bytes, print_json, show, table, volume_row
 from service.usecases import volumes
 
 
@@ -47,10 +47,8 @@ def volumes_create(
     """Create an empty named volume; an existing name is refused."""
     with open_services() as services:
         volume = volumes.create_volume(services, name, _parse_labels(label))
-    if as_json:
-        print_json(volume.to_json())
-    else:
-        typer.echo(f"created volume {volume.name}")
+    show(as_json, volume.to_json(),
+         f"created volume {volume.name}")
 
 
 @volumes_app.command("rm")
@@ -61,10 +59,8 @@ def volumes_rm(
     """Remove a volume and its data; refused while any container uses it."""
     with open_services() as services:
         volume = volumes.remove_volume(services, name)
-    if as_json:
-        print_json(volume.to_json())
-    else:
-        typer.echo(f"removed volume {volume.name}")
+    show(as_json, volume.to_json(),
+         f"removed volume {volume.name}")
 
 
 @volumes_app.command("clone")
