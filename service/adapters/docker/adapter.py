@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 
 import docker
+
 from backup.ports import ContainerSpec, ExecResult, VolumeSpec
 from backup.types import DatabaseContainer
 from backup.volumes import VolumeInfo

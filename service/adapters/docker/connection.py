@@ -20,10 +20,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
-import requests.exceptions
-
 import docker
 import docker.errors
+import requests.exceptions
+
 from backup.errors import DockerRefused, DockerUnavailable, HoldfastError, NotFound
 
 _T = TypeVar("_T")

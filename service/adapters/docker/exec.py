@@ -21,9 +21,10 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from docker.utils.socket import frames_iter
+
 from backup.errors import ExecFailed, NotFound
 from backup.ports import ExecResult
-from docker.utils.socket import frames_iter
 from service.adapters.docker.connection import DockerConnection
 
 logger = logging.getLogger(__name__)
