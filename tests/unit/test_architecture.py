@@ -140,6 +140,16 @@ def test_no_import_cycles() -> None:
     assert cycles == []
 
 
+def test_every_package_directory_is_a_regular_package() -> None:
+    # setuptools' find_packages skips directories without __init__.py, so a
+    # non-editable install (pip install ., the Docker image) would lack them.
+    missing = [str(d.relative_to(ROOT)) for package in PACKAGES
+               for d in [ROOT / package, *(ROOT / package).rglob("*")]
+               if d.is_dir() and d.name != "__pycache__" and any(d.glob("*.py"))
+               and not (d / "__init__.py").exists()]
+    assert missing == []
+
+
 def test_no_service_module_is_over_the_size_limit() -> None:
     sizes = {name: len(path.read_text().splitlines()) for name, path in MODULES.items()
              if name.startswith("service")}

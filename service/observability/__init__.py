@@ -1,0 +1,1 @@
+"""Logging set-up and Prometheus metrics for the entry points."""
