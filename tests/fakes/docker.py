@@ -277,11 +277,18 @@ class FakeDocker:
         return ""
 
     def remove_container(self, container_id: str) -> None:
-        self._reachable()
-        self.containers.pop(container_id, None)
+        try:
+            container = self._container(container_id)  # an id or a name, as Docker takes
+        except NotFound:
+            return
+        self.containers.pop(container.id, None)
 
     def remove_volume(self, name: str) -> None:
         self._reachable()
+        users = self._users(name)
+        if users:  # Docker's force does not take a volume from under a container
+            raise DockerRefused(f"Docker refused: remove {name}: volume is in use - "
+                                f"[{', '.join(user.id for user in users)}]")
         self.volumes.pop(name, None)
 
     def empty_volume(self, name: str) -> None:
@@ -301,7 +308,8 @@ class FakeDocker:
 
     def stop_container(self, container_id: str, timeout: float = 30) -> None:
         container = self._container(container_id)
-        container.running, container.stopped_at = False, datetime.now(UTC)
+        if container.running:  # stopping a stopped container keeps when it stopped
+            container.running, container.stopped_at = False, datetime.now(UTC)
 
     # --- VolumeAdmin -----------------------------------------------------------------
 
