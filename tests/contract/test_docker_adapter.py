@@ -25,11 +25,15 @@ from tests.contract.docker_contract import (
     NameFactory,
     SpecFactory,
 )
-from tests.harness.docker_fixtures import TEST_LABEL, DockerCleanup, require_image
+from tests.harness.docker_fixtures import (
+    HELPER_IMAGE,
+    TEST_LABEL,
+    DockerCleanup,
+    require_image,
+)
 
 pytestmark = pytest.mark.docker
 
-HELPER_IMAGE = "holdfast-test/base:bookworm"
 COMMAND = ("sleep", "infinity")
 
 
