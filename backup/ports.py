@@ -128,7 +128,8 @@ class ContainerRuntime(Protocol):
         ...
 
     def remove_volume(self, name: str) -> None:
-        """Remove a volume; a missing one is not an error."""
+        """Remove a volume; a missing one is not an error. Raises
+        :class:`~backup.errors.VolumeInUse` while a container mounts it."""
         ...
 
     def empty_volume(self, name: str) -> None:

@@ -40,7 +40,7 @@ from typing import Protocol
 
 import pytest
 
-from backup.errors import DockerRefused, NameTaken, NotFound, VolumeInUse, VolumeNotFound
+from backup.errors import NameTaken, NotFound, VolumeInUse, VolumeNotFound
 from backup.ports import ContainerSpec, VolumeSpec
 from backup.types import Mount
 from service.ports import DockerEngine
@@ -332,10 +332,10 @@ class DockerEngineContract:
         docker_engine.remove_volume(unused)
         assert not docker_engine.volume_exists(unused)
 
-        # A volume a container mounts is not taken from under it; the refusal is
-        # Docker's, so callers cleaning up (restore, clone) log it and go on.
+        # A volume a container mounts is not taken from under it, force or not;
+        # callers cleaning up (restore, clone) log the refusal and go on.
         make_container(unique_name("ctr"), {}, mounted)
-        with pytest.raises(DockerRefused) as caught:
+        with pytest.raises(VolumeInUse) as caught:
             docker_engine.remove_volume(mounted)
         assert mounted in str(caught.value)
         assert docker_engine.volume_exists(mounted)

@@ -287,8 +287,8 @@ class FakeDocker:
         self._reachable()
         users = self._users(name)
         if users:  # Docker's force does not take a volume from under a container
-            raise DockerRefused(f"Docker refused: remove {name}: volume is in use - "
-                                f"[{', '.join(user.id for user in users)}]")
+            raise VolumeInUse(f"volume {name} is in use: Docker refused: remove {name}: "
+                              f"volume is in use - [{', '.join(user.id for user in users)}]")
         self.volumes.pop(name, None)
 
     def empty_volume(self, name: str) -> None:

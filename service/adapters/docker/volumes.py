@@ -98,8 +98,12 @@ class Volumes:
         self._helpers.helper_run(["sh", "-c", script], volumes={source: "/from", target: "/to"})
 
     def remove_volume(self, name: str) -> None:
+        """Remove a volume; a missing one is not an error, one a container
+        mounts is :class:`VolumeInUse` (Docker refuses even with force)."""
         with contextlib.suppress(NotFound):
-            self._connection.call(lambda: self._connection.api.remove_volume(name, force=True))
+            self._connection.call(
+                lambda: self._connection.api.remove_volume(name, force=True),
+                conflict=lambda refused: VolumeInUse(f"volume {name} is in use: {refused}"))
 
     def remove_unused_volume(self, name: str) -> None:
         """Remove a volume no container uses; Docker's refusal (409: a container
