@@ -35,11 +35,11 @@ ERROR_TABLE: tuple[tuple[type[errors.HoldfastError], Outcome], ...] = (
     # The engine is up and said no (a port taken, a mount it cannot make).
     (errors.DockerRefused, CONFLICT),
     (errors.InvalidInput, BAD_INPUT),
+    # Refused credentials, a bucket policy, a read-only directory: the daemon's
+    # configuration is what to fix, as with a misconfigured target.
+    (errors.StoragePermissionDenied, BAD_INPUT),
     (errors.DockerUnavailable, UNAVAILABLE),
     (errors.StorageUnavailable, UNAVAILABLE),
-    # Refused credentials or a bucket policy: the target, not the request, is
-    # wrong, and the fix is in the daemon's configuration.
-    (errors.StoragePermissionDenied, UNAVAILABLE),
     (CatalogUnavailable, UNAVAILABLE),
     (ShuttingDown, UNAVAILABLE),
 )

@@ -4,9 +4,9 @@ Each command builds the settings and services once, calls one use case and
 prints the result: a readable table, or JSON only with ``--json``. Failures
 print one line on stderr (``holdfast: <what went wrong and what to do>``) and
 exit non-zero with the code :mod:`~service.entrypoints.error_table` gives its
-error: 2 bad input, 3 not found, 4 conflict (a name taken, a run in progress, a
-container not running), 5 Docker, the catalog or a storage target unreachable
-or refusing, 1 any other failure.
+error: 2 bad input or configuration, 3 not found, 4 conflict (a name taken, a
+run in progress, a container not running), 5 Docker, the catalog or a storage
+target unreachable, 1 any other failure.
 """
 
 from __future__ import annotations

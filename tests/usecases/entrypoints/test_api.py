@@ -208,14 +208,14 @@ def test_post_backup_is_refused_at_once_for_bad_requests(
     assert world.catalog.list_jobs() == []
 
 
-def test_a_target_refusing_credentials_is_503(tmp_path: Path) -> None:
+def test_a_target_refusing_credentials_is_400(tmp_path: Path) -> None:
     world = fake_world(tmp_path)
     world.services.storage_factory = denying_factory
     add_db(world)
     runner = JobRunner(world.services, 1)
     try:
         client = TestClient(create_app(world.services, runner))
-        assert_error(client.post("/v1/instances/shop-db/backups"), 503,
+        assert_error(client.post("/v1/instances/shop-db/backups"), 400,
                      "StoragePermissionDenied")
     finally:
         runner.shutdown(grace=1)
@@ -463,7 +463,7 @@ EXPECTED: dict[type[errors.HoldfastError], tuple[int, int]] = {
     errors.InvalidInput: (400, 2),
     errors.DockerUnavailable: (503, 5),
     errors.StorageUnavailable: (503, 5),
-    errors.StoragePermissionDenied: (503, 5),
+    errors.StoragePermissionDenied: (400, 2),
     CatalogUnavailable: (503, 5),
     ShuttingDown: (503, 5),
 }
@@ -507,9 +507,11 @@ def test_an_unlisted_error_is_internal(exc: errors.HoldfastError) -> None:
     assert (http_status_for(exc), exit_code_for(exc)) == (500, 1)
 
 
-def test_storage_permission_denied_is_unavailable_on_both_sides() -> None:
+def test_storage_permission_denied_is_configuration_on_both_sides() -> None:
+    # Once exit 2 on the CLI and 503 on the API; now one row: a target refusing
+    # Holdfast is the operator's configuration to fix, like a misconfigured one.
     exc = errors.StoragePermissionDenied("access denied")
-    assert (http_status_for(exc), exit_code_for(exc)) == (503, 5)
+    assert (http_status_for(exc), exit_code_for(exc)) == (400, 2)
     assert (http_status_for(exc), exit_code_for(exc)) == (
-        http_status_for(errors.StorageUnavailable("down")),
-        exit_code_for(errors.StorageUnavailable("down")))
+        http_status_for(errors.StorageMisconfigured("bad")),
+        exit_code_for(errors.StorageMisconfigured("bad")))

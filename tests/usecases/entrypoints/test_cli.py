@@ -272,10 +272,10 @@ def test_docker_unreachable_is_exit_5(world: FakeWorld, cli: Cli) -> None:
     assert "Docker" in line
 
 
-def test_a_target_refusing_credentials_is_exit_5(world: FakeWorld, cli: Cli) -> None:
+def test_a_target_refusing_credentials_is_exit_2(world: FakeWorld, cli: Cli) -> None:
     world.services.storage_factory = denying_factory
     add_db(world)
-    line = failed(cli("backup", "shop-db"), 5)
+    line = failed(cli("backup", "shop-db"), 2)
     assert "access denied" in line
     assert world.catalog.list_snapshots() == []
 
