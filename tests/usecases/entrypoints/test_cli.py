@@ -244,13 +244,18 @@ def test_a_malformed_label_is_bad_input_exit_2(world: FakeWorld, cli: Cli) -> No
     assert "scratch" not in world.docker.volumes
 
 
-def test_an_unknown_snapshot_is_exit_3(cli: Cli) -> None:
-    failed(cli("restore", "20200101T000000Z-000000", "--name", "copy"), 3)
-    failed(cli("delete", "20200101T000000Z-000000"), 3)
+def test_an_unknown_snapshot_is_exit_3(world: FakeWorld, cli: Cli) -> None:
+    for args in (("restore", "20200101T000000Z-000000", "--name", "copy"),
+                 ("delete", "20200101T000000Z-000000")):
+        line = failed(cli(*args), 3)
+        assert "20200101T000000Z-000000" in line and "holdfast snapshots" in line
+    assert "copy" not in {c.name for c in world.docker.containers.values()}
 
 
-def test_an_unknown_instance_is_exit_3(cli: Cli) -> None:
-    failed(cli("backup", "nope"), 3)
+def test_an_unknown_instance_is_exit_3(world: FakeWorld, cli: Cli) -> None:
+    line = failed(cli("backup", "nope"), 3)
+    assert "'nope'" in line and "holdfast.enable=true" in line
+    assert world.catalog.list_snapshots() == []
 
 
 def test_restoring_onto_a_taken_name_is_exit_4(world: FakeWorld, cli: Cli) -> None:

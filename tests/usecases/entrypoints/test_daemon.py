@@ -185,14 +185,18 @@ def test_discovery_drives_the_scheduler_as_containers_start_and_stop(
     scheduler = Scheduler(world.services, jobs)
     found = Discovery(world.services, lambda instances, catch_up: scheduler.sync(
         instances, catch_up=catch_up), max_backoff=0.05)
+    scheduler.start()
     try:
         following(found)
         new = add_db(world, labels=HOURLY)
         world.docker.emit("start", new.id)
         wait_until(lambda: scheduler.scheduled() == {"shop-db": "@every 1h"})
+        assert scheduler.next_run("shop-db") is not None
         world.docker.stop_container(new.id)
         world.docker.emit("die", new.id)
         wait_until(lambda: scheduler.scheduled() == {})
+        assert scheduler.next_run("shop-db") is None
+        assert [i.name for i in found.instances()] == ["shop-db"]  # stopped, still known
     finally:
         found.stop()
         scheduler.shutdown()
