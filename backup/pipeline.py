@@ -51,6 +51,16 @@ def manifest_key(instance: str, snapshot_id: str) -> str:
     return f"{instance}/{snapshot_id}/{MANIFEST_NAME}"
 
 
+def data_object_problem(stored_size: int | None, expected_size: int | None) -> str | None:
+    """What is wrong with a snapshot's data object, given the size the target
+    stores (None: not there) and the size its record expects; None if nothing."""
+    if stored_size is None:
+        return "missing"
+    if stored_size != expected_size:
+        return f"{stored_size} bytes, not {expected_size}"
+    return None
+
+
 def is_manifest_key(key: str) -> bool:
     return key.endswith("/" + MANIFEST_NAME)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from backup.errors import HoldfastError
 from backup.labels import PREFIX, parse_bool
-from backup.pipeline import delete_snapshot_objects
+from backup.pipeline import data_object_problem, delete_snapshot_objects
 from backup.types import Snapshot, SnapshotStatus, utcnow
 from service.bootstrap import Services
 from service.records import JobStatus
@@ -125,10 +125,9 @@ def _check_target(svc: Services, target_name: str, *, sweep: bool,
     for snapshot in svc.catalog.list_snapshots(status=SnapshotStatus.COMPLETE):
         if snapshot.target != target_name:
             continue
-        found = sizes.get(snapshot.data_key)
-        if found is not None and found == snapshot.size_bytes:
+        problem = data_object_problem(sizes.get(snapshot.data_key), snapshot.size_bytes)
+        if problem is None:
             continue
-        problem = "missing" if found is None else f"{found} bytes, not {snapshot.size_bytes}"
         try:
             delete_snapshot_objects(storage, [(snapshot.instance, snapshot.id)])
         except HoldfastError as exc:

@@ -18,6 +18,7 @@ from backup.errors import (
     SnapshotNotFound,
 )
 from backup.pipeline import (
+    data_object_problem,
     delete_snapshot_objects,
     is_manifest_key,
     manifest_key,
@@ -92,9 +93,8 @@ def _row_from(manifest: Manifest, target: str, existing: Snapshot | None,
               stored_size: int | None) -> Snapshot:
     """The catalog row a manifest stands for: complete only if its data object
     is there with the size the manifest records."""
-    whole = stored_size == manifest.size_bytes
-    problem = "missing" if stored_size is None else f"{stored_size} bytes, not " \
-        f"{manifest.size_bytes}"
+    problem = data_object_problem(stored_size, manifest.size_bytes)
+    whole = problem is None
     return Snapshot(
         id=manifest.snapshot_id, instance=manifest.instance, engine=manifest.engine,
         target=target, status=SnapshotStatus.COMPLETE if whole else SnapshotStatus.FAILED,
