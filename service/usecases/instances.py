@@ -26,6 +26,7 @@ from backup.errors import (
 from backup.labels import PREFIX, InstancePolicy, parse_bool, parse_labels
 from backup.types import (
     DatabaseContainer,
+    Snapshot,
     isoformat,
     utcnow,
 )
@@ -185,26 +186,20 @@ def list_instances(svc: Services, next_run: NextRun | None = None,
     daemon's scheduler; without one, the next run is estimated from the
     schedule and the last snapshot. Writes nothing."""
     live = {i.name: i for i in (live_instances(svc) if instances is None else instances)}
-    when = next_run or (lambda name, schedule: _estimated_next_run(svc, name, schedule))
     views = []
     for name in sorted(set(live) | {record.name for record in svc.catalog.list_instances()}):
         record = svc.catalog.get_instance(name)
+        latest = svc.catalog.latest_snapshot(name)
         instance = live.get(name)
         if instance is not None and instance.container is not None:
-            views.append(_live_view(svc, instance, record, when))
+            views.append(_live_view(instance, record, latest, next_run))
         else:
             assert record is not None
-            views.append(_missing_view(svc, record))
+            views.append(_missing_view(record, latest))
     return views
 
 
-def _estimated_next_run(svc: Services, name: str, schedule: str | None) -> datetime | None:
-    latest = svc.catalog.latest_snapshot(name)
-    return estimate_next_run(schedule, latest.created_at if latest else None, utcnow())
-
-
-def _last_snapshot(svc: Services, name: str) -> dict[str, Any] | None:
-    latest = svc.catalog.latest_snapshot(name)
+def _last_snapshot(latest: Snapshot | None) -> dict[str, Any] | None:
     return None if latest is None else {
         "id": latest.id, "status": str(latest.status),
         "created_at": isoformat(latest.created_at), "error": latest.error,
@@ -215,30 +210,34 @@ def _policy_source(record: InstanceRecord | None) -> str:
     return "api" if record is not None and record.policy_override else "labels"
 
 
-def _live_view(svc: Services, instance: Instance, record: InstanceRecord | None,
-               next_run: NextRun) -> InstanceView:
+def _live_view(instance: Instance, record: InstanceRecord | None, latest: Snapshot | None,
+               next_run: NextRun | None) -> InstanceView:
     assert instance.container is not None
     policy, running = instance.policy, instance.container.running
+    due = None
+    if running and not instance.errors:
+        due = (next_run(instance.name, policy.schedule) if next_run is not None else
+               estimate_next_run(policy.schedule, latest.created_at if latest else None,
+                                 utcnow()))
     return InstanceView(
         name=instance.name, container=instance.container.name,
         container_id=instance.container.id, status="running" if running else "stopped",
         engine=instance.engine, image=instance.container.image, enabled=True,
         schedule=policy.schedule, retention=dict(policy.retention), target=policy.target,
         databases=list(policy.databases), errors=list(instance.errors),
-        last_snapshot=_last_snapshot(svc, instance.name), policy_source=_policy_source(record),
-        next_run=(next_run(instance.name, policy.schedule) if running and not instance.errors
-                  else None),
+        last_snapshot=_last_snapshot(latest), policy_source=_policy_source(record),
+        next_run=due,
     )
 
 
-def _missing_view(svc: Services, record: InstanceRecord) -> InstanceView:
+def _missing_view(record: InstanceRecord, latest: Snapshot | None) -> InstanceView:
     policy = policy_from_labels(effective_labels(record.labels, record.policy_override),
-                          record.container_name or record.name)
+                                record.container_name or record.name)
     return InstanceView(
         name=record.name, container=None, container_id=None, status="missing",
         engine=record.engine, image=record.image, enabled=False,
         schedule=policy.schedule, retention=dict(policy.retention), target=policy.target,
-        databases=list(policy.databases), errors=[], last_snapshot=_last_snapshot(svc, record.name),
+        databases=list(policy.databases), errors=[], last_snapshot=_last_snapshot(latest),
         policy_source=_policy_source(record),
     )
 
