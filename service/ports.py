@@ -145,6 +145,11 @@ class CatalogPort(Protocol):
         """The newest snapshot of ``instance`` in any status, if any."""
         ...
 
+    def snapshots_with_prefix(self, prefix: str, limit: int) -> list[Snapshot]:
+        """At most ``limit`` snapshots whose id starts with ``prefix`` (compared
+        exactly: case-sensitive, ``%`` and ``_`` are plain characters), by id."""
+        ...
+
     def delete_snapshot(self, id: str) -> bool:
         """Remove a snapshot row; False if there was none."""
         ...

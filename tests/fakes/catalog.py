@@ -108,6 +108,13 @@ class InMemoryCatalog:
         found = self.list_snapshots(instance=instance)
         return found[0] if found else None
 
+    def snapshots_with_prefix(self, prefix: str, limit: int) -> list[Snapshot]:
+        self._check()
+        with self._lock:
+            found = sorted((s for s in self._snapshots.values() if s.id.startswith(prefix)),
+                           key=lambda s: s.id)
+        return found[:max(0, limit)]
+
     def delete_snapshot(self, id: str) -> bool:
         self._check()
         with self._lock:

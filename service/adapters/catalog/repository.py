@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, Insert, Table, delete, insert, select, text, update
+from sqlalchemy import Engine, Insert, Table, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -138,6 +138,20 @@ class Catalog:
         with self._session() as session:
             row = session.scalars(query).first()
             return None if row is None else _snapshot(row)
+
+    def snapshots_with_prefix(self, prefix: str, limit: int) -> list[Snapshot]:
+        """At most ``limit`` snapshots whose id starts with ``prefix``, by id.
+        LIKE (its ``%`` and ``_`` escaped) can use the key's index; the substr
+        comparison makes the match exact where SQLite's LIKE ignores case."""
+        query = (
+            select(SnapshotRow)
+            .where(SnapshotRow.id.startswith(prefix, autoescape=True))
+            .where(func.substr(SnapshotRow.id, 1, len(prefix)) == prefix)
+            .order_by(SnapshotRow.id)
+            .limit(max(0, limit))
+        )
+        with self._session() as session:
+            return [_snapshot(row) for row in session.scalars(query)]
 
     def delete_snapshot(self, id: str) -> bool:
         """Forget a snapshot; False if there was none with that id."""
