@@ -13,12 +13,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from backup.errors import StorageMisconfigured
 from backup.storage import Storage, storage_from_url
 from service.ports import CatalogPort, DockerEngine
 from service.runs import InstanceGate
-from service.settings import Settings
+
+if TYPE_CHECKING:
+    # Only for annotations: the CLI imports this module at start-up, before it
+    # knows whether the command needs settings (pydantic-settings is slow to load).
+    from service.settings import Settings
 
 StorageFactory = Callable[[str, str], Storage]
 """(target name, URL) -> the storage target."""

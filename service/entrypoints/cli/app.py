@@ -13,22 +13,31 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from pydantic import ValidationError
 
 from backup import errors
 from service.bootstrap import Services, bootstrap
-from service.entrypoints.error_table import exit_code_for
 from service.observability.logs import configure_logging
-from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.settings import Settings
+
+# Only typer and light project modules load at start-up, so ``--help``,
+# ``--version`` and completion answer at once; pydantic-settings, SQLAlchemy,
+# docker-py, boto3 and FastAPI are imported by the commands that use them
+# (tests/unit/test_cli_imports.py keeps it so; bench/cli_startup.py measures it).
 
 app = typer.Typer(
     name="holdfast",
     help="Snapshots and restores for databases running in Docker containers.",
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion / --show-completion; the shell is detected only when asked.
+    add_completion=True,
+    # Plain click help and errors: typer's rich formatting imports rich on every
+    # --help and usage error, most of the start-up budget (see bench/cli_startup.py).
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
 catalog_app = typer.Typer(help="Catalog maintenance.", no_args_is_help=True)
@@ -41,22 +50,57 @@ app.add_typer(volumes_app, name="volumes")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from service.version import holdfast_version
+
+        typer.echo(f"holdfast {holdfast_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the version (holdfast X.Y.Z) and exit.")] = False,
+) -> None:
+    """Snapshots and restores for databases running in Docker containers."""
+
+
 def fail(message: str, code: int) -> NoReturn:
     typer.echo(f"holdfast: {message}", err=True)
     raise typer.Exit(code)
 
 
-@contextlib.contextmanager
-def open_services() -> Iterator[Services]:
-    """Settings and services for one command, with errors turned into one line."""
+def fail_with(exc: errors.HoldfastError) -> NoReturn:
+    """Fail with the error's message and the exit code the error table gives it."""
+    from service.entrypoints.error_table import exit_code_for
+
+    fail(str(exc), exit_code_for(exc))
+
+
+def load_settings() -> Settings:
+    """The settings from the environment; a bad value fails with one line naming
+    the variable, exit 2."""
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+
     try:
-        settings = Settings.load()
+        return Settings.load()
     except ValidationError as exc:
         first = exc.errors()[0]
         field = "HOLDFAST_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
         fail(f"{field}: {first['msg']}", 2)
     except errors.HoldfastError as exc:
-        fail(str(exc), exit_code_for(exc))
+        fail_with(exc)
+
+
+@contextlib.contextmanager
+def open_services() -> Iterator[Services]:
+    """Settings and services for one command, with errors turned into one line."""
+    settings = load_settings()
     configure_logging(settings.log_level if settings.log_level != "INFO" else "WARNING",
                       settings.log_format)
     services = None
@@ -64,7 +108,7 @@ def open_services() -> Iterator[Services]:
         services = bootstrap(settings)
         yield services
     except errors.HoldfastError as exc:
-        fail(str(exc), exit_code_for(exc))
+        fail_with(exc)
     except KeyboardInterrupt:
         fail("interrupted", 130)
     finally:

@@ -1,16 +1,28 @@
 """The CLI's commands for instances, backups, snapshots, restores, retention,
 targets and the catalog: each opens the services, calls one use case and prints
-its result (a table, or JSON only with ``--json``)."""
+its result (a table, or JSON only with ``--json``).
+
+Use cases (and through them pydantic-settings, SQLAlchemy, docker-py) are
+imported inside the command that calls them, so ``holdfast --help`` and the
+commands that need little start at once.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
 from backup import errors
-from service.entrypoints.cli.app import JsonFlag, app, catalog_app, fail, open_services, targets_app
+from service.entrypoints.cli.app import (
+    JsonFlag,
+    app,
+    catalog_app,
+    fail_with,
+    load_settings,
+    open_services,
+    targets_app,
+)
 from service.entrypoints.cli.output import (
     end_progress,
     human_bytes,
@@ -22,11 +34,6 @@ from service.entrypoints.cli.output import (
     snapshot_row,
     table,
 )
-from service.entrypoints.error_table import exit_code_for
-from service.settings import Settings
-from service.usecases import backups, restores, retention, targets
-from service.usecases import instances as instance_cases
-from service.usecases import snapshots as snapshot_cases
 
 
 @app.command()
@@ -35,21 +42,20 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
 ) -> None:
     """Run the daemon: the HTTP API on 127.0.0.1:8420 by default."""
+    settings = load_settings()
     from service.entrypoints.daemon import run_daemon
 
     try:
-        settings = Settings.load()
-    except (ValidationError, errors.HoldfastError) as exc:
-        fail(str(exc).splitlines()[0], 2)
-    try:
         run_daemon(settings, host=host, port=port)
     except errors.HoldfastError as exc:
-        fail(str(exc), exit_code_for(exc))
+        fail_with(exc)
 
 
 @app.command()
 def instances(as_json: JsonFlag = False) -> None:
     """List discovered instances: name, container, engine, schedule, target, last snapshot."""
+    from service.usecases import instances as instance_cases
+
     with open_services() as services:
         views = instance_cases.list_instances(services)
     if as_json:
@@ -73,6 +79,8 @@ def backup(
     as_json: JsonFlag = False,
 ) -> None:
     """Take a snapshot now and wait until it is complete."""
+    from service.usecases import backups
+
     with open_services() as services:
         request = backups.prepare_backup(services, instance, target)
         try:
@@ -92,6 +100,8 @@ def snapshots(
     as_json: JsonFlag = False,
 ) -> None:
     """List snapshots, newest first."""
+    from service.usecases import snapshots as snapshot_cases
+
     with open_services() as services:
         found = snapshot_cases.list_snapshots(services, instance)
     if as_json:
@@ -113,6 +123,8 @@ def restore(
 ) -> None:
     """Restore a snapshot into a fresh container on fresh volumes; returns once it
     accepts connections. The snapshot's source is never touched."""
+    from service.usecases import restores
+
     with open_services() as services:
         request = restores.prepare_restore(services, snapshot_id, name, image, force)
         try:
@@ -131,6 +143,8 @@ def delete(
     as_json: JsonFlag = False,
 ) -> None:
     """Delete one snapshot from its target and from the catalog."""
+    from service.usecases import snapshots as snapshot_cases
+
     with open_services() as services:
         snapshot = snapshot_cases.delete_snapshot(services, snapshot_id)
     show(as_json, snapshot.to_json(),
@@ -145,6 +159,8 @@ def prune(
 ) -> None:
     """Apply retention (restic forget semantics): failed snapshots and those the
     policy does not keep are deleted; the newest complete and pinned ones never are."""
+    from service.usecases import retention
+
     with open_services() as services:
         results = retention.prune(services, instance, dry_run=dry_run)
     if as_json:
@@ -163,6 +179,8 @@ def targets_check(
     as_json: JsonFlag = False,
 ) -> None:
     """Write, read back and delete a probe object in each configured target."""
+    from service.usecases import targets
+
     with open_services() as services:
         results = targets.check_targets(services, names)
     if as_json:
@@ -178,6 +196,8 @@ def targets_check(
 @catalog_app.command("rebuild")
 def catalog_rebuild(as_json: JsonFlag = False) -> None:
     """Rebuild the catalog's snapshot list from the manifests in every target."""
+    from service.usecases import snapshots as snapshot_cases
+
     with open_services() as services:
         report = snapshot_cases.rebuild_catalog(services)
     show(as_json, report.to_json(),

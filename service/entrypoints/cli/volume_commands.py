@@ -1,4 +1,7 @@
-"""``holdfast volumes``: list, create, remove and clone named volumes."""
+"""``holdfast volumes``: list, create, remove and clone named volumes.
+
+As in :mod:`.commands`, use cases are imported by the command that calls them.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ import typer
 from backup import errors
 from service.entrypoints.cli.app import JsonFlag, open_services, volumes_app
 from service.entrypoints.cli.output import human_bytes, print_json, show, table, volume_row
-from service.usecases import volumes
 
 
 def _parse_labels(pairs: list[str] | None) -> dict[str, str]:
@@ -29,6 +31,8 @@ def volumes_ls(
     as_json: JsonFlag = False,
 ) -> None:
     """Named volumes with their size, the containers using them, and labels."""
+    from service.usecases import volumes
+
     with open_services() as services:
         found = volumes.list_volumes(services, sizes=not no_size)
     if as_json:
@@ -45,6 +49,8 @@ def volumes_create(
     as_json: JsonFlag = False,
 ) -> None:
     """Create an empty named volume; an existing name is refused."""
+    from service.usecases import volumes
+
     with open_services() as services:
         volume = volumes.create_volume(services, name, _parse_labels(label))
     show(as_json, volume.to_json(),
@@ -57,6 +63,8 @@ def volumes_rm(
     as_json: JsonFlag = False,
 ) -> None:
     """Remove a volume and its data; refused while any container uses it."""
+    from service.usecases import volumes
+
     with open_services() as services:
         volume = volumes.remove_volume(services, name)
     show(as_json, volume.to_json(),
@@ -74,6 +82,8 @@ def volumes_clone(
 ) -> None:
     """Copy a volume into a new one through a short-lived helper container;
     owners, modes, links and sparse files are kept."""
+    from service.usecases import volumes
+
     with open_services() as services:
         result = volumes.clone_volume(services, source, target, force)
     if as_json:
