@@ -17,11 +17,14 @@ from typing import Any
 
 from backup.engines import Engine, get_engine
 from backup.errors import (
+    DockerRefused,
     ImageNotFound,
     InstanceNotFound,
+    InvalidInput,
     SnapshotNotRestorable,
     UnsupportedEngine,
 )
+from backup.images import check_image_reference, reference_problem
 from backup.storage import Storage
 from backup.streams import ProgressCallback
 from backup.types import (
@@ -35,7 +38,7 @@ from restore.planner import RestorePlan, plan_restore
 from restore.runner import restore_snapshot
 from service.bootstrap import Services
 from service.usecases.instances import find_instance
-from service.usecases.snapshots import get_snapshot, read_manifest
+from service.usecases.snapshots import get_snapshot, latest_complete_snapshot, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +98,40 @@ def _secret_values(svc: Services, manifest: Manifest) -> dict[str, str]:
 
 def prepare_restore(svc: Services, snapshot_id: str, new_name: str,
                     image: str | None = None, force: bool = False) -> RestoreRequest:
-    snapshot = get_snapshot(svc, snapshot_id)
+    """Every check a restore of the snapshot ``snapshot_id`` (an id or an
+    unambiguous prefix) can fail, before anything is created."""
+    if image is not None:
+        check_image_reference(image)
+    return _prepare(svc, get_snapshot(svc, snapshot_id), new_name, image, force)
+
+
+def prepare_latest_restore(svc: Services, instance: str, new_name: str,
+                           image: str | None = None, force: bool = False) -> RestoreRequest:
+    """:func:`prepare_restore` of the newest complete snapshot of ``instance``."""
+    if image is not None:
+        check_image_reference(image)
+    return _prepare(svc, latest_complete_snapshot(svc, instance), new_name, image, force)
+
+
+def _check_image(svc: Services, image: str, given: bool) -> None:
+    """The image the new container will run is a valid reference and on the engine."""
+    hint = "pull it or pass --image" if not given else "pull it first"
+    if not given and reference_problem(image) is not None:
+        raise InvalidInput(f"the snapshot's recorded image {image[:80]!r} is not a valid "
+                           "image reference; pass --image")
+    try:
+        present = svc.docker.image_exists(image)
+    except DockerRefused as exc:
+        # The grammar above is Docker's own, so this means an engine stricter
+        # than it; the reference is still what to fix, not the engine.
+        raise InvalidInput(f"image {image!r} is not accepted by Docker: {exc}") from exc
+    if not present:
+        raise ImageNotFound(f"image {image} is not on this Docker engine; {hint}")
+
+
+def _prepare(svc: Services, snapshot: Snapshot, new_name: str, image: str | None,
+             force: bool) -> RestoreRequest:
+    snapshot_id = snapshot.id
     if snapshot.status != SnapshotStatus.COMPLETE:
         raise SnapshotNotRestorable(
             f"snapshot {snapshot_id} is {snapshot.status}, only complete snapshots restore"
@@ -123,11 +159,7 @@ def prepare_restore(svc: Services, snapshot_id: str, new_name: str,
         taken_container_names=svc.docker.container_names(),
         existing_volumes=existing, image=image, force=force, volume_users=users,
     )
-    if not svc.docker.image_exists(plan.container.image):
-        raise ImageNotFound(
-            f"image {plan.container.image} is not on this Docker engine; pull it "
-            "or pass --image"
-        )
+    _check_image(svc, plan.container.image, given=image is not None)
     return RestoreRequest(snapshot=snapshot, manifest=manifest, plan=plan, engine=engine,
                           storage=storage)
 

@@ -1,4 +1,5 @@
-"""Use cases for snapshots: list, look up, delete, and rebuild the catalog.
+"""Use cases for snapshots: list, look up (by id, id prefix or newest), delete,
+and rebuild the catalog.
 
 The catalog is an index of what the targets hold; each snapshot's manifest in
 its target is the record of truth, which is why :func:`rebuild_catalog` can
@@ -8,6 +9,7 @@ recreate every complete snapshot's row from the manifests alone.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +17,8 @@ from typing import Any
 from backup.errors import (
     Conflict,
     HoldfastError,
+    InstanceNotFound,
+    InvalidInput,
     SnapshotNotFound,
 )
 from backup.pipeline import (
@@ -36,18 +40,62 @@ from service.runs import may_be_running
 logger = logging.getLogger(__name__)
 _MANIFEST_LIMIT = 1024 * 1024
 
+MIN_PREFIX = 6
+"""Shortest id prefix looked up: fewer characters would match by surprise."""
+_CANDIDATES = 5
+"""Ids an ambiguous prefix's refusal lists."""
+# What a snapshot reference may contain (ids are 20261129T215230Z-3f9a1c): a
+# reference outside it names no snapshot and is never sent to the catalog.
+_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
 
 def list_snapshots(svc: Services, instance: str | None = None) -> list[Snapshot]:
     return svc.catalog.list_snapshots(instance=instance)
 
 
-def get_snapshot(svc: Services, snapshot_id: str) -> Snapshot:
-    snapshot = svc.catalog.get_snapshot(snapshot_id)
-    if snapshot is None:
-        raise SnapshotNotFound(
-            f"no snapshot {snapshot_id!r}; 'holdfast snapshots' lists them"
-        )
-    return snapshot
+def resolve_snapshot(svc: Services, ref: str) -> Snapshot:
+    """The snapshot ``ref`` names: its exact id, or else a prefix of exactly one
+    id at least :data:`MIN_PREFIX` characters long. A prefix of several is
+    :class:`InvalidInput` listing a few; none is :class:`SnapshotNotFound`."""
+    if not _REF.fullmatch(ref):
+        shown = ref if len(ref) <= 80 else ref[:77] + "..."
+        raise InvalidInput(f"{shown!r} is not a snapshot id: ids look like "
+                           "20261129T215230Z-3f9a1c; 'holdfast snapshots' lists them")
+    snapshot = svc.catalog.get_snapshot(ref)
+    if snapshot is not None:
+        return snapshot
+    if len(ref) < MIN_PREFIX:
+        raise SnapshotNotFound(f"no snapshot {ref!r}; 'holdfast snapshots' lists them "
+                               f"(an id prefix needs at least {MIN_PREFIX} characters)")
+    found = svc.catalog.snapshots_with_prefix(ref, _CANDIDATES + 1)
+    if not found:
+        raise SnapshotNotFound(f"no snapshot {ref!r}; 'holdfast snapshots' lists them")
+    if len(found) > 1:
+        shown = ", ".join(s.id for s in found[:_CANDIDATES])
+        more = ", ..." if len(found) > _CANDIDATES else ""
+        raise InvalidInput(f"snapshot id prefix {ref!r} is ambiguous: it matches {shown}"
+                           f"{more}; give more characters")
+    return found[0]
+
+
+def get_snapshot(svc: Services, ref: str) -> Snapshot:
+    """A snapshot by id or unambiguous id prefix; see :func:`resolve_snapshot`."""
+    return resolve_snapshot(svc, ref)
+
+
+def latest_complete_snapshot(svc: Services, instance: str) -> Snapshot:
+    """The newest complete snapshot of ``instance``. :class:`InstanceNotFound`
+    if the catalog has neither the instance nor any snapshot of it, else
+    :class:`SnapshotNotFound` naming the instance if none is complete."""
+    complete = svc.catalog.list_snapshots(instance=instance, status=SnapshotStatus.COMPLETE)
+    if complete:
+        return complete[0]
+    if svc.catalog.get_instance(instance) is None and \
+            svc.catalog.latest_snapshot(instance) is None:
+        raise InstanceNotFound(f"no instance {instance!r} and no snapshot of it; "
+                               "'holdfast instances' lists them")
+    raise SnapshotNotFound(f"instance {instance} has no complete snapshot to restore; "
+                           f"'holdfast snapshots {instance}' lists its snapshots")
 
 
 def delete_snapshot(svc: Services, snapshot_id: str) -> Snapshot:
