@@ -27,8 +27,13 @@ def _start_ticks(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
+def runner_for(pid: int) -> str:
+    """The identity (``host:pid:start``) a run by process ``pid`` here records."""
+    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid) or '?'}"
+
+
 def current_runner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{_start_ticks(os.getpid()) or '?'}"
+    return runner_for(os.getpid())
 
 
 def runner_alive(runner: str | None) -> bool | None:
@@ -53,10 +58,14 @@ def may_be_running(runner: str | None) -> bool:
 
 
 class AlreadyRunning(Conflict):
-    def __init__(self, instance: str, holder: str) -> None:
+    """A run of ``instance`` is in progress; ``holder`` is its job or snapshot id
+    (the API answers it as ``running``), ``kind`` says which when it helps."""
+
+    def __init__(self, instance: str, holder: str, kind: str | None = None) -> None:
         self.instance = instance
         self.holder = holder
-        super().__init__(f"a backup of {instance} is already running ({holder}); "
+        named = f"{kind} {holder}" if kind else holder
+        super().__init__(f"a backup of {instance} is already running ({named}); "
                          "wait for it to finish")
 
 

@@ -89,6 +89,16 @@ def running_elsewhere(svc: Services, instance: str) -> Snapshot | None:
     return None
 
 
+def refuse_if_running_elsewhere(svc: Services, instance: str) -> None:
+    """:class:`AlreadyRunning` naming the snapshot if another process (a CLI
+    backup, a second daemon on the catalog) is backing ``instance`` up now; the
+    gate only knows this process's runs. A running row whose process is gone
+    (killed mid-run) does not block."""
+    other = running_elsewhere(svc, instance)
+    if other is not None:
+        raise AlreadyRunning(instance, other.id, kind="snapshot")
+
+
 def execute_backup(svc: Services, request: BackupRequest,
                    progress: ProgressCallback | None = None, *,
                    holder: str | None = None,
@@ -106,9 +116,7 @@ def execute_backup(svc: Services, request: BackupRequest,
     if owned:
         svc.gate.claim(request.instance, snapshot_id)
     try:
-        other = running_elsewhere(svc, request.instance)
-        if other is not None:
-            raise AlreadyRunning(request.instance, f"snapshot {other.id}")
+        refuse_if_running_elsewhere(svc, request.instance)
         record_instances(svc, [request.source])
         snapshot = Snapshot(
             id=snapshot_id, instance=request.instance, engine=request.engine.name,

@@ -30,7 +30,12 @@ from service.bootstrap import Services
 from service.observability.metrics import Metrics
 from service.records import JobRecord, JobStatus
 from service.runs import AlreadyRunning
-from service.usecases.backups import BackupRequest, backup_then_prune, prepare_backup_for
+from service.usecases.backups import (
+    BackupRequest,
+    backup_then_prune,
+    prepare_backup_for,
+    refuse_if_running_elsewhere,
+)
 from service.usecases.instances import Instance
 from service.usecases.restores import RestoreRequest, execute_restore
 from service.usecases.volumes import execute_clone
@@ -80,7 +85,8 @@ class JobRunner:
     def submit_backup(self, request: BackupRequest, *,
                       trigger: str = "api") -> JobRecord:
         """Queue a backup; raises :class:`~service.runs.AlreadyRunning` (with the
-        running job's id) if the instance already has one."""
+        running job's or snapshot's id) if the instance already has one, here or
+        in another process, so the caller answers 409 instead of a job bound to fail."""
         job_id = new_job_id()
         gate = self._services.gate
         gate.claim(request.instance, job_id)
@@ -98,6 +104,7 @@ class JobRunner:
             return {**snapshot.to_json(), "pruned": pruned}
 
         try:
+            refuse_if_running_elsewhere(self._services, request.instance)
             return self.submit("backup", work, instance=request.instance, job_id=job_id,
                                on_exit=lambda: gate.release(request.instance, job_id))
         except BaseException:
