@@ -4,21 +4,25 @@ Nothing here runs at import time: :func:`open_catalog` is the one entry point
 that turns a URL into a ready :class:`~service.adapters.catalog.repository.Catalog`,
 migrating the schema to the newest revision on the way, and every failure to
 reach or migrate the database surfaces as :class:`CatalogUnavailable` with a
-one-line message in which the URL's password is masked.
+one-line message in which the URL's password is masked. Alembic is imported
+only when there is something to migrate: a catalog already at the newest
+revision (every CLI command after the first) is recognised by reading
+``alembic_version`` against the revisions in ``migrations/versions``, which
+saves a third of a second at each command's start.
 """
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import sqlite3
 import threading
 import time
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.util.exc import CommandError
-from sqlalchemy import Connection, Engine, create_engine, event, pool
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, pool, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
@@ -31,6 +35,9 @@ from service.adapters.catalog.urls import (
     normalize_url,
     redact_url,
 )
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 # Alembic's ``context`` and ``op`` are module-level proxies to whichever migration
 # runs, so two threads migrating at once (even different databases) would mix up.
@@ -104,6 +111,8 @@ def _switch_to_wal(cursor: Any) -> None:
 
 def alembic_config(connection: Connection) -> Config:
     """An Alembic configuration built in code that migrates through ``connection``."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(Path(migrations.__file__).resolve().parent))
     config.attributes["connection"] = connection
@@ -112,6 +121,8 @@ def alembic_config(connection: Connection) -> Config:
 
 def upgrade_to_head(engine: Engine) -> None:
     """Bring the schema to the newest revision; safe from several threads or processes at once."""
+    from alembic import command
+
     with _ALEMBIC_IN_USE, engine.begin() as connection:
         _lock_for_migration(connection)
         command.upgrade(alembic_config(connection), "head")
@@ -119,6 +130,8 @@ def upgrade_to_head(engine: Engine) -> None:
 
 def downgrade_to_base(engine: Engine) -> None:
     """Drop every catalog table; tests use it to check that each migration reverses."""
+    from alembic import command
+
     with _ALEMBIC_IN_USE, engine.begin() as connection:
         _lock_for_migration(connection)
         command.downgrade(alembic_config(connection), "base")
@@ -134,6 +147,56 @@ def _lock_for_migration(connection: Connection) -> None:
     elif connection.dialect.name == "sqlite":
         # pysqlite opens no transaction for DDL, so take the write lock by hand.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _module_literals(path: Path) -> dict[str, object]:
+    """A file's module-level ``name = <literal>`` (or annotated) assignments."""
+    found: dict[str, object] = {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name):
+            with contextlib.suppress(ValueError):
+                found[target.id] = ast.literal_eval(value)
+    return found
+
+
+@cache
+def script_heads() -> frozenset[str]:
+    """The head revisions of ``migrations/versions``, read from the files'
+    ``revision``/``down_revision`` literals without importing Alembic. Empty when
+    a file is not that simple (``depends_on``, a computed value), which sends
+    :func:`schema_is_current` to Alembic."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    versions = Path(migrations.__file__).resolve().parent / "versions"
+    for path in sorted(versions.glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        values = _module_literals(path)
+        revision, down = values.get("revision"), values.get("down_revision", ...)
+        down = (down,) if isinstance(down, str) else (() if down is None else down)
+        if not isinstance(revision, str) or values.get("depends_on") is not None or \
+                not isinstance(down, tuple) or not all(isinstance(d, str) for d in down):
+            return frozenset()
+        revisions.add(revision)
+        parents.update(str(d) for d in down)
+    return frozenset(revisions - parents)
+
+
+def schema_is_current(connection: Connection) -> bool:
+    """True when the database records exactly the one head revision, so there is
+    nothing to migrate; False sends the caller to Alembic, which also handles a
+    revision it does not know."""
+    heads = script_heads()
+    if len(heads) != 1 or not inspect(connection).has_table("alembic_version"):
+        return False
+    recorded = connection.execute(text("SELECT version_num FROM alembic_version")).scalars()
+    return list(recorded) == list(heads)
 
 
 def open_catalog(url: str) -> Catalog:
@@ -153,8 +216,11 @@ def open_catalog(url: str) -> Catalog:
         catalog = Catalog(engine)
         catalog.ping()
         try:
-            upgrade_to_head(engine)
-        except (SQLAlchemyError, CommandError) as error:
+            with engine.connect() as connection:
+                current = schema_is_current(connection)
+            if not current:
+                _migrate(engine)
+        except SQLAlchemyError as error:
             raise CatalogUnavailable(
                 f"catalog database {shown} cannot be migrated: {describe_error(error, engine.url)}"
             ) from error
@@ -162,3 +228,14 @@ def open_catalog(url: str) -> Catalog:
         engine.dispose()
         raise
     return catalog
+
+
+def _migrate(engine: Engine) -> None:
+    from alembic.util.exc import CommandError
+
+    try:
+        upgrade_to_head(engine)
+    except CommandError as error:
+        raise CatalogUnavailable(
+            f"catalog database {redact_url(engine.url)} cannot be migrated: "
+            f"{describe_error(error, engine.url)}") from error

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-
-import docker
+from typing import TYPE_CHECKING
 
 from backup.ports import ContainerSpec, ExecResult, VolumeSpec
 from backup.types import DatabaseContainer
@@ -27,6 +26,11 @@ from service.adapters.docker.events import LIFECYCLE_EVENTS, ContainerEvents, fo
 from service.adapters.docker.exec import Exec
 from service.adapters.docker.helpers import DEFAULT_HELPER_IMAGE, HELPER_LABEL, Helpers
 from service.adapters.docker.volumes import Volumes
+
+if TYPE_CHECKING:
+    # docker-py is imported by the connection when it first connects, so a
+    # catalog-only command never pays for it (see DockerConnection).
+    import docker
 
 __all__ = ["DEFAULT_HELPER_IMAGE", "HELPER_LABEL", "LIFECYCLE_EVENTS", "ContainerEvents",
            "DockerAdapter", "docker_host_description"]

@@ -9,7 +9,8 @@ answered with, never by the wording of its message: 404 is
 it has one, any other 4xx is :class:`~backup.errors.DockerRefused`, and a 5xx or
 no answer at all is :class:`~backup.errors.DockerUnavailable`. The other parts
 of the adapter (exec, containers, volumes, helpers, events) share one
-connection and call the engine only through it.
+connection and call the engine only through it. docker-py (with requests, a
+tenth of a second) is imported on the first connection, not with this module.
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ import os
 import threading
 from collections.abc import Callable
 from datetime import datetime
-from typing import TypeVar
-
-import docker
-import docker.errors
-import requests.exceptions
+from typing import TYPE_CHECKING, TypeVar
 
 from backup.errors import DockerRefused, DockerUnavailable, HoldfastError, NotFound
+
+if TYPE_CHECKING:
+    import docker
 
 _T = TypeVar("_T")
 
@@ -42,7 +42,7 @@ class DockerConnection:
 
     def __init__(self, factory: Callable[[], docker.DockerClient] | None = None,
                  timeout: int = 60) -> None:
-        self._factory = factory or (lambda: docker.from_env(timeout=timeout))
+        self._factory = factory or (lambda: _from_env(timeout))
         self._client: docker.DockerClient | None = None
         self._lock = threading.Lock()
 
@@ -61,6 +61,9 @@ class DockerConnection:
         """Run ``action`` (a docker-py call) with its errors translated; see
         :func:`translate`. ``conflict`` builds the error for a 409, where the
         caller knows what a conflict means (a volume in use, a name taken)."""
+        import docker.errors
+        import requests.exceptions
+
         try:
             return action()
         except (docker.errors.DockerException, requests.exceptions.ConnectionError,
@@ -77,9 +80,17 @@ class DockerConnection:
                 self._client = None
 
 
+def _from_env(timeout: int) -> docker.DockerClient:
+    import docker
+
+    return docker.from_env(timeout=timeout)
+
+
 def translate(exc: BaseException, conflict: ConflictError | None = None) -> HoldfastError:
     """The :mod:`backup.errors` class for a docker-py or connection error, by
     the HTTP status the engine answered with (none: it did not answer)."""
+    import docker.errors
+
     status = exc.status_code if isinstance(exc, docker.errors.APIError) else None
     if status == 404 or isinstance(exc, docker.errors.NotFound):
         return NotFound(explain(exc))
@@ -99,6 +110,8 @@ def refusal(exc: DockerUnavailable, what: str) -> HoldfastError:
     (a mount runc cannot make, a missing executable) comes back as a 500
     carrying the engine's own reason: the engine is reachable, retrying will
     not help, and "start Docker" would send the user to the wrong problem."""
+    import docker.errors
+
     cause = exc.__cause__
     if isinstance(cause, docker.errors.APIError) and cause.response is not None:
         return DockerRefused(f"{what}: Docker refused: {explain(cause)}")

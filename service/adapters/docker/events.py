@@ -13,8 +13,6 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-import requests.exceptions
-
 from backup.errors import DockerUnavailable
 from service.adapters.docker.connection import DockerConnection, short
 
@@ -28,6 +26,8 @@ class ContainerEvents:
         self._stream = stream
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
+        import requests.exceptions  # loaded with docker-py by the connection already
+
         try:
             for event in self._stream:
                 actor = event.get("Actor") or {}

@@ -21,8 +21,6 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from docker.utils.socket import frames_iter
-
 from backup.errors import ExecFailed, NotFound
 from backup.ports import ExecResult
 from service.adapters.docker.connection import DockerConnection
@@ -105,6 +103,8 @@ class Exec:
 
     def stream(self, container_id: str, argv: Sequence[str], *,
                env: Mapping[str, str] | None = None, user: str | None = None) -> Iterator[bytes]:
+        from docker.utils.socket import frames_iter  # loaded by the connection already
+
         exec_id, sock = self._exec_socket(container_id, argv, env, user, stdin=False)
         stderr: deque[bytes] = deque()
         stderr_size = 0
@@ -133,6 +133,8 @@ class Exec:
             env: Mapping[str, str] | None = None, user: str | None = None,
             stdin: Iterable[bytes] | None = None, check: bool = True,
             output_limit: int = 1024 * 1024) -> ExecResult:
+        from docker.utils.socket import frames_iter  # loaded by the connection already
+
         exec_id, sock = self._exec_socket(container_id, argv, env, user, stdin=stdin is not None)
         stdout = bytearray()
         stderr: deque[bytes] = deque(maxlen=64)
