@@ -17,7 +17,6 @@ from typing import Any
 from backup.errors import (
     Conflict,
     HoldfastError,
-    InstanceNotFound,
     InvalidInput,
     SnapshotNotFound,
 )
@@ -36,6 +35,7 @@ from backup.types import (
 )
 from service.bootstrap import Services
 from service.runs import may_be_running
+from service.usecases.instances import find_instance
 
 logger = logging.getLogger(__name__)
 _MANIFEST_LIMIT = 1024 * 1024
@@ -85,15 +85,14 @@ def get_snapshot(svc: Services, ref: str) -> Snapshot:
 
 def latest_complete_snapshot(svc: Services, instance: str) -> Snapshot:
     """The newest complete snapshot of ``instance``. :class:`InstanceNotFound`
-    if the catalog has neither the instance nor any snapshot of it, else
+    if neither the catalog nor the engine knows the instance, else
     :class:`SnapshotNotFound` naming the instance if none is complete."""
     complete = svc.catalog.list_snapshots(instance=instance, status=SnapshotStatus.COMPLETE)
     if complete:
         return complete[0]
     if svc.catalog.get_instance(instance) is None and \
             svc.catalog.latest_snapshot(instance) is None:
-        raise InstanceNotFound(f"no instance {instance!r} and no snapshot of it; "
-                               "'holdfast instances' lists them")
+        find_instance(svc, instance)  # InstanceNotFound, unless a container is labelled so
     raise SnapshotNotFound(f"instance {instance} has no complete snapshot to restore; "
                            f"'holdfast snapshots {instance}' lists its snapshots")
 

@@ -94,8 +94,14 @@ def test_latest_without_a_complete_snapshot_names_the_instance(world: FakeWorld)
 
 
 def test_latest_of_an_unknown_instance_is_not_found(world: FakeWorld) -> None:
-    with pytest.raises(InstanceNotFound, match="no instance 'ghost'"):
+    with pytest.raises(InstanceNotFound, match="no running instance named 'ghost'"):
         restores.prepare_latest_restore(world.services, "ghost", "copy")
+
+
+def test_latest_of_a_labelled_container_never_backed_up_names_it(world: FakeWorld) -> None:
+    add_db(world, "shop")
+    with pytest.raises(SnapshotNotFound, match="instance shop has no complete snapshot"):
+        restores.prepare_latest_restore(world.services, "shop", "copy")
 
 
 def test_latest_checks_the_image_first(world: FakeWorld) -> None:

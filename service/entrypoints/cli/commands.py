@@ -113,8 +113,13 @@ def snapshots(
 
 @app.command()
 def restore(
-    snapshot_id: Annotated[str, typer.Argument(help="Snapshot id (see 'holdfast snapshots').")],
+    snapshot_id: Annotated[str, typer.Argument(
+        metavar="SNAPSHOT", help="Snapshot id or an unambiguous prefix of one (at least 6 "
+        "characters; see 'holdfast snapshots'); with --latest, an instance name.")],
     name: Annotated[str, typer.Option("--name", help="Name of the fresh container.")],
+    latest: Annotated[bool, typer.Option(
+        "--latest", help="Restore the newest complete snapshot of the instance named "
+                         "instead of a snapshot id.")] = False,
     image: Annotated[str | None, typer.Option(help="Image instead of the recorded one.")] = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Replace the contents of volumes NEW-* that already exist "
@@ -125,8 +130,9 @@ def restore(
     accepts connections. The snapshot's source is never touched."""
     from service.usecases import restores
 
+    prepare = restores.prepare_latest_restore if latest else restores.prepare_restore
     with open_services() as services:
-        request = restores.prepare_restore(services, snapshot_id, name, image, force)
+        request = prepare(services, snapshot_id, name, image, force)
         try:
             result = restores.execute_restore(services, request, progress(f"restore {name}"))
         finally:
@@ -139,7 +145,8 @@ def restore(
 
 @app.command()
 def delete(
-    snapshot_id: Annotated[str, typer.Argument(help="Snapshot id to delete.")],
+    snapshot_id: Annotated[str, typer.Argument(
+        metavar="SNAPSHOT", help="Snapshot id, or an unambiguous prefix of one, to delete.")],
     as_json: JsonFlag = False,
 ) -> None:
     """Delete one snapshot from its target and from the catalog."""

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from backup import errors
 from backup.pipeline import manifest_key
+from backup.types import SnapshotStatus
 from service.adapters.catalog.urls import CatalogUnavailable
 from service.entrypoints.api import create_app
 from service.entrypoints.error_table import (
@@ -26,6 +27,7 @@ from service.usecases.instances import live_instances, refresh_instances
 from service.usecases.jobs import JobRunner, ShuttingDown
 from tests.fakes.services import FakeWorld, fake_world
 from tests.usecases.entrypoints.helpers import add_db, denying_factory
+from tests.usecases.support import OTHER_HOST_RUNNER, make_snapshot
 
 Json = dict[str, Any]
 
@@ -197,6 +199,17 @@ def test_post_backup_while_one_runs_is_409_naming_the_running_job(
     assert world.catalog.list_jobs() == []
 
 
+def test_post_backup_while_another_process_backs_up_is_409_naming_its_snapshot(
+        world: FakeWorld, client: TestClient) -> None:
+    add_db(world)
+    running = make_snapshot(world, "shop-db", status=SnapshotStatus.RUNNING,
+                            runner=OTHER_HOST_RUNNER)
+    body = assert_error(client.post("/v1/instances/shop-db/backups"), 409, "AlreadyRunning")
+    assert body["running"] == running.id
+    assert world.catalog.list_jobs() == []
+    assert world.catalog.list_snapshots() == [running]
+
+
 def test_post_backup_is_refused_at_once_for_bad_requests(
         world: FakeWorld, client: TestClient) -> None:
     add_db(world, "stopped-db", running=False)
@@ -289,6 +302,75 @@ def test_restore_of_a_snapshot_whose_manifest_is_gone_is_404(
 def test_a_malformed_body_is_400_with_the_error_shape(client: TestClient) -> None:
     response = client.post("/v1/snapshots/20200101T000000Z-000000/restore", json={})
     assert_error(response, 400, "InvalidInput")
+
+
+def test_restore_of_an_instances_latest_is_a_job_naming_the_snapshot_used(
+        world: FakeWorld, client: TestClient) -> None:
+    add_db(world)
+    snapshot_of(world)
+    newest = snapshot_of(world)
+    response = client.post("/v1/instances/shop-db/restore", json={"name": "shop-copy"})
+    assert response.status_code == 202, response.text
+    assert (response.json()["kind"], response.json()["snapshot_id"]) == ("restore", newest)
+    job = finished(client, response.json())
+    assert job["status"] == "succeeded", job["error"]
+    assert (job["result"]["snapshot_id"], job["result"]["container"]) == (newest, "shop-copy")
+    assert world.docker.data_of("shop-copy") == world.docker.data_of("shop-db")
+
+
+def test_restore_latest_without_a_complete_snapshot_is_404_at_once(
+        world: FakeWorld, client: TestClient) -> None:
+    add_db(world)
+    body = assert_error(client.post("/v1/instances/shop-db/restore", json={"name": "copy"}),
+                        404, "SnapshotNotFound")
+    assert "shop-db" in body["error"]
+    assert_error(client.post("/v1/instances/ghost/restore", json={"name": "copy"}),
+                 404, "InstanceNotFound")
+    assert world.catalog.list_jobs() == []
+
+
+def test_a_snapshot_id_prefix_works_on_every_snapshot_route(
+        world: FakeWorld, client: TestClient) -> None:
+    add_db(world)
+    snapshot_id = snapshot_of(world)
+    prefix = snapshot_id[:-2]
+    assert client.get(f"/v1/snapshots/{prefix}").json()["id"] == snapshot_id
+    restored = client.post(f"/v1/snapshots/{prefix}/restore", json={"name": "copy"})
+    assert (restored.status_code, restored.json()["snapshot_id"]) == (202, snapshot_id)
+    assert finished(client, restored.json())["status"] == "succeeded"
+    assert client.delete(f"/v1/snapshots/{prefix}").status_code == 204
+    assert world.catalog.get_snapshot(snapshot_id) is None
+
+
+def test_an_ambiguous_or_impossible_snapshot_reference_is_400(
+        world: FakeWorld, client: TestClient) -> None:
+    first, second = (make_snapshot(world, "shop-db").id for _ in range(2))
+    body = assert_error(client.get(f"/v1/snapshots/{first[:16]}"), 400, "InvalidInput")
+    assert first in body["error"] and second in body["error"]
+    assert_error(client.get("/v1/snapshots/a%20b"), 400, "InvalidInput")
+    assert_error(client.delete("/v1/snapshots/2026%25"), 400, "InvalidInput")
+    assert {s.id for s in world.catalog.list_snapshots()} == {first, second}
+
+
+@pytest.mark.parametrize("image", ["Nope:1", "../x", "", "a b"])
+def test_restore_with_a_malformed_image_is_400_at_once(
+        world: FakeWorld, client: TestClient, image: str) -> None:
+    add_db(world)
+    snapshot_id = snapshot_of(world)
+    for url in (f"/v1/snapshots/{snapshot_id}/restore", "/v1/instances/shop-db/restore"):
+        body = assert_error(client.post(url, json={"name": "copy", "image": image}),
+                            400, "InvalidInput")
+        assert "is not a valid image reference" in body["error"]
+    assert world.catalog.list_jobs() == [] and "copy" not in world.docker.container_names()
+
+
+def test_restore_with_a_missing_image_is_404_at_once(
+        world: FakeWorld, client: TestClient) -> None:
+    add_db(world)
+    snapshot_id = snapshot_of(world)
+    assert_error(client.post(f"/v1/snapshots/{snapshot_id}/restore",
+                             json={"name": "copy", "image": "fake/db:404"}), 404, "ImageNotFound")
+    assert world.catalog.list_jobs() == []
 
 
 # --- volumes ---------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from backup.types import SnapshotStatus
 from service.entrypoints.cli.app import app
 from tests.fakes.services import FakeWorld, fake_world
 from tests.usecases.entrypoints.helpers import add_db, denying_factory
+from tests.usecases.support import make_snapshot
 
 CLI_MODULE = importlib.import_module("service.entrypoints.cli.app")
 """The module, not the Typer app the package re-exports under the same name."""
@@ -148,6 +149,52 @@ def test_delete_removes_the_snapshot(world: FakeWorld, cli: Cli) -> None:
     assert (result.exit_code, result.stdout.strip()) == (0, f"deleted snapshot {snapshot_id}")
     assert world.catalog.get_snapshot(snapshot_id) is None
     assert not list(world.storage().list(f"shop-db/{snapshot_id}/"))
+
+
+def test_restore_latest_takes_the_instances_newest_complete_snapshot(
+        world: FakeWorld, cli: Cli) -> None:
+    add_db(world)
+    backed_up(cli)
+    newest = backed_up(cli)["id"]
+    result = cli("restore", "shop-db", "--latest", "--name", "shop-copy")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"restored {newest} into container shop-copy ")
+    assert world.docker.data_of("shop-copy") == world.docker.data_of("shop-db")
+
+
+def test_restore_latest_without_a_complete_snapshot_exits_3_naming_the_instance(
+        world: FakeWorld, cli: Cli) -> None:
+    add_db(world)
+    line = failed(cli("restore", "shop-db", "--latest", "--name", "copy"), 3)
+    assert "instance shop-db has no complete snapshot" in line
+    assert "copy" not in world.docker.container_names()
+
+
+def test_restore_and_delete_take_an_unambiguous_id_prefix(world: FakeWorld, cli: Cli) -> None:
+    add_db(world)
+    snapshot_id = backed_up(cli)["id"]
+    restored = ok_json(cli("restore", snapshot_id[:-2], "--name", "shop-copy", "--json"))
+    assert restored["snapshot_id"] == snapshot_id
+    result = cli("delete", snapshot_id[:-2])
+    assert (result.exit_code, result.stdout.strip()) == (0, f"deleted snapshot {snapshot_id}")
+    assert world.catalog.get_snapshot(snapshot_id) is None
+
+
+def test_an_ambiguous_prefix_exits_2_listing_the_candidates(world: FakeWorld, cli: Cli) -> None:
+    first, second = (make_snapshot(world, "shop-db").id for _ in range(2))
+    line = failed(cli("delete", first[:16]), 2)
+    assert "is ambiguous" in line and first in line and second in line
+    assert {s.id for s in world.catalog.list_snapshots()} == {first, second}
+
+
+@pytest.mark.parametrize(("image", "code"), [("Nope:1", 2), ("../x", 2), ("fake/db:404", 3)])
+def test_restore_with_a_bad_or_missing_image_fails_before_anything(
+        world: FakeWorld, cli: Cli, image: str, code: int) -> None:
+    add_db(world)
+    snapshot_id = backed_up(cli)["id"]
+    volumes = set(world.docker.volumes)
+    failed(cli("restore", snapshot_id, "--name", "copy", "--image", image), code)
+    assert "copy" not in world.docker.container_names() and set(world.docker.volumes) == volumes
 
 
 def test_prune_dry_run_lists_and_keeps(world: FakeWorld, cli: Cli) -> None:

@@ -1,4 +1,5 @@
-"""``/v1/instances``: discovered instances, their API-set policy, retention, backups."""
+"""``/v1/instances``: discovered instances, their API-set policy, retention, backups,
+and restores of their newest complete snapshot."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, status
 
 from service.entrypoints.api.deps import AUTHORISED, ContextDep, JobsDep, ServicesDep
-from service.entrypoints.api.schemas import BackupBody, PolicyBody
-from service.usecases import backups, instances, retention
+from service.entrypoints.api.schemas import BackupBody, PolicyBody, RestoreBody
+from service.usecases import backups, instances, restores, retention
 
 router = APIRouter(prefix="/v1/instances", dependencies=AUTHORISED)
 
@@ -47,3 +48,12 @@ def start_backup(svc: ServicesDep, jobs: JobsDep, name: str,
     """Start a snapshot of an instance now; returns the job to poll."""
     request = backups.prepare_backup(svc, name, body.target if body else None)
     return jobs.submit_backup(request).to_json()
+
+
+@router.post("/{name}/restore", tags=["restores"], status_code=status.HTTP_202_ACCEPTED)
+def restore_latest(svc: ServicesDep, jobs: JobsDep, name: str,
+                   body: RestoreBody) -> dict[str, Any]:
+    """Restore the instance's newest complete snapshot into a fresh container
+    (the body of ``POST /v1/snapshots/{id}/restore``); the job names the snapshot used."""
+    request = restores.prepare_latest_restore(svc, name, body.name, body.image, body.force)
+    return jobs.submit_restore(request).to_json()

@@ -1,4 +1,5 @@
-"""``/v1/snapshots``: list, look up, delete and restore snapshots."""
+"""``/v1/snapshots``: list, look up, delete and restore snapshots. Wherever a route
+takes ``{snapshot_id}``, an unambiguous prefix of one (6 characters or more) will do."""
 
 from __future__ import annotations
 
