@@ -63,6 +63,18 @@ class SnapshotNotRestorable(Conflict):
     """The snapshot exists but is not complete, so it cannot be restored."""
 
 
+class DaemonAlreadyRunning(Conflict):
+    """Another ``holdfast serve`` holds this data directory or catalog; ``holder``
+    names it (host, pid, since when)."""
+
+    def __init__(self, what: str, holder: str) -> None:
+        self.what = what
+        self.holder = holder
+        super().__init__(f"another holdfast daemon is already running on {what} ({holder}); "
+                         "stop it first, or give this one its own HOLDFAST_DATA_DIR and "
+                         "HOLDFAST_DATABASE_URL")
+
+
 class Cancelled(HoldfastError):
     """The run was stopped on purpose (shutdown after the grace period)."""
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from backup.errors import StorageMisconfigured
 from backup.storage import Storage, storage_from_url
-from service.ports import CatalogPort, DockerEngine
+from service.ports import CatalogPort, DaemonLock, DockerEngine
 from service.runs import InstanceGate
 
 if TYPE_CHECKING:
@@ -69,3 +69,11 @@ def bootstrap(settings: Settings, docker: DockerEngine | None = None) -> Service
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return Services(settings=settings, catalog=open_catalog(settings.catalog_url),
                     docker=docker or DockerAdapter(helper_image=settings.helper_image))
+
+
+def daemon_lock(settings: Settings) -> DaemonLock:
+    """The lock ``holdfast serve`` holds for its lifetime: its data directory's,
+    and its catalog's (:func:`service.adapters.catalog.lock.daemon_lock_for`)."""
+    from service.adapters.catalog.lock import daemon_lock_for
+
+    return daemon_lock_for(settings.catalog_url, settings.data_dir)

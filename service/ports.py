@@ -11,14 +11,33 @@ what lets every use case run without an engine.
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from backup.ports import ContainerExec, ContainerRuntime, HelperContainers
 from backup.types import DatabaseContainer, Snapshot, SnapshotStatus
 from backup.volumes import VolumeInfo
 from service.records import InstanceRecord, JobRecord, JobStatus
+
+SCOPE_LABEL = "holdfast.scope"
+"""A container labelled ``holdfast.scope=<value>`` belongs to the Holdfast run
+with ``HOLDFAST_SCOPE=<value>`` (see :func:`in_scope`)."""
+
+
+def in_scope(labels: Mapping[str, str], scope: str | None) -> bool:
+    """Whether a container with ``labels`` is managed by a Holdfast of ``scope``.
+
+    With a scope, only containers labelled ``holdfast.scope=<scope>``; without
+    one, only containers with no (or an empty) ``holdfast.scope`` label: a scope
+    label gives the container to that scope's daemon alone, so the default,
+    unscoped daemon on a shared engine does not back it up a second time.
+    """
+    value = (labels.get(SCOPE_LABEL) or "").strip() or None
+    return value is None if scope is None else value == scope
 
 
 class ContainerEvents(Protocol):
@@ -42,8 +61,10 @@ class ContainerDiscovery(Protocol):
         """Return if the engine answers; raise :class:`~backup.errors.DockerUnavailable`."""
         ...
 
-    def labelled_containers(self, include_stopped: bool = True) -> list[DatabaseContainer]:
-        """Every container carrying a ``holdfast.enable`` label (any value), inspected."""
+    def labelled_containers(self, include_stopped: bool = True,
+                            scope: str | None = None) -> list[DatabaseContainer]:
+        """Every container carrying a ``holdfast.enable`` label (any value) and in
+        ``scope`` (:func:`in_scope`), inspected."""
         ...
 
     def stopped_at(self, container_id: str) -> datetime | None:
@@ -59,8 +80,9 @@ class ContainerDiscovery(Protocol):
         """Names of every container, running or not."""
         ...
 
-    def container_events(self) -> ContainerEvents:
-        """Subscribe to lifecycle events of labelled containers."""
+    def container_events(self, scope: str | None = None) -> ContainerEvents:
+        """Subscribe to lifecycle events of labelled containers in ``scope``
+        (:func:`in_scope`); other containers' events are not yielded."""
         ...
 
     def abort_streams(self) -> int:
@@ -163,4 +185,47 @@ class CatalogPort(Protocol):
     def list_jobs(self, limit: int = 100,
                   statuses: Iterable[JobStatus] | None = None) -> list[JobRecord]:
         """The newest ``limit`` jobs, optionally only those in ``statuses``."""
+        ...
+    def forget_instance(self, name: str) -> tuple[bool, list[str]]:
+        """Remove the instance row of ``name`` (its policy with it) and every
+        snapshot row of that instance, in one transaction; jobs stay as history.
+        Returns whether there was an instance row and the ids of the snapshot
+        rows removed (oldest first). Storage objects are not the catalog's."""
+        ...
+
+
+
+@dataclass(frozen=True)
+class DaemonOwner:
+    """Who holds a :class:`DaemonLock`: enough for a person to find the process."""
+
+    host: str
+    pid: int
+    since: datetime
+
+    @classmethod
+    def of_this_process(cls) -> DaemonOwner:
+        return cls(host=socket.gethostname(), pid=os.getpid(), since=datetime.now(UTC))
+
+    def describe(self) -> str:
+        return f"host {self.host}, pid {self.pid}, since {self.since:%Y-%m-%dT%H:%M:%SZ}"
+
+
+class DaemonLock(Protocol):
+    """One ``holdfast serve`` per data directory and catalog.
+
+    Held for the daemon's lifetime, and released by the operating system or the
+    database server when the process dies, however it dies (SIGKILL included), so
+    a crashed daemon never blocks the next start.
+    """
+
+    def acquire(self, owner: DaemonOwner) -> None:
+        """Take the lock for ``owner`` without waiting, or raise
+        :class:`~backup.errors.DaemonAlreadyRunning` naming the current holder
+        (:class:`~service.adapters.catalog.CatalogUnavailable` if a catalog lock
+        cannot be reached)."""
+        ...
+
+    def release(self) -> None:
+        """Give the lock up; releasing one not held is harmless."""
         ...

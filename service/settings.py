@@ -23,6 +23,7 @@ from backup.errors import InvalidInput
 
 TARGET_PREFIX = "HOLDFAST_TARGET_"
 _TARGET_NAME = re.compile(r"^[A-Z0-9_]+$")
+_SCOPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 
 class Settings(BaseSettings):
@@ -45,6 +46,17 @@ class Settings(BaseSettings):
     helper_image: str = "debian:bookworm-slim"
     """Image for short-lived helper containers (volume archives, clones): sh and GNU tar."""
     targets: dict[str, str] = Field(default_factory=dict)
+    scope: str | None = None
+    """Manage only containers labelled ``holdfast.scope=<scope>``; unset, only
+    containers without that label (:func:`service.ports.in_scope`)."""
+
+    @field_validator("scope")
+    @classmethod
+    def _scope_value(cls, value: str | None) -> str | None:
+        if value is not None and not _SCOPE.fullmatch(value):
+            raise ValueError("a scope is 1-63 letters, digits, '.', '_' or '-', starting "
+                             "with a letter or digit, as in holdfast.scope=team-a")
+        return value
 
     @field_validator("data_dir")
     @classmethod

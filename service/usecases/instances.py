@@ -18,6 +18,7 @@ from typing import Any
 from backup.engines import engine_names
 from backup.engines.detect import BINARY_HINTS, detect_engine
 from backup.errors import (
+    Conflict,
     HoldfastError,
     InstanceNotFound,
     InvalidLabels,
@@ -27,11 +28,14 @@ from backup.labels import PREFIX, InstancePolicy, parse_bool, parse_labels
 from backup.types import (
     DatabaseContainer,
     Snapshot,
+    SnapshotStatus,
     isoformat,
     utcnow,
 )
 from service.bootstrap import Services
-from service.records import InstanceRecord
+from service.ports import in_scope
+from service.records import InstanceRecord, JobStatus
+from service.runs import may_be_running
 from service.usecases.schedules import estimate_next_run
 
 logger = logging.getLogger(__name__)
@@ -110,6 +114,8 @@ def classify(svc: Services, container: DatabaseContainer) -> Instance | None:
     has not opted in. Probes binaries only when the image name says nothing."""
     if parse_bool(container.labels.get(PREFIX + "enable", "")) is not True:
         return None  # holdfast.enable=false or absent: ignored, not even probed
+    if not in_scope(container.labels, svc.settings.scope):
+        return None  # another scope's container (HOLDFAST_SCOPE): not this Holdfast's
     name = policy_from_labels(container.labels, container.name).name
     record = svc.catalog.get_instance(name)
     labels = effective_labels(container.labels, record.policy_override if record else None)
@@ -160,7 +166,8 @@ def record_instances(svc: Services, instances: Iterable[Instance]) -> None:
 
 def live_instances(svc: Services) -> list[Instance]:
     """Every opted-in container as an instance, one per name. Writes nothing."""
-    candidates = (classify(svc, c) for c in svc.docker.labelled_containers(include_stopped=True))
+    candidates = (classify(svc, c) for c in svc.docker.labelled_containers(
+        include_stopped=True, scope=svc.settings.scope))
     return choose_instances(c for c in candidates if c is not None)
 
 
@@ -294,3 +301,55 @@ def find_instance(svc: Services, name: str) -> Instance:
             "label its container holdfast.enable=true; 'holdfast instances' lists them")
     raise InstanceNotFound(f"no running instance named {name!r}: {hint}")
 
+
+@dataclass(frozen=True)
+class ForgottenInstance:
+    """What :func:`forget_instance` removed from the catalog."""
+
+    instance: str
+    snapshots: list[str]
+    """Ids of the snapshot rows removed; their objects stay in the targets."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"instance": self.instance, "snapshots": self.snapshots, "objects_kept": True}
+
+
+def forget_instance(svc: Services, name: str) -> ForgottenInstance:
+    """Remove ``name`` from the catalog: its instance record, its API-set policy
+    and its snapshot rows. The snapshots' objects stay in the targets (``holdfast
+    catalog rebuild`` lists them again). Refused with a Conflict while the
+    instance has a run in progress, and while its container is still present,
+    labelled and in scope: discovery would record it again at once."""
+    if svc.catalog.get_instance(name) is None and svc.catalog.latest_snapshot(name) is None:
+        raise InstanceNotFound(f"no instance named {name!r} in the catalog; "
+                               "'holdfast instances' lists them")
+    # Holding the instance's gate keeps this process from starting a run meanwhile.
+    svc.gate.claim(name, "forget")
+    try:
+        _refuse_while_busy(svc, name)
+        live = next((i for i in live_instances(svc) if i.name == name), None)
+        if live is not None and live.container is not None:
+            raise Conflict(
+                f"container {live.container.name} is still labelled for {name}, which would "
+                "be discovered again at once; remove the container (or set "
+                f"holdfast.enable=false on it), then forget {name}")
+        _had_record, snapshot_ids = svc.catalog.forget_instance(name)
+    finally:
+        svc.gate.release(name, "forget")
+    logger.info("forgot instance %s and %d snapshot row(s); their objects stay in the targets",
+                name, len(snapshot_ids))
+    return ForgottenInstance(instance=name, snapshots=snapshot_ids)
+
+
+def _refuse_while_busy(svc: Services, name: str) -> None:
+    jobs = [job for job in svc.catalog.list_jobs(limit=10_000,
+                                                 statuses=(JobStatus.QUEUED, JobStatus.RUNNING))
+            if job.instance == name]
+    if jobs:
+        raise Conflict(f"{name} has a {jobs[0].kind} job {jobs[0].id} {jobs[0].status}; "
+                       f"wait for it to finish, then forget {name}")
+    running = [s for s in svc.catalog.list_snapshots(name, SnapshotStatus.RUNNING)
+               if may_be_running(s.runner)]
+    if running:
+        raise Conflict(f"snapshot {running[0].id} of {name} is still being written; "
+                       f"wait for it to finish, then forget {name}")

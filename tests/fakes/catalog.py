@@ -120,6 +120,15 @@ class InMemoryCatalog:
         with self._lock:
             return self._snapshots.pop(id, None) is not None
 
+    def forget_instance(self, name: str) -> tuple[bool, list[str]]:
+        self._check()
+        with self._lock:
+            removed = sorted((s for s in self._snapshots.values() if s.instance == name),
+                             key=lambda s: (s.created_at, s.id))
+            for snapshot in removed:
+                del self._snapshots[snapshot.id]
+            return self._instances.pop(name, None) is not None, [s.id for s in removed]
+
     # --- jobs --------------------------------------------------------------------
 
     def add_job(self, j: JobRecord) -> None:

@@ -31,6 +31,7 @@ from backup.errors import (
 from backup.ports import ContainerSpec, ExecResult, VolumeSpec
 from backup.types import DatabaseContainer, Mount
 from backup.volumes import VolumeInfo, VolumeUser
+from service.ports import in_scope
 
 DATA_PATH = "/data"
 DUMP, LOAD, READY = "fake-dump", "fake-load", "fake-ready"
@@ -64,16 +65,21 @@ class FakeContainer:
 
 
 class FakeEvents:
-    """A container event stream fed by :meth:`FakeDocker.emit`."""
+    """A container event stream fed by :meth:`FakeDocker.emit`. Like the engine's
+    label filter, it passes only events of containers in ``scope`` (the
+    ``holdfast.enable`` filter is left to discovery, whose check it exercises)."""
 
     _CLOSED = ("", "")
 
-    def __init__(self) -> None:
+    def __init__(self, scope: str | None = None) -> None:
         self._queue: queue.Queue[tuple[str, str]] = queue.Queue()
+        self.scope = scope
         self.closed = False
 
-    def put(self, action: str, container_id: str) -> None:
-        self._queue.put((action, container_id))
+    def put(self, action: str, container_id: str,
+            labels: Mapping[str, str] | None = None) -> None:
+        if in_scope(labels or {}, self.scope):
+            self._queue.put((action, container_id))
 
     def break_stream(self) -> None:
         self._queue.put(("!", ""))
@@ -113,6 +119,7 @@ class FakeDocker:
         self.closed = 0
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
+        self._removed_labels: dict[str, dict[str, str]] = {}
 
     # --- set-up for tests ----------------------------------------------------------
 
@@ -144,8 +151,12 @@ class FakeDocker:
         return self._data(self.by_name(name))
 
     def emit(self, action: str, container_id: str) -> None:
+        """An event, with the container's labels as the engine sends them (those
+        it had when removed, for a container already gone)."""
+        container = self.containers.get(container_id)
+        labels = container.labels if container else self._removed_labels.get(container_id)
         for stream in list(self.events):
-            stream.put(action, container_id)
+            stream.put(action, container_id, labels)
 
     # --- ContainerDiscovery ----------------------------------------------------------
 
@@ -155,10 +166,12 @@ class FakeDocker:
     def close(self) -> None:
         self.closed += 1
 
-    def labelled_containers(self, include_stopped: bool = True) -> list[DatabaseContainer]:
+    def labelled_containers(self, include_stopped: bool = True,
+                            scope: str | None = None) -> list[DatabaseContainer]:
         self._reachable()
         return [self._view(c) for c in list(self.containers.values())
-                if "holdfast.enable" in c.labels and (include_stopped or c.running)]
+                if "holdfast.enable" in c.labels and (include_stopped or c.running)
+                and in_scope(c.labels, scope)]
 
     def inspect(self, container_id: str) -> DatabaseContainer:
         return self._view(self._container(container_id))
@@ -174,9 +187,9 @@ class FakeDocker:
         self._reachable()
         return {c.name for c in self.containers.values()}
 
-    def container_events(self) -> FakeEvents:
+    def container_events(self, scope: str | None = None) -> FakeEvents:
         self._reachable()
-        stream = FakeEvents()
+        stream = FakeEvents(scope)
         self.events.append(stream)
         return stream
 
@@ -282,6 +295,7 @@ class FakeDocker:
         except NotFound:
             return
         self.containers.pop(container.id, None)
+        self._removed_labels[container.id] = dict(container.labels)
 
     def remove_volume(self, name: str) -> None:
         self._reachable()

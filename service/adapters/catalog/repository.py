@@ -159,6 +159,19 @@ class Catalog:
             result = session.execute(delete(SnapshotRow).where(SnapshotRow.id == id))
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    def forget_instance(self, name: str) -> tuple[bool, list[str]]:
+        """Delete the instance row and its snapshot rows in one transaction; whether
+        there was an instance row, and the snapshot ids removed, oldest first."""
+        # DELETE ... RETURNING (SQLite 3.35+, PostgreSQL): writes only, so SQLite
+        # never has to turn a read lock into a write lock half-way.
+        with self._session() as session:
+            removed = session.execute(
+                delete(SnapshotRow).where(SnapshotRow.instance == name)
+                .returning(SnapshotRow.id, SnapshotRow.created_at)).all()
+            result = session.execute(delete(InstanceRow).where(InstanceRow.name == name))
+            had_row = bool(result.rowcount)  # type: ignore[attr-defined]
+        return had_row, [row.id for row in sorted(removed, key=lambda r: (r.created_at, r.id))]
+
     # --- jobs -------------------------------------------------------------------
 
     def add_job(self, j: JobRecord) -> None:

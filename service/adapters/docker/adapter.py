@@ -74,9 +74,11 @@ class DockerAdapter:
 
     # --- discovery -------------------------------------------------------------------
 
-    def labelled_containers(self, include_stopped: bool = True) -> list[DatabaseContainer]:
-        """Containers carrying a ``holdfast.enable`` label (any value), inspected."""
-        return self._containers.labelled_containers(include_stopped)
+    def labelled_containers(self, include_stopped: bool = True,
+                            scope: str | None = None) -> list[DatabaseContainer]:
+        """Containers carrying a ``holdfast.enable`` label (any value) and in
+        ``scope`` (:func:`service.ports.in_scope`), inspected."""
+        return self._containers.labelled_containers(include_stopped, scope)
 
     def inspect(self, container_id: str) -> DatabaseContainer:
         return self._containers.inspect(container_id)
@@ -88,12 +90,12 @@ class DockerAdapter:
     def container_names(self) -> set[str]:
         return self._containers.container_names()
 
-    def container_events(self) -> ContainerEvents:
-        """Follow the engine's container lifecycle events (start, die, destroy,
-        rename). Iterating blocks until an event arrives; ``close()`` from another
-        thread ends the iteration. The iterator ends or raises when the engine
-        goes away; the caller reconnects."""
-        return follow_events(self._connection)
+    def container_events(self, scope: str | None = None) -> ContainerEvents:
+        """Follow the lifecycle events (start, die, destroy, rename) of labelled
+        containers in ``scope``. Iterating blocks until an event arrives; ``close()``
+        from another thread ends the iteration. The iterator ends or raises when
+        the engine goes away; the caller reconnects."""
+        return follow_events(self._connection, scope)
 
     def binaries_present(self, container_id: str, names: Sequence[str]) -> set[str]:
         """Which of ``names`` are on the container's PATH (engine detection)."""

@@ -19,6 +19,7 @@ from backup.errors import DockerUnavailable, NameTaken, NotFound
 from backup.ports import ContainerSpec
 from backup.types import DatabaseContainer, Mount
 from service.adapters.docker.connection import DockerConnection, parse_docker_time, refusal
+from service.ports import SCOPE_LABEL, in_scope
 
 
 def _env_dict(entries: Iterable[str] | None) -> dict[str, str]:
@@ -38,12 +39,19 @@ class Containers:
 
     # --- discovery and inspection ------------------------------------------------
 
-    def labelled_containers(self, include_stopped: bool = True) -> list[DatabaseContainer]:
-        """Containers carrying a ``holdfast.enable`` label (any value), inspected."""
+    def labelled_containers(self, include_stopped: bool = True,
+                            scope: str | None = None) -> list[DatabaseContainer]:
+        """Containers carrying a ``holdfast.enable`` label (any value) and in
+        ``scope`` (:func:`service.ports.in_scope`), inspected."""
+        # The engine ANDs label filters; "has no scope label" cannot be said to
+        # it, so the unscoped case is sorted out here, before any inspect.
+        labels = ["holdfast.enable"] + ([f"{SCOPE_LABEL}={scope}"] if scope else [])
         summaries = self._connection.call(lambda: self._connection.api.containers(
-            all=include_stopped, filters={"label": "holdfast.enable"}))
+            all=include_stopped, filters={"label": labels}))
         found = []
         for summary in summaries:
+            if not in_scope(summary.get("Labels") or {}, scope):
+                continue
             try:
                 found.append(self.inspect(summary["Id"]))
             except NotFound:

@@ -58,7 +58,8 @@ class Discovery:
     def refresh(self) -> list[Instance]:
         """List and classify every labelled container, then sync (with catch-up)."""
         found: dict[str, Instance] = {}
-        for container in self._services.docker.labelled_containers(include_stopped=True):
+        for container in self._services.docker.labelled_containers(
+                include_stopped=True, scope=self._services.settings.scope):
             instance = classify(self._services, container)
             if instance is not None:
                 found[container.id] = instance
@@ -99,7 +100,8 @@ class Discovery:
         delay = 1.0
         while not self._stopping.is_set():
             try:
-                events = self._services.docker.container_events()
+                events = self._services.docker.container_events(
+                    scope=self._services.settings.scope)
                 self._events = events
                 # Listing after subscribing means no change can fall between the two.
                 self.refresh()

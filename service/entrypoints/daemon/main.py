@@ -1,7 +1,8 @@
 """``holdfast serve``: the long-running process ops leave on for months.
 
-Start-up order matters: the catalog is migrated (in bootstrap), interrupted
-runs are recovered before anything new starts, then the job runner, the
+Start-up order matters: the catalog is migrated (in bootstrap), the daemon
+lock is taken (one daemon per data directory and catalog), interrupted runs
+are recovered before anything new starts, then the job runner, the
 scheduler and live discovery come up, and finally the HTTP API. On SIGTERM or
 SIGINT uvicorn stops serving; then discovery and the scheduler stop, queued
 jobs are cancelled, and running snapshots get ``HOLDFAST_SHUTDOWN_GRACE``
@@ -16,12 +17,13 @@ import signal
 
 import uvicorn
 
-from service.bootstrap import bootstrap
+from service.bootstrap import Services, bootstrap, daemon_lock
 from service.entrypoints.api import create_app
 from service.entrypoints.daemon.discovery import Discovery
 from service.entrypoints.daemon.scheduler import Scheduler
 from service.observability.logs import configure_logging
 from service.observability.metrics import Metrics
+from service.ports import DaemonLock, DaemonOwner
 from service.settings import Settings
 from service.usecases.jobs import JobRunner
 from service.usecases.recovery import recover
@@ -29,9 +31,27 @@ from service.usecases.recovery import recover
 logger = logging.getLogger(__name__)
 
 
-def run_daemon(settings: Settings, host: str | None = None, port: int | None = None) -> None:
+def run_daemon(settings: Settings, host: str | None = None, port: int | None = None,
+               lock: DaemonLock | None = None) -> None:
+    """Serve until SIGTERM or SIGINT. Refuses to start, with
+    :class:`~backup.errors.DaemonAlreadyRunning` (exit 4), while another daemon
+    holds the data directory or the catalog (``lock``: :func:`daemon_lock` by default)."""
     configure_logging(settings.log_level, settings.log_format)
     services = bootstrap(settings)
+    held = daemon_lock(settings) if lock is None else lock
+    try:
+        # Before recovery, which would take a live daemon's runs for interrupted ones.
+        held.acquire(DaemonOwner.of_this_process())
+    except BaseException:
+        services.close()
+        raise
+    try:
+        _serve(settings, services, host, port)
+    finally:
+        held.release()
+
+
+def _serve(settings: Settings, services: Services, host: str | None, port: int | None) -> None:
     report = recover(services)
     if report.interrupted or report.broken or report.discarded or report.jobs or \
             report.helpers:

@@ -22,6 +22,15 @@ def list_instances(ctx: ContextDep) -> list[dict[str, Any]]:
     return [view.to_json() for view in views]
 
 
+@router.delete("/{name}", tags=["instances"])
+def forget_instance(svc: ServicesDep, name: str) -> dict[str, Any]:
+    """Forget an instance: its record, policy and snapshot rows leave the catalog;
+    the snapshots' objects stay in the targets (``holdfast catalog rebuild`` lists
+    them again). 409 while it has a run in progress or its container is still
+    labelled (it would be discovered again at once)."""
+    return instances.forget_instance(svc, name).to_json()
+
+
 @router.put("/{name}/policy", tags=["instances"])
 def put_policy(ctx: ContextDep, name: str, body: PolicyBody) -> dict[str, Any]:
     """Set a policy that overrides the labels and survives restarts."""
