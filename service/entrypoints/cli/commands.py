@@ -24,16 +24,15 @@ from service.entrypoints.cli.app import (
     targets_app,
 )
 from service.entrypoints.cli.output import (
-    end_progress,
     human_bytes,
     last_text,
     print_json,
-    progress,
     retention_text,
     show,
     snapshot_row,
     table,
 )
+from service.entrypoints.cli.progress import Progress
 
 
 @app.command()
@@ -69,23 +68,7 @@ def instances(as_json: JsonFlag = False) -> None:
              v.next_run.strftime("%Y-%m-%d %H:%M:%SZ") if v.next_run else "-",
              last_text(v.last_snapshot), "; ".join(v.errors) or ""] for v in views],
            ["NAME", "CONTAINER", "STATUS", "ENGINE", "SCHEDULE", "RETENTION", "TARGET",
-            "NEXT RUN", "LAST SNAPSHOT", "ERRORS"])
-
-
-@app.command()
-def forget(
-    instance: Annotated[str, typer.Argument(help="Instance name (see 'holdfast instances').")],
-    as_json: JsonFlag = False,
-) -> None:
-    """Remove an instance, its policy and its snapshot rows from the catalog. The
-    snapshots' objects stay in their targets ('holdfast catalog rebuild' lists them again)."""
-    from service.usecases import instances as instance_cases
-
-    with open_services() as services:
-        forgotten = instance_cases.forget_instance(services, instance)
-    show(as_json, forgotten.to_json(),
-         f"forgot instance {forgotten.instance} and {len(forgotten.snapshots)} snapshot row(s); "
-         "their objects stay in the targets ('holdfast catalog rebuild' lists them again)")
+            "NEXT RUN", "LAST SNAPSHOT", "ERRORS"], keep=("NAME",))
 
 
 @app.command()
@@ -99,11 +82,8 @@ def backup(
 
     with open_services() as services:
         request = backups.prepare_backup(services, instance, target)
-        try:
-            snapshot, pruned = backups.backup_then_prune(
-                services, request, progress(f"backup {instance}"))
-        finally:
-            end_progress()
+        with Progress(f"backup {instance}") as progress:
+            snapshot, pruned = backups.backup_then_prune(services, request, progress)
     show(as_json, snapshot.to_json(),
          f"snapshot {snapshot.id} complete: {human_bytes(snapshot.size_bytes)} "
          f"({human_bytes(snapshot.raw_bytes)} before compression) in target "
@@ -124,7 +104,7 @@ def snapshots(
         print_json([snapshot.to_json() for snapshot in found])
         return
     table([snapshot_row(s) for s in found],
-           ["ID", "INSTANCE", "ENGINE", "STATUS", "SIZE", "TARGET", "CREATED"])
+           ["ID", "INSTANCE", "ENGINE", "STATUS", "SIZE", "TARGET", "CREATED"], keep=("ID",))
 
 
 @app.command()
@@ -149,10 +129,8 @@ def restore(
     prepare = restores.prepare_latest_restore if latest else restores.prepare_restore
     with open_services() as services:
         request = prepare(services, snapshot_id, name, image, force)
-        try:
-            result = restores.execute_restore(services, request, progress(f"restore {name}"))
-        finally:
-            end_progress()
+        with Progress(f"restore {name}") as progress:
+            result = restores.execute_restore(services, request, progress)
     show(as_json, result.to_json(),
          f"restored {result.snapshot_id} into container {result.container} "
          f"(volumes {', '.join(result.volumes)}, image {result.image}) "

@@ -1,4 +1,4 @@
-"""How the CLI prints: tables, sizes, progress lines and JSON.
+"""How the CLI prints: tables, sizes and JSON (progress lines: :mod:`.progress`).
 
 Formatting only; every value comes from a use case's record.
 """
@@ -6,8 +6,7 @@ Formatting only; every value comes from a use case's record.
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Callable
+from collections.abc import Collection
 from typing import Any
 
 import typer
@@ -28,12 +27,66 @@ def show(as_json: bool, data: Any, line: str) -> None:
         typer.echo(line)
 
 
-def table(rows: list[list[str]], headers: list[str]) -> None:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows,
-                                                                          strict=False)]
-    for row in [headers, *rows]:
-        typer.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths,
-                                                                           strict=False)).rstrip())
+def table(rows: list[list[str]], headers: list[str], keep: Collection[str] = ()) -> None:
+    """Print ``rows`` under ``headers`` as a rich table as wide as the terminal
+    (``COLUMNS``, else 80 when not on one): over-long cells end in an ellipsis,
+    the widest columns giving way first, except those named in ``keep`` (ids and
+    names to copy into the next command). Colour only on a terminal, and never
+    with ``NO_COLOR``; control characters in a value are shown escaped."""
+    from rich.cells import cell_len
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(highlight=False, soft_wrap=False)
+    cells = [[_printable(str(cell)) for cell in row] for row in rows]
+    natural = [max(cell_len(cell) for cell in column)
+               for column in zip(headers, *cells, strict=False)]
+    # Two spaces between columns, one when that is what makes the table fit.
+    gap = 2 if sum(natural) + 2 * (len(headers) - 1) <= console.width else 1
+    widths = fit_widths(natural, [header in keep for header in headers],
+                        [cell_len(header) for header in headers],
+                        console.width - gap * (len(headers) - 1))
+    grid = Table(box=None, show_edge=False, pad_edge=False, padding=(0, gap, 0, 0),
+                 collapse_padding=True, header_style="bold")
+    for header, width in zip(headers, widths, strict=True):
+        grid.add_column(header, width=width, no_wrap=True, overflow="ellipsis")
+    for row in cells:
+        grid.add_row(*(Text(cell) for cell in row))
+    with console.capture() as captured:
+        console.print(grid)
+    for line in captured.get().splitlines():
+        # rich has decided on styles (a terminal, NO_COLOR, FORCE_COLOR); click
+        # would strip them again whenever stdout is not a tty.
+        typer.echo(line.rstrip(), color=True)
+
+
+def fit_widths(natural: list[int], kept: list[bool], headers: list[int],
+               room: int) -> list[int]:
+    """Column widths that fit in ``room``: the natural ones if they do;
+    otherwise the widest columns are cut to one common limit, a kept one never,
+    the others not below their header's width or, if even that is too wide,
+    not below 4 ("ab…")."""
+    if sum(natural) <= room:
+        return natural
+    floors = [n if keep else min(n, h) for n, keep, h in zip(natural, kept, headers,
+                                                            strict=True)]
+    if sum(floors) > room:
+        floors = [n if keep else min(n, 4) for n, keep in zip(natural, kept, strict=True)]
+    limit = max(natural)
+    while limit > 1 and sum(max(f, min(n, limit)) for n, f in zip(natural, floors,
+                                                                  strict=True)) > room:
+        limit -= 1
+    return [max(f, min(n, limit)) for n, f in zip(natural, floors, strict=True)]
+
+
+def _printable(value: str) -> str:
+    # A label or error text may hold newlines or terminal escapes; one line per
+    # row, and nothing a terminal would act on.
+    if value.isprintable():
+        return value
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode()
+                   for ch in value)
 
 
 def human_bytes(count: float | None) -> str:
@@ -44,30 +97,6 @@ def human_bytes(count: float | None) -> str:
             return f"{count:.1f} {unit}" if unit != "B" else f"{int(count)} B"
         count /= 1024
     return f"{count:.1f} TiB"
-
-
-def progress(label: str) -> Callable[[int, float], None]:
-    """A progress line on stderr: rewritten in place on a terminal, one line
-    every few seconds otherwise (logs, CI)."""
-    interactive = sys.stderr.isatty()
-    printed_at = [0.0]  # elapsed seconds of the last line, on the transfer's own clock
-
-    def report(done: int, elapsed: float) -> None:
-        rate = done / elapsed if elapsed > 0 else 0.0
-        line = f"{label}: {human_bytes(done)} at {human_bytes(rate)}/s, {elapsed:.0f}s"
-        if interactive:
-            sys.stderr.write("\r" + line.ljust(70))
-            sys.stderr.flush()
-        elif elapsed - printed_at[0] >= 5:
-            printed_at[0] = elapsed
-            sys.stderr.write(line + "\n")
-
-    return report
-
-
-def end_progress() -> None:
-    if sys.stderr.isatty():
-        sys.stderr.write("\n")
 
 
 # --- commands ---------------------------------------------------------------------

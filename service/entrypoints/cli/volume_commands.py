@@ -12,6 +12,7 @@ import typer
 from backup import errors
 from service.entrypoints.cli.app import JsonFlag, open_services, volumes_app
 from service.entrypoints.cli.output import human_bytes, print_json, show, table, volume_row
+from service.entrypoints.cli.progress import Progress
 
 
 def _parse_labels(pairs: list[str] | None) -> dict[str, str]:
@@ -38,7 +39,8 @@ def volumes_ls(
     if as_json:
         print_json([volume.to_json() for volume in found])
         return
-    table([volume_row(v) for v in found], ["VOLUME", "SIZE", "USED BY", "LABELS"])
+    table([volume_row(v) for v in found], ["VOLUME", "SIZE", "USED BY", "LABELS"],
+          keep=("VOLUME",))
 
 
 @volumes_app.command("create")
@@ -84,7 +86,7 @@ def volumes_clone(
     owners, modes, links and sparse files are kept."""
     from service.usecases import volumes
 
-    with open_services() as services:
+    with open_services() as services, Progress(f"clone {source} into {target}"):
         result = volumes.clone_volume(services, source, target, force)
     if as_json:
         print_json(result.to_json())

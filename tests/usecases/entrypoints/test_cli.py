@@ -74,7 +74,9 @@ def backed_up(cli: Cli, instance: str = "shop-db") -> dict[str, Any]:
 # --- instances -----------------------------------------------------------------------
 
 
-def test_instances_prints_a_table(world: FakeWorld, cli: Cli) -> None:
+def test_instances_prints_a_table(world: FakeWorld, cli: Cli,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # wide enough for every column (80: test_cli_output)
     add_db(world, labels={"holdfast.schedule": "@daily"})
     result = cli("instances")
     assert result.exit_code == 0, result.output
