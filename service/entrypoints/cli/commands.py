@@ -72,6 +72,22 @@ def instances(as_json: JsonFlag = False) -> None:
 
 
 @app.command()
+def forget(
+    instance: Annotated[str, typer.Argument(help="Instance name (see 'holdfast instances').")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Remove an instance, its policy and its snapshot rows from the catalog. The
+    snapshots' objects stay in their targets ('holdfast catalog rebuild' lists them again)."""
+    from service.usecases import instances as instance_cases
+
+    with open_services() as services:
+        forgotten = instance_cases.forget_instance(services, instance)
+    show(as_json, forgotten.to_json(),
+         f"forgot instance {forgotten.instance} and {len(forgotten.snapshots)} snapshot row(s); "
+         "their objects stay in the targets ('holdfast catalog rebuild' lists them again)")
+
+
+@app.command()
 def backup(
     instance: Annotated[str, typer.Argument(help="Instance name (see 'holdfast instances').")],
     target: Annotated[str | None, typer.Option(help="Storage target to write to.")] = None,
