@@ -21,6 +21,7 @@ from backup.errors import (
     ImageNotFound,
     InstanceNotFound,
     InvalidInput,
+    SnapshotNotFound,
     SnapshotNotRestorable,
     UnsupportedEngine,
 )
@@ -38,7 +39,7 @@ from restore.planner import RestorePlan, plan_restore
 from restore.runner import restore_snapshot
 from service.bootstrap import Services
 from service.usecases.instances import find_instance
-from service.usecases.snapshots import get_snapshot, latest_complete_snapshot, read_manifest
+from service.usecases.snapshots import get_snapshot, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,20 @@ def _secret_values(svc: Services, manifest: Manifest) -> dict[str, str]:
         elif os.environ.get(name):
             values[name] = os.environ[name]
     return values
+
+
+def latest_complete_snapshot(svc: Services, instance: str) -> Snapshot:
+    """The newest complete snapshot of ``instance``. :class:`InstanceNotFound`
+    if neither the catalog nor the engine knows the instance, else
+    :class:`SnapshotNotFound` naming the instance if none is complete."""
+    complete = svc.catalog.list_snapshots(instance=instance, status=SnapshotStatus.COMPLETE)
+    if complete:
+        return complete[0]
+    if svc.catalog.get_instance(instance) is None and \
+            svc.catalog.latest_snapshot(instance) is None:
+        find_instance(svc, instance)  # InstanceNotFound, unless a container is labelled so
+    raise SnapshotNotFound(f"instance {instance} has no complete snapshot to restore; "
+                           f"'holdfast snapshots {instance}' lists its snapshots")
 
 
 def prepare_restore(svc: Services, snapshot_id: str, new_name: str,

@@ -1,5 +1,5 @@
-"""Use cases for snapshots: list, look up (by id, id prefix or newest), delete,
-and rebuild the catalog.
+"""Use cases for snapshots: list, look up (by id or id prefix), delete, and
+rebuild the catalog.
 
 The catalog is an index of what the targets hold; each snapshot's manifest in
 its target is the record of truth, which is why :func:`rebuild_catalog` can
@@ -35,7 +35,6 @@ from backup.types import (
 )
 from service.bootstrap import Services
 from service.runs import may_be_running
-from service.usecases.instances import find_instance
 
 logger = logging.getLogger(__name__)
 _MANIFEST_LIMIT = 1024 * 1024
@@ -81,20 +80,6 @@ def resolve_snapshot(svc: Services, ref: str) -> Snapshot:
 def get_snapshot(svc: Services, ref: str) -> Snapshot:
     """A snapshot by id or unambiguous id prefix; see :func:`resolve_snapshot`."""
     return resolve_snapshot(svc, ref)
-
-
-def latest_complete_snapshot(svc: Services, instance: str) -> Snapshot:
-    """The newest complete snapshot of ``instance``. :class:`InstanceNotFound`
-    if neither the catalog nor the engine knows the instance, else
-    :class:`SnapshotNotFound` naming the instance if none is complete."""
-    complete = svc.catalog.list_snapshots(instance=instance, status=SnapshotStatus.COMPLETE)
-    if complete:
-        return complete[0]
-    if svc.catalog.get_instance(instance) is None and \
-            svc.catalog.latest_snapshot(instance) is None:
-        find_instance(svc, instance)  # InstanceNotFound, unless a container is labelled so
-    raise SnapshotNotFound(f"instance {instance} has no complete snapshot to restore; "
-                           f"'holdfast snapshots {instance}' lists its snapshots")
 
 
 def delete_snapshot(svc: Services, snapshot_id: str) -> Snapshot:
