@@ -118,6 +118,26 @@ class DockerEngineContract:
         running = {c.name for c in docker_engine.labelled_containers(include_stopped=False)}
         assert labelled in running and plain not in running
 
+    def test_labelled_containers_are_those_of_the_scope_asked_for(
+        self, docker_engine: DockerEngine, make_container: ContainerFactory,
+        unique_name: NameFactory,
+    ) -> None:
+        plain, team_a, team_b = unique_name("ctr"), unique_name("ctr"), unique_name("ctr")
+        make_container(plain, ENABLE_LABELS, unique_name("vol"))
+        make_container(team_a, {**ENABLE_LABELS, "holdfast.scope": "team-a"}, unique_name("vol"))
+        make_container(team_b, {**ENABLE_LABELS, "holdfast.scope": "team-b"}, unique_name("vol"))
+        ours = {plain, team_a, team_b}
+
+        def listed(scope: str | None) -> set[str]:
+            return {c.name for c in docker_engine.labelled_containers(scope=scope)
+                    if c.name in ours}
+
+        # Unscoped means "no scope label", not "every scope".
+        assert listed(None) == {plain}
+        assert listed("team-a") == {team_a}
+        assert listed("team-b") == {team_b}
+        assert listed("team") == set()  # a value is matched whole
+
     def test_only_running_ones_are_listed_without_include_stopped(
         self, docker_engine: DockerEngine, make_container: ContainerFactory,
         unique_name: NameFactory,
