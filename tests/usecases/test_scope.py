@@ -125,3 +125,18 @@ def test_a_bad_scope_is_refused_naming_the_rule(value: str) -> None:
 def test_a_good_scope_is_kept() -> None:
     assert Settings.load({"HOLDFAST_SCOPE": "team-a.prod_1"}).scope == "team-a.prod_1"
     assert Settings.load({}).scope is None
+
+
+def test_the_real_adapters_event_stream_keeps_only_its_scopes_events() -> None:
+    # The engine cannot be asked for "no scope label", so the unscoped stream
+    # sorts events out by the labels each carries in its attributes.
+    from service.adapters.docker.events import ContainerEvents
+
+    def event(container_id: str, **labels: str) -> dict[str, object]:
+        return {"Type": "container", "Action": "start",
+                "Actor": {"ID": container_id, "Attributes": {"holdfast.enable": "true",
+                                                             "name": container_id, **labels}}}
+    raw = [event("plain"), event("a", **{"holdfast.scope": "team-a"}),
+           event("b", **{"holdfast.scope": "team-b"}), event("blank", **{"holdfast.scope": ""})]
+    assert [c for _, c in ContainerEvents(iter(raw))] == ["plain", "blank"]
+    assert [c for _, c in ContainerEvents(iter(raw), "team-a")] == ["a"]
