@@ -63,6 +63,10 @@ class SnapshotNotRestorable(Conflict):
     """The snapshot exists but is not complete, so it cannot be restored."""
 
 
+class AddressInUse(Conflict):
+    """``holdfast serve`` cannot listen where it was told: something listens there."""
+
+
 class DaemonAlreadyRunning(Conflict):
     """Another ``holdfast serve`` holds this data directory or catalog; ``holder``
     names it (host, pid, since when)."""

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8420
     api_token: SecretStr | None = None
+    api_insecure_no_auth: bool = False
+    """Serve on a non-loopback address without ``api_token``; off, that is refused
+    (:func:`service.entrypoints.daemon.binding.check_exposure`)."""
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
     ready_timeout: float = 180.0

@@ -37,11 +37,18 @@ from service.entrypoints.cli.progress import Progress
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    host: Annotated[str | None, typer.Option(
+        help="Address to listen on; any but loopback needs HOLDFAST_API_TOKEN.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    insecure_no_auth: Annotated[bool, typer.Option(
+        "--insecure-no-auth",
+        help="Serve on a non-loopback address without HOLDFAST_API_TOKEN: anyone who can "
+             "reach it can restore, delete and remove volumes.")] = False,
 ) -> None:
     """Run the daemon: the HTTP API on 127.0.0.1:8420 by default."""
     settings = load_settings()
+    if insecure_no_auth:
+        settings = settings.model_copy(update={"api_insecure_no_auth": True})
     from service.entrypoints.daemon import run_daemon
 
     try:

@@ -19,6 +19,7 @@ import uvicorn
 
 from service.bootstrap import Services, bootstrap, daemon_lock
 from service.entrypoints.api import create_app
+from service.entrypoints.daemon.binding import check_exposure, ensure_port_free
 from service.entrypoints.daemon.discovery import Discovery
 from service.entrypoints.daemon.scheduler import Scheduler
 from service.observability.logs import configure_logging
@@ -35,8 +36,14 @@ def run_daemon(settings: Settings, host: str | None = None, port: int | None = N
                lock: DaemonLock | None = None) -> None:
     """Serve until SIGTERM or SIGINT. Refuses to start, with
     :class:`~backup.errors.DaemonAlreadyRunning` (exit 4), while another daemon
-    holds the data directory or the catalog (``lock``: :func:`daemon_lock` by default)."""
+    holds the data directory or the catalog (``lock``: :func:`daemon_lock` by default).
+    Refuses a non-loopback address without a token (:class:`~backup.errors.InvalidInput`,
+    exit 2) and an address in use (:class:`~backup.errors.AddressInUse`, exit 4)."""
     configure_logging(settings.log_level, settings.log_format)
+    bind_host, bind_port = host or settings.api_host, port or settings.api_port
+    # Before anything is opened, so a refusal leaves nothing behind.
+    exposed = check_exposure(bind_host, bind_port, token_set=settings.api_token is not None,
+                             insecure_no_auth=settings.api_insecure_no_auth)
     services = bootstrap(settings)
     held = daemon_lock(settings) if lock is None else lock
     try:
@@ -46,12 +53,22 @@ def run_daemon(settings: Settings, host: str | None = None, port: int | None = N
         services.close()
         raise
     try:
-        _serve(settings, services, host, port)
+        # After the lock, whose refusal names a daemon already serving from here;
+        # before recovery and discovery start only to be stopped again.
+        ensure_port_free(bind_host, bind_port)
+    except BaseException:
+        held.release()
+        services.close()
+        raise
+    if exposed:
+        logger.warning(exposed)
+    try:
+        _serve(settings, services, bind_host, bind_port)
     finally:
         held.release()
 
 
-def _serve(settings: Settings, services: Services, host: str | None, port: int | None) -> None:
+def _serve(settings: Settings, services: Services, bind_host: str, bind_port: int) -> None:
     report = recover(services)
     if report.interrupted or report.broken or report.discarded or report.jobs or \
             report.helpers:
@@ -71,7 +88,6 @@ def _serve(settings: Settings, services: Services, host: str | None, port: int |
                      refresh=discovery.refresh,
                      known_instances=lambda: discovery.instances()
                      if discovery.connected.is_set() else None)
-    bind_host, bind_port = host or settings.api_host, port or settings.api_port
     scheduler.start()
     discovery.start()
     logger.info("holdfast serving on http://%s:%d (data in %s)", bind_host, bind_port,

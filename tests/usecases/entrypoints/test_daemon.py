@@ -348,6 +348,8 @@ def test_run_daemon_recovers_serves_with_live_parts_and_shuts_down(
     monkeypatch.setattr(main, "bootstrap", lambda settings: world.services)
     monkeypatch.setattr(uvicorn, "run", serve)
     monkeypatch.setattr(signal, "signal", lambda *args: None)
+    # Nothing listens on 8999 here; the real check is tests/unit/test_bind_guard.py.
+    monkeypatch.setattr(main, "ensure_port_free", lambda host, port: None)
     main.run_daemon(world.services.settings, host="127.0.0.1", port=8999)
 
     assert served == {"address": ("127.0.0.1", 8999), "ready": 200}
