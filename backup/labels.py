@@ -17,9 +17,21 @@ COMPOSE_PROJECT = "com.docker.compose.project"
 COMPOSE_SERVICE = "com.docker.compose.service"
 RETENTION_KEYS = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
 SCHEDULE_ALIASES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
+# \Z, not $: ``$`` also matches before a trailing newline, and callers use ``.match``.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
+_TARGET_NAME = re.compile(r"[a-z0-9_]+")
+# [0-9], not \d or str.isdigit(): those accept any Unicode digit (Arabic-Indic, full-width).
+_DIGITS = re.compile(r"[0-9]+")
+_DURATION = re.compile(r"([0-9]+)([smhd])")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MIN_INTERVAL = 1
+"""The shortest ``@every`` interval, in seconds."""
+MAX_INTERVAL = 366 * 86400
+"""The longest ``@every`` interval, in seconds (366 days: a yearly run, leap years included)."""
+INTERVAL_RANGE = "1s to 366d"
+MAX_RETENTION = 1_000_000
+"""The largest count a retention rule takes."""
+_CRON_FIELDS = ("minute", "hour", "day", "month", "weekday")
 _CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -30,6 +42,17 @@ _CRON_NAMES: tuple[dict[str, int], ...] = (
     {month: number + 1 for number, month in enumerate(_MONTHS)},
     {day: number for number, day in enumerate(_WEEKDAYS)},
 )
+_LONGEST_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+"""Days in each month in a leap year: the days a cron day field can ever meet."""
+_CRON_ALIASES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
 
 
 @dataclass(frozen=True)
@@ -73,70 +96,117 @@ def parse_bool(value: str) -> bool | None:
 
 
 def parse_duration(text: str) -> int:
-    """``90s``, ``15m``, ``6h``, ``1d`` -> seconds (positive). Raises ValueError."""
-    match = _DURATION.match(text.strip())
+    """``90s``, ``15m``, ``6h``, ``1d`` -> seconds, from 1s to 366d. Raises ValueError."""
+    match = _DURATION.fullmatch(text.strip())
     if not match:
-        raise ValueError(f"{text!r} is not a duration like 90s, 15m, 6h or 1d")
-    seconds = int(match.group(1)) * _DURATION_UNITS[match.group(2)]
-    if seconds <= 0:
-        raise ValueError(f"duration {text!r} must be longer than zero")
+        raise ValueError(f"{text.strip()!r} is not a duration like 90s, 15m, 6h or 1d")
+    digits, unit = match.groups()
+    # A longer digit string is out of range anyway; int() of thousands of digits raises.
+    seconds = int(digits) * _DURATION_UNITS[unit] if len(digits) <= 12 else MAX_INTERVAL + 1
+    if seconds < MIN_INTERVAL:
+        raise ValueError(f"interval {text.strip()!r} must be longer than zero; "
+                         f"use {INTERVAL_RANGE}")
+    if seconds > MAX_INTERVAL:
+        raise ValueError(f"interval {text.strip()!r} is longer than 366d; use {INTERVAL_RANGE}")
     return seconds
 
 
 def validate_schedule(text: str) -> str:
-    """Accept 5-field cron, the @aliases and ``@every <duration>``; return it normalised."""
+    """Accept 5-field cron, the @aliases and ``@every <duration>`` (1s to 366d);
+    return it normalised. A cron that can never fire (``0 0 31 2 *``) is refused."""
     value = " ".join(text.split())
     if value in SCHEDULE_ALIASES:
         return value
     if value.startswith("@every"):
-        parse_duration(value[len("@every"):].strip())
+        parse_duration(value[len("@every"):])
         return value
     if value.startswith("@"):
         raise ValueError(f"unknown schedule {value!r}; use @hourly, @daily, @weekly, @monthly "
                          "or @every <duration>")
-    fields = value.split(" ")
-    if len(fields) != 5:
-        raise ValueError(f"cron {value!r} needs 5 fields (minute hour day month weekday)")
-    for text_field, (low, high), names in zip(fields, _CRON_RANGES, _CRON_NAMES, strict=True):
-        _validate_cron_field(text_field, low, high, names)
+    cron_values(value)
     return value
 
 
-def _validate_cron_field(text: str, low: int, high: int, names: Mapping[str, int]) -> None:
+def cron_values(schedule: str) -> tuple[frozenset[int], ...]:
+    """The minutes, hours, days, months and weekdays (0 = Sunday; 7 is folded
+    into 0) a 5-field cron or an @alias fires on, each field checked against
+    its range (steps too). A day and month that never meet (``31 2``) are
+    refused: the schedule would never fire. Raises ValueError."""
+    fields = _CRON_ALIASES.get(schedule, schedule).split(" ")
+    if len(fields) != 5:
+        raise ValueError(f"cron {schedule!r} needs 5 fields (minute hour day month weekday)")
+    values = tuple(_cron_field(text, index) for index, text in enumerate(fields))
+    days, months = values[2], values[3]
+    longest = max(_LONGEST_MONTH[month - 1] for month in months)
+    if min(days) > longest:
+        listed = ",".join(str(month) for month in sorted(months))
+        which = f"month {listed} has" if len(months) == 1 else f"months {listed} have"
+        raise ValueError(f"cron {schedule!r} never fires: {which} at most {longest} days; "
+                         f"use a day from 1 to {longest}")
+    return (*values[:4], frozenset(day % 7 for day in values[4]))
+
+
+def _cron_field(text: str, index: int) -> frozenset[int]:
+    what, (low, high) = _CRON_FIELDS[index], _CRON_RANGES[index]
+    found: set[int] = set()
     for part in text.split(","):
-        base, _, step = part.partition("/")
-        if step and (not step.isdigit() or int(step) == 0):
-            raise ValueError(f"cron step {part!r} is not a positive number")
+        base, slash, step_text = part.partition("/")
         if base == "*":
-            continue
-        bounds = base.split("-")
-        if len(bounds) > 2:
-            raise ValueError(f"cron range {part!r} does not parse")
-        values = []
-        for bound in bounds:
-            value = names.get(bound.lower()) if not bound.isdigit() else int(bound)
-            if value is None or not low <= value <= high:
-                raise ValueError(f"cron value {bound!r} is outside {low}-{high}")
-            values.append(value)
-        if len(values) == 2 and values[0] > values[1]:
-            raise ValueError(f"cron range {part!r} runs backwards")
+            first, last = low, high
+        else:
+            bounds = base.split("-")
+            if len(bounds) > 2:
+                raise ValueError(f"cron {what} {part!r} does not parse; use N, N-M, */S, "
+                                 "N-M/S or a list of them")
+            numbers = [_cron_number(bound, index) for bound in bounds]
+            # "N/S" runs from N to the field's end, as in cronie and APScheduler.
+            first, last = numbers[0], numbers[-1] if len(numbers) == 2 or not slash else high
+            if first > last:
+                raise ValueError(f"cron {what} range {part!r} runs backwards")
+        step = 1
+        if slash:
+            span = last - first
+            if span == 0:
+                raise ValueError(f"cron {what} {part!r} steps over a single value; "
+                                 "drop the /step")
+            if not _DIGITS.fullmatch(step_text) or len(step_text) > 4 \
+                    or not 1 <= int(step_text) <= span:
+                raise ValueError(f"cron {what} step in {part!r} must be a whole number "
+                                 f"from 1 to {span}")
+            step = int(step_text)
+        found.update(range(first, last + 1, step))
+    return frozenset(found)
+
+
+def _cron_number(text: str, index: int) -> int:
+    what, (low, high) = _CRON_FIELDS[index], _CRON_RANGES[index]
+    named = _CRON_NAMES[index].get(text.lower()) if text.isascii() else None
+    if named is not None:
+        return named
+    value = int(text) if _DIGITS.fullmatch(text) and len(text) <= 4 else None
+    if value is None or not low <= value <= high:
+        names = {3: " or jan-dec", 4: " or sun-sat"}.get(index, "")
+        raise ValueError(f"cron {what} {text!r} is not a number from {low} to {high}{names}")
+    return value
 
 
 def parse_retention(text: str) -> dict[str, int]:
-    """``last=7,daily=14`` -> ``{"last": 7, "daily": 14}``. Raises ValueError."""
+    """``last=7,daily=14`` -> ``{"last": 7, "daily": 14}``; each count from 1 to
+    1,000,000. Raises ValueError."""
     policy: dict[str, int] = {}
     for item in (part.strip() for part in text.split(",")):
         if not item:
             continue
         key, sep, raw = item.partition("=")
         key = key.strip().lower()
-        if not sep or key not in RETENTION_KEYS:
+        if not sep or not key.isascii() or key not in RETENTION_KEYS:
             raise ValueError(f"retention item {item!r}: use {'=N, '.join(RETENTION_KEYS)}=N")
         if key in policy:
             raise ValueError(f"retention names {key!r} twice")
         raw = raw.strip()
-        if not raw.isdigit() or int(raw) < 1:
-            raise ValueError(f"retention {key}={raw!r} must be a positive whole number")
+        if not _DIGITS.fullmatch(raw) or len(raw) > 7 or not 1 <= int(raw) <= MAX_RETENTION:
+            raise ValueError(f"retention {key}={raw!r} must be a positive whole number "
+                             f"(1 to {MAX_RETENTION:,})")
         policy[key] = int(raw)
     return policy
 
@@ -175,7 +245,7 @@ def parse_labels(labels: Mapping[str, str], container_name: str, *,
             errors.append(f"holdfast.retention: {exc}")
 
     target = labels.get(PREFIX + "target", "").strip() or "local"
-    if not re.match(r"^[a-z0-9_]+$", target.lower()):
+    if not target.isascii() or not _TARGET_NAME.fullmatch(target.lower()):
         errors.append(f"holdfast.target {target!r}: a target name is letters, digits and _")
 
     databases = tuple(

@@ -11,7 +11,7 @@ test tier builds one from fakes with the same constructor.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,7 @@ from backup.errors import StorageMisconfigured
 from backup.storage import Storage, storage_from_url
 from service.ports import CatalogPort, DaemonLock, DockerEngine
 from service.runs import InstanceGate
+from service.status import DaemonStatus
 
 if TYPE_CHECKING:
     # Only for annotations: the CLI imports this module at start-up, before it
@@ -37,6 +38,8 @@ class Services:
     storage_factory: StorageFactory = storage_from_url
     gate: InstanceGate = field(default_factory=InstanceGate)
     """One run per instance at a time in this process."""
+    status: DaemonStatus = field(default_factory=DaemonStatus)
+    """The daemon's discovery and scheduler report here for readiness (empty elsewhere)."""
     _targets: dict[str, Storage] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -47,17 +50,21 @@ class Services:
             if name not in self._targets:
                 url = self.settings.targets.get(name)
                 if url is None:
-                    known = ", ".join(sorted(self.settings.targets))
-                    raise StorageMisconfigured(
-                        f"no storage target named {name!r}; configured: {known} "
-                        f"(add one with HOLDFAST_TARGET_{name.upper()}=file:///path)"
-                    )
+                    raise unknown_target(name, self.settings.targets)
                 self._targets[name] = self.storage_factory(name, url)
             return self._targets[name]
 
     def close(self) -> None:
         self.docker.close()
         self.catalog.close()
+
+
+def unknown_target(name: str, configured: Iterable[str]) -> StorageMisconfigured:
+    """The error for a target ``name`` that is not configured: one message for a
+    backup that names it and for an instance whose label names it."""
+    known = ", ".join(sorted(configured))
+    return StorageMisconfigured(f"no storage target named {name!r}; configured: {known} "
+                                f"(add one with HOLDFAST_TARGET_{name.upper()}=file:///path)")
 
 
 def bootstrap(settings: Settings, docker: DockerEngine | None = None) -> Services:

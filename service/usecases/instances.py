@@ -32,11 +32,11 @@ from backup.types import (
     isoformat,
     utcnow,
 )
-from service.bootstrap import Services
+from service.bootstrap import Services, unknown_target
 from service.ports import in_scope
 from service.records import InstanceRecord, JobStatus
 from service.runs import may_be_running
-from service.usecases.schedules import estimate_next_run
+from service.usecases.schedules import estimate_next_run, schedule_problem
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def classify(svc: Services, container: DatabaseContainer) -> Instance | None:
     record = svc.catalog.get_instance(name)
     labels = effective_labels(container.labels, record.policy_override if record else None)
     policy = policy_from_labels(labels, container.name)
-    errors = list(policy.errors)
+    errors = [*policy.errors, *_policy_problems(svc, policy)]
     engine = detect_engine(container.image, policy.engine)
     if engine is None and container.running:
         try:
@@ -132,6 +132,20 @@ def classify(svc: Services, container: DatabaseContainer) -> Instance | None:
         errors.append("cannot tell the engine from the image or its binaries; "
                       "set the holdfast.engine label")
     return Instance(policy=policy, container=container, engine=engine, errors=tuple(errors))
+
+
+def _policy_problems(svc: Services, policy: InstancePolicy) -> list[str]:
+    """What a policy that parses still cannot do here: a target that is not
+    configured (the message a backup to it is refused with), a schedule whose
+    trigger fails. Each stays this instance's error; the others are unaffected."""
+    problems = []
+    if policy.target not in svc.settings.targets:
+        problems.append(f"holdfast.target: {unknown_target(policy.target, svc.settings.targets)}")
+    if policy.schedule:
+        problem = schedule_problem(policy.schedule)
+        if problem is not None:
+            problems.append(problem)
+    return problems
 
 
 def choose_instances(candidates: Iterable[Instance]) -> list[Instance]:
@@ -273,8 +287,9 @@ def set_policy(svc: Services, name: str, override: Mapping[str, str | None] | No
                             f"use {', '.join(POLICY_FIELDS)}")
     policy = policy_from_labels(effective_labels(record.labels, cleaned),
                                 record.container_name or name)
-    if policy.errors:
-        raise InvalidLabels("; ".join(policy.errors))
+    errors = [*policy.errors, *_policy_problems(svc, policy)]
+    if errors:
+        raise InvalidLabels("; ".join(errors))  # before storing: a refused policy is not kept
     svc.catalog.set_policy_override(name, cleaned or None)
     if applied is not None:
         applied()

@@ -9,6 +9,7 @@ estimates the next run with :func:`estimate_next_run`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -17,29 +18,20 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from backup.labels import parse_duration
+from backup.labels import cron_values, parse_duration
 from backup.types import utcnow
 
 if TYPE_CHECKING:
     from service.bootstrap import Services
     from service.usecases.instances import Instance
 
-_ALIASES = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
+logger = logging.getLogger(__name__)
 
-
-_CRON_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_CRON_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
 
 def weekdays_as_names(field: str) -> str:
-    """A cron weekday field (0 or 7 = Sunday) spelled with day names.
+    """A cron weekday field (0 or 7 = Sunday) spelled with day names, Sunday first.
 
     APScheduler 3 numbers weekdays from Monday = 0, and ``from_crontab`` passes
     the numbers through, so ``0 0 * * 0`` would fire on Mondays. Names mean the
@@ -47,36 +39,42 @@ def weekdays_as_names(field: str) -> str:
     """
     if field == "*":
         return field
-    days: list[str] = []
-    for part in field.split(","):
-        base, _, step_text = part.partition("/")
-        step = int(step_text) if step_text else 1
-        if base == "*":
-            first, last = 0, 6
-        else:
-            bounds = [_weekday_number(bound) for bound in base.split("-")]
-            first, last = bounds[0], bounds[-1]
-            if not step_text and len(bounds) == 1:
-                last = first
-        for number in range(first, last + 1, step):
-            name = _CRON_WEEKDAYS[number]
-            if name not in days:
-                days.append(name)
-    return ",".join(days)
+    days = cron_values(f"* * * * {field}")[4]
+    return ",".join(_CRON_WEEKDAYS[day] for day in sorted(days))
 
 
-def _weekday_number(text: str) -> int:
-    lowered = text.lower()
-    return _CRON_WEEKDAYS.index(lowered) if lowered in _CRON_WEEKDAYS else int(text)
+def _listed(values: frozenset[int], low: int, high: int) -> str:
+    """A field as the explicit list :func:`backup.labels.cron_values` expanded,
+    so APScheduler never re-reads cron syntax (its steps, names and ranges
+    differ in details); ``*`` when every value is in."""
+    if len(values) == high - low + 1:
+        return "*"
+    return ",".join(str(value) for value in sorted(values))
 
 
 def trigger_for(schedule: str) -> BaseTrigger:
-    """An APScheduler trigger for a validated ``holdfast.schedule`` value (UTC)."""
+    """An APScheduler trigger for a validated ``holdfast.schedule`` value (UTC).
+    Raises ValueError for one that does not validate."""
     if schedule.startswith("@every"):
         return IntervalTrigger(seconds=parse_duration(schedule[len("@every"):]), timezone=UTC)
-    minute, hour, day, month, weekday = _ALIASES.get(schedule, schedule).split()
-    return CronTrigger(minute=minute, hour=hour, day=day, month=month,
-                       day_of_week=weekdays_as_names(weekday), timezone=UTC)
+    minute, hour, day, month, weekday = cron_values(schedule)
+    days = "*" if len(weekday) == 7 else ",".join(_CRON_WEEKDAYS[d] for d in sorted(weekday))
+    return CronTrigger(minute=_listed(minute, 0, 59), hour=_listed(hour, 0, 23),
+                       day=_listed(day, 1, 31), month=_listed(month, 1, 12),
+                       day_of_week=days, timezone=UTC)
+
+
+def schedule_problem(schedule: str, now: datetime | None = None) -> str | None:
+    """Why ``schedule`` cannot be run (one line), or None when its trigger builds
+    and names a next run. Never raises: this is what keeps one instance's bad
+    schedule (say one an older Holdfast stored) from stopping the others."""
+    try:
+        due = trigger_for(schedule).get_next_fire_time(None, now or utcnow())
+    except Exception as exc:  # any failure here belongs to this one schedule
+        return f"holdfast.schedule {schedule!r} cannot be scheduled: {exc}"
+    if due is None:
+        return f"holdfast.schedule {schedule!r} never fires"
+    return None
 
 
 def is_overdue(schedule: str, last_run: datetime | None, now: datetime) -> bool:
@@ -121,6 +119,12 @@ def overdue_instances(svc: Services, schedules: Mapping[str, str],
     overdue = []
     for name, schedule in sorted(schedules.items()):
         latest = svc.catalog.latest_snapshot(name)
-        if is_overdue(schedule, latest.created_at if latest else None, moment):
+        try:
+            due = is_overdue(schedule, latest.created_at if latest else None, moment)
+        except (ArithmeticError, ValueError) as exc:  # this schedule's, not the others'
+            logger.error("cannot tell whether %s missed its schedule %r: %s", name, schedule,
+                         exc, extra={"instance": name})
+            continue
+        if due:
             overdue.append(name)
     return overdue

@@ -6,7 +6,11 @@ are followed, and each one re-inspects just that container, so a newly
 labelled container is scheduled within a second or two and a removed one stops
 being scheduled (its history stays in the catalog). If the engine restarts or
 the stream drops, discovery retries with exponential back-off (1 s to 30 s)
-and never stops the daemon or its API.
+and never stops the daemon or its API. Its :attr:`Discovery.status` tells
+readiness whether it works: not before its first listing, nor while it has
+been failing for longer than its longest back-off. A container whose labels
+do not parse is logged once (a warning naming the container and the error),
+again only when that error changes.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from collections.abc import Callable
 from backup.errors import EventStreamEnded, HoldfastError, NotFound
 from service.bootstrap import Services
 from service.ports import ContainerEvents
+from service.status import LoopStatus
 from service.usecases.instances import Instance, choose_instances, classify, record_instances
 
 logger = logging.getLogger(__name__)
@@ -40,6 +45,10 @@ class Discovery:
                                         daemon=True)
         self.connected = threading.Event()
         self.last_event_at: float | None = None
+        self.status = LoopStatus("discovery", grace=max_backoff)
+        """Its readiness: working after a full listing, failing after errors past the back-off."""
+        self._reported: dict[str, tuple[str, ...]] = {}
+        """Container id -> the label errors last logged for it (each logged once)."""
 
     def start(self) -> None:
         self._thread.start()
@@ -50,6 +59,13 @@ class Discovery:
         if events is not None:
             events.close()
         self._thread.join(timeout)
+
+    def health(self) -> str | None:
+        """None while discovery follows the engine, else why not (for ``/readyz``)."""
+        if not self._thread.is_alive():
+            return "discovery is not running" + (
+                "" if self._thread.ident is None else "; its loop stopped")
+        return self.status.problem()
 
     def instances(self) -> list[Instance]:
         with self._lock:
@@ -65,10 +81,38 @@ class Discovery:
                 found[container.id] = instance
         with self._lock:
             self._by_container = found
+        for container_id in set(self._reported) - set(found):
+            self._report(container_id, None)
+        for container_id, instance in found.items():
+            self._report(container_id, instance)
         instances = self.instances()
         record_instances(self._services, instances)
         self._sync(instances, True)
+        self.status.ok()
         return instances
+
+    def _report(self, container_id: str, instance: Instance | None) -> None:
+        """Log a container's label errors when they first appear or change, not
+        on every listing (discovery re-lists after each reconnect)."""
+        errors = instance.errors if instance is not None else ()
+        with self._lock:
+            before = self._reported.get(container_id, ())
+            if errors == before:
+                return
+            if errors:
+                self._reported[container_id] = errors
+            else:
+                self._reported.pop(container_id, None)
+        if instance is None or instance.container is None:
+            return  # gone, or no longer labelled: nothing to fix
+        name, container = instance.name, instance.container.name
+        if errors:
+            logger.warning("container %s (instance %s) has label errors; Holdfast will not "
+                           "back it up until they are fixed: %s", container, name,
+                           "; ".join(errors), extra={"instance": name})
+        else:
+            logger.info("container %s (instance %s): its labels are fixed", container, name,
+                        extra={"instance": name})
 
     def _on_event(self, action: str, container_id: str) -> None:
         instance: Instance | None = None
@@ -85,6 +129,7 @@ class Discovery:
                 self._by_container.pop(container_id, None)
             else:
                 self._by_container[container_id] = instance
+        self._report(container_id, instance)
         if before is None and instance is None:
             return  # a container Holdfast does not manage
         instances = self.instances()
@@ -121,6 +166,7 @@ class Discovery:
                 self.connected.clear()
                 if self._stopping.is_set():
                     break
+                self.status.failing(str(exc) or type(exc).__name__)
                 logger.warning("lost the Docker engine (%s); retrying in %.0fs", exc, delay)
                 self._stopping.wait(delay)
                 delay = min(delay * 2, self._max_backoff)

@@ -83,6 +83,8 @@ def _serve(settings: Settings, services: Services, bind_host: str, bind_port: in
     scheduler = Scheduler(services, jobs)
     discovery = Discovery(services, lambda instances, catch_up: scheduler.sync(
         instances, catch_up=catch_up))
+    services.status.watch("discovery", discovery.health)  # /readyz asks both
+    services.status.watch("scheduler", scheduler.health)
     app = create_app(services, jobs, next_run=lambda name, _: scheduler.next_run(name),
                      metrics=metrics,
                      refresh=discovery.refresh,

@@ -7,6 +7,9 @@ run a backup itself: it hands one to the :class:`~service.usecases.jobs.JobRunne
 pool is the global concurrency limit and whose gate refuses a second run of
 the same instance. After a downtime, an instance whose schedule passed while
 the daemon was away runs once at start (coalesced), not once per missed slot.
+Each instance is scheduled on its own: a trigger that fails (a schedule an
+older Holdfast stored unchecked) leaves that one instance unscheduled, with an
+error logged, and never stops the others.
 """
 
 from __future__ import annotations
@@ -21,7 +24,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from service.bootstrap import Services
 from service.usecases.instances import Instance
 from service.usecases.jobs import JobRunner, start_scheduled_backup
-from service.usecases.schedules import overdue_instances, scheduled_instances, trigger_for
+from service.usecases.schedules import (
+    overdue_instances,
+    schedule_problem,
+    scheduled_instances,
+    trigger_for,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +45,8 @@ class Scheduler:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
         self._schedules: dict[str, str] = {}
+        self._failed: dict[str, str] = {}
+        """Instance -> the schedule that could not be scheduled (logged once)."""
         self._instances: dict[str, Instance] = {}
         self._lock = threading.Lock()
         self._started = False
@@ -58,9 +68,20 @@ class Scheduler:
         with self._lock:
             return dict(self._schedules)
 
+    def health(self) -> str | None:
+        """None while APScheduler runs its jobs, else why not (for ``/readyz``)."""
+        thread = getattr(self._scheduler, "_thread", None)  # APScheduler's own loop
+        if not self._started or not self._scheduler.running:
+            return "the scheduler is not running"
+        if thread is not None and not thread.is_alive():
+            return "the scheduler's thread has stopped; restart holdfast serve"
+        return None
+
     def sync(self, instances: Iterable[Instance], *, catch_up: bool = False) -> None:
         """Make the jobs match ``instances`` (all of them, not a delta). With
-        ``catch_up``, instances whose schedule passed since their last run start now."""
+        ``catch_up``, instances whose schedule passed since their last run start now.
+        One instance whose trigger fails is logged and left unscheduled; every
+        other instance is still scheduled."""
         known = list(instances)
         wanted = scheduled_instances(known)
         with self._lock:
@@ -68,18 +89,38 @@ class Scheduler:
             for name in set(self._schedules) - set(wanted):
                 self._scheduler.remove_job(name)
                 logger.info("unscheduled %s", name, extra={"instance": name})
+            scheduled: dict[str, str] = {}
             for name, schedule in wanted.items():
-                if self._schedules.get(name) == schedule:
-                    continue
-                self._scheduler.add_job(self._fire, trigger_for(schedule), args=[name], id=name,
-                                        name=f"backup {name}", replace_existing=True)
-                logger.info("scheduled %s: %s", name, schedule, extra={"instance": name})
-            self._schedules = wanted
+                if self._schedules.get(name) == schedule or self._schedule(name, schedule):
+                    scheduled[name] = schedule
+            self._schedules = scheduled
+            self._failed = {name: schedule for name, schedule in self._failed.items()
+                            if wanted.get(name) == schedule}
         if catch_up:
-            for name in overdue_instances(self._services, wanted):
+            for name in overdue_instances(self._services, scheduled):
                 logger.info("%s missed its schedule while Holdfast was down; running once",
                             name, extra={"instance": name})
                 self._fire(name)
+
+    def _schedule(self, name: str, schedule: str) -> bool:
+        """Add or replace ``name``'s job; False (logged once per schedule) if its
+        trigger cannot be built or cannot say when it next fires."""
+        problem = schedule_problem(schedule)
+        if problem is None:
+            try:
+                self._scheduler.add_job(self._fire, trigger_for(schedule), args=[name], id=name,
+                                        name=f"backup {name}", replace_existing=True)
+            except Exception as exc:  # this instance's trigger, not the scheduler's fault
+                problem = f"holdfast.schedule {schedule!r} cannot be scheduled: {exc}"
+        if problem is None:
+            logger.info("scheduled %s: %s", name, schedule, extra={"instance": name})
+            return True
+        if self._scheduler.get_job(name) is not None:
+            self._scheduler.remove_job(name)  # its old schedule is not what it asks for now
+        if self._failed.get(name) != schedule:
+            self._failed[name] = schedule
+            logger.error("not scheduling %s: %s", name, problem, extra={"instance": name})
+        return False
 
     def _fire(self, name: str) -> None:
         with self._lock:
