@@ -107,12 +107,42 @@ class EventStreamEnded(DockerUnavailable):
 
 
 class DockerRefused(HoldfastError):
-    """The engine answered but refused the request (a 4xx, or a start runc cannot
-    carry out); retrying the same request will not help."""
+    """The engine answered but refused the request (a 4xx, or a 5xx carrying the
+    engine's reason, such as a start runc cannot carry out); retrying the same
+    request will not help."""
+
+
+class DockerRejectedInput(DockerRefused, InvalidInput):
+    """The engine refused what the request carried (its 400, or a name longer
+    than its file system allows): the input is what to fix, not the engine."""
+
+
+class DockerBusy(Conflict):
+    """The engine answered that it is already running an operation it runs one
+    at a time (a disk-usage walk another client started); a later try may pass."""
+
+    retryable = True
 
 
 class ImageNotFound(NotFound):
     """An image the operation needs is not on the Docker engine."""
+
+
+class ImagePullFailed(ImageNotFound):
+    """An image is not on the engine and the engine could not pull it (no
+    registry reachable, no such repository or tag, access refused).
+    ``reason`` is the engine's own words, one line."""
+
+    def __init__(self, image: str, reason: str, *, helper: bool = False) -> None:
+        self.image = image
+        self.reason = reason
+        if helper:
+            advice = ("load it with `docker load` or set HOLDFAST_HELPER_IMAGE to a local "
+                      "image that has sh and GNU tar")
+        else:
+            advice = "pull or load it on the Docker host, or name another image"
+        super().__init__(f"cannot pull {'helper ' if helper else ''}image {image}: "
+                         f"{reason}; {advice}")
 
 
 class ExecFailed(HoldfastError):

@@ -42,7 +42,7 @@ def new_snapshot_id(moment: datetime) -> str:
 
 
 def data_key(instance: str, snapshot_id: str) -> str:
-    if not NAME_PATTERN.match(instance):
+    if not NAME_PATTERN.fullmatch(instance):
         raise InvalidName(f"instance name {instance!r} cannot be used as a storage key")
     return f"{instance}/{snapshot_id}/{DATA_NAME}"
 

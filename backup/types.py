@@ -81,7 +81,7 @@ SECRET_FLAGS: Mapping[str, str] = {
     "--requirepass": "REDIS_PASSWORD",
     "--masterauth": "REDIS_MASTERAUTH",
 }
-_SECRET_MARK = re.compile(r"^\{\{secret:([A-Z0-9_]+)\}\}$")
+_SECRET_MARK = re.compile(r"\{\{secret:([A-Z0-9_]+)\}\}")
 
 
 def _placeholder(name: str) -> str:
@@ -117,7 +117,7 @@ def fill_command(public: Sequence[str], values: Mapping[str, str]) -> tuple[str,
     filled: list[str] = []
     for arg in public:
         flag, sep, value = arg.partition("=")
-        match = _SECRET_MARK.match(value if sep else arg)
+        match = _SECRET_MARK.fullmatch(value if sep else arg)
         if match is None:
             filled.append(arg)
         elif sep:

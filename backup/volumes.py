@@ -4,23 +4,34 @@
 "decide, then apply": the service reads the volumes and their users from
 Docker into :class:`VolumeInfo` records, these functions decide what may
 happen or raise a one-line error, and only then does the service touch a
-volume. Nothing here imports docker-py.
+volume. Nothing here imports docker-py. Names follow :mod:`backup.names`;
+labels a user gives a new volume are checked by :func:`check_volume_labels`.
 """
 
 from __future__ import annotations
 
-import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from backup.errors import InvalidName, NameTaken, VolumeInUse, VolumeNotFound
+from backup.errors import InvalidInput, InvalidName, NameTaken, VolumeInUse, VolumeNotFound
+from backup.names import check_volume_name, is_volume_name, shown
 from backup.types import isoformat
 
-# Docker's own rule for volume names (daemon/names.RestrictedNamePattern).
-VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+__all__ = ["CLONED_FROM_LABEL", "LABELS_MAX", "LABEL_KEY_MAX", "LABEL_VALUE_MAX", "ClonePlan",
+           "VolumeInfo", "VolumeUser", "check_volume_labels", "check_volume_name",
+           "decide_clone", "decide_removal", "is_volume_name"]
+
 CLONED_FROM_LABEL = "holdfast.cloned-from"
+# Docker sets no limits on labels. These keep one volume's labels within a few
+# tens of KiB (64 x (128 + 1024) characters), well inside the API's body limit
+# and a line a table can still cut short, and are far above what labels are
+# used for (reverse-DNS keys, short values).
+LABELS_MAX = 64
+LABEL_KEY_MAX = 128
+LABEL_VALUE_MAX = 1024
 
 
 @dataclass(frozen=True)
@@ -62,12 +73,29 @@ class VolumeInfo:
         }
 
 
-def check_volume_name(name: str) -> None:
-    if not VOLUME_NAME.fullmatch(name):
-        raise InvalidName(
-            f"cannot name a volume {name!r}: use letters, digits and _.- "
-            "(at least 2 characters, starting with a letter or digit)"
-        )
+def check_volume_labels(labels: Mapping[str, str]) -> None:
+    """Raise :class:`InvalidInput` (one line) unless ``labels`` are at most
+    :data:`LABELS_MAX` pairs of a non-empty key of at most :data:`LABEL_KEY_MAX`
+    characters and a value of at most :data:`LABEL_VALUE_MAX`, neither holding
+    a control character (NUL, newline, tab, DEL, C1): labels are plain text that
+    listings print and scripts split on."""
+    if len(labels) > LABELS_MAX:
+        raise InvalidInput(f"a volume takes at most {LABELS_MAX} labels, not {len(labels)}")
+    for key, value in labels.items():
+        if not key:
+            raise InvalidInput("a volume label needs a key: an empty key is not allowed")
+        if len(key) > LABEL_KEY_MAX:
+            raise InvalidInput(f"volume label key {shown(key)} is longer than "
+                               f"{LABEL_KEY_MAX} characters")
+        if len(value) > LABEL_VALUE_MAX:
+            raise InvalidInput(f"the value of volume label {shown(key)} is longer than "
+                               f"{LABEL_VALUE_MAX} characters")
+        for what, text in (("the key of", key), ("the value of", value)):
+            control = next((ch for ch in text if unicodedata.category(ch) == "Cc"), None)
+            if control is not None:
+                raise InvalidInput(
+                    f"{what} volume label {shown(key)} holds the control character "
+                    f"U+{ord(control):04X}; labels are plain text")
 
 
 def _users_text(users: tuple[VolumeUser, ...]) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from backup.errors import InvalidName, MissingCredentials, NameTaken, VolumeInUse
-from backup.labels import NAME_PATTERN
+from backup.names import VOLUME_NAME_MAX, check_container_name, is_volume_name, shown
 from backup.ports import ContainerSpec, VolumeSpec
 from backup.types import Manifest, fill_command
 
@@ -23,7 +23,6 @@ SOURCE_INSTANCE_LABEL = "holdfast.source-instance"
 # Docker's built-in networks are not recreated by name; a restored container
 # joins user-defined networks only.
 _BUILTIN_NETWORKS = frozenset({"bridge", "host", "none", "default"})
-_CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 
 
 @dataclass(frozen=True)
@@ -67,11 +66,7 @@ def plan_restore(
     :class:`VolumeInUse`), and :class:`MissingCredentials` if a secret the
     source container had cannot be supplied.
     """
-    if not _CONTAINER_NAME.match(new_name) or not NAME_PATTERN.match(new_name):
-        raise InvalidName(
-            f"cannot name a container {new_name!r}: use letters, digits and _.- "
-            "(at least 2 characters, starting with a letter or digit)"
-        )
+    check_container_name(new_name)
     if new_name in taken_container_names:
         raise NameTaken(f"a container named {new_name} already exists; choose another --name")
 
@@ -82,6 +77,11 @@ def plan_restore(
         volume_name_for(new_name, destination, len(destinations) == 1): destination
         for destination in destinations
     }
+    for volume_name, destination in volumes.items():
+        if not is_volume_name(volume_name):  # a very long mount path
+            raise InvalidName(
+                f"the volume for {shown(destination)} would be named {shown(volume_name)}, "
+                f"over Docker's {VOLUME_NAME_MAX} characters; choose a shorter --name")
     clashing = sorted(set(volumes) & set(existing_volumes))
     if clashing and not force:
         raise NameTaken(

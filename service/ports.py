@@ -121,8 +121,20 @@ class VolumeAdmin(Protocol):
         ...
 
 
+class ImageSupply(Protocol):
+    """Images on the engine, pulled when missing."""
+
+    def ensure_image(self, image: str) -> None:
+        """Return once ``image`` is on the engine, pulling it first if it is
+        missing, as ``docker run`` does, with progress logged at INFO. Raises
+        :class:`~backup.errors.ImagePullFailed` (an ImageNotFound) carrying the
+        engine's reason when it cannot be pulled (no registry, no such tag, no
+        access). Helper containers call this for the helper image themselves."""
+        ...
+
+
 class DockerEngine(ContainerExec, ContainerRuntime, HelperContainers, ContainerDiscovery,
-                   VolumeAdmin, Protocol):
+                   VolumeAdmin, ImageSupply, Protocol):
     """Everything the service needs of one Docker engine."""
 
 

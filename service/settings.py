@@ -22,7 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from backup.errors import InvalidInput
 
 TARGET_PREFIX = "HOLDFAST_TARGET_"
-_TARGET_NAME = re.compile(r"^[A-Z0-9_]+$")
+_TARGET_NAME = re.compile(r"[A-Z0-9_]+")
 _SCOPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 
@@ -74,7 +74,7 @@ class Settings(BaseSettings):
         for key, value in env.items():
             if key.startswith(TARGET_PREFIX) and value:
                 suffix = key[len(TARGET_PREFIX):]
-                if not _TARGET_NAME.match(suffix):
+                if not _TARGET_NAME.fullmatch(suffix):
                     raise InvalidInput(f"{key}: target names are letters, digits and _")
                 targets[suffix.lower()] = value
         fields = {name[len("HOLDFAST_"):].lower(): value for name, value in env.items()

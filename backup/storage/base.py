@@ -19,7 +19,7 @@ from typing import ClassVar, Protocol
 from backup.errors import InvalidName
 
 PARTIAL_MARKER = ".partial"
-_KEY_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.=+-]*$")
+_KEY_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=+-]*")
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def validate_key(key: str) -> str:
     """Refuse keys that could escape the target or collide with temporary names
     (borgstore's ``validate_name``). Pure; every target calls it before any I/O."""
     parts = key.split("/")
-    if not key or any(not _KEY_PART.match(part) for part in parts):
+    if not key or any(not _KEY_PART.fullmatch(part) for part in parts):
         raise InvalidName(
             f"invalid object key {key!r}: use letters, digits and _.=+- separated by '/'"
         )

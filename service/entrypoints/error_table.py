@@ -32,6 +32,9 @@ ERROR_TABLE: tuple[tuple[type[errors.HoldfastError], Outcome], ...] = (
     (errors.NotFound, NOT_FOUND),
     (errors.Conflict, CONFLICT),
     (errors.ContainerError, CONFLICT),
+    # The engine said no to what the request carried (its 400, a name too long
+    # for its file system): the same status as our own validation would give.
+    (errors.DockerRejectedInput, BAD_INPUT),
     # The engine is up and said no (a port taken, a mount it cannot make).
     (errors.DockerRefused, CONFLICT),
     (errors.InvalidInput, BAD_INPUT),

@@ -15,13 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from backup.errors import CloneFailed, HoldfastError, NameTaken, VolumeNotFound
+from backup.names import shown
 from backup.ports import VolumeSpec
 from backup.volumes import (
     ClonePlan,
     VolumeInfo,
+    check_volume_labels,
     check_volume_name,
     decide_clone,
     decide_removal,
+    is_volume_name,
 )
 from service.bootstrap import Services
 
@@ -32,16 +35,29 @@ def list_volumes(svc: Services, sizes: bool = True) -> list[VolumeInfo]:
     return svc.docker.list_volumes(sizes=sizes)
 
 
+def _lookup(svc: Services, name: str, size: bool = False) -> VolumeInfo | None:
+    """The volume of that name; a name no volume can have is not asked for."""
+    return svc.docker.get_volume(name, size=size) if is_volume_name(name) else None
+
+
+def _not_found(name: str) -> VolumeNotFound:
+    named = name if is_volume_name(name) else shown(name)
+    return VolumeNotFound(f"no volume named {named}; `holdfast volumes ls` lists them")
+
+
 def get_volume(svc: Services, name: str, size: bool = True) -> VolumeInfo:
-    volume = svc.docker.get_volume(name, size=size)
+    volume = _lookup(svc, name, size=size)
     if volume is None:
-        raise VolumeNotFound(f"no volume named {name}; `holdfast volumes ls` lists them")
+        raise _not_found(name)
     return volume
 
 
 def create_volume(svc: Services, name: str,
                   labels: Mapping[str, str] | None = None) -> VolumeInfo:
+    """Create an empty volume; its name and labels are checked first
+    (:func:`~backup.volumes.check_volume_labels`), before Docker sees them."""
     check_volume_name(name)
+    check_volume_labels(labels or {})
     if svc.docker.get_volume(name) is not None:
         raise NameTaken(f"volume {name} already exists; choose another name")
     svc.docker.create_volume(VolumeSpec(name=name, labels=dict(labels or {})))
@@ -50,6 +66,8 @@ def create_volume(svc: Services, name: str,
 
 
 def remove_volume(svc: Services, name: str) -> VolumeInfo:
+    if not is_volume_name(name):
+        raise _not_found(name)
     volume = decide_removal(svc.docker.get_volume(name), name)
     svc.docker.remove_unused_volume(name)
     logger.info("removed volume %s", name)
@@ -71,6 +89,8 @@ class CloneResult:
 
 def prepare_clone(svc: Services, source: str, target: str, force: bool = False) -> ClonePlan:
     """Every check a clone can fail, before anything is written."""
+    if not is_volume_name(source):
+        raise _not_found(source)
     return decide_clone(svc.docker.get_volume(source), svc.docker.get_volume(target),
                         source_name=source, target_name=target, force=force)
 

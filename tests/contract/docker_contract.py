@@ -34,13 +34,14 @@ listing is scoped to the test's own names.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import pytest
 
-from backup.errors import NameTaken, NotFound, VolumeInUse, VolumeNotFound
+from backup.errors import ImagePullFailed, NameTaken, NotFound, VolumeInUse, VolumeNotFound
 from backup.ports import ContainerSpec, VolumeSpec
 from backup.types import Mount
 from service.ports import DockerEngine
@@ -359,3 +360,52 @@ class DockerEngineContract:
             docker_engine.remove_volume(mounted)
         assert mounted in str(caught.value)
         assert docker_engine.volume_exists(mounted)
+
+    # --- sizes and images ------------------------------------------------------------
+
+    def test_concurrent_size_listings_all_succeed(
+        self, docker_engine: DockerEngine, unique_name: NameFactory,
+    ) -> None:
+        # Docker runs one disk-usage walk at a time and refuses a second while
+        # one runs ("a disk usage operation is already running"): listings of a
+        # busy API must share or wait for it, never fail.
+        name = unique_name("vol")
+        docker_engine.create_volume(VolumeSpec(name=name, labels={"holdfast.test": "1"}))
+        sizes: list[int | None] = []
+        errors: list[BaseException] = []
+        start = threading.Barrier(8)
+
+        def listing() -> None:
+            try:
+                start.wait(timeout=30)
+                listed = {volume.name: volume for volume in docker_engine.list_volumes(sizes=True)}
+                sizes.append(listed[name].size_bytes)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=listing) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert errors == []
+        assert sizes == [0] * 8  # an empty volume, measured
+
+    def test_an_image_on_the_engine_needs_no_pull(
+        self, docker_engine: DockerEngine, image: str, make_container: ContainerFactory,
+        unique_name: NameFactory,
+    ) -> None:
+        make_container(unique_name("ctr"), {}, unique_name("vol"))  # the image is there
+        docker_engine.ensure_image(image)
+
+    def test_an_image_that_cannot_be_pulled_is_refused_naming_it(
+        self, docker_engine: DockerEngine,
+    ) -> None:
+        # No registry here (or, with one, no such repository): either way the
+        # engine's reason, in one line.
+        missing = "holdfast-test/does-not-exist:0"
+        with pytest.raises(ImagePullFailed) as caught:
+            docker_engine.ensure_image(missing)
+        message = str(caught.value)
+        assert message.startswith(f"cannot pull image {missing}: ")
+        assert "\n" not in message and caught.value.image == missing

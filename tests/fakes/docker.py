@@ -8,11 +8,15 @@ and loads it through exec, with the programs :data:`DUMP`, :data:`LOAD` and
 :data:`READY`, so a backup and a restore move real bytes through the same
 pipeline, storage and runner as with Docker. Knobs make the engine fail the
 way a real one does (unreachable, a dump that breaks, a start that is refused).
+Images a pull can fetch are :attr:`FakeDocker.pullable` (the helper image by
+default); helper work first pulls :attr:`FakeDocker.helper_image` when it is
+not in :attr:`FakeDocker.images`, as the real adapter does.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import queue
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -23,6 +27,7 @@ from backup.errors import (
     DockerRefused,
     DockerUnavailable,
     ExecFailed,
+    ImagePullFailed,
     NameTaken,
     NotFound,
     VolumeInUse,
@@ -33,9 +38,16 @@ from backup.types import DatabaseContainer, Mount
 from backup.volumes import VolumeInfo, VolumeUser
 from service.ports import in_scope
 
+logger = logging.getLogger(__name__)
+
 DATA_PATH = "/data"
 DUMP, LOAD, READY = "fake-dump", "fake-load", "fake-ready"
 _CHUNK = 4096
+HELPER_IMAGE = "debian:bookworm-slim"
+"""The real adapter's default helper image (``HOLDFAST_HELPER_IMAGE``)."""
+NO_REGISTRY = ('Get "https://registry-1.docker.io/v2/": dial tcp: lookup '
+               "registry-1.docker.io: no such host")
+"""The reason an engine without a registry gives for a pull (Docker 20.10's words)."""
 
 
 @dataclass
@@ -107,6 +119,10 @@ class FakeDocker:
         self.containers: dict[str, FakeContainer] = {}
         self.volumes: dict[str, FakeVolume] = {}
         self.images: set[str] = set()
+        self.pullable: set[str] = {HELPER_IMAGE}
+        """Images the fake registry has; a pull of any other fails as with no registry."""
+        self.helper_image = HELPER_IMAGE
+        self.pulls: list[str] = []
         self.unreachable = False
         self.dump_error: str | None = None
         self.dump_error_after = 0
@@ -306,18 +322,43 @@ class FakeDocker:
         self.volumes.pop(name, None)
 
     def empty_volume(self, name: str) -> None:
-        self._volume(name).content = b""
+        volume = self._volume(name)
+        self._helper_image_ready()  # the real one empties it in a helper container
+        volume.content = b""
+
+    # --- ImageSupply -------------------------------------------------------------------
+
+    def ensure_image(self, image: str) -> None:
+        self._reachable()
+        with self._lock:
+            if image in self.images:
+                return
+            self.pulls.append(image)
+            if image not in self.pullable:
+                raise ImagePullFailed(image, NO_REGISTRY)
+            logger.info("image %s is not on the Docker engine; pulling it", image)
+            logger.info("pulling %s: layer 0001: pull complete", image)
+            self.images.add(image)
+            logger.info("pulled image %s", image)
+
+    def _helper_image_ready(self) -> None:
+        try:
+            self.ensure_image(self.helper_image)
+        except ImagePullFailed as exc:
+            raise ImagePullFailed(exc.image, exc.reason, helper=True) from exc
 
     # --- HelperContainers ----------------------------------------------------------------
 
     def helper_stream(self, argv: Sequence[str], *, volumes_from: str | None = None,
                       volumes: Mapping[str, str] | None = None,
                       read_only: bool = True) -> Iterator[bytes]:
+        self._helper_image_ready()
         raise ExecFailed(argv[0], 127, "the fake engine runs no helper programs")
 
     def helper_run(self, argv: Sequence[str], *, volumes_from: str | None = None,
                    volumes: Mapping[str, str] | None = None, read_only: bool = False,
                    stdin: Iterable[bytes] | None = None, check: bool = True) -> ExecResult:
+        self._helper_image_ready()
         raise ExecFailed(argv[0], 127, "the fake engine runs no helper programs")
 
     def stop_container(self, container_id: str, timeout: float = 30) -> None:
@@ -347,6 +388,7 @@ class FakeDocker:
         del self.volumes[name]
 
     def copy_volume(self, source: str, target: str) -> None:
+        self._helper_image_ready()  # the real one copies in a helper container
         if self.copy_error is not None:
             self._volume(target).content = b""
             raise ExecFailed("sh", 1, self.copy_error)

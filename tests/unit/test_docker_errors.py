@@ -1,6 +1,8 @@
 """The Docker adapter's error translation, without an engine: docker-py and
-requests errors, built by hand, become :mod:`backup.errors` by the HTTP status
-the engine answered with, never by the wording of its message."""
+requests errors, built by hand as the engine answers them, become
+:mod:`backup.errors` by what the engine answered: its HTTP status and, for the
+refusals Docker 20.10 sends as a plain 500, its words. An engine that answered
+is never "unreachable"; only no answer at all is."""
 
 from __future__ import annotations
 
@@ -13,8 +15,11 @@ import requests
 import requests.exceptions
 
 from backup.errors import (
+    DockerBusy,
     DockerRefused,
+    DockerRejectedInput,
     DockerUnavailable,
+    HoldfastError,
     ImageNotFound,
     NameTaken,
     NotFound,
@@ -29,6 +34,7 @@ from service.adapters.docker.events import ContainerEvents
 from service.adapters.docker.exec import Exec
 from service.adapters.docker.helpers import Helpers
 from service.adapters.docker.volumes import Volumes
+from service.entrypoints.error_table import outcome_for
 
 HOST = "unix:///nonexistent"
 
@@ -131,14 +137,18 @@ def test_a_409_becomes_the_callers_conflict(connection: DockerConnection) -> Non
 
 
 @pytest.mark.parametrize("error", [
-    api_error(500, "Internal Server Error"),
+    api_error(502, None, "Bad Gateway"),
     api_error(503, None, "Service Unavailable"),
+    api_error(504, None, "Gateway Timeout"),
     requests.exceptions.ConnectionError("Connection aborted: [Errno 2] No such file"),
+    requests.exceptions.ConnectTimeout("timed out connecting to the engine"),
     ConnectionRefusedError(111, "Connection refused"),
+    ConnectionResetError(104, "Connection reset by peer"),
     FileNotFoundError(2, "No such file or directory"),
     docker.errors.DockerException("Error while fetching server API version"),
-], ids=["500", "503", "requests-connection", "refused", "no-socket", "docker-exception"])
-def test_5xx_and_connection_errors_are_docker_unavailable(
+], ids=["502", "503", "504", "requests-connection", "connect-timeout", "refused", "reset",
+        "no-socket", "docker-exception"])
+def test_no_answer_and_gateway_errors_are_docker_unavailable(
     connection: DockerConnection, error: BaseException,
 ) -> None:
     with pytest.raises(DockerUnavailable) as caught:
@@ -147,6 +157,84 @@ def test_5xx_and_connection_errors_are_docker_unavailable(
     assert message.startswith(f"cannot reach the Docker engine at {HOST}: ")
     assert message.endswith("; start Docker or set DOCKER_HOST")
     assert caught.value.retryable
+    assert outcome_for(caught.value).http_status == 503
+
+
+def test_an_answer_that_does_not_come_in_time_is_docker_unavailable(
+    connection: DockerConnection,
+) -> None:
+    error = requests.exceptions.ReadTimeout("Read timed out. (read timeout=60)")
+    with pytest.raises(DockerUnavailable) as caught:
+        connection.call(raising(error))
+    assert str(caught.value) == (f"the Docker engine at {HOST} did not answer in time: Read "
+                                 "timed out. (read timeout=60); it may be overloaded, retry later")
+
+
+# --- refusals Docker 20.10 sends as a 500 ------------------------------------------------
+
+LONG_NAME = "hf-" + "a" * 297
+# Docker 20.10's answer to `docker volume create <300 characters>`, word for word.
+NAME_TOO_LONG = (f"create {LONG_NAME}: error while creating volume root path "
+                 f"'/var/lib/docker/volumes/{LONG_NAME}': mkdir "
+                 f"/var/lib/docker/volumes/{LONG_NAME}: file name too long")
+DISK_USAGE_BUSY = "a disk usage operation is already running"
+
+
+def caught_by(connection: DockerConnection, error: BaseException) -> HoldfastError:
+    with pytest.raises(HoldfastError) as caught:
+        connection.call(raising(error))
+    return caught.value
+
+
+def test_a_name_too_long_for_the_file_system_is_bad_input_not_an_engine_down(
+    connection: DockerConnection,
+) -> None:
+    error = caught_by(connection, api_error(500, NAME_TOO_LONG, "Internal Server Error"))
+    assert isinstance(error, DockerRejectedInput) and not isinstance(error, DockerUnavailable)
+    assert (outcome_for(error).http_status, outcome_for(error).exit_code) == (400, 2)
+    message = str(error)
+    assert message.startswith(f"Docker refused: create {LONG_NAME[:40]}")
+    assert message.endswith(": file name too long; use a shorter name")
+    # Docker repeats the name three times; the message keeps one line of about 300.
+    assert "\n" not in message and len(message) < 400
+
+
+def test_a_second_disk_usage_walk_is_busy_and_may_be_retried(
+    connection: DockerConnection,
+) -> None:
+    error = caught_by(connection, api_error(500, DISK_USAGE_BUSY, "Internal Server Error"))
+    assert isinstance(error, DockerBusy) and error.retryable
+    assert (outcome_for(error).http_status, outcome_for(error).exit_code) == (409, 4)
+    assert str(error) == ("the Docker engine is busy: a disk usage operation is already "
+                          "running; retry in a moment")
+
+
+@pytest.mark.parametrize("explanation", [
+    "Internal Server Error",
+    "driver failed programming external connectivity on endpoint db: Bind for "
+    "0.0.0.0:5432 failed: port is already allocated",
+])
+def test_any_other_500_is_the_engine_refusing_with_its_reason(
+    connection: DockerConnection, explanation: str,
+) -> None:
+    error = caught_by(connection, api_error(500, explanation, "Internal Server Error"))
+    assert type(error) is DockerRefused
+    assert str(error) == f"Docker refused: {explanation}"
+    assert (outcome_for(error).http_status, outcome_for(error).exit_code) == (409, 4)
+
+
+def test_a_400_is_bad_input(connection: DockerConnection) -> None:
+    error = caught_by(connection, api_error(
+        400, 'create a: volume name is too short, names should be at least two alphanumeric '
+             'characters', "Bad Request"))
+    assert isinstance(error, DockerRejectedInput)
+    assert (outcome_for(error).http_status, outcome_for(error).exit_code) == (400, 2)
+
+
+def test_docker_pys_own_argument_checks_are_bad_input(connection: DockerConnection) -> None:
+    error = caught_by(connection, docker.errors.NullResource("Resource ID was not provided"))
+    assert isinstance(error, DockerRejectedInput)
+    assert str(error) == "Docker refused: Resource ID was not provided"
 
 
 def test_a_client_that_cannot_be_made_is_docker_unavailable() -> None:
@@ -222,17 +310,35 @@ def test_a_409_on_create_is_the_name_taken(connection: DockerConnection,
         Containers(connection).create_container(spec)
 
 
-def test_a_missing_helper_image_is_image_not_found(connection: DockerConnection,
-                                                   client: StubClient) -> None:
+def test_a_missing_helper_image_that_cannot_be_pulled_is_image_not_found(
+    connection: DockerConnection, client: StubClient,
+) -> None:
     client.api.errors["create_container"] = docker.errors.ImageNotFound(
         "404", explanation="No such image: helper:1")
+    client.api.errors["inspect_image"] = docker.errors.ImageNotFound(
+        "404", explanation="no such image: helper:1: No such image: helper:1")
+    client.api.errors["pull"] = api_error(
+        500, 'Get "https://registry-1.docker.io/v2/": dial tcp: lookup registry-1.docker.io '
+             "on 10.255.255.53:53: no such host", "Internal Server Error")
     helpers = Helpers(connection, Exec(connection), "helper:1")
     with pytest.raises(ImageNotFound) as caught:
         helpers.helper_run(["true"])
     assert str(caught.value) == (
-        "helper image helper:1 is not on the Docker engine: pull it, or set "
-        "HOLDFAST_HELPER_IMAGE to a local image that has sh and GNU tar")
+        'cannot pull helper image helper:1: Get "https://registry-1.docker.io/v2/": dial tcp: '
+        "lookup registry-1.docker.io on 10.255.255.53:53: no such host; load it with "
+        "`docker load` or set HOLDFAST_HELPER_IMAGE to a local image that has sh and GNU tar")
+    assert outcome_for(caught.value).exit_code == 3
     assert "start" not in client.api.calls
+
+
+def test_a_404_on_helper_create_with_the_image_present_is_not_a_pull(
+    connection: DockerConnection, client: StubClient,
+) -> None:
+    client.api.errors["create_container"] = api_error(404, "No such container: gone")
+    helpers = Helpers(connection, Exec(connection), "helper:1")
+    with pytest.raises(NotFound, match=r"^No such container: gone$"):
+        helpers.helper_run(["true"], volumes_from="gone")
+    assert "pull" not in client.api.calls
 
 
 def test_a_helper_that_cannot_start_is_removed_and_refused(connection: DockerConnection,

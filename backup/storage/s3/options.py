@@ -46,10 +46,10 @@ OPTIONS = (
     "read_timeout",  # seconds (default 60)
 )
 
-_BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$")
-_SIZE = re.compile(r"^\s*(\d+)\s*(|b|k|kb|kib|m|mb|mib|g|gb|gib)\s*$", re.IGNORECASE)
+_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,254}")
+_SIZE = re.compile(r"\s*([0-9]+)\s*(|b|k|kb|kib|m|mb|mib|g|gb|gib)\s*", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": MiB, "g": GiB}
-_STORAGE_CLASS = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_STORAGE_CLASS = re.compile(r"[A-Z][A-Z0-9_]*")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -138,7 +138,7 @@ def parse_url(name: str, url: str) -> S3Location:
             "AWS_SECRET_ACCESS_KEY or AWS_PROFILE",
         )
     bucket = parsed.netloc
-    if not _BUCKET.match(bucket):
+    if not _BUCKET.fullmatch(bucket):
         raise misconfigured(name, f"{bucket!r} is not a valid bucket name")
     path = unquote(parsed.path).strip("/")
     if path:
@@ -173,7 +173,7 @@ def parse_options(name: str, query: str) -> S3Options:
     if kms_key_id and sse != "aws:kms":
         raise misconfigured(name, "kms_key_id needs sse=aws:kms")
     storage_class = raw.get("storage_class") or None
-    if storage_class is not None and not _STORAGE_CLASS.match(storage_class):
+    if storage_class is not None and not _STORAGE_CLASS.fullmatch(storage_class):
         raise misconfigured(name, f"{storage_class!r} is not a storage class name")
     tag = raw.get("tag_instance", "").lower()
     if tag not in _TRUE | _FALSE:
@@ -196,7 +196,7 @@ def parse_part_size(name: str, text: str) -> int:
     """Bytes in ``text``: a whole number, optionally with a b, k(i)(b), m(i)(b) or
     g(i)(b) suffix in any case, every one binary (``16MB`` is 16 MiB), from
     :data:`MIN_PART_SIZE` to :data:`MAX_PART_SIZE`."""
-    match = _SIZE.match(text)
+    match = _SIZE.fullmatch(text)
     if not match:
         raise misconfigured(name, f"part_size {text!r} is not a size such as 16MiB")
     number = match.group(1)

@@ -8,7 +8,8 @@ volumes, and discovers labelled containers: all of
 :class:`service.ports.DockerEngine`. It is a facade over one part per concern,
 all sharing one :class:`~service.adapters.docker.connection.DockerConnection`,
 where every docker-py or connection error is translated into :mod:`backup.errors`:
-:mod:`.exec`, :mod:`.containers`, :mod:`.volumes`, :mod:`.helpers` and :mod:`.events`.
+:mod:`.exec`, :mod:`.containers`, :mod:`.volumes`, :mod:`.images`, :mod:`.helpers`
+and :mod:`.events`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from service.adapters.docker.containers import Containers
 from service.adapters.docker.events import LIFECYCLE_EVENTS, ContainerEvents, follow_events
 from service.adapters.docker.exec import Exec
 from service.adapters.docker.helpers import DEFAULT_HELPER_IMAGE, HELPER_LABEL, Helpers
+from service.adapters.docker.images import Images
 from service.adapters.docker.volumes import Volumes
 
 if TYPE_CHECKING:
@@ -45,7 +47,8 @@ class DockerAdapter:
         self._connection = DockerConnection(factory, timeout)
         self._exec = Exec(self._connection)
         self._containers = Containers(self._connection)
-        self._helpers = Helpers(self._connection, self._exec, helper_image)
+        self._images = Images(self._connection)
+        self._helpers = Helpers(self._connection, self._exec, helper_image, self._images)
         self._volumes = Volumes(self._connection, self._helpers)
 
     # --- connection ------------------------------------------------------------------
@@ -181,6 +184,13 @@ class DockerAdapter:
         """Remove a volume no container uses; Docker's refusal (a container
         mounted it a moment ago) becomes :class:`~backup.errors.VolumeInUse`."""
         self._volumes.remove_unused_volume(name)
+
+    # --- images ----------------------------------------------------------------------
+
+    def ensure_image(self, image: str) -> None:
+        """Pull ``image`` if the engine lacks it, logging progress; see
+        :meth:`service.ports.ImageSupply.ensure_image`."""
+        self._images.ensure_image(image)
 
     # --- helper containers -----------------------------------------------------------
 

@@ -3,14 +3,18 @@
 :class:`DockerConnection` makes the docker-py client lazily, so commands that
 need only the catalog work while the engine is down, and its :meth:`~DockerConnection.call`
 is the one place where docker-py and ``requests`` errors become
-:mod:`backup.errors`. The translation goes by the HTTP status the engine
-answered with, never by the wording of its message: 404 is
-:class:`~backup.errors.NotFound`, 409 is the caller's ``Conflict`` class where
-it has one, any other 4xx is :class:`~backup.errors.DockerRefused`, and a 5xx or
-no answer at all is :class:`~backup.errors.DockerUnavailable`. The other parts
-of the adapter (exec, containers, volumes, helpers, events) share one
-connection and call the engine only through it. docker-py (with requests, a
-tenth of a second) is imported on the first connection, not with this module.
+:mod:`backup.errors`. An engine that answered is never "unreachable": the
+translation goes by the HTTP status it answered with and, where Docker reports
+a refusal as a plain 500 (its 20.10 does for a name too long for the file
+system, and for a second disk-usage walk), by its words. 404 is
+:class:`~backup.errors.NotFound`; 409 is the caller's ``Conflict`` class where
+it has one; 400 (and a name too long) is :class:`~backup.errors.DockerRejectedInput`;
+a disk-usage walk already running is :class:`~backup.errors.DockerBusy`; any
+other answer is :class:`~backup.errors.DockerRefused` carrying the engine's
+reason. Only no answer at all (connection refused or reset, socket missing,
+timeout) or a gateway's 502/503/504 is :class:`~backup.errors.DockerUnavailable`.
+The other parts of the adapter (exec, containers, volumes, helpers, events)
+share one connection and call the engine only through it.
 """
 
 from __future__ import annotations
@@ -21,7 +25,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
-from backup.errors import DockerRefused, DockerUnavailable, HoldfastError, NotFound
+from backup.errors import (
+    DockerBusy,
+    DockerRefused,
+    DockerRejectedInput,
+    DockerUnavailable,
+    HoldfastError,
+    NotFound,
+)
 
 if TYPE_CHECKING:
     import docker
@@ -66,7 +77,7 @@ class DockerConnection:
 
         try:
             return action()
-        except (docker.errors.DockerException, requests.exceptions.ConnectionError,
+        except (docker.errors.DockerException, requests.exceptions.RequestException,
                 ConnectionError, FileNotFoundError) as exc:
             raise translate(exc, conflict) from exc
 
@@ -86,41 +97,81 @@ def _from_env(timeout: int) -> docker.DockerClient:
     return docker.from_env(timeout=timeout)
 
 
-def translate(exc: BaseException, conflict: ConflictError | None = None) -> HoldfastError:
-    """The :mod:`backup.errors` class for a docker-py or connection error, by
-    the HTTP status the engine answered with (none: it did not answer)."""
-    import docker.errors
+# Docker 20.10 answers these with a plain 500, so only its words tell them
+# from a failure of the engine (matched in lower case).
+_NAME_TOO_LONG = "file name too long"
+_DISK_USAGE_BUSY = "a disk usage operation is already running"
+# A proxy in front of the engine (a socket proxy, a TCP load balancer) answers
+# these when the engine behind it does not; Docker itself uses 503 only for swarm.
+_GATEWAY_STATUSES = frozenset({502, 503, 504})
+_EXPLANATION_MAX = 300
 
-    status = exc.status_code if isinstance(exc, docker.errors.APIError) else None
-    if status == 404 or isinstance(exc, docker.errors.NotFound):
+
+def translate(exc: BaseException, conflict: ConflictError | None = None) -> HoldfastError:
+    """The :mod:`backup.errors` class for a docker-py or connection error: by
+    what the engine answered (see the module docstring), or
+    :class:`DockerUnavailable` when it did not answer."""
+    import docker.errors
+    import requests.exceptions
+
+    if isinstance(exc, docker.errors.NotFound):
         return NotFound(explain(exc))
-    if status is not None and 400 <= status < 500:
-        refused = f"Docker refused: {explain(exc)}"
-        if status == 409 and conflict is not None:
-            return conflict(refused)
-        return DockerRefused(refused)
+    if isinstance(exc, docker.errors.APIError):
+        return _answered(exc, conflict)
+    if isinstance(exc, (docker.errors.InvalidArgument, docker.errors.NullResource,
+                        docker.errors.InvalidRepository)):
+        # docker-py's own check of an argument, before any request.
+        return DockerRejectedInput(f"Docker refused: {explain(exc)}")
+    if isinstance(exc, requests.exceptions.Timeout) and not isinstance(
+            exc, requests.exceptions.ConnectTimeout):
+        return DockerUnavailable(
+            f"the Docker engine at {docker_host_description()} did not answer in time: "
+            f"{short(exc)}; it may be overloaded, retry later")
+    return unreachable(short(exc))
+
+
+def _answered(exc: docker.errors.APIError, conflict: ConflictError | None) -> HoldfastError:
+    status = exc.status_code
+    reason = explain(exc)
+    words = reason.lower()
+    if status == 404:
+        return NotFound(reason)
+    if status in _GATEWAY_STATUSES:
+        return unreachable(f"{status} {reason}")
+    if _DISK_USAGE_BUSY in words:
+        return DockerBusy(f"the Docker engine is busy: {reason}; retry in a moment")
+    if status == 400 or _NAME_TOO_LONG in words:
+        hint = "; use a shorter name" if _NAME_TOO_LONG in words else ""
+        return DockerRejectedInput(f"Docker refused: {reason}{hint}")
+    refused = f"Docker refused: {reason}"
+    if status == 409 and conflict is not None:
+        return conflict(refused)
+    return DockerRefused(refused)
+
+
+def unreachable(detail: str) -> DockerUnavailable:
     return DockerUnavailable(
         f"cannot reach the Docker engine at {docker_host_description()}: "
-        f"{short(exc)}; start Docker or set DOCKER_HOST"
+        f"{detail}; start Docker or set DOCKER_HOST"
     )
 
 
-def refusal(exc: DockerUnavailable, what: str) -> HoldfastError:
-    """``call`` reads any 5xx as an unreachable engine, but a start that fails
-    (a mount runc cannot make, a missing executable) comes back as a 500
-    carrying the engine's own reason: the engine is reachable, retrying will
-    not help, and "start Docker" would send the user to the wrong problem."""
-    import docker.errors
-
-    cause = exc.__cause__
-    if isinstance(cause, docker.errors.APIError) and cause.response is not None:
-        return DockerRefused(f"{what}: Docker refused: {explain(cause)}")
-    return exc
-
-
 def explain(exc: BaseException) -> str:
+    """The engine's reason, one line, at most about 300 characters: the head
+    and the tail are kept, since Docker repeats the name it refused (which may
+    be anything a user sent) and puts the cause last."""
     explanation = getattr(exc, "explanation", None)
-    return str(explanation or exc).splitlines()[0]
+    return one_line(str(explanation or exc)) or type(exc).__name__
+
+
+def one_line(text: str) -> str:
+    """The first line of ``text``, its middle cut out beyond about 300 characters."""
+    lines = text.splitlines()
+    line = lines[0] if lines else ""
+    if len(line) > _EXPLANATION_MAX:
+        half = _EXPLANATION_MAX // 2
+        line = f"{line[:half]}…{line[-half:]}"
+    return line
 
 
 def short(exc: BaseException) -> str:

@@ -15,10 +15,10 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from backup.errors import DockerUnavailable, NameTaken, NotFound
+from backup.errors import DockerRefused, NameTaken, NotFound
 from backup.ports import ContainerSpec
 from backup.types import DatabaseContainer, Mount
-from service.adapters.docker.connection import DockerConnection, parse_docker_time, refusal
+from service.adapters.docker.connection import DockerConnection, parse_docker_time
 from service.ports import SCOPE_LABEL, in_scope
 
 
@@ -166,8 +166,8 @@ class Containers:
     def start(self, container_id: str) -> DatabaseContainer:
         try:
             self._connection.call(lambda: self._connection.api.start(container_id))
-        except DockerUnavailable as exc:
-            raise refusal(exc, f"cannot start container {container_id[:12]}") from exc.__cause__
+        except DockerRefused as exc:  # a 500 of runc (a mount, a missing binary) included
+            raise type(exc)(f"cannot start container {container_id[:12]}: {exc}") from exc
         return self.inspect(container_id)
 
     def start_container(self, spec: ContainerSpec) -> DatabaseContainer:

@@ -5,7 +5,8 @@ a helper mounts a container's mounts (``--volumes-from``) or named volumes, has
 no network, runs as root, and is removed when its call returns or its stream is
 closed, failure included. Each carries :data:`HELPER_LABEL` naming the Holdfast
 process that made it, so the helpers a killed process left behind can be told
-from those of live ones and removed at start-up.
+from those of live ones and removed at start-up. A helper image missing from
+the engine is pulled first, as ``docker run`` does (:mod:`.images`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import contextlib
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-from backup.errors import DockerUnavailable, ImageNotFound, NotFound
+from backup.errors import DockerRefused, ImagePullFailed, NotFound
 from backup.ports import ExecResult
-from service.adapters.docker.connection import DockerConnection, refusal
+from service.adapters.docker.connection import DockerConnection
 from service.adapters.docker.exec import Exec
+from service.adapters.docker.images import Images
 from service.runs import current_runner, may_be_running
 
 HELPER_LABEL = "io.holdfast.helper"
@@ -29,9 +31,10 @@ class Helpers:
     """Helper containers of ``image`` on one engine, run through ``executor``."""
 
     def __init__(self, connection: DockerConnection, executor: Exec,
-                 image: str = DEFAULT_HELPER_IMAGE) -> None:
+                 image: str = DEFAULT_HELPER_IMAGE, images: Images | None = None) -> None:
         self._connection = connection
         self._exec = executor
+        self._images = images or Images(connection)
         self.image = image
 
     def _create_helper(self, volumes_from: str | None, volumes: Mapping[str, str] | None,
@@ -46,26 +49,39 @@ class Helpers:
             volumes_from=[f"{volumes_from}:{mode}"] if volumes_from else None,
             network_mode="none", auto_remove=False,
         )
-        try:
+
+        def create() -> str:
             created = self._connection.call(lambda: self._connection.api.create_container(
                 self.image, command=["sleep", "infinity"], entrypoint=[],
                 labels={HELPER_LABEL: current_runner()}, host_config=host_config, user="0:0",
                 volumes=list((volumes or {}).values()) or None, detach=True,
                 name=f"holdfast-helper-{uuid.uuid4().hex[:12]}",
             ))
-        except NotFound as exc:
-            raise ImageNotFound(
-                f"helper image {self.image} is not on the Docker engine: pull it, or set "
-                "HOLDFAST_HELPER_IMAGE to a local image that has sh and GNU tar") from exc
-        helper_id: str = created["Id"]
+            return str(created["Id"])
+
+        try:
+            helper_id = create()
+        except NotFound:
+            if self._images.present(self.image):
+                raise  # something else is missing (the container of volumes_from)
+            self.pull_image()
+            helper_id = create()
         try:
             self._connection.call(lambda: self._connection.api.start(helper_id))
         except BaseException as exc:
             self._remove_helper(helper_id)
-            if isinstance(exc, DockerUnavailable):
-                raise refusal(exc, "cannot start a helper container") from exc.__cause__
+            if isinstance(exc, DockerRefused):
+                raise type(exc)(f"cannot start a helper container: {exc}") from exc
             raise
         return helper_id
+
+    def pull_image(self) -> None:
+        """Pull the helper image if the engine lacks it (as ``docker run`` would);
+        :class:`ImagePullFailed` names HOLDFAST_HELPER_IMAGE when it cannot."""
+        try:
+            self._images.ensure_image(self.image)
+        except ImagePullFailed as exc:
+            raise ImagePullFailed(exc.image, exc.reason, helper=True) from exc
 
     def _remove_helper(self, helper_id: str) -> None:
         # Never v=True: a helper mounts the user's volumes (--volumes-from),

@@ -5,19 +5,35 @@ and the volume side of :class:`service.ports.VolumeAdmin`. Work inside a volume
 (emptying, copying) runs in helper containers, so it needs no tools in any
 user's image. Docker's own answers are read by status: a 404 is a missing
 volume, a 409 on removal a volume some container still mounts.
+
+Sizes come from the engine's disk-usage walk (``docker system df -v``), which
+Docker runs one at a time and refuses to start while another runs: the walks of
+this process are serialised by one lock and their result is kept for
+:data:`DISK_USAGE_TTL` seconds (dropped when this adapter changes a volume), so
+concurrent listings share one walk; a walk another client started is waited for.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
-from backup.errors import NameTaken, NotFound, VolumeInUse, VolumeNotFound
+from backup.errors import DockerBusy, NameTaken, NotFound, VolumeInUse, VolumeNotFound
 from backup.ports import VolumeSpec
 from backup.volumes import VolumeInfo, VolumeUser
 from service.adapters.docker.connection import DockerConnection, parse_docker_time
 from service.adapters.docker.helpers import Helpers
+
+DISK_USAGE_TTL = 3.0
+"""Seconds a disk-usage walk's sizes are reused: long enough for a burst of
+listings to share one walk, short enough that sizes are as fresh as a listing
+the user repeats."""
+BUSY_WAIT = 30.0
+"""Seconds to wait for a disk-usage walk another client (``docker system df``,
+another Holdfast) is running before answering :class:`DockerBusy`."""
 
 
 class Volumes:
@@ -26,6 +42,51 @@ class Volumes:
     def __init__(self, connection: DockerConnection, helpers: Helpers) -> None:
         self._connection = connection
         self._helpers = helpers
+        self._usage_lock = threading.Lock()  # held during a walk
+        self._state_lock = threading.Lock()  # guards the two below, never held long
+        self._generation = 0  # bumped by every change to a volume made here
+        self._usage: tuple[int, float, dict[str, int]] | None = None
+
+    def _sizes(self) -> dict[str, int]:
+        """Bytes used by each volume the engine can measure (the local driver),
+        from one disk-usage walk shared by every caller within the TTL."""
+        with self._usage_lock:
+            with self._state_lock:
+                cached, generation = self._usage, self._generation
+            if cached is not None and cached[0] == generation \
+                    and time.monotonic() - cached[1] < DISK_USAGE_TTL:
+                return cached[2]
+            measured: dict[str, int] = {}
+            for entry in self._disk_usage().get("Volumes") or []:
+                size = (entry.get("UsageData") or {}).get("Size", -1)
+                if size is not None and size >= 0:
+                    measured[entry["Name"]] = int(size)
+            with self._state_lock:
+                # A volume changed during the walk: these sizes may predate it.
+                if self._generation == generation:
+                    self._usage = (generation, time.monotonic(), measured)
+            return measured
+
+    def _disk_usage(self) -> dict[str, Any]:
+        deadline = time.monotonic() + BUSY_WAIT
+        pause = 0.1
+        while True:
+            try:
+                return dict(self._connection.call(self._connection.api.df))
+            except DockerBusy as exc:
+                if time.monotonic() + pause > deadline:
+                    raise DockerBusy(
+                        "the Docker engine is still measuring disk usage for another "
+                        f"client after {BUSY_WAIT:.0f}s; retry later, or list without "
+                        "sizes") from exc
+                time.sleep(pause)
+                pause = min(pause * 2, 2.0)
+
+    def _forget_sizes(self) -> None:
+        """Called after this adapter changed a volume: the next size is measured."""
+        with self._state_lock:
+            self._generation += 1
+            self._usage = None
 
     def volume_exists(self, name: str) -> bool:
         try:
@@ -41,8 +102,11 @@ class Volumes:
     def create_volume(self, spec: VolumeSpec) -> None:
         if self.volume_exists(spec.name):
             raise NameTaken(f"volume {spec.name} already exists")
-        self._connection.call(lambda: self._connection.api.create_volume(
-            name=spec.name, labels=dict(spec.labels)))
+        try:
+            self._connection.call(lambda: self._connection.api.create_volume(
+                name=spec.name, labels=dict(spec.labels)))
+        finally:
+            self._forget_sizes()
 
     def _volume_users(self) -> dict[str, list[VolumeUser]]:
         users: dict[str, list[VolumeUser]] = {}
@@ -59,12 +123,7 @@ class Volumes:
         """Every volume with its users; ``sizes`` asks Docker to measure them
         (``docker system df -v``), which walks every volume and takes a while."""
         listed = self._connection.call(self._connection.api.volumes).get("Volumes") or []
-        measured: dict[str, int] = {}
-        if sizes:
-            for entry in self._connection.call(self._connection.api.df).get("Volumes") or []:
-                size = (entry.get("UsageData") or {}).get("Size", -1)
-                if size is not None and size >= 0:
-                    measured[entry["Name"]] = int(size)
+        measured = self._sizes() if sizes else {}
         users = self._volume_users()
         return sorted((_to_volume(data, users.get(data["Name"], []), measured.get(data["Name"]))
                        for data in listed), key=lambda volume: volume.name)
@@ -74,18 +133,16 @@ class Volumes:
             data = self._connection.call(lambda: self._connection.api.inspect_volume(name))
         except NotFound:
             return None
-        measured = None
-        if size:
-            for entry in self._connection.call(self._connection.api.df).get("Volumes") or []:
-                if entry["Name"] == name:
-                    value = (entry.get("UsageData") or {}).get("Size", -1)
-                    measured = int(value) if value is not None and value >= 0 else None
+        measured = self._sizes().get(name) if size else None
         return _to_volume(data, self._volume_users().get(name, []), measured)
 
     def empty_volume(self, name: str) -> None:
         """Delete everything inside a volume (for ``--force`` reuse)."""
-        self._helpers.helper_run(["sh", "-c", "find /volume -mindepth 1 -delete"],
-                                 volumes={name: "/volume"})
+        try:
+            self._helpers.helper_run(["sh", "-c", "find /volume -mindepth 1 -delete"],
+                                     volumes={name: "/volume"})
+        finally:
+            self._forget_sizes()
 
     def copy_volume(self, source: str, target: str) -> None:
         """Make ``target`` an exact copy of ``source``: owners, modes, links,
@@ -95,7 +152,11 @@ class Volumes:
         # root directory the source root's owner and mode.
         script = ("set -e; find /to -mindepth 1 -delete; "
                   "cp -a --sparse=always /from/. /to/")
-        self._helpers.helper_run(["sh", "-c", script], volumes={source: "/from", target: "/to"})
+        try:
+            self._helpers.helper_run(["sh", "-c", script],
+                                     volumes={source: "/from", target: "/to"})
+        finally:  # sizes measured before or during the copy are wrong after it
+            self._forget_sizes()
 
     def remove_volume(self, name: str) -> None:
         """Remove a volume; a missing one is not an error, one a container
@@ -104,6 +165,7 @@ class Volumes:
             self._connection.call(
                 lambda: self._connection.api.remove_volume(name, force=True),
                 conflict=lambda refused: VolumeInUse(f"volume {name} is in use: {refused}"))
+        self._forget_sizes()
 
     def remove_unused_volume(self, name: str) -> None:
         """Remove a volume no container uses; Docker's refusal (409: a container
@@ -115,6 +177,7 @@ class Volumes:
                 conflict=lambda refused: VolumeInUse(f"volume {name} is in use: {refused}"))
         except NotFound as exc:
             raise VolumeNotFound(f"no volume named {name}") from exc
+        self._forget_sizes()
 
 
 def _to_volume(data: Mapping[str, Any], users: list[VolumeUser],

@@ -541,6 +541,7 @@ EXPECTED: dict[type[errors.HoldfastError], tuple[int, int]] = {
     errors.NotFound: (404, 3),
     errors.Conflict: (409, 4),
     errors.ContainerError: (409, 4),
+    errors.DockerRejectedInput: (400, 2),
     errors.DockerRefused: (409, 4),
     errors.InvalidInput: (400, 2),
     errors.DockerUnavailable: (503, 5),
