@@ -95,19 +95,26 @@ def parse_bool(value: str) -> bool | None:
     return None
 
 
+def _shown(text: str, limit: int = 40) -> str:
+    """``text`` quoted for an error message, cut to ``limit`` characters: an
+    error names the bad value but never echoes a huge input back whole."""
+    return repr(text if len(text) <= limit else text[:limit - 3] + "...")
+
+
 def parse_duration(text: str) -> int:
     """``90s``, ``15m``, ``6h``, ``1d`` -> seconds, from 1s to 366d. Raises ValueError."""
     match = _DURATION.fullmatch(text.strip())
     if not match:
-        raise ValueError(f"{text.strip()!r} is not a duration like 90s, 15m, 6h or 1d")
+        raise ValueError(f"{_shown(text.strip())} is not a duration like 90s, 15m, 6h or 1d")
     digits, unit = match.groups()
     # A longer digit string is out of range anyway; int() of thousands of digits raises.
     seconds = int(digits) * _DURATION_UNITS[unit] if len(digits) <= 12 else MAX_INTERVAL + 1
     if seconds < MIN_INTERVAL:
-        raise ValueError(f"interval {text.strip()!r} must be longer than zero; "
+        raise ValueError(f"interval {_shown(text.strip())} must be longer than zero; "
                          f"use {INTERVAL_RANGE}")
     if seconds > MAX_INTERVAL:
-        raise ValueError(f"interval {text.strip()!r} is longer than 366d; use {INTERVAL_RANGE}")
+        raise ValueError(f"interval {_shown(text.strip())} is longer than 366d; "
+                         f"use {INTERVAL_RANGE}")
     return seconds
 
 
@@ -121,8 +128,8 @@ def validate_schedule(text: str) -> str:
         parse_duration(value[len("@every"):])
         return value
     if value.startswith("@"):
-        raise ValueError(f"unknown schedule {value!r}; use @hourly, @daily, @weekly, @monthly "
-                         "or @every <duration>")
+        raise ValueError(f"unknown schedule {_shown(value)}; use @hourly, @daily, @weekly, "
+                         "@monthly or @every <duration>")
     cron_values(value)
     return value
 
@@ -134,14 +141,14 @@ def cron_values(schedule: str) -> tuple[frozenset[int], ...]:
     refused: the schedule would never fire. Raises ValueError."""
     fields = _CRON_ALIASES.get(schedule, schedule).split(" ")
     if len(fields) != 5:
-        raise ValueError(f"cron {schedule!r} needs 5 fields (minute hour day month weekday)")
+        raise ValueError(f"cron {_shown(schedule)} needs 5 fields (minute hour day month weekday)")
     values = tuple(_cron_field(text, index) for index, text in enumerate(fields))
     days, months = values[2], values[3]
     longest = max(_LONGEST_MONTH[month - 1] for month in months)
     if min(days) > longest:
         listed = ",".join(str(month) for month in sorted(months))
         which = f"month {listed} has" if len(months) == 1 else f"months {listed} have"
-        raise ValueError(f"cron {schedule!r} never fires: {which} at most {longest} days; "
+        raise ValueError(f"cron {_shown(schedule)} never fires: {which} at most {longest} days; "
                          f"use a day from 1 to {longest}")
     return (*values[:4], frozenset(day % 7 for day in values[4]))
 
@@ -156,22 +163,22 @@ def _cron_field(text: str, index: int) -> frozenset[int]:
         else:
             bounds = base.split("-")
             if len(bounds) > 2:
-                raise ValueError(f"cron {what} {part!r} does not parse; use N, N-M, */S, "
+                raise ValueError(f"cron {what} {_shown(part)} does not parse; use N, N-M, */S, "
                                  "N-M/S or a list of them")
             numbers = [_cron_number(bound, index) for bound in bounds]
             # "N/S" runs from N to the field's end, as in cronie and APScheduler.
             first, last = numbers[0], numbers[-1] if len(numbers) == 2 or not slash else high
             if first > last:
-                raise ValueError(f"cron {what} range {part!r} runs backwards")
+                raise ValueError(f"cron {what} range {_shown(part)} runs backwards")
         step = 1
         if slash:
             span = last - first
             if span == 0:
-                raise ValueError(f"cron {what} {part!r} steps over a single value; "
+                raise ValueError(f"cron {what} {_shown(part)} steps over a single value; "
                                  "drop the /step")
             if not _DIGITS.fullmatch(step_text) or len(step_text) > 4 \
                     or not 1 <= int(step_text) <= span:
-                raise ValueError(f"cron {what} step in {part!r} must be a whole number "
+                raise ValueError(f"cron {what} step in {_shown(part)} must be a whole number "
                                  f"from 1 to {span}")
             step = int(step_text)
         found.update(range(first, last + 1, step))
@@ -186,7 +193,7 @@ def _cron_number(text: str, index: int) -> int:
     value = int(text) if _DIGITS.fullmatch(text) and len(text) <= 4 else None
     if value is None or not low <= value <= high:
         names = {3: " or jan-dec", 4: " or sun-sat"}.get(index, "")
-        raise ValueError(f"cron {what} {text!r} is not a number from {low} to {high}{names}")
+        raise ValueError(f"cron {what} {_shown(text)} is not a number from {low} to {high}{names}")
     return value
 
 
@@ -200,12 +207,12 @@ def parse_retention(text: str) -> dict[str, int]:
         key, sep, raw = item.partition("=")
         key = key.strip().lower()
         if not sep or not key.isascii() or key not in RETENTION_KEYS:
-            raise ValueError(f"retention item {item!r}: use {'=N, '.join(RETENTION_KEYS)}=N")
+            raise ValueError(f"retention item {_shown(item)}: use {'=N, '.join(RETENTION_KEYS)}=N")
         if key in policy:
-            raise ValueError(f"retention names {key!r} twice")
+            raise ValueError(f"retention names {_shown(key)} twice")
         raw = raw.strip()
         if not _DIGITS.fullmatch(raw) or len(raw) > 7 or not 1 <= int(raw) <= MAX_RETENTION:
-            raise ValueError(f"retention {key}={raw!r} must be a positive whole number "
+            raise ValueError(f"retention {key}={_shown(raw)} must be a positive whole number "
                              f"(1 to {MAX_RETENTION:,})")
         policy[key] = int(raw)
     return policy
@@ -220,12 +227,12 @@ def parse_labels(labels: Mapping[str, str], container_name: str, *,
     enabled = parse_bool(labels.get(PREFIX + "enable", "false")) is True
     name = instance_name(labels, container_name)
     if not NAME_PATTERN.match(name):
-        errors.append(f"holdfast.name {name!r}: use letters, digits and _.- (max 128)")
+        errors.append(f"holdfast.name {_shown(name)}: use letters, digits and _.- (max 128)")
 
     engine = labels.get(PREFIX + "engine", "").strip().lower() or None
     if engine and engine not in known_engines:
         known = ", ".join(sorted(known_engines))
-        errors.append(f"holdfast.engine {engine!r} is unknown; use one of {known}")
+        errors.append(f"holdfast.engine {_shown(engine)} is unknown; use one of {known}")
         engine = None
 
     schedule = None
@@ -246,7 +253,7 @@ def parse_labels(labels: Mapping[str, str], container_name: str, *,
 
     target = labels.get(PREFIX + "target", "").strip() or "local"
     if not target.isascii() or not _TARGET_NAME.fullmatch(target.lower()):
-        errors.append(f"holdfast.target {target!r}: a target name is letters, digits and _")
+        errors.append(f"holdfast.target {_shown(target)}: a target name is letters, digits and _")
 
     databases = tuple(
         part.strip() for part in labels.get(PREFIX + "databases", "").split(",") if part.strip()
