@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from backup import errors
-from service.bootstrap import Services, bootstrap
-from service.observability.logs import configure_logging
 
 if TYPE_CHECKING:
+    from service.bootstrap import Services
     from service.settings import Settings
 
-# Only typer and light project modules load at start-up, so ``--help``,
-# ``--version`` and completion answer at once; pydantic-settings, SQLAlchemy,
-# docker-py, boto3 and FastAPI are imported by the commands that use them
-# (tests/unit/test_cli_imports.py keeps it so; bench/cli_startup.py measures it).
+# Only typer and the CLI's own modules load at start-up, so ``--help``,
+# ``--version`` and completion answer at once; the settings, the services and
+# through them pydantic-settings, SQLAlchemy, docker-py and boto3 are imported
+# by the commands that use them (tests/unit/test_cli_imports.py keeps it so;
+# bench/cli_startup.py measures it).
 
 app = typer.Typer(
     name="holdfast",
@@ -97,9 +97,19 @@ def load_settings() -> Settings:
         fail_with(exc)
 
 
+def bootstrap(settings: Settings) -> Services:
+    """:func:`service.bootstrap.bootstrap`, imported when a command first needs
+    it; the entry-point tests swap this name for the fakes."""
+    from service.bootstrap import bootstrap as build
+
+    return build(settings)
+
+
 @contextlib.contextmanager
 def open_services() -> Iterator[Services]:
     """Settings and services for one command, with errors turned into one line."""
+    from service.observability.logs import configure_logging
+
     settings = load_settings()
     configure_logging(settings.log_level if settings.log_level != "INFO" else "WARNING",
                       settings.log_format)

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from backup.types import Snapshot
-from backup.volumes import VolumeInfo
+if TYPE_CHECKING:
+    from backup.types import Snapshot
+    from backup.volumes import VolumeInfo
 
 
 def print_json(data: Any) -> None:
