@@ -1,5 +1,6 @@
-"""Request bodies of the HTTP API. Responses are the use cases' records as JSON,
-the same shapes the CLI prints with ``--json``."""
+"""Request bodies of the HTTP API, and :class:`Error`, the body of every failure.
+Responses are the use cases' records as JSON, the same shapes the CLI prints
+with ``--json``."""
 
 from __future__ import annotations
 
@@ -35,3 +36,14 @@ class PolicyBody(BaseModel):
     retention: str | None = Field(default=None, examples=["last=3,daily=7"])
     target: str | None = None
     databases: str | None = Field(default=None, examples=["app,reports"])
+
+
+class Error(BaseModel):
+    """The body of every failure: 4xx and 5xx alike."""
+
+    error: str = Field(description="what went wrong and what to do, on one line",
+                       examples=["no instance named 'shop'; 'holdfast instances' lists them"])
+    type: str = Field(description="the error's class, e.g. InstanceNotFound, InvalidInput, "
+                      "Unauthorised, BodyTooLarge", examples=["InstanceNotFound"])
+    running: str | None = Field(default=None, description="with a 409 for a run already in "
+                                "progress: the id of that job or snapshot")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -455,9 +456,10 @@ def test_an_unknown_job_is_404(client: TestClient) -> None:
     assert_error(client.get("/v1/jobs/job-nope"), 404, "JobNotFound")
 
 
-def test_healthz_is_ok(client: TestClient) -> None:
+def test_healthz_is_ok_and_names_the_installed_version(client: TestClient) -> None:
     response = client.get("/healthz")
-    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+    assert (response.status_code, response.json()) == (
+        200, {"status": "ok", "version": metadata.version("holdfast")})
 
 
 def test_readyz_is_200_while_everything_answers(client: TestClient) -> None:

@@ -8,17 +8,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.entrypoints.api.deps import ContextDep, ServicesDep
 from service.usecases.health import readiness
+from service.version import holdfast_version
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
 def healthz() -> dict[str, str]:
-    """The process is up."""
-    return {"status": "ok"}
+    """The process is up, and its version."""
+    return {"status": "ok", "version": holdfast_version()}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={503: {"description": "Not ready: the same report, "
+                                                  "naming what fails"}})
 def readyz(svc: ServicesDep) -> JSONResponse:
     """The catalog and the Docker engine are reachable."""
     report = readiness(svc)

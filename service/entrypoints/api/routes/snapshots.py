@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, status
 from fastapi.responses import Response
 
 from service.entrypoints.api.deps import AUTHORISED, JobsDep, ServicesDep
+from service.entrypoints.api.openapi import errors
 from service.entrypoints.api.schemas import RestoreBody
 from service.usecases import restores, snapshots
 
@@ -22,20 +23,22 @@ def list_snapshots(svc: ServicesDep,
     return [s.to_json() for s in snapshots.list_snapshots(svc, instance)]
 
 
-@router.get("/{snapshot_id}", tags=["snapshots"])
+@router.get("/{snapshot_id}", tags=["snapshots"], responses=errors(400, 404))
 def get_snapshot(svc: ServicesDep, snapshot_id: str) -> dict[str, Any]:
     """One snapshot."""
     return snapshots.get_snapshot(svc, snapshot_id).to_json()
 
 
-@router.delete("/{snapshot_id}", tags=["snapshots"], status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{snapshot_id}", tags=["snapshots"], status_code=status.HTTP_204_NO_CONTENT,
+               responses=errors(400, 404, 409))
 def delete_snapshot(svc: ServicesDep, snapshot_id: str) -> Response:
     """Delete a snapshot's data, manifest and catalog entry."""
     snapshots.delete_snapshot(svc, snapshot_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{snapshot_id}/restore", tags=["restores"], status_code=status.HTTP_202_ACCEPTED)
+@router.post("/{snapshot_id}/restore", tags=["restores"], status_code=status.HTTP_202_ACCEPTED,
+             responses=errors(400, 404, 409))
 def start_restore(svc: ServicesDep, jobs: JobsDep, snapshot_id: str,
                   body: RestoreBody) -> dict[str, Any]:
     """Restore a snapshot into a fresh container; returns the job to poll."""

@@ -1,0 +1,76 @@
+"""The OpenAPI document's failures: every status each route can answer, all with the Error schema.
+
+Routes name the statuses their use case raises (404, 409, 400 for values it
+refuses) with ``responses=errors(...)``; :func:`document_errors` adds those
+that come from the app around them: 500 everywhere; 401 (the token) and 503
+(catalog, Docker, storage unreachable; shutting down) on every ``/v1`` route;
+400 (malformed body) and 413 (the body cap) where a route takes a body. It also
+drops FastAPI's default 422, which this API never answers (validation is 400).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+
+from service.entrypoints.api.auth import is_protected
+from service.entrypoints.api.schemas import Error
+
+DESCRIPTIONS: dict[int, str] = {
+    400: "Bad input: a body, path or query that does not fit the route, or a value it refuses",
+    401: "Missing or wrong bearer token (only when the daemon has HOLDFAST_API_TOKEN)",
+    404: "No such instance, snapshot, volume, job or image",
+    409: "Conflicts with the current state: a run in progress, a name taken, a volume in use",
+    413: "The request body is over the API's limit (256 KiB)",
+    500: "Internal error; the daemon's log has the details",
+    503: "The catalog, the Docker engine or a storage target is unreachable, "
+         "or the daemon is shutting down",
+}
+_ERROR_REF = {"$ref": "#/components/schemas/Error"}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route decorator: ``statuses`` with the Error body."""
+    return {status: {"model": Error, "description": DESCRIPTIONS[status]} for status in statuses}
+
+
+def _error_response(status: int) -> dict[str, Any]:
+    return {"description": DESCRIPTIONS[status],
+            "content": {"application/json": {"schema": _ERROR_REF}}}
+
+
+def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` (FastAPI's document) with the app-wide failures added to every
+    operation and the 422 and its schemas gone; changed in place and returned."""
+    for path, item in schema.get("paths", {}).items():
+        for op in item.values():
+            responses: dict[str, Any] = op.setdefault("responses", {})
+            responses.pop("422", None)
+            added = {500}
+            if is_protected(path):
+                added |= {401, 503}
+            if "requestBody" in op:
+                added |= {400, 413}
+            for status in added:
+                responses.setdefault(str(status), _error_response(status))
+            op["responses"] = dict(sorted(responses.items()))
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    components.setdefault("Error", Error.model_json_schema(
+        ref_template="#/components/schemas/{model}"))
+    return schema
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Make ``app.openapi()`` return the document with :func:`document_errors` applied."""
+    build: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
