@@ -142,7 +142,7 @@ class Discovery:
                     len(instances))
 
     def _follow(self) -> None:
-        delay = 1.0
+        delay = min(1.0, self._max_backoff)
         while not self._stopping.is_set():
             try:
                 events = self._services.docker.container_events(
@@ -151,7 +151,7 @@ class Discovery:
                 # Listing after subscribing means no change can fall between the two.
                 self.refresh()
                 self.connected.set()
-                delay = 1.0
+                delay = min(1.0, self._max_backoff)
                 for action, container_id in events:
                     if self._stopping.is_set():
                         break
