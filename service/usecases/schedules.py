@@ -4,7 +4,10 @@ Pure functions over APScheduler 3's triggers (used here as a cron library, with
 no scheduler running): the daemon's :class:`~service.entrypoints.daemon.scheduler.Scheduler`
 builds its jobs from :func:`trigger_for`, start-up catch-up asks
 :func:`is_overdue`, and a process without the daemon's scheduler (the CLI)
-estimates the next run with :func:`estimate_next_run`.
+estimates the next run with :func:`estimate_next_run`. Cron syntax is read once,
+by :func:`backup.labels.cron_values`, and handed to APScheduler as explicit
+lists; :func:`schedule_problem` turns a trigger that fails into that one
+instance's error instead of an exception that would stop every other one.
 """
 
 from __future__ import annotations
