@@ -22,7 +22,8 @@ def healthz() -> dict[str, str]:
 @router.get("/readyz", responses={503: {"description": "Not ready: the same report, "
                                                   "naming what fails"}})
 def readyz(svc: ServicesDep) -> JSONResponse:
-    """The catalog and the Docker engine are reachable."""
+    """The catalog and the Docker engine are reachable, and (in the daemon) discovery
+    and the scheduler are working; 503 names each that is not."""
     report = readiness(svc)
     return JSONResponse(status_code=200 if report.ready else 503, content=report.to_json())
 
