@@ -188,6 +188,13 @@ class CatalogPort(Protocol):
         """Remove a snapshot row; False if there was none."""
         ...
 
+    def forget_instance(self, name: str) -> tuple[bool, list[str]]:
+        """Remove the instance row of ``name`` (its policy with it) and every
+        snapshot row of that instance, in one transaction; jobs stay as history.
+        Returns whether there was an instance row and the ids of the snapshot
+        rows removed (oldest first). Storage objects are not the catalog's."""
+        ...
+
     def add_job(self, j: JobRecord) -> None: ...
 
     def save_job(self, j: JobRecord) -> None: ...
@@ -198,13 +205,6 @@ class CatalogPort(Protocol):
                   statuses: Iterable[JobStatus] | None = None) -> list[JobRecord]:
         """The newest ``limit`` jobs, optionally only those in ``statuses``."""
         ...
-    def forget_instance(self, name: str) -> tuple[bool, list[str]]:
-        """Remove the instance row of ``name`` (its policy with it) and every
-        snapshot row of that instance, in one transaction; jobs stay as history.
-        Returns whether there was an instance row and the ids of the snapshot
-        rows removed (oldest first). Storage objects are not the catalog's."""
-        ...
-
 
 
 @dataclass(frozen=True)
