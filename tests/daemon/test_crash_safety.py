@@ -410,7 +410,8 @@ def test_sigkill_while_an_app_is_stopped_for_a_volume_snapshot_restarts_it_at_ne
         # the test sees the app stopped and kills the daemon.
         docker_client.containers.run(
             BASE_IMAGE, ["sh", "-c", "head -c 700000000 /dev/urandom > /v/blob"], remove=True,
-            network_mode="none", volumes={volume: {"bind": "/v", "mode": "rw"}})
+            network_mode="none", volumes={volume: {"bind": "/v", "mode": "rw"}},
+            labels={TEST_LABEL: "1"})
         app = docker_client.containers.run(
             BASE_IMAGE, ["sleep", "infinity"], name=name, detach=True, network=test_network,
             stop_signal="SIGKILL", volumes={volume: {"bind": "/data", "mode": "rw"}},

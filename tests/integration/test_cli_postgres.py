@@ -230,7 +230,8 @@ def test_restore_force_replaces_an_unused_leftover_volume_but_never_one_in_use(
     docker_client.volumes.create(name=f"{name}-data", labels={"holdfast.test": "1"})
     docker_client.containers.run(
         "holdfast-test/base:bookworm", ["sh", "-c", "echo stale > /v/STALE"], remove=True,
-        network_mode="none", volumes={f"{name}-data": {"bind": "/v", "mode": "rw"}})
+        network_mode="none", volumes={f"{name}-data": {"bind": "/v", "mode": "rw"}},
+        labels={"holdfast.test": "1"})
 
     _, line = holdfast.fail("restore", snapshot["id"], "--name", name, code=4)
     assert "--force" in line
