@@ -111,8 +111,9 @@ def restore_snapshot(
         logger.info("restore of %s failed, removing what it created: %s",
                     manifest.snapshot_id, exc)
         _undo(runtime, container, created_volumes)
-        if isinstance(exc, RestoreFailed) and not isinstance(exc, CorruptSnapshot):
-            # A load that fails on damaged data reports the tool's complaint; say
+        if isinstance(exc, RestoreFailed | CorruptSnapshot):
+            # A load that fails on damaged data reports the tool's (or the archive
+            # framing's) complaint, which depends on where the damage fell; say
             # what really happened if the stored object does not match its manifest.
             _raise_if_corrupt(storage, manifest)
         if isinstance(exc, HoldfastError | KeyboardInterrupt):

@@ -100,6 +100,11 @@ class JobRunner:
                 if failed is not None and failed.status == SnapshotStatus.FAILED:
                     self._metrics.observe(failed)
                 raise
+            finally:
+                # Before the job's final status is stored: a client that sees it
+                # finished may ask for the next backup at once (on_exit still
+                # releases a job that never ran).
+                gate.release(request.instance, job_id)
             self._metrics.observe(snapshot)
             return {**snapshot.to_json(), "pruned": pruned}
 

@@ -165,12 +165,12 @@ def assert_complete_snapshots_intact(data_dir: Path) -> list[Snapshot]:
     for snapshot in complete:
         try:
             assert_snapshot_intact(data_dir, snapshot)
-        except (AssertionError, OSError):
-            deadline = time.monotonic() + 5
-            while catalog.find_snapshot(snapshot.id) is not None:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        except (AssertionError, OSError) as problem:
+            try:
+                wait_for(lambda: catalog.find_snapshot(snapshot.id) is None, 30,  # noqa: B023
+                         f"the row of {snapshot.id}, whose files are gone, to go too")
+            except AssertionError:
+                raise problem from None
             continue
         checked.append(snapshot)
     return checked

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,6 +16,7 @@ import pytest
 from tests.e2e.conftest import Daemon
 from tests.harness.docker_fixtures import HELPER_IMAGE, TEST_LABEL, psql
 from tests.harness.volume_trees import read_tree, seed_tree
+from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -27,6 +27,7 @@ CHECKSUM = "SELECT count(*) || ' ' || md5(string_agg(i::text, '|' ORDER BY i.id)
 @pytest.fixture
 def server(daemon_factory: Callable[..., Daemon]) -> Iterator[httpx.Client]:
     daemon = daemon_factory(HOLDFAST_API_TOKEN=TOKEN).start()
+    daemon.wait_ready()
     yield daemon.client
     assert daemon.stop() == 0
     assert "s3cret-test-pw" not in daemon.log_text()
@@ -34,18 +35,27 @@ def server(daemon_factory: Callable[..., Daemon]) -> Iterator[httpx.Client]:
 
 def wait_for_job(client: httpx.Client, job: dict[str, Any],
                  timeout: float = 180) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
+    def finished() -> dict[str, Any] | None:
         current: dict[str, Any] = client.get(f"/v1/jobs/{job['id']}").json()
-        if current["status"] in ("succeeded", "failed"):
-            return current
-        assert time.monotonic() < deadline, f"job {job['id']} still {current['status']}"
-        time.sleep(0.3)
+        return current if current["status"] in ("succeeded", "failed") else None
+    return wait_for(finished, timeout, f"job {job['id']} to finish", interval=0.3)
+
+
+def discovered(client: httpx.Client, name: str, timeout: float = 60) -> dict[str, Any]:
+    """The instance's view once discovery (which follows Docker's events, a moment
+    after the container started) lists it."""
+    def listed() -> dict[str, Any] | None:
+        return next((view for view in client.get("/v1/instances").json()
+                     if view["name"] == name), None)
+    return wait_for(listed, timeout, f"discovery to list {name}")
 
 
 def test_backup_restore_and_delete_over_http(server: httpx.Client, postgres_container_factory: Any,
                                              docker_client: Any) -> None:
-    source = postgres_container_factory(labels={"holdfast.name": "api-src"})
+    # A name of its own: the daemon adopts every labelled container on the engine,
+    # other test sessions' too.
+    instance = f"api-src-{os.urandom(3).hex()}"
+    source = postgres_container_factory(labels={"holdfast.name": instance})
     psql(source, "CREATE TABLE items (id int PRIMARY KEY, label text);"
                  "INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 30000) g")
     expected = psql(source, CHECKSUM)
@@ -54,19 +64,18 @@ def test_backup_restore_and_delete_over_http(server: httpx.Client, postgres_cont
     assert server.get("/readyz").json() == {"ready": True,
                                             "checks": {"catalog": "ok", "docker": "ok"}}
     assert httpx.get(f"{server.base_url}/v1/instances").status_code == 401
-    instances = server.get("/v1/instances").json()
-    mine = next(i for i in instances if i["name"] == "api-src")
+    mine = discovered(server, instance)
     assert mine["engine"] == "postgres" and mine["container"] == source.name
     assert "s3cret-test-pw" not in server.get("/v1/instances").text
 
     assert server.post("/v1/instances/nope/backups").status_code == 404
-    accepted = server.post("/v1/instances/api-src/backups", json={})
+    accepted = server.post(f"/v1/instances/{instance}/backups", json={})
     assert accepted.status_code == 202, accepted.text
     job = wait_for_job(server, accepted.json())
     assert job["status"] == "succeeded", job
     snapshot_id = job["result"]["id"]
 
-    listed = server.get("/v1/snapshots", params={"instance": "api-src"}).json()
+    listed = server.get("/v1/snapshots", params={"instance": instance}).json()
     assert [s["id"] for s in listed] == [snapshot_id]
     snapshot = server.get(f"/v1/snapshots/{snapshot_id}").json()
     assert snapshot["status"] == "complete" and snapshot["size_bytes"] > 0

@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -24,6 +23,9 @@ from typing import Any, Literal, TypeVar
 import httpx
 
 from tests.harness.docker_fixtures import HELPER_IMAGE
+from tests.harness.waiting import wait_for
+
+__all__ = ["Daemon", "free_port", "holdfast_env", "holdfast_json", "wait_for"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,20 +36,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], _T | Literal[False] | None], timeout: float, what: str,
-             interval: float = 0.1) -> _T:
-    """Poll ``condition`` until it returns something truthy; return that (so
-    never None or False, which the type says)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def holdfast_env(data_dir: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -133,12 +121,10 @@ class Daemon:
             return None
 
     def _wait_status(self, path: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while self._probe(path) != 200:
-            assert self.alive(), f"the daemon exited ({self.returncode}):\n{self.log_tail()}"
-            assert time.monotonic() < deadline, \
-                f"{path} not 200 after {timeout:.0f}s:\n{self.log_tail()}"
-            time.sleep(0.2)
+        def answered() -> bool:
+            assert self.alive(), f"the daemon exited ({self.returncode})"
+            return self._probe(path) == 200
+        self.wait_for(answered, timeout, f"{path} to answer 200", interval=0.2)
 
     def wait_healthy(self, timeout: float = 30) -> None:
         self._wait_status("/healthz", timeout)
@@ -231,16 +217,16 @@ class Daemon:
         return dict(response.json())
 
     def wait_job(self, job_id: str, timeout: float = 180) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
+        """The job once it has finished (succeeded or failed), polled over the API."""
+        def finished() -> dict[str, Any] | None:
             response = self.get(f"/v1/jobs/{job_id}")
             assert response.status_code == 200, response.text
-            job = response.json()
+            job = dict(response.json())
             if job["status"] in ("succeeded", "failed"):
-                return dict(job)
-            assert self.alive(), f"the daemon exited ({self.returncode}):\n{self.log_tail()}"
-            assert time.monotonic() < deadline, f"job {job_id} still {job['status']}"
-            time.sleep(0.2)
+                return job
+            assert self.alive(), f"the daemon exited ({self.returncode})"
+            return None
+        return self.wait_for(finished, timeout, f"job {job_id} to finish", interval=0.2)
 
     def instance_names(self) -> set[str]:
         response = self.get("/v1/instances")

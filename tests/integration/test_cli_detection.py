@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import time
 from collections.abc import Iterator
 
 import docker
@@ -15,6 +14,7 @@ import pytest
 from docker.models.containers import Container
 
 from tests.harness.docker_fixtures import TEST_LABEL
+from tests.harness.waiting import wait_for
 from tests.integration.conftest import Holdfast
 
 pytestmark = pytest.mark.docker
@@ -65,11 +65,10 @@ def test_engine_from_binaries_when_the_image_name_says_nothing(
     named = run(docker_client, test_network, "holdfast-test/redis:7", {}, started)
     expected[named.name] = "redis"
 
-    deadline = time.monotonic() + 60
-    while True:
+    # Binaries are probed only in a running container, and the servers take a
+    # moment to start.
+    def detected() -> bool:
         seen = {i["container"]: i["engine"] for i in holdfast.json("instances")
                 if i["container"] in expected}
-        if seen == expected or time.monotonic() > deadline:
-            break
-        time.sleep(1)  # binaries are probed only in a running container
-    assert seen == expected
+        return seen == expected
+    wait_for(detected, 90, f"the engines {expected}", interval=1)

@@ -23,6 +23,7 @@ import zstandard
 from docker.models.containers import Container
 
 from tests.harness.docker_fixtures import PGDATA, PostgresFactory, container_env, psql
+from tests.harness.waiting import wait_for
 from tests.integration.conftest import (
     KNOWN_SECRETS,
     READER_PASSWORD,
@@ -229,7 +230,8 @@ def test_restore_force_replaces_an_unused_leftover_volume_but_never_one_in_use(
     docker_client.volumes.create(name=f"{name}-data", labels={"holdfast.test": "1"})
     docker_client.containers.run(
         "holdfast-test/base:bookworm", ["sh", "-c", "echo stale > /v/STALE"], remove=True,
-        network_mode="none", volumes={f"{name}-data": {"bind": "/v", "mode": "rw"}})
+        network_mode="none", volumes={f"{name}-data": {"bind": "/v", "mode": "rw"}},
+        labels={"holdfast.test": "1"})
 
     _, line = holdfast.fail("restore", snapshot["id"], "--name", name, code=4)
     assert "--force" in line
@@ -298,20 +300,21 @@ def test_backup_without_postgres_password_names_the_variable(
 def test_instance_name_survives_container_recreation(
     holdfast: Holdfast, postgres_container_factory: PostgresFactory,
 ) -> None:
-    labels = {"holdfast.name": "keep-me"}
+    name = unique("keep-me")  # another session's keep-me would be listed too
+    labels = {"holdfast.name": name}
     old = postgres_container_factory(labels=labels)
-    snapshot = holdfast.json("backup", "keep-me")
+    snapshot = holdfast.json("backup", name)
     assert snapshot["status"] == "complete"
     old.remove(force=True, v=True)
 
-    gone = [v for v in holdfast.json("instances") if v["name"] == "keep-me"]
+    gone = [v for v in holdfast.json("instances") if v["name"] == name]
     assert len(gone) == 1
     assert gone[0]["status"] == "missing"
     assert gone[0]["last_snapshot"]["id"] == snapshot["id"]
 
     new = postgres_container_factory(labels=labels)
     assert new.name != old.name
-    views = [v for v in holdfast.json("instances") if v["name"] == "keep-me"]
+    views = [v for v in holdfast.json("instances") if v["name"] == name]
     assert len(views) == 1, views
     assert views[0]["container_id"] == new.id
     assert views[0]["container"] == new.name
@@ -378,6 +381,10 @@ def test_dump_killed_halfway_records_a_failed_snapshot_and_stores_nothing(
     watcher.start()
     try:
         with holdfast.popen("backup", container.name, "--json") as process:
+            # Killed only once the watcher has seen it: on a busy machine one
+            # `docker top` can take longer than the dump lives.
+            wait_for(lambda: any("pg_dump" in listing for listing in watcher.listings), 60,
+                     "docker top to show the pg_dump")
             psql(container, TERMINATE_DUMP_IN_COPY, db="postgres")
             proc = holdfast.finish(process)
     finally:

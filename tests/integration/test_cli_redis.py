@@ -33,6 +33,7 @@ def digest(container: Container) -> dict[int, str]:
 def redis_source(docker_client: docker.DockerClient, test_network: str,
                  docker_cleanup: DockerCleanup) -> Iterator[Container]:
     name = docker_cleanup.restored(f"hf-it-redis-{secrets.token_hex(3)}")
+    docker_client.volumes.create(name=f"{name}-data", labels={TEST_LABEL: "1"})
     container = docker_client.containers.run(
         REDIS_IMAGE, ["redis-server", "--appendonly", "yes", "--requirepass", PASSWORD],
         name=name, detach=True, network=test_network,

@@ -36,11 +36,12 @@ def app(docker_client: docker.DockerClient, test_network: str, tmp_path: Path,
     name = f"hf-it-app-{secrets.token_hex(3)}"
     data, uploads = f"{name}-data", f"{name}-uploads"
     docker_cleanup.volumes.extend([data, uploads])
-    docker_client.volumes.create(name=uploads, labels={TEST_LABEL: "1"})
+    for volume in (data, uploads):
+        docker_client.volumes.create(name=volume, labels={TEST_LABEL: "1"})
     seed_tree(docker_client, uploads)
     # The app runs as uid 1000 and writes into the volume's root.
     docker_client.containers.run(HELPER_IMAGE, ["sh", "-c", "chown 1000:1000 /v && chmod 0770 /v"],
-                                 remove=True, network_mode="none",
+                                 remove=True, network_mode="none", labels={TEST_LABEL: "1"},
                                  volumes={uploads: {"bind": "/v", "mode": "rw"}})
     static = tmp_path / "static"
     (static / "css").mkdir(parents=True)
@@ -101,10 +102,10 @@ def test_volume_snapshot_round_trip_through_the_cli(
     assert "./from-image.txt" in data and "./config.ini" in data
     log_restored = docker_client.containers.run(
         HELPER_IMAGE, ["head", "-n", "2", "/v/app.log"], remove=True, network_mode="none",
-        volumes={f"{new}-var-lib-app": {"bind": "/v", "mode": "ro"}})
+        labels={TEST_LABEL: "1"}, volumes={f"{new}-var-lib-app": {"bind": "/v", "mode": "ro"}})
     log_source = docker_client.containers.run(
         HELPER_IMAGE, ["head", "-n", "2", "/v/app.log"], remove=True, network_mode="none",
-        volumes={f"{name}-data": {"bind": "/v", "mode": "ro"}})
+        labels={TEST_LABEL: "1"}, volumes={f"{name}-data": {"bind": "/v", "mode": "ro"}})
     assert log_restored == log_source and log_source.startswith(b"tick 1 ")
     static = read_tree(docker_client, f"{new}-srv-static")["entries"]
     assert static["./index.html"][0] == "f" and "./css/site.css" in static

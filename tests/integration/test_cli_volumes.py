@@ -62,7 +62,7 @@ def test_create_list_and_remove(holdfast: Holdfast, docker_client: docker.Docker
 
     docker_client.containers.run(
         HELPER_IMAGE, ["sh", "-c", "head -c 5000000 /dev/urandom > /v/blob"], remove=True,
-        network_mode="none", volumes={name: {"bind": "/v", "mode": "rw"}})
+        network_mode="none", labels={TEST_LABEL: "1"}, volumes={name: {"bind": "/v", "mode": "rw"}})
     listed = {v["name"]: v for v in holdfast.json("volumes", "ls")}
     assert listed[name]["size_bytes"] >= 5_000_000
     assert listed[name]["users"] == [] and listed[name]["in_use"] is False
@@ -134,7 +134,8 @@ def test_clone_never_writes_into_an_existing_volume_without_force(
     seed_tree(docker_client, source)
     docker_client.containers.run(
         HELPER_IMAGE, ["sh", "-c", "echo keep > /v/precious && mkdir /v/extra"], remove=True,
-        network_mode="none", volumes={target: {"bind": "/v", "mode": "rw"}})
+        network_mode="none", labels={TEST_LABEL: "1"},
+        volumes={target: {"bind": "/v", "mode": "rw"}})
     untouched = read_tree(docker_client, target)
 
     _, line = holdfast.fail("volumes", "clone", source, target, code=4)

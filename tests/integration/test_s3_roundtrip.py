@@ -6,10 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+import zstandard
 
 from tests.harness.docker_fixtures import psql
 from tests.integration.conftest import (
@@ -19,6 +21,7 @@ from tests.integration.conftest import (
     fingerprint,
     volume_exists,
 )
+from tests.integration.test_cli_postgres import flip_near_the_middle
 
 pytestmark = pytest.mark.docker
 
@@ -84,9 +87,32 @@ def test_postgres_to_s3_and_back_into_a_fresh_container(
         [(snapshot["id"], snapshot["sha256"], "offsite")]
 
 
+def damage_the_framing(blob: bytes, member: str) -> bytes:
+    """The object with the first record of ``member`` given a kind no archive has,
+    compressed again: zstd decodes it without complaint and only the archive's
+    framing (and the manifest's sha256) can tell."""
+    data = bytearray(zstandard.ZstdDecompressor().decompressobj().decompress(blob))
+    at = data.find(member.encode()) + len(member)
+    assert data[at:at + 1] == b"D", "the member's first record should follow its name"
+    data[at] = 0
+    return zstandard.ZstdCompressor().compress(bytes(data))
+
+
+def damage_the_zstd_stream(blob: bytes, scratch: Path) -> bytes:
+    """The object with bytes inverted where zstd itself rejects the block."""
+    path = scratch / "data.hfa.zst"
+    path.write_bytes(blob)
+    flip_near_the_middle(path, zstd_notices=True)
+    return path.read_bytes()
+
+
+# Where damage falls decides which check trips first; each kind is made on purpose,
+# since random damage made the reported reason vary from run to run.
+@pytest.mark.parametrize("damage", ["zstd", "framing"])
 def test_corrupt_object_in_s3_fails_the_restore_and_leaves_nothing(
     holdfast: Holdfast, postgres_container_factory: Any, docker_client: Any,
-    docker_cleanup: DockerCleanup, s3: tuple[Any, str, dict[str, str]],
+    docker_cleanup: DockerCleanup, s3: tuple[Any, str, dict[str, str]], tmp_path: Path,
+    damage: str,
 ) -> None:
     client, bucket, env = s3
     name = f"s3bad-{secrets.token_hex(3)}"
@@ -95,10 +121,10 @@ def test_corrupt_object_in_s3_fails_the_restore_and_leaves_nothing(
     psql(source, "CREATE TABLE t AS SELECT g, md5(g::text) FROM generate_series(1, 50000) g")
     snapshot = holdfast.json("backup", name, env=env)
     key = f"{PREFIX}/{name}/{snapshot['id']}/data.hfa.zst"
-    blob = bytearray(client.get_object(Bucket=bucket, Key=key)["Body"].read())
-    for index in range(len(blob) // 2, len(blob) // 2 + 64):
-        blob[index] ^= 0x5A
-    client.put_object(Bucket=bucket, Key=key, Body=bytes(blob))
+    blob = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    damaged = damage_the_framing(blob, "db/appdb") if damage == "framing" else \
+        damage_the_zstd_stream(blob, tmp_path)
+    client.put_object(Bucket=bucket, Key=key, Body=damaged)
 
     target = docker_cleanup.restored(f"{name}-copy")
     proc, line = holdfast.fail("restore", snapshot["id"], "--name", target, env=env)

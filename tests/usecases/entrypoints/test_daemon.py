@@ -19,6 +19,7 @@ from service.entrypoints.daemon import main
 from service.entrypoints.daemon.discovery import Discovery
 from service.entrypoints.daemon.scheduler import Scheduler
 from service.records import JobRecord, JobStatus
+from service.usecases.backups import prepare_backup
 from service.usecases.instances import Instance, live_instances
 from service.usecases.jobs import JobRunner
 from tests.fakes.services import FakeWorld
@@ -358,3 +359,28 @@ def test_run_daemon_recovers_serves_with_live_parts_and_shuts_down(
     assert (old.error or "").startswith("interrupted")
     assert (world.docker.closed, world.catalog.closed) == (1, True)
     assert not [t for t in threading.enumerate() if t.name == "holdfast-discovery"]
+
+
+# --- JobRunner, as the API and the scheduler use it --------------------------------------
+
+
+def test_a_backup_job_lets_go_of_its_instance_before_it_is_seen_finished(
+        world: FakeWorld, jobs: JobRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client that polls the job until it has succeeded may ask for the next
+    backup at once: the instance is free by the time the final status is stored."""
+    add_db(world)
+    holders_when_finished: list[str | None] = []
+    save_job = world.catalog.save_job
+
+    def recording(job: JobRecord) -> None:
+        if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+            holders_when_finished.append(world.services.gate.holder("shop-db"))
+        save_job(job)
+    monkeypatch.setattr(world.catalog, "save_job", recording)
+
+    first = jobs.submit_backup(prepare_backup(world.services, "shop-db"))
+    wait_until(lambda: status_of(world, first.id) == JobStatus.SUCCEEDED)
+    assert holders_when_finished == [None]
+    second = jobs.submit_backup(prepare_backup(world.services, "shop-db"))  # no AlreadyRunning
+    wait_until(lambda: status_of(world, second.id) == JobStatus.SUCCEEDED)
+    assert holders_when_finished == [None, None]
