@@ -62,7 +62,8 @@ def test_backup_restore_and_delete_over_http(server: httpx.Client, postgres_cont
     restored_name = f"{source.name}-restored"
 
     assert server.get("/readyz").json() == {"ready": True,
-                                            "checks": {"catalog": "ok", "docker": "ok"}}
+                                            "checks": {"catalog": "ok", "docker": "ok",
+                                                       "discovery": "ok", "scheduler": "ok"}}
     assert httpx.get(f"{server.base_url}/v1/instances").status_code == 401
     mine = discovered(server, instance)
     assert mine["engine"] == "postgres" and mine["container"] == source.name
