@@ -66,7 +66,9 @@ def test_create_list_and_remove(holdfast: Holdfast, docker_client: docker.Docker
     listed = {v["name"]: v for v in holdfast.json("volumes", "ls")}
     assert listed[name]["size_bytes"] >= 5_000_000
     assert listed[name]["users"] == [] and listed[name]["in_use"] is False
-    table = holdfast.run("volumes", "ls")
+    # The table fits COLUMNS (80 off a terminal), cutting long cells; this one
+    # is wide enough for every volume on a shared engine.
+    table = holdfast.run("volumes", "ls", env={"COLUMNS": "1000"})
     assert table.returncode == 0 and name in table.stdout and "team=data" in table.stdout
 
     assert holdfast.json("volumes", "rm", name)["name"] == name
