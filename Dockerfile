@@ -12,11 +12,13 @@
 # which runs `docker build --build-arg BASE=holdfast-test/base:bookworm ...`.
 #
 # Running it (see docker-compose.yml for a complete deployment):
-#   docker run -d --name holdfast \
+#   docker run -d --name holdfast -e HOLDFAST_API_TOKEN="$(openssl rand -hex 32)" \
 #     -v /var/run/docker.sock:/var/run/docker.sock:ro \
 #     --group-add "$(stat -c %g /var/run/docker.sock)" \
 #     -v holdfast-data:/var/lib/holdfast -p 127.0.0.1:8420:8420 \
 #     --stop-timeout 75 holdfast:latest
+# The API listens on 0.0.0.0 inside the container (the port mapping decides who
+# reaches it), so it needs HOLDFAST_API_TOKEN; without one `serve` refuses to start.
 # The process runs as the unprivileged user `holdfast` (uid/gid 10001). The
 # Docker socket belongs to root and the host's `docker` group (mode 660), whose
 # gid differs from host to host, so the container must be given that group:

