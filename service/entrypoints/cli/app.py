@@ -12,6 +12,7 @@ target unreachable, 1 any other failure.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -113,6 +114,9 @@ def open_services() -> Iterator[Services]:
     settings = load_settings()
     configure_logging(settings.log_level if settings.log_level != "INFO" else "WARNING",
                       settings.log_format)
+    # A helper-image pull can take minutes: its progress lines are worth showing
+    # even though a one-shot command otherwise logs only warnings.
+    logging.getLogger("service.adapters.docker.images").setLevel(logging.INFO)
     services = None
     try:
         services = bootstrap(settings)
