@@ -36,6 +36,7 @@ from backup.storage import storage_from_url
 from backup.storage.s3 import S3Storage
 from tests.contract.storage_contract import Leftovers, StorageContract
 from tests.harness.daemon import free_port
+from tests.harness.s3_fixtures import point_boto3_at
 
 BUCKET = "holdfast-snapshots"
 ACCESS_KEY = "holdfast"
@@ -158,16 +159,7 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
 @pytest.fixture
 def s3_env(seaweedfs: SeaweedFS, monkeypatch: pytest.MonkeyPatch) -> SeaweedFS:
     """boto3's standard chain pointed at the server with Holdfast's scoped key."""
-    for variable in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN",
-                     "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL", "AWS_REGION"):
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", seaweedfs.endpoint)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/holdfast-test/config")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/holdfast-test/credentials")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    point_boto3_at(monkeypatch, seaweedfs.endpoint, ACCESS_KEY, SECRET_KEY, REGION)
     return seaweedfs
 
 

@@ -126,18 +126,24 @@ def moto_server() -> Iterator[MotoEndpoint]:
 @pytest.fixture
 def s3_env(moto_server: MotoEndpoint, monkeypatch: pytest.MonkeyPatch) -> MotoEndpoint:
     """The environment boto3's standard chain reads, pointed at the test server."""
+    point_boto3_at(monkeypatch, moto_server.endpoint, FAKE_ACCESS_KEY, FAKE_SECRET_KEY)
+    return moto_server
+
+
+def point_boto3_at(monkeypatch: pytest.MonkeyPatch, endpoint: str, access_key: str,
+                   secret_key: str, region: str = REGION) -> None:
+    """boto3's standard chain with only these credentials and this endpoint: none
+    of the machine's own profiles, files or instance metadata."""
     for variable in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN",
                      "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL", "AWS_REGION"):
         monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", FAKE_ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", FAKE_SECRET_KEY)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_server.endpoint)
-    # No ~/.aws of the machine running the tests.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret_key)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", region)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/holdfast-test/config")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/holdfast-test/credentials")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    return moto_server
 
 
 @pytest.fixture

@@ -217,6 +217,16 @@ def docker_cleanup(docker_client: docker.DockerClient) -> Iterator[DockerCleanup
         pytest.fail("cleanup failed:\n" + "\n".join(errors), pytrace=False)
 
 
+@pytest.fixture
+def volume_names(docker_client: docker.DockerClient) -> Iterator[list[str]]:
+    """Names for the test's volumes; whatever exists under them is removed after."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        with contextlib.suppress(NotFound):
+            docker_client.volumes.get(name).remove(force=True)
+
+
 def container_exists(client: docker.DockerClient, name: str) -> bool:
     try:
         client.containers.get(name)

@@ -4,13 +4,10 @@ holes) and refusals judged on what is left untouched."""
 
 from __future__ import annotations
 
-import contextlib
 import secrets
-from collections.abc import Iterator
 
 import docker
 import pytest
-from docker.errors import NotFound
 from docker.models.containers import Container
 
 from tests.harness.docker_fixtures import HELPER_IMAGE, TEST_LABEL
@@ -18,16 +15,6 @@ from tests.harness.volume_trees import read_tree, seed_tree
 from tests.integration.conftest import Holdfast, volume_exists
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture
-def volume_names(docker_client: docker.DockerClient) -> Iterator[list[str]]:
-    """Names for the test's volumes; whatever exists under them is removed after."""
-    names: list[str] = []
-    yield names
-    for name in names:
-        with contextlib.suppress(NotFound):
-            docker_client.volumes.get(name).remove(force=True)
 
 
 def fresh(names: list[str], prefix: str = "hf-it-vol") -> str:

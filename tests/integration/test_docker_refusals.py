@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import secrets
 import subprocess
-from collections.abc import Iterator
 
 import docker
 import pytest
@@ -25,16 +24,6 @@ from tests.integration.conftest import Holdfast, volume_exists
 pytestmark = pytest.mark.docker
 
 MISSING_IMAGE = "holdfast-test/does-not-exist:0"
-
-
-@pytest.fixture
-def volume_names(docker_client: docker.DockerClient) -> Iterator[list[str]]:
-    """Names for the test's volumes; whatever exists under them is removed after."""
-    names: list[str] = []
-    yield names
-    for name in names:
-        with contextlib.suppress(NotFound):
-            docker_client.volumes.get(name).remove(force=True)
 
 
 def fresh(names: list[str], length: int = 0) -> str:
