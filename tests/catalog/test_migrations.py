@@ -28,7 +28,7 @@ from service.adapters.catalog.db import (
 from service.adapters.catalog.models import Base
 from service.adapters.catalog.repository import Catalog
 
-TABLES = {"instances", "snapshots", "jobs"}
+TABLES = {"instances", "snapshots", "jobs", "api_tokens", "copies"}
 
 
 def table_names(engine: Engine) -> set[str]:
@@ -64,7 +64,7 @@ def test_up_down_up(engine: Engine) -> None:
 
     upgrade_to_head(engine)
     assert table_names(engine) == TABLES
-    assert current_revision(engine) == head_revision(engine) == "0002"
+    assert current_revision(engine) == head_revision(engine) == "0006"
 
     downgrade_to_base(engine)
     assert table_names(engine) == set()
@@ -91,7 +91,7 @@ def test_up_down_up(engine: Engine) -> None:
 def test_upgrade_is_idempotent(engine: Engine) -> None:
     upgrade_to_head(engine)
     upgrade_to_head(engine)
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0006"
 
 
 def test_models_match_migrations(engine: Engine) -> None:
@@ -115,7 +115,10 @@ def test_fresh_database_every_table_indexed_by_name(engine: Engine) -> None:
         "ix_snapshots_instance",
         "ix_snapshots_created_at",
     }
-    assert {ix["name"] for ix in inspector.get_indexes("jobs")} == {"ix_jobs_created_at"}
+    assert {ix["name"] for ix in inspector.get_indexes("jobs")} == {
+        "ix_jobs_created_at", "ix_jobs_idempotency_key"}
+    assert {ix["name"] for ix in inspector.get_indexes("copies")} == {"ix_copies_expires_at"}
+    assert inspector.get_pk_constraint("api_tokens")["constrained_columns"] == ["name"]
     assert inspector.get_pk_constraint("snapshots")["constrained_columns"] == ["id"]
     assert inspector.get_pk_constraint("instances")["constrained_columns"] == ["name"]
 
@@ -141,7 +144,7 @@ def test_concurrent_open_catalog_on_fresh_database(db_url: str) -> None:
     try:
         assert errors == []
         assert len(opened) == 4
-        assert current_revision(opened[0].engine) == "0002"
+        assert current_revision(opened[0].engine) == "0006"
     finally:
         for catalog in opened:
             catalog.close()
@@ -186,7 +189,7 @@ def test_concurrent_open_catalog_from_processes(db_url: str, tmp_path: Path) -> 
     assert failures == []
     engine = make_engine(db_url)
     try:
-        assert current_revision(engine) == "0002"
+        assert current_revision(engine) == "0006"
         assert table_names(engine) == TABLES
     finally:
         engine.dispose()

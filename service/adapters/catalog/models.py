@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Dialect, MetaData, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Dialect, MetaData, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -97,6 +97,8 @@ class SnapshotRow(Base):
     # "host:pid:start-time" of the process writing a running snapshot, so a
     # restarted daemon can tell its own interrupted runs from live ones.
     runner: Mapped[str | None] = mapped_column(String(255))
+    tags: Mapped[dict[str, str]] = mapped_column(JSON, nullable=False,
+                                                 server_default=text("'{}'"))
 
 
 class JobRow(Base):
@@ -112,3 +114,43 @@ class JobRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)
+    phase: Mapped[str | None] = mapped_column(String(32))
+    bytes_done: Mapped[int | None] = mapped_column(BigInteger)
+    bytes_total: Mapped[int | None] = mapped_column(BigInteger)
+    # When bytes_done last changed: the rate and ETA are computed from it.
+    progress_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A client's Idempotency-Key, and a hash of the request it came with, so a
+    # retry returns this job and the same key with another body is refused.
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True, index=True)
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64))
+
+
+class ApiTokenRow(Base):
+    __tablename__ = "api_tokens"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # sha256 of the secret: the token itself is shown once and never stored.
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON, nullable=False)
+    created_by: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CopyRow(Base):
+    """A container a restore created (a "copy"), so the daemon can list it and
+    remove it when its TTL passes, and never anything it did not create."""
+
+    __tablename__ = "copies"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    container_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    snapshot_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    instance: Mapped[str] = mapped_column(String(255), nullable=False)
+    job_id: Mapped[str | None] = mapped_column(String(128))
+    volumes: Mapped[list[str]] = mapped_column(JSON, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    removal_error: Mapped[str | None] = mapped_column(Text)
