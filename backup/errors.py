@@ -51,6 +51,14 @@ class JobNotFound(NotFound):
     pass
 
 
+class NetworkNotFound(NotFound):
+    """A Docker network a restore was asked to join does not exist."""
+
+
+class CopyNotFound(NotFound):
+    """No live copy (a container a restore created) of that name."""
+
+
 class Conflict(HoldfastError):
     """The request clashes with the current state (a name taken, a run in progress)."""
 
@@ -65,6 +73,10 @@ class SnapshotNotRestorable(Conflict):
 
 class AddressInUse(Conflict):
     """``holdfast serve`` cannot listen where it was told: something listens there."""
+
+
+class PortTaken(Conflict):
+    """A host port a restore was asked to publish is already bound."""
 
 
 class DaemonAlreadyRunning(Conflict):

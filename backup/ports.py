@@ -76,6 +76,39 @@ class VolumeSpec:
 
 
 @dataclass(frozen=True)
+class PublishedPort:
+    """A container port published on the host: ``host_port`` 0 lets the engine
+    choose a free one (the port it chose is in :class:`ContainerEndpoints`)."""
+
+    container_port: int
+    host_port: int = 0
+    host_ip: str = "127.0.0.1"
+    protocol: str = "tcp"
+
+    @property
+    def key(self) -> str:
+        """Docker's name of the container side, e.g. ``5432/tcp``."""
+        return f"{self.container_port}/{self.protocol}"
+
+
+@dataclass(frozen=True)
+class NetworkEndpoint:
+    """A container's place on one network: its address and its DNS aliases there."""
+
+    ip_address: str
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ContainerEndpoints:
+    """Where a running container can be reached: per network, and per published
+    port (``"5432/tcp"`` -> the host addresses it is bound to, as ``(ip, port)``)."""
+
+    networks: Mapping[str, NetworkEndpoint] = field(default_factory=dict)
+    ports: Mapping[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     """Everything needed to create a container; the restore planner's output."""
 
@@ -86,6 +119,9 @@ class ContainerSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
     networks: tuple[str, ...] = ()
     command: tuple[str, ...] | None = None
+    aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Network name -> extra DNS aliases of the container on it (one of ``networks``)."""
+    published: tuple[PublishedPort, ...] = ()
 
 
 class ContainerRuntime(Protocol):

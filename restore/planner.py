@@ -17,6 +17,7 @@ from backup.errors import InvalidName, MissingCredentials, NameTaken, VolumeInUs
 from backup.names import VOLUME_NAME_MAX, check_container_name, is_volume_name, shown
 from backup.ports import ContainerSpec, VolumeSpec
 from backup.types import Manifest, fill_command
+from restore.copies import CopyOptions
 
 RESTORED_FROM_LABEL = "holdfast.restored-from"
 SOURCE_INSTANCE_LABEL = "holdfast.source-instance"
@@ -38,6 +39,14 @@ class RestorePlan:
         return [volume.name for volume in self.volumes]
 
 
+def _networks(manifest: Manifest, options: CopyOptions) -> tuple[str, ...]:
+    """The network ``options`` ask for (its aliases, ports and labels go on the
+    container too), else the user-defined networks the source was on."""
+    if options.network is not None:
+        return (options.network,)
+    return tuple(n for n in manifest.networks if n not in _BUILTIN_NETWORKS)
+
+
 def volume_name_for(container_name: str, destination: str, only_one: bool) -> str:
     if only_one:
         return f"{container_name}-data"
@@ -56,6 +65,7 @@ def plan_restore(
     image: str | None = None,
     force: bool = False,
     volume_users: Mapping[str, Collection[str]] | None = None,
+    options: CopyOptions | None = None,
 ) -> RestorePlan:
     """Decide the fresh container and volumes for restoring ``manifest`` as ``new_name``.
 
@@ -64,7 +74,7 @@ def plan_restore(
     writes into something that exists unless ``force`` is given, and then
     never into a volume any container in ``volume_users`` mounts:
     :class:`VolumeInUse`), and :class:`MissingCredentials` if a secret the
-    source container had cannot be supplied.
+    source container had cannot be supplied. ``options``: see :func:`_networks`.
     """
     check_container_name(new_name)
     if new_name in taken_container_names:
@@ -107,6 +117,7 @@ def plan_restore(
     env.update({name: secret_values[name] for name in manifest.secret_env})
 
     labels = {RESTORED_FROM_LABEL: manifest.snapshot_id, SOURCE_INSTANCE_LABEL: manifest.instance}
+    extra = options or CopyOptions()
     return RestorePlan(
         snapshot_id=manifest.snapshot_id,
         container=ContainerSpec(
@@ -114,9 +125,11 @@ def plan_restore(
             image=image or manifest.image,
             env=env,
             volumes=volumes,
-            labels=labels,
-            networks=tuple(n for n in manifest.networks if n not in _BUILTIN_NETWORKS),
+            labels={**extra.labels, **labels},
+            networks=_networks(manifest, extra),
             command=fill_command(manifest.command, secret_values) if manifest.command else None,
+            aliases={extra.network: extra.aliases} if extra.network and extra.aliases else {},
+            published=extra.published,
         ),
         volumes=tuple(VolumeSpec(name=name, labels=labels) for name in volumes),
         reused_volumes=tuple(clashing),

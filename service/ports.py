@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from backup.ports import ContainerExec, ContainerRuntime, HelperContainers
+from backup.ports import ContainerEndpoints, ContainerExec, ContainerRuntime, HelperContainers
 from backup.types import DatabaseContainer, Snapshot, SnapshotStatus
 from backup.volumes import VolumeInfo
+from restore.copies import CopyRecord
 from service.records import InstanceRecord, JobRecord, JobStatus
 
 SCOPE_LABEL = "holdfast.scope"
@@ -133,8 +134,25 @@ class ImageSupply(Protocol):
         ...
 
 
+class Networking(Protocol):
+    """Networks a restore joins, and where a container it made can be reached."""
+
+    def network_exists(self, name: str) -> bool: ...
+
+    def published_host_ports(self) -> set[tuple[str, int]]:
+        """``(host ip, host port)`` of every port a running container publishes
+        (host processes' ports are not seen: starting then fails with
+        :class:`~backup.errors.PortTaken`)."""
+        ...
+
+    def container_endpoints(self, container_id: str) -> ContainerEndpoints:
+        """The container's address and aliases on each network and the host
+        addresses of its published ports. Raises :class:`~backup.errors.NotFound`."""
+        ...
+
+
 class DockerEngine(ContainerExec, ContainerRuntime, HelperContainers, ContainerDiscovery,
-                   VolumeAdmin, ImageSupply, Protocol):
+                   VolumeAdmin, ImageSupply, Networking, Protocol):
     """Everything the service needs of one Docker engine."""
 
 
@@ -204,6 +222,22 @@ class CatalogPort(Protocol):
     def list_jobs(self, limit: int = 100,
                   statuses: Iterable[JobStatus] | None = None) -> list[JobRecord]:
         """The newest ``limit`` jobs, optionally only those in ``statuses``."""
+        ...
+
+    # --- copies: the containers restores created (restore.copies.CopyRecord) ------
+
+    def add_copy(self, c: CopyRecord) -> None:
+        """Record a copy; raises :class:`~backup.errors.Conflict` if one with its
+        container id is recorded already."""
+        ...
+
+    def save_copy(self, c: CopyRecord) -> None:
+        """Replace the copy recorded with ``c.container_id`` (its TTL, its removal)."""
+        ...
+
+    def live_copies(self, name: str | None = None) -> list[CopyRecord]:
+        """Copies not yet removed (``removed_at`` unset), optionally only those
+        named ``name``, newest first."""
         ...
 
 

@@ -10,7 +10,7 @@ object to be a :class:`~backup.ports.HelperContainers`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
@@ -41,6 +41,18 @@ class Engine(Protocol):
     """True when :meth:`restore` writes into the volumes of a created but not
     yet started container (files); False when it loads through the running
     server after :meth:`is_ready` (databases)."""
+
+    service_port: ClassVar[int | None]
+    """The port the server listens on inside the container (what a restore
+    publishes); None for an engine with no server (``volume``)."""
+
+    def connection_template(self, env: Mapping[str, str], secret_names: Collection[str],
+                            *, host: str = "HOST", port: str | int = "PORT") -> str | None:
+        """A URL reaching the server of a container with the recorded ``env``
+        (no secret values) and secrets named ``secret_names``, the password as
+        a ``{VARIABLE}`` placeholder (:mod:`backup.engines.connections`); None
+        when the engine has no server."""
+        ...
 
     def data_paths(self, container: DatabaseContainer) -> list[str]:
         """Where the engine keeps its data inside the container; a restore

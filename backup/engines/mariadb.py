@@ -61,11 +61,12 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from backup.engines.base import Dump
+from backup.engines.connections import mysql_url
 from backup.errors import (
     CorruptSnapshot,
     DumpFailed,
@@ -310,6 +311,12 @@ class MariaDBEngine:
     env_order: ClassVar[tuple[EnvNames, ...]] = (MARIADB_ENV, MYSQL_ENV)
     dump_tools: ClassVar[tuple[str, ...]] = ("mariadb-dump", "mysqldump")
     clients: ClassVar[tuple[str, ...]] = ("mariadb", "mysql")
+    service_port: ClassVar[int | None] = 3306
+
+    def connection_template(self, env: Mapping[str, str], secret_names: Collection[str],
+                            *, host: str = "HOST", port: str | int = "PORT") -> str | None:
+        return mysql_url(env, secret_names, host=host, port=port,
+                         families=tuple(names.user.split("_")[0] for names in self.env_order))
 
     def data_paths(self, container: DatabaseContainer) -> list[str]:
         return [DATA_DIR]

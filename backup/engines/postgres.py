@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import ClassVar
 
 from backup.engines.base import Dump
+from backup.engines.connections import postgres_url
 from backup.errors import (
     CorruptSnapshot,
     DumpFailed,
@@ -44,6 +45,11 @@ class PostgresEngine:
     name: ClassVar[str] = "postgres"
     data_format: ClassVar[str] = "holdfast-postgres-v1"
     loads_before_start: ClassVar[bool] = False
+    service_port: ClassVar[int | None] = 5432
+
+    def connection_template(self, env: Mapping[str, str], secret_names: Collection[str],
+                            *, host: str = "HOST", port: str | int = "PORT") -> str | None:
+        return postgres_url(env, secret_names, host=host, port=port)
 
     def data_paths(self, container: DatabaseContainer) -> list[str]:
         return [container.env.get("PGDATA") or "/var/lib/postgresql/data"]

@@ -34,10 +34,11 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import ClassVar
 
 from backup.engines.base import Dump
+from backup.engines.connections import redis_url
 from backup.errors import (
     CorruptSnapshot,
     DumpFailed,
@@ -72,6 +73,11 @@ class RedisEngine:
     name: ClassVar[str] = "redis"
     data_format: ClassVar[str] = "holdfast-redis-v1"
     loads_before_start: ClassVar[bool] = False
+    service_port: ClassVar[int | None] = 6379
+
+    def connection_template(self, env: Mapping[str, str], secret_names: Collection[str],
+                            *, host: str = "HOST", port: str | int = "PORT") -> str | None:
+        return redis_url(env, secret_names, host=host, port=port)
 
     def data_paths(self, container: DatabaseContainer) -> list[str]:
         return [DATA_DIR]

@@ -24,7 +24,7 @@ import logging
 import posixpath
 import re
 import shlex
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from backup.engines.base import Dump
@@ -84,6 +84,11 @@ class VolumeEngine:
     name: ClassVar[str] = "volume"
     data_format: ClassVar[str] = "holdfast-volume-v1"
     loads_before_start: ClassVar[bool] = True
+    service_port: ClassVar[int | None] = None
+
+    def connection_template(self, env: Mapping[str, str], secret_names: Collection[str],
+                            *, host: str = "HOST", port: str | int = "PORT") -> str | None:
+        return None  # files, no server to connect to
 
     def data_paths(self, container: DatabaseContainer) -> list[str]:
         return [mount.destination for mount in archived_mounts(container.mounts)]

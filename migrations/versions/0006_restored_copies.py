@@ -21,8 +21,8 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "copies",
-        sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("container_id", sa.String(length=128), nullable=False),
+        sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("snapshot_id", sa.String(length=128), nullable=False),
         sa.Column("instance", sa.String(length=255), nullable=False),
         sa.Column("job_id", sa.String(length=128), nullable=True),
@@ -31,13 +31,15 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("removed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("removal_error", sa.Text(), nullable=True),
-        sa.PrimaryKeyConstraint("name", name=op.f("pk_copies")),
+        sa.PrimaryKeyConstraint("container_id", name=op.f("pk_copies")),
     )
     with op.batch_alter_table("copies") as batch:
         batch.create_index(batch.f("ix_copies_expires_at"), ["expires_at"], unique=False)
+        batch.create_index(batch.f("ix_copies_name"), ["name"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("copies") as batch:
+        batch.drop_index(batch.f("ix_copies_name"))
         batch.drop_index(batch.f("ix_copies_expires_at"))
     op.drop_table("copies")

@@ -117,10 +117,13 @@ class JobRunner:
             raise
 
     def submit_restore(self, request: RestoreRequest) -> JobRecord:
-        """Queue a prepared restore; its result is the restore's JSON."""
+        """Queue a prepared restore; its result is the restore's JSON (the
+        copy it makes is recorded with this job's id)."""
+        job_id = new_job_id()
         return self.submit(
-            "restore", lambda: execute_restore(self._services, request).to_json(),
-            instance=request.snapshot.instance, snapshot_id=request.snapshot.id,
+            "restore",
+            lambda: execute_restore(self._services, request, job_id=job_id).to_json(),
+            instance=request.snapshot.instance, snapshot_id=request.snapshot.id, job_id=job_id,
         )
 
     def submit_clone(self, plan: ClonePlan) -> JobRecord:

@@ -12,20 +12,25 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from backup.engines import Engine, get_engine
 from backup.errors import (
     DockerRefused,
+    HoldfastError,
     ImageNotFound,
     InstanceNotFound,
     InvalidInput,
+    NetworkNotFound,
+    PortTaken,
     SnapshotNotFound,
     SnapshotNotRestorable,
     UnsupportedEngine,
 )
 from backup.images import check_image_reference, reference_problem
+from backup.ports import ContainerEndpoints
 from backup.storage import Storage
 from backup.streams import ProgressCallback
 from backup.types import (
@@ -33,11 +38,22 @@ from backup.types import (
     Manifest,
     Snapshot,
     SnapshotStatus,
+    isoformat,
     redact_command,
+    utcnow,
+)
+from restore.copies import (
+    CopyOptions,
+    CopyRecord,
+    RestoreOptions,
+    check_restore_options,
+    connection_urls,
+    expiry_after,
 )
 from restore.planner import RestorePlan, plan_restore
 from restore.runner import restore_snapshot
 from service.bootstrap import Services
+from service.usecases.copies import record_copy
 from service.usecases.instances import find_instance
 from service.usecases.snapshots import get_snapshot, read_manifest
 
@@ -51,10 +67,16 @@ class RestoreRequest:
     plan: RestorePlan
     engine: Engine
     storage: Storage
+    options: CopyOptions = field(default_factory=CopyOptions)
+    """Network, aliases, published port, labels and TTL, checked."""
 
 
 @dataclass(frozen=True)
 class RestoreResult:
+    """What the next step needs, never a password: ``connection`` holds
+    ``url_template`` (``HOST:PORT`` to fill) and ``urls`` (``published``, and
+    per network by alias or name), passwords as ``{VARIABLE}`` placeholders."""
+
     snapshot_id: str
     container: str
     container_id: str
@@ -62,6 +84,9 @@ class RestoreResult:
     image: str
     databases: list[str]
     seconds: float
+    endpoints: ContainerEndpoints = field(default_factory=ContainerEndpoints)
+    connection: dict[str, Any] | None = None
+    expires_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -72,6 +97,12 @@ class RestoreResult:
             "image": self.image,
             "databases": self.databases,
             "seconds": round(self.seconds, 3),
+            "networks": {name: {"ip_address": e.ip_address, "aliases": list(e.aliases)}
+                         for name, e in sorted(self.endpoints.networks.items())},
+            "ports": {key: [{"host_ip": ip, "host_port": port} for ip, port in bindings]
+                      for key, bindings in sorted(self.endpoints.ports.items())},
+            **(self.connection or {"url_template": None, "urls": {}}),
+            "expires_at": isoformat(self.expires_at),
         }
 
 
@@ -112,20 +143,44 @@ def latest_complete_snapshot(svc: Services, instance: str) -> Snapshot:
 
 
 def prepare_restore(svc: Services, snapshot_id: str, new_name: str,
-                    image: str | None = None, force: bool = False) -> RestoreRequest:
+                    image: str | None = None, force: bool = False,
+                    options: RestoreOptions | None = None) -> RestoreRequest:
     """Every check a restore of the snapshot ``snapshot_id`` (an id or an
-    unambiguous prefix) can fail, before anything is created."""
+    unambiguous prefix) can fail, before anything is created; ``options`` as
+    :func:`restore.copies.check_restore_options` takes them."""
     if image is not None:
         check_image_reference(image)
-    return _prepare(svc, get_snapshot(svc, snapshot_id), new_name, image, force)
+    return _prepare(svc, get_snapshot(svc, snapshot_id), new_name, image, force, options)
 
 
 def prepare_latest_restore(svc: Services, instance: str, new_name: str,
-                           image: str | None = None, force: bool = False) -> RestoreRequest:
+                           image: str | None = None, force: bool = False,
+                           options: RestoreOptions | None = None) -> RestoreRequest:
     """:func:`prepare_restore` of the newest complete snapshot of ``instance``."""
     if image is not None:
         check_image_reference(image)
-    return _prepare(svc, latest_complete_snapshot(svc, instance), new_name, image, force)
+    return _prepare(svc, latest_complete_snapshot(svc, instance), new_name, image, force,
+                    options)
+
+
+def _check_copy_options(svc: Services, options: RestoreOptions | None,
+                        engine: Engine) -> CopyOptions:
+    """``options`` checked, the network known to the engine (404 otherwise) and
+    a fixed host port not published already by a running container (409)."""
+    checked = check_restore_options(options, engine.service_port)
+    if checked.network is not None and not svc.docker.network_exists(checked.network):
+        raise NetworkNotFound(f"no Docker network named {checked.network!r}; create it "
+                              "first (docker network create) or name another")
+    fixed = [port for port in checked.published if port.host_port]
+    if fixed:
+        in_use = svc.docker.published_host_ports()
+        for port in fixed:
+            clash = {ip for ip, number in in_use if number == port.host_port}
+            if port.host_ip in clash or clash & {"0.0.0.0", "::", ""} or \
+                    (clash and port.host_ip in ("0.0.0.0", "::")):
+                raise PortTaken(f"host port {port.host_port} is already published by a "
+                                "container; choose another, or publish 0 for a free one")
+    return checked
 
 
 def _check_image(svc: Services, image: str, given: bool) -> None:
@@ -145,7 +200,7 @@ def _check_image(svc: Services, image: str, given: bool) -> None:
 
 
 def _prepare(svc: Services, snapshot: Snapshot, new_name: str, image: str | None,
-             force: bool) -> RestoreRequest:
+             force: bool, options: RestoreOptions | None = None) -> RestoreRequest:
     snapshot_id = snapshot.id
     if snapshot.status != SnapshotStatus.COMPLETE:
         raise SnapshotNotRestorable(
@@ -159,6 +214,7 @@ def _prepare(svc: Services, snapshot: Snapshot, new_name: str, image: str | None
             f"snapshot {snapshot_id} has data format {manifest.data_format}, "
             f"this Holdfast reads {engine.data_format}"
         )
+    checked = _check_copy_options(svc, options, engine)
     existing = svc.docker.volume_names()
     users: dict[str, list[str]] = {}
     if force:
@@ -173,14 +229,19 @@ def _prepare(svc: Services, snapshot: Snapshot, new_name: str, image: str | None
         secret_values=_secret_values(svc, manifest),
         taken_container_names=svc.docker.container_names(),
         existing_volumes=existing, image=image, force=force, volume_users=users,
+        options=checked,
     )
     _check_image(svc, plan.container.image, given=image is not None)
     return RestoreRequest(snapshot=snapshot, manifest=manifest, plan=plan, engine=engine,
-                          storage=storage)
+                          storage=storage, options=checked)
 
 
 def execute_restore(svc: Services, request: RestoreRequest,
-                    progress: ProgressCallback | None = None) -> RestoreResult:
+                    progress: ProgressCallback | None = None,
+                    job_id: str | None = None) -> RestoreResult:
+    """Run the restore, then record the container as a copy (of job
+    ``job_id``, with its TTL); if it cannot be recorded it is removed again,
+    so no container a restore made is unknown to the reaper."""
     outcome = restore_snapshot(
         manifest=request.manifest, plan=request.plan, engine=request.engine,
         runtime=svc.docker, runner=svc.docker, storage=request.storage,
@@ -188,16 +249,49 @@ def execute_restore(svc: Services, request: RestoreRequest,
     )
     logger.info("restored %s into %s", request.snapshot.id, outcome.container.name,
                 extra={"instance": request.snapshot.instance, "snapshot": request.snapshot.id})
+    copy = _record(svc, request, outcome.container.id, job_id)
+    endpoints = _endpoints(svc, outcome.container.id)
     return RestoreResult(
         snapshot_id=request.snapshot.id, container=outcome.container.name,
         container_id=outcome.container.id, volumes=list(outcome.volumes),
         image=request.plan.container.image, databases=list(outcome.databases),
-        seconds=outcome.seconds,
+        seconds=outcome.seconds, endpoints=endpoints,
+        connection=connection_urls(request.engine, request.manifest, endpoints,
+                                   outcome.container.name),
+        expires_at=copy.expires_at,
     )
 
 
+def _record(svc: Services, request: RestoreRequest, container_id: str,
+            job_id: str | None) -> CopyRecord:
+    plan, now = request.plan, utcnow()
+    ttl = request.options.ttl_seconds
+    copy = CopyRecord(
+        name=plan.container.name, container_id=container_id,
+        snapshot_id=request.snapshot.id, instance=request.snapshot.instance, job_id=job_id,
+        volumes=tuple(v for v in plan.volume_names if v not in plan.reused_volumes),
+        created_at=now, expires_at=None if ttl is None else expiry_after(now, ttl))
+    try:
+        return record_copy(svc, copy)
+    except BaseException:
+        logger.error("could not record copy %s; removing it again", copy.name)
+        svc.docker.remove_container(container_id)
+        for volume in copy.volumes:
+            svc.docker.remove_volume(volume)
+        raise
+
+
+def _endpoints(svc: Services, container_id: str) -> ContainerEndpoints:
+    try:
+        return svc.docker.container_endpoints(container_id)
+    except HoldfastError as exc:  # the restore itself succeeded: say so, without them
+        logger.warning("could not read the networks and ports of %s: %s", container_id[:12], exc)
+        return ContainerEndpoints()
+
+
 def run_restore(svc: Services, snapshot_id: str, new_name: str, image: str | None = None,
-                progress: ProgressCallback | None = None, force: bool = False) -> RestoreResult:
-    return execute_restore(svc, prepare_restore(svc, snapshot_id, new_name, image, force),
-                           progress)
+                progress: ProgressCallback | None = None, force: bool = False,
+                options: RestoreOptions | None = None) -> RestoreResult:
+    return execute_restore(
+        svc, prepare_restore(svc, snapshot_id, new_name, image, force, options), progress)
 

@@ -117,7 +117,9 @@ def test_fresh_database_every_table_indexed_by_name(engine: Engine) -> None:
     }
     assert {ix["name"] for ix in inspector.get_indexes("jobs")} == {
         "ix_jobs_created_at", "ix_jobs_idempotency_key"}
-    assert {ix["name"] for ix in inspector.get_indexes("copies")} == {"ix_copies_expires_at"}
+    assert {ix["name"] for ix in inspector.get_indexes("copies")} == {
+        "ix_copies_expires_at", "ix_copies_name"}
+    assert inspector.get_pk_constraint("copies")["constrained_columns"] == ["container_id"]
     assert inspector.get_pk_constraint("api_tokens")["constrained_columns"] == ["name"]
     assert inspector.get_pk_constraint("snapshots")["constrained_columns"] == ["id"]
     assert inspector.get_pk_constraint("instances")["constrained_columns"] == ["name"]

@@ -10,10 +10,11 @@ from typing import Any, TypeVar
 
 from backup.errors import Conflict, InstanceNotFound
 from backup.types import Snapshot, SnapshotStatus
+from restore.copies import CopyRecord
 from service.adapters.catalog.urls import CatalogUnavailable
 from service.records import InstanceRecord, JobRecord, JobStatus
 
-_Record = TypeVar("_Record", InstanceRecord, JobRecord, Snapshot)
+_Record = TypeVar("_Record", InstanceRecord, JobRecord, Snapshot, CopyRecord)
 
 
 def _in_utc(record: _Record) -> _Record:
@@ -31,6 +32,7 @@ class InMemoryCatalog:
         self._instances: dict[str, InstanceRecord] = {}
         self._snapshots: dict[str, Snapshot] = {}
         self._jobs: dict[str, JobRecord] = {}
+        self._copies: dict[str, CopyRecord] = {}
         self._lock = threading.RLock()
         self.down = False
         self.closed = False
@@ -155,3 +157,26 @@ class InMemoryCatalog:
         with self._lock:
             found = [j for j in self._jobs.values() if wanted is None or str(j.status) in wanted]
         return sorted(found, key=lambda j: (j.created_at, j.id), reverse=True)[:limit]
+
+    # --- copies ------------------------------------------------------------------
+
+    def add_copy(self, c: CopyRecord) -> None:
+        self._check()
+        with self._lock:
+            if c.container_id in self._copies:
+                raise Conflict(f"copy {c.name} ({c.container_id[:12]}) is already in the "
+                               "catalog")
+            self._copies[c.container_id] = _in_utc(c)
+
+    def save_copy(self, c: CopyRecord) -> None:
+        self._check()
+        with self._lock:
+            if c.container_id in self._copies:
+                self._copies[c.container_id] = _in_utc(c)
+
+    def live_copies(self, name: str | None = None) -> list[CopyRecord]:
+        self._check()
+        with self._lock:
+            found = [c for c in self._copies.values()
+                     if c.removed_at is None and (name is None or c.name == name)]
+        return sorted(found, key=lambda c: (c.created_at, c.container_id), reverse=True)

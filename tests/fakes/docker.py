@@ -30,10 +30,18 @@ from backup.errors import (
     ImagePullFailed,
     NameTaken,
     NotFound,
+    PortTaken,
     VolumeInUse,
     VolumeNotFound,
 )
-from backup.ports import ContainerSpec, ExecResult, VolumeSpec
+from backup.ports import (
+    ContainerEndpoints,
+    ContainerSpec,
+    ExecResult,
+    NetworkEndpoint,
+    PublishedPort,
+    VolumeSpec,
+)
 from backup.types import DatabaseContainer, Mount
 from backup.volumes import VolumeInfo, VolumeUser
 from service.ports import in_scope
@@ -74,6 +82,10 @@ class FakeContainer:
     binaries: frozenset[str] = frozenset()
     helper_of: str | None = None
     """For helper containers: the runner (``host:pid:start``) that made it."""
+    aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    published: tuple[PublishedPort, ...] = ()
+    ports: dict[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
+    """Bound while running: ``"7777/tcp"`` -> ``((host ip, host port),)``."""
 
 
 class FakeEvents:
@@ -136,6 +148,11 @@ class FakeDocker:
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
         self._removed_labels: dict[str, dict[str, str]] = {}
+        self.networks: set[str] = set()
+        """User-defined networks; a container joining another one is refused."""
+        self.host_ports: set[tuple[str, int]] = set()
+        """Host ports bound by processes outside the engine (a start publishing one fails)."""
+        self._free_ports = itertools.count(49153)
 
     # --- set-up for tests ----------------------------------------------------------
 
@@ -276,13 +293,16 @@ class FakeDocker:
         with self._lock:
             if self.container_name_taken(spec.name):
                 raise NameTaken(f"a container named {spec.name} already exists")
+            for network in spec.networks:
+                if network not in self.networks:
+                    raise NotFound(f"Docker refused: network {network} not found")
             for volume in spec.volumes:
                 self.volumes.setdefault(volume, FakeVolume(volume))
             container = FakeContainer(
                 id=self._new_id(), name=spec.name, image=spec.image, env=dict(spec.env),
                 labels=dict(spec.labels), volumes=dict(spec.volumes),
                 networks=tuple(spec.networks), command=tuple(spec.command or ()),
-                running=False)
+                running=False, aliases=dict(spec.aliases), published=tuple(spec.published))
             self.containers[container.id] = container
         return self._view(container)
 
@@ -291,6 +311,8 @@ class FakeDocker:
         if self.refuse_start is not None:
             raise DockerRefused(f"cannot start container {container_id[:12]}: "
                                 f"Docker refused: {self.refuse_start}")
+        with self._lock:
+            container.ports = self._bind(container)
         container.running, container.stopped_at = True, None
         return self._view(container)
 
@@ -325,6 +347,41 @@ class FakeDocker:
         volume = self._volume(name)
         self._helper_image_ready()  # the real one empties it in a helper container
         volume.content = b""
+
+    # --- Networking --------------------------------------------------------------------
+
+    def network_exists(self, name: str) -> bool:
+        self._reachable()
+        return name in self.networks
+
+    def published_host_ports(self) -> set[tuple[str, int]]:
+        self._reachable()
+        return {binding for c in self.containers.values() if c.running
+                for bindings in c.ports.values() for binding in bindings}
+
+    def container_endpoints(self, container_id: str) -> ContainerEndpoints:
+        container = self._container(container_id)
+        networks = {name: NetworkEndpoint(
+            ip_address=f"172.18.{index}.{int(container.id[:12], 16) % 250 + 2}",
+            aliases=(container.name, *container.aliases.get(name, ())))
+            for index, name in enumerate(container.networks)}
+        return ContainerEndpoints(networks=networks,
+                                  ports=dict(container.ports) if container.running else {})
+
+    def _bind(self, container: FakeContainer) -> dict[str, tuple[tuple[str, int], ...]]:
+        """Bind the container's published ports as Docker does at start: a
+        port taken (by a running container or a host process) is refused."""
+        taken = self.published_host_ports() | self.host_ports
+        bound: dict[str, tuple[tuple[str, int], ...]] = {}
+        for port in container.published:
+            host_port = port.host_port or next(self._free_ports)
+            if (port.host_ip, host_port) in taken or ("0.0.0.0", host_port) in taken:
+                raise PortTaken(  # what the real adapter makes of Docker's refusal
+                    f"cannot start container {container.id[:12]}: a host port it publishes "
+                    f"is taken (Bind for {port.host_ip}:{host_port} failed: port is already "
+                    "allocated); choose another, or publish 0 for a free one")
+            bound[port.key] = ((port.host_ip, host_port),)
+        return bound
 
     # --- ImageSupply -------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ the real engines, and needs ``FAKE_PASSWORD`` in the container's environment
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import ClassVar
 
 from backup.engines import register_engine
@@ -25,6 +25,12 @@ class FakeEngine:
     name: ClassVar[str] = "fake"
     data_format: ClassVar[str] = "fake-bytes-1"
     loads_before_start: ClassVar[bool] = False
+    service_port: ClassVar[int | None] = 7777
+
+    def connection_template(self, env: Mapping[str, str], secret_names: Collection[str],
+                            *, host: str = "HOST", port: str | int = "PORT") -> str | None:
+        password = f":{{{SECRET}}}@" if SECRET in secret_names else ""
+        return f"fake://{password}{host}:{port}/main"
 
     def data_paths(self, container: DatabaseContainer) -> list[str]:
         return [DATA_PATH]

@@ -144,8 +144,10 @@ class CopyRow(Base):
 
     __tablename__ = "copies"
 
-    name: Mapped[str] = mapped_column(String(255), primary_key=True)
-    container_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    # A container id names one container for good; a name can be reused by a
+    # later copy once the earlier one is gone, so it is only indexed.
+    container_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False, index=True)
     snapshot_id: Mapped[str] = mapped_column(String(128), nullable=False)
     instance: Mapped[str] = mapped_column(String(255), nullable=False)
     job_id: Mapped[str | None] = mapped_column(String(128))

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backup.errors import Conflict, InstanceNotFound
 from backup.types import Snapshot, SnapshotStatus
+from service.adapters.catalog.copies import CopyRows
 from service.adapters.catalog.models import Base, InstanceRow, JobRow, SnapshotRow
 from service.adapters.catalog.urls import (
     SUPPORTED_BACKENDS,
@@ -34,8 +35,9 @@ from service.records import InstanceRecord, JobRecord, JobStatus
 _INSTANCE_KEEP_ON_UPDATE = ("first_seen", "policy_override")
 
 
-class Catalog:
-    """Thread-safe access to the catalog database behind ``engine``."""
+class Catalog(CopyRows):
+    """Thread-safe access to the catalog database behind ``engine``. Copies
+    (the containers restores created) are :class:`~.copies.CopyRows`."""
 
     def __init__(self, engine: Engine) -> None:
         if engine.dialect.name not in SUPPORTED_BACKENDS:

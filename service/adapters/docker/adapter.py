@@ -8,8 +8,8 @@ volumes, and discovers labelled containers: all of
 :class:`service.ports.DockerEngine`. It is a facade over one part per concern,
 all sharing one :class:`~service.adapters.docker.connection.DockerConnection`,
 where every docker-py or connection error is translated into :mod:`backup.errors`:
-:mod:`.exec`, :mod:`.containers`, :mod:`.volumes`, :mod:`.images`, :mod:`.helpers`
-and :mod:`.events`.
+:mod:`.exec`, :mod:`.containers`, :mod:`.volumes`, :mod:`.images`, :mod:`.helpers`,
+:mod:`.networks` and :mod:`.events`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from backup.ports import ContainerSpec, ExecResult, VolumeSpec
+from backup.ports import ContainerEndpoints, ContainerSpec, ExecResult, VolumeSpec
 from backup.types import DatabaseContainer
 from backup.volumes import VolumeInfo
 from service.adapters.docker.connection import DockerConnection, docker_host_description
@@ -27,6 +27,7 @@ from service.adapters.docker.events import LIFECYCLE_EVENTS, ContainerEvents, fo
 from service.adapters.docker.exec import Exec
 from service.adapters.docker.helpers import DEFAULT_HELPER_IMAGE, HELPER_LABEL, Helpers
 from service.adapters.docker.images import Images
+from service.adapters.docker.networks import Networks
 from service.adapters.docker.volumes import Volumes
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class DockerAdapter:
         self._images = Images(self._connection)
         self._helpers = Helpers(self._connection, self._exec, helper_image, self._images)
         self._volumes = Volumes(self._connection, self._helpers)
+        self._networks = Networks(self._connection)
 
     # --- connection ------------------------------------------------------------------
 
@@ -148,6 +150,17 @@ class DockerAdapter:
 
     def remove_container(self, container_id: str) -> None:
         self._containers.remove_container(container_id)
+
+    # --- networks and published ports ------------------------------------------------
+
+    def network_exists(self, name: str) -> bool:
+        return self._networks.network_exists(name)
+
+    def published_host_ports(self) -> set[tuple[str, int]]:
+        return self._networks.published_host_ports()
+
+    def container_endpoints(self, container_id: str) -> ContainerEndpoints:
+        return self._networks.container_endpoints(container_id)
 
     # --- named volumes ---------------------------------------------------------------
 

@@ -11,15 +11,21 @@ image id, which names immutable content.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from backup.errors import DockerRefused, NameTaken, NotFound
+from backup.errors import DockerRefused, NameTaken, NotFound, PortTaken
 from backup.ports import ContainerSpec
 from backup.types import DatabaseContainer, Mount
 from service.adapters.docker.connection import DockerConnection, parse_docker_time
 from service.ports import SCOPE_LABEL, in_scope
+
+# Docker's words when a published host port is bound already: by another
+# container ("port is already allocated") or by a host process ("address
+# already in use"), in the engine's versions since 1.x.
+_PORT_TAKEN = re.compile(r"port is already allocated|address already in use", re.IGNORECASE)
 
 
 def _env_dict(entries: Iterable[str] | None) -> dict[str, str]:
@@ -145,19 +151,26 @@ class Containers:
             binds={volume: {"bind": destination, "mode": "rw"}
                    for volume, destination in spec.volumes.items()},
             network_mode=networks[0] if networks else None,
+            # (ip, None): the engine picks a free host port.
+            port_bindings={p.key: (p.host_ip, p.host_port or None) for p in spec.published}
+            or None,
         )
+        networking = api.create_networking_config({networks[0]: api.create_endpoint_config(
+            aliases=list(spec.aliases[networks[0]]))}) \
+            if networks and spec.aliases.get(networks[0]) else None
         # A 409 here is the name taken after all, by a container created since
         # the check above.
         created = self._connection.call(lambda: api.create_container(
             spec.image, command=list(spec.command) if spec.command else None, name=spec.name,
             environment=dict(spec.env), labels=dict(spec.labels), host_config=host_config,
-            volumes=list(spec.volumes.values()), detach=True,
+            volumes=list(spec.volumes.values()), detach=True, networking_config=networking,
+            ports=[(p.container_port, p.protocol) for p in spec.published] or None,
         ), conflict=lambda _refused: NameTaken(taken))
         container_id = created["Id"]
         try:
             for network in networks[1:]:
                 self._connection.call(lambda n=network: api.connect_container_to_network(  # type: ignore[misc]
-                    container_id, n))
+                    container_id, n, aliases=list(spec.aliases.get(n, ())) or None))
         except BaseException:
             self.remove_container(container_id)
             raise
@@ -167,6 +180,10 @@ class Containers:
         try:
             self._connection.call(lambda: self._connection.api.start(container_id))
         except DockerRefused as exc:  # a 500 of runc (a mount, a missing binary) included
+            if _PORT_TAKEN.search(str(exc)):
+                raise PortTaken(f"cannot start container {container_id[:12]}: a host port it "
+                                f"publishes is taken ({exc}); choose another, or publish 0 "
+                                "for a free one") from exc
             raise type(exc)(f"cannot start container {container_id[:12]}: {exc}") from exc
         return self.inspect(container_id)
 
