@@ -41,7 +41,7 @@ a backup source): a restore's extra labels may not use it."""
 PUBLISH_DEFAULT_HOST = "127.0.0.1"
 # Docker's own grammar for container names, which aliases follow, and a bounded
 # one for network names (Docker has none; compose makes "project_default").
-_ALIAS = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}")
+_ALIAS = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{1,127}")
 _NETWORK = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}")
 _PORT = re.compile(r"[0-9]{1,5}")
 
@@ -85,7 +85,7 @@ def parse_publish(value: int | str, container_port: int | None) -> PublishedPort
 
 def check_alias(alias: str) -> str:
     if not _ALIAS.fullmatch(alias):
-        raise InvalidInput(f"alias {shown(alias)} is not a valid name: 1-128 letters, digits, "
+        raise InvalidInput(f"alias {shown(alias)} is not a valid name: 2-128 letters, digits, "
                            "'_', '.' or '-', starting with a letter or digit")
     return alias
 

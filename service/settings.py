@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     """Snapshots (and restores) run at once; the rest queue."""
     shutdown_grace: float = Field(default=60.0, ge=0)
     """Seconds running snapshots may take to finish after SIGTERM before they are cancelled."""
+    copy_reap_interval: float = Field(default=30.0, ge=1, le=3600)
+    """Seconds between the daemon's sweeps for copies whose TTL has passed."""
     helper_image: str = "debian:bookworm-slim"
     """Image for short-lived helper containers (volume archives, clones): sh and GNU tar."""
     targets: dict[str, str] = Field(default_factory=dict)

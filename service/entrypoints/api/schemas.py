@@ -4,7 +4,9 @@ with ``--json``."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt, StrictStr
+
+from restore.copies import RestoreOptions
 
 
 class BackupBody(BaseModel):
@@ -16,6 +18,25 @@ class RestoreBody(BaseModel):
     image: str | None = Field(default=None, description="image to use instead of the recorded one")
     force: bool = Field(default=False, description="replace the contents of existing volumes "
                         "NAME-* (never of one a container uses)")
+    ttl: str | None = Field(default=None, examples=["4h"], description="remove the copy "
+                            "(container and the volumes it created) this long after it is "
+                            "ready: 1m to 365d, digits and s, m, h or d")
+    network: str | None = Field(default=None, examples=["ci-net"], description="an existing "
+                                "Docker network to join instead of the recorded ones")
+    alias: str | None = Field(default=None, examples=["db"], description="the container's "
+                              "DNS alias on network (needs network)")
+    publish: StrictInt | StrictStr | None = Field(
+        default=None, examples=[0, 5433, "0.0.0.0:5433"],
+        description="publish the database's port on the host: 0 for a free port, 1-65535 "
+                    "for that one, bound to 127.0.0.1 unless given as HOST:PORT")
+    labels: dict[str, str] = Field(default_factory=dict, examples=[{"ci.pipeline": "1234"}],
+                                   description="extra container labels; keys may not start "
+                                   "with holdfast.")
+
+    def options(self) -> RestoreOptions:
+        """The copy options in this body, for the use case to check."""
+        return RestoreOptions(network=self.network, alias=self.alias, publish=self.publish,
+                              labels=self.labels, ttl=self.ttl)
 
 
 class VolumeBody(BaseModel):

@@ -143,21 +143,37 @@ def restore(
     force: Annotated[bool, typer.Option(
         "--force", help="Replace the contents of volumes NEW-* that already exist "
                         "(never of one a container uses).")] = False,
+    network: Annotated[str | None, typer.Option(
+        help="Join this existing Docker network instead of the recorded ones.")] = None,
+    alias: Annotated[str | None, typer.Option(
+        help="DNS alias of the container on --network.")] = None,
+    publish: Annotated[str | None, typer.Option(
+        help="Publish the database's port on the host: 0 for a free port, or PORT, "
+             "bound to 127.0.0.1 unless given as HOST:PORT.")] = None,
+    label: Annotated[list[str] | None, typer.Option(
+        help="Extra container label KEY=VALUE (repeatable; not holdfast.*).")] = None,
+    ttl: Annotated[str | None, typer.Option(
+        help="Remove the copy this long after it is ready (1m to 365d, e.g. 4h); "
+             "the daemon does it ('holdfast copies ls').")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Restore a snapshot into a fresh container on fresh volumes; returns once it
     accepts connections. The snapshot's source is never touched."""
+    from restore.copies import RestoreOptions
+    from service.entrypoints.cli.copy_commands import parse_labels, restore_details
     from service.usecases import restores
 
     prepare = restores.prepare_latest_restore if latest else restores.prepare_restore
     with open_services() as services:
-        request = prepare(services, snapshot_id, name, image, force)
+        options = RestoreOptions(network=network, alias=alias, publish=publish,
+                                 labels=parse_labels(label), ttl=ttl)
+        request = prepare(services, snapshot_id, name, image, force, options)
         with Progress(f"restore {name}") as progress:
             result = restores.execute_restore(services, request, progress)
     show(as_json, result.to_json(),
          f"restored {result.snapshot_id} into container {result.container} "
          f"(volumes {', '.join(result.volumes)}, image {result.image}) "
-         f"in {result.seconds:.1f}s")
+         f"in {result.seconds:.1f}s" + restore_details(result.to_json()))
 
 
 @app.command()

@@ -3,8 +3,9 @@
 Start-up order matters: the catalog is migrated (in bootstrap), the daemon
 lock is taken (one daemon per data directory and catalog), interrupted runs
 are recovered before anything new starts, then the job runner, the
-scheduler and live discovery come up, and finally the HTTP API. On SIGTERM or
-SIGINT uvicorn stops serving; then discovery and the scheduler stop, queued
+scheduler, live discovery and the copy reaper come up, and finally the HTTP
+API. On SIGTERM or SIGINT uvicorn stops serving; then discovery, the
+scheduler and the reaper stop, queued
 jobs are cancelled, and running snapshots get ``HOLDFAST_SHUTDOWN_GRACE``
 seconds to finish before they are cancelled cleanly (partial data discarded,
 snapshot marked failed).
@@ -21,6 +22,7 @@ from service.bootstrap import Services, bootstrap, daemon_lock
 from service.entrypoints.api import create_app
 from service.entrypoints.daemon.binding import check_exposure, ensure_port_free
 from service.entrypoints.daemon.discovery import Discovery
+from service.entrypoints.daemon.reaper import CopyReaper
 from service.entrypoints.daemon.scheduler import Scheduler
 from service.observability.logs import configure_logging
 from service.observability.metrics import Metrics
@@ -92,6 +94,8 @@ def _serve(settings: Settings, services: Services, bind_host: str, bind_port: in
                      if discovery.connected.is_set() else None)
     scheduler.start()
     discovery.start()
+    reaper = CopyReaper(services, settings.copy_reap_interval)
+    reaper.start()  # its first sweep runs at once: copies that expired while it was down
     logger.info("holdfast serving on http://%s:%d (data in %s)", bind_host, bind_port,
                 settings.data_dir)
     # uvicorn stops serving on SIGTERM, then re-raises the signal with the
@@ -105,6 +109,7 @@ def _serve(settings: Settings, services: Services, bind_host: str, bind_port: in
                     settings.shutdown_grace)
         discovery.stop()
         scheduler.shutdown()
+        reaper.shutdown()
         jobs.shutdown(grace=settings.shutdown_grace)
         services.close()
         logger.info("stopped")

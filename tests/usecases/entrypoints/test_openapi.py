@@ -39,6 +39,9 @@ EXPECTED: dict[tuple[str, str], set[int]] = {
     ("post", "/v1/volumes/{name}/clone"): V1 | BODY | {404, 409},
     ("get", "/v1/targets/check"): V1,
     ("get", "/v1/jobs/{job_id}"): V1 | {404},
+    ("get", "/v1/copies"): V1,
+    ("get", "/v1/copies/{name}"): V1 | {404},
+    ("patch", "/v1/copies/{name}"): V1 | BODY | {404},
 }
 """What each route's use case and the app around it can answer, written out by hand."""
 

@@ -2,9 +2,17 @@
 
 from fastapi import APIRouter
 
-from service.entrypoints.api.routes import health, instances, jobs, snapshots, targets, volumes
+from service.entrypoints.api.routes import (
+    copies,
+    health,
+    instances,
+    jobs,
+    snapshots,
+    targets,
+    volumes,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (health.router, instances.router, snapshots.router,
-                                  volumes.router, targets.router, jobs.router)
+                                  volumes.router, targets.router, jobs.router, copies.router)
 
 __all__ = ["ROUTERS"]

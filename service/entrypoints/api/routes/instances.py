@@ -67,5 +67,6 @@ def restore_latest(svc: ServicesDep, jobs: JobsDep, name: str,
                    body: RestoreBody) -> dict[str, Any]:
     """Restore the instance's newest complete snapshot into a fresh container
     (the body of ``POST /v1/snapshots/{id}/restore``); the job names the snapshot used."""
-    request = restores.prepare_latest_restore(svc, name, body.name, body.image, body.force)
+    request = restores.prepare_latest_restore(svc, name, body.name, body.image, body.force,
+                                              options=body.options())
     return jobs.submit_restore(request).to_json()
