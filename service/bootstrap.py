@@ -67,14 +67,20 @@ def unknown_target(name: str, configured: Iterable[str]) -> StorageMisconfigured
                                 f"(add one with HOLDFAST_TARGET_{name.upper()}=file:///path)")
 
 
-def bootstrap(settings: Settings, docker: DockerEngine | None = None) -> Services:
+def bootstrap(settings: Settings, docker: DockerEngine | None = None, *,
+              quick_reads: bool = False) -> Services:
     """Services over the real adapters (imported here, not at module level, so
-    the fast tier never loads docker-py or SQLAlchemy through this module)."""
-    from service.adapters.catalog import open_catalog
+    the fast tier never loads docker-py or SQLAlchemy through this module).
+    ``quick_reads`` (one-shot CLI commands) reads a local SQLite catalog with the
+    standard library (:mod:`service.adapters.catalog.sqlite_reader`)."""
     from service.adapters.docker import DockerAdapter
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return Services(settings=settings, catalog=open_catalog(settings.catalog_url),
+    if quick_reads:
+        from service.adapters.catalog.sqlite_reader import open_quick_catalog as opener
+    else:
+        from service.adapters.catalog.db import open_catalog as opener
+    return Services(settings=settings, catalog=opener(settings.catalog_url),
                     docker=docker or DockerAdapter(helper_image=settings.helper_image))
 
 

@@ -24,6 +24,7 @@ import psycopg
 import pytest
 
 from service.adapters.catalog import open_catalog
+from service.adapters.catalog.sqlite_reader import QuickReadCatalog, open_quick_catalog
 from service.ports import CatalogPort
 from tests.fakes.catalog import InMemoryCatalog
 
@@ -187,7 +188,10 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 # The catalog port's contract holds for the in-memory fake of the Docker-free
 # tier too, so every test written against ``catalog`` runs on it as well.
-CATALOGS = [*BACKENDS, pytest.param("memory", id="memory")]
+# So does the CLI's QuickReadCatalog (stdlib reads of a SQLite file at the newest
+# revision, writes through the full catalog): "sqlite-quick" runs every test on it.
+CATALOGS = [*BACKENDS, pytest.param("sqlite-quick", id="sqlite-quick"),
+            pytest.param("memory", id="memory")]
 
 
 @pytest.fixture(params=CATALOGS)
@@ -196,9 +200,15 @@ def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CatalogP
     if request.param == "memory":
         yield InMemoryCatalog()
         return
-    url = (f"sqlite:///{tmp_path / 'catalog' / 'holdfast.db'}" if request.param == "sqlite"
-           else request.getfixturevalue("pg_database"))
-    opened = open_catalog(url)
+    url = (request.getfixturevalue("pg_database") if request.param == "postgresql"
+           else f"sqlite:///{tmp_path / 'catalog' / 'holdfast.db'}")
+    opened: CatalogPort
+    if request.param == "sqlite-quick":
+        open_catalog(url).close()  # creates and migrates the file
+        opened = open_quick_catalog(url)
+        assert isinstance(opened, QuickReadCatalog)
+    else:
+        opened = open_catalog(url)
     try:
         yield opened
     finally:

@@ -11,7 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 import migrations
-from service.adapters.catalog import CatalogUnavailable, db, open_catalog
+from service.adapters.catalog import CatalogUnavailable, db, open_catalog, schema_version
 from service.adapters.catalog.db import alembic_config, make_engine, schema_is_current
 
 
@@ -20,7 +20,7 @@ def test_heads_read_from_the_files_are_alembics_heads() -> None:
     with engine.connect() as connection:
         heads = ScriptDirectory.from_config(alembic_config(connection)).get_heads()
     engine.dispose()
-    assert db.script_heads() == frozenset(heads)
+    assert schema_version.script_heads() == frozenset(heads)
     assert len(heads) == 1
 
 
@@ -87,12 +87,12 @@ def test_a_migration_file_that_is_not_plain_literals_sends_everyone_to_alembic(
     (package / "versions" / "0002_b.py").write_text(
         'revision = "0002"\ndown_revision = "0001"\n')
     monkeypatch.setattr(migrations, "__file__", str(package / "__init__.py"))
-    db.script_heads.cache_clear()
+    schema_version.script_heads.cache_clear()
     try:
-        assert db.script_heads() == {"0002"}
+        assert schema_version.script_heads() == {"0002"}
         (package / "versions" / "0003_c.py").write_text(
             'revision = "0003"\ndown_revision = compute()\n')
-        db.script_heads.cache_clear()
-        assert db.script_heads() == frozenset()
+        schema_version.script_heads.cache_clear()
+        assert schema_version.script_heads() == frozenset()
     finally:
-        db.script_heads.cache_clear()
+        schema_version.script_heads.cache_clear()

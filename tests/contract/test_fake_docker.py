@@ -55,7 +55,10 @@ class TestFakeDocker(DockerEngineContract):
         return make
 
     @pytest.fixture
-    def container_spec(self) -> SpecFactory:
+    def container_spec(self, fake: FakeDocker) -> SpecFactory:
+        # Like the real engine, the fake refuses networks nobody created.
+        fake.networks.add("fake-net")
+
         def spec(name: str, volumes: Mapping[str, str]) -> ContainerSpec:
             return ContainerSpec(name=name, image=IMAGE, env={"CONTRACT": "1"},
                                  volumes=dict(volumes), labels={"holdfast.test": "1"},

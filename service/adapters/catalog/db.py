@@ -13,12 +13,9 @@ saves a third of a second at each command's start.
 
 from __future__ import annotations
 
-import ast
-import contextlib
 import sqlite3
 import threading
 import time
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +25,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 import migrations
 from service.adapters.catalog.repository import Catalog
+from service.adapters.catalog.schema_version import script_heads
 from service.adapters.catalog.urls import (
     SUPPORTED_BACKENDS,
     CatalogUnavailable,
@@ -147,45 +145,6 @@ def _lock_for_migration(connection: Connection) -> None:
     elif connection.dialect.name == "sqlite":
         # pysqlite opens no transaction for DDL, so take the write lock by hand.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def _module_literals(path: Path) -> dict[str, object]:
-    """A file's module-level ``name = <literal>`` (or annotated) assignments."""
-    found: dict[str, object] = {}
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target, value = node.targets[0], node.value
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            target, value = node.target, node.value
-        else:
-            continue
-        if isinstance(target, ast.Name):
-            with contextlib.suppress(ValueError):
-                found[target.id] = ast.literal_eval(value)
-    return found
-
-
-@cache
-def script_heads() -> frozenset[str]:
-    """The head revisions of ``migrations/versions``, read from the files'
-    ``revision``/``down_revision`` literals without importing Alembic. Empty when
-    a file is not that simple (``depends_on``, a computed value), which sends
-    :func:`schema_is_current` to Alembic."""
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    versions = Path(migrations.__file__).resolve().parent / "versions"
-    for path in sorted(versions.glob("*.py")):
-        if path.name == "__init__.py":
-            continue
-        values = _module_literals(path)
-        revision, down = values.get("revision"), values.get("down_revision", ...)
-        down = (down,) if isinstance(down, str) else (() if down is None else down)
-        if not isinstance(revision, str) or values.get("depends_on") is not None or \
-                not isinstance(down, tuple) or not all(isinstance(d, str) for d in down):
-            return frozenset()
-        revisions.add(revision)
-        parents.update(str(d) for d in down)
-    return frozenset(revisions - parents)
 
 
 def schema_is_current(connection: Connection) -> bool:

@@ -7,10 +7,16 @@ that builds it.
 
 from __future__ import annotations
 
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from typing import TYPE_CHECKING
 
 from backup.errors import HoldfastError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+# SQLAlchemy is imported inside the functions that need it: the CLI's stdlib
+# reader (service.adapters.catalog.sqlite_reader) raises CatalogUnavailable
+# without loading it.
 
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 
@@ -32,6 +38,9 @@ def normalize_url(url: str) -> str:
 
 def redact_url(url: str | URL) -> str:
     """The URL as it may be shown to a user or logged: no password, anywhere."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -46,6 +55,9 @@ def redact_url(url: str | URL) -> str:
 
 def describe_error(error: BaseException, url: str | URL) -> str:
     """The first line of a driver error, with the URL's password masked just in case."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, DBAPIError
+
     cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
     lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
     text = lines[0] if lines else type(cause).__name__

@@ -103,7 +103,7 @@ def bootstrap(settings: Settings) -> Services:
     it; the entry-point tests swap this name for the fakes."""
     from service.bootstrap import bootstrap as build
 
-    return build(settings)
+    return build(settings, quick_reads=True)
 
 
 @contextlib.contextmanager
