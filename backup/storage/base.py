@@ -52,6 +52,13 @@ class Storage(Protocol):
         """
         ...
 
+    def replace(self, key: str, chunks: Iterable[bytes]) -> ObjectInfo:
+        """Like :meth:`put`, but an object already under ``key`` is replaced
+        (a manifest rewritten on pin and unpin). Atomic as ``put`` is: a reader
+        sees the whole old object or the whole new one, never a mix or nothing;
+        if ``chunks`` raises or the write fails, the old object stays."""
+        ...
+
     def open(self, key: str) -> AbstractContextManager[Iterator[bytes]]:
         """Stream the object back in chunks.
 

@@ -79,6 +79,13 @@ class LocalStorage:
         final = self._path(key)
         if final.exists():
             raise ObjectExists(f"target {self.name!r}: object {key} already exists")
+        return self._write(key, final, chunks)
+
+    def replace(self, key: str, chunks: Iterable[bytes]) -> ObjectInfo:
+        # os.replace over the old file is atomic on POSIX, as for a new one.
+        return self._write(key, self._path(key), chunks)
+
+    def _write(self, key: str, final: Path, chunks: Iterable[bytes]) -> ObjectInfo:
         temporary = final.with_name(f".{final.name}.{secrets.token_hex(4)}{PARTIAL_MARKER}")
         try:
             final.parent.mkdir(parents=True, exist_ok=True)

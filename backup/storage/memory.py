@@ -40,8 +40,14 @@ class MemoryStorage:
         return f"MemoryStorage({self.name!r}, {len(self._objects)} objects)"
 
     def put(self, key: str, chunks: Iterable[bytes]) -> ObjectInfo:
+        return self._store(key, chunks, replace=False)
+
+    def replace(self, key: str, chunks: Iterable[bytes]) -> ObjectInfo:
+        return self._store(key, chunks, replace=True)
+
+    def _store(self, key: str, chunks: Iterable[bytes], *, replace: bool) -> ObjectInfo:
         validate_key(key)
-        if key in self._objects:
+        if key in self._objects and not replace:
             raise ObjectExists(f"target {self.name!r}: {key} already exists")
         token = id(chunks)
         with self._lock:
@@ -52,7 +58,7 @@ class MemoryStorage:
             with self._lock:
                 self._pending.pop(token, None)
         with self._lock:
-            if key in self._objects:
+            if key in self._objects and not replace:
                 raise ObjectExists(f"target {self.name!r}: {key} already exists")
             self._objects[key] = (data, datetime.now(UTC))
         return ObjectInfo(key=key, size=len(data), modified=self._objects[key][1])

@@ -31,6 +31,12 @@ def failing_stream(good_chunks: int, chunk: bytes = b"x" * 65536) -> Iterator[by
     raise Boom("the dump broke")
 
 
+def _strays(held: list[str], keys: tuple[str, ...]) -> list[str]:
+    """What a target holds besides the objects ``keys`` (a target's own prefix
+    allowed): temporary files, unfinished uploads."""
+    return [item for item in held if item.startswith("unfinished") or not item.endswith(keys)]
+
+
 class StorageContract:
     def test_round_trip_preserves_bytes(self, storage: Storage) -> None:
         chunks = [os.urandom(100_000) for _ in range(25)] + [b"", b"tail"]
@@ -75,6 +81,25 @@ class StorageContract:
             storage.put("k/one", [b"second"])
         with storage.open("k/one") as stream:
             assert b"".join(stream) == b"first"
+
+    def test_replace_overwrites_or_creates(self, storage: Storage, leftovers: Leftovers) -> None:
+        storage.put("k/manifest.json", [b"first"])
+        info = storage.replace("k/manifest.json", [b"sec", b"ond!"])
+        assert info.size == len(b"second!")
+        with storage.open("k/manifest.json") as stream:
+            assert b"".join(stream) == b"second!"
+        storage.replace("k/new", [b"fresh"])
+        assert [i.key for i in storage.list("k/")] == ["k/manifest.json", "k/new"]
+        assert _strays(leftovers(), ("k/manifest.json", "k/new")) == []
+
+    def test_failing_replace_keeps_the_old_object(self, storage: Storage,
+                                                  leftovers: Leftovers) -> None:
+        storage.put("k/manifest.json", [b"old"])
+        with pytest.raises(Boom):
+            storage.replace("k/manifest.json", failing_stream(3))
+        with storage.open("k/manifest.json") as stream:
+            assert b"".join(stream) == b"old"
+        assert _strays(leftovers(), ("k/manifest.json",)) == []
 
     def test_delete_and_missing_objects(self, storage: Storage, leftovers: Leftovers) -> None:
         storage.put("k/gone", [b"data"])

@@ -168,6 +168,14 @@ class S3Storage:
         full_key = self._full_key(key)
         if self._head(key) is not None:
             raise ObjectExists(f"target {self.name!r}: object {key} already exists")
+        return self._upload(key, full_key, chunks)
+
+    def replace(self, key: str, chunks: Iterable[bytes]) -> ObjectInfo:
+        # A PUT (or a multipart upload's completion) over an existing key is
+        # atomic in S3: readers see the old object until the new one is whole.
+        return self._upload(key, self._full_key(key), chunks)
+
+    def _upload(self, key: str, full_key: str, chunks: Iterable[bytes]) -> ObjectInfo:
         size = upload(self._upload_target(), key, full_key, chunks)
         try:
             head = self._head(key)
