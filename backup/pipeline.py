@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
 from backup.engines.base import Engine
@@ -77,8 +77,11 @@ def take_snapshot(
     databases: Sequence[str] = (),
     progress: ProgressCallback | None = None,
     cancelled: Callable[[], bool] = lambda: False,
+    tags: Mapping[str, str] | None = None,
+    pinned: bool = False,
 ) -> Manifest:
-    """Dump ``container`` to ``storage`` and return the manifest written beside it.
+    """Dump ``container`` to ``storage`` and return the manifest written beside it
+    (carrying ``tags`` and ``pinned``, so a catalog rebuild keeps them).
 
     Raises :class:`DumpFailed` (nothing stored) or a storage error. ``progress``
     sees the compressed bytes as they are written.
@@ -112,6 +115,8 @@ def take_snapshot(
         source_container=container.name,
         command=command,
         secret_args=tuple(sorted(command_secrets)),
+        tags=dict(tags or {}),
+        pinned=pinned,
     )
     try:
         storage.put(manifest_key(instance, snapshot_id), [manifest.to_bytes()])

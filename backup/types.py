@@ -167,6 +167,8 @@ class Snapshot:
     pinned: bool = False
     runner: str | None = None
     """Which process writes a running snapshot (``host:pid:start``); not shown to users."""
+    tags: Mapping[str, str] = field(default_factory=dict, hash=False)
+    """User tags (``{"release": "v1.4.2"}``, :mod:`backup.tags`), also in the manifest."""
 
     def with_changes(self, **changes: Any) -> Snapshot:
         return replace(self, **changes)
@@ -188,6 +190,7 @@ class Snapshot:
             "data_key": self.data_key,
             "error": self.error,
             "pinned": self.pinned,
+            "tags": dict(self.tags),
         }
 
 
@@ -223,6 +226,11 @@ class Manifest:
     """The source's command with secret values replaced (:func:`redact_command`)."""
     secret_args: tuple[str, ...] = ()
     """Names of the secrets ``command`` refers to."""
+    tags: Mapping[str, str] = field(default_factory=dict, hash=False)
+    """The snapshot's user tags; a manifest written before tags existed has none."""
+    pinned: bool = False
+    """Whether retention keeps the snapshot whatever its policy; pin and unpin
+    rewrite the manifest (:meth:`backup.storage.Storage.replace`)."""
     version: int = MANIFEST_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -230,6 +238,7 @@ class Manifest:
         data["created_at"] = isoformat(self.created_at)
         data["finished_at"] = isoformat(self.finished_at)
         data["env"] = dict(self.env)
+        data["tags"] = dict(self.tags)
         return data
 
     def to_bytes(self) -> bytes:
@@ -263,5 +272,7 @@ class Manifest:
             source_container=data.get("source_container", ""),
             command=tuple(data.get("command", ())),
             secret_args=tuple(data.get("secret_args", ())),
+            tags={str(k): str(v) for k, v in (data.get("tags") or {}).items()},
+            pinned=bool(data.get("pinned", False)),
             version=int(data.get("version", MANIFEST_VERSION)),
         )

@@ -189,8 +189,10 @@ class CatalogPort(Protocol):
     def get_snapshot(self, id: str) -> Snapshot | None: ...
 
     def list_snapshots(self, instance: str | None = None,
-                       status: SnapshotStatus | None = None) -> list[Snapshot]:
-        """Snapshots, newest first, optionally of one instance and one status."""
+                       status: SnapshotStatus | None = None,
+                       tags: Mapping[str, str] | None = None) -> list[Snapshot]:
+        """Snapshots, newest first, optionally of one instance and one status,
+        and carrying every tag in ``tags`` (key and value compared exactly)."""
         ...
 
     def latest_snapshot(self, instance: str) -> Snapshot | None:

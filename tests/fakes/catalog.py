@@ -98,12 +98,14 @@ class InMemoryCatalog:
             return self._snapshots.get(id)
 
     def list_snapshots(self, instance: str | None = None,
-                       status: SnapshotStatus | None = None) -> list[Snapshot]:
+                       status: SnapshotStatus | None = None,
+                       tags: Mapping[str, str] | None = None) -> list[Snapshot]:
         self._check()
         with self._lock:
             found = [s for s in self._snapshots.values()
                      if (instance is None or s.instance == instance)
-                     and (status is None or s.status == status)]
+                     and (status is None or s.status == status)
+                     and all(s.tags.get(k) == v for k, v in (tags or {}).items())]
         return sorted(found, key=lambda s: (s.created_at, s.id), reverse=True)
 
     def latest_snapshot(self, instance: str) -> Snapshot | None:

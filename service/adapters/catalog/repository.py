@@ -118,14 +118,20 @@ class Catalog(CopyRows):
             return None if row is None else _snapshot(row)
 
     def list_snapshots(
-        self, instance: str | None = None, status: SnapshotStatus | None = None
+        self, instance: str | None = None, status: SnapshotStatus | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> list[Snapshot]:
-        """Snapshots, newest first, optionally of one instance and in one status."""
+        """Snapshots, newest first, optionally of one instance, in one status and
+        carrying every tag in ``tags``."""
         query = select(SnapshotRow).order_by(SnapshotRow.created_at.desc(), SnapshotRow.id.desc())
         if instance is not None:
             query = query.where(SnapshotRow.instance == instance)
         if status is not None:
             query = query.where(SnapshotRow.status == str(status))
+        for key, value in (tags or {}).items():
+            # JSON_EXTRACT(tags, '$."key"') on SQLite, tags ->> 'key' on PostgreSQL:
+            # a missing key is NULL, which equals nothing.
+            query = query.where(SnapshotRow.tags[key].as_string() == value)
         with self._session() as session:
             return [_snapshot(row) for row in session.scalars(query)]
 
@@ -289,6 +295,7 @@ def _snapshot_values(s: Snapshot) -> dict[str, Any]:
         "error": s.error,
         "pinned": s.pinned,
         "runner": s.runner,
+        "tags": dict(s.tags),
     }
 
 
@@ -310,6 +317,7 @@ def _snapshot(row: SnapshotRow) -> Snapshot:
         error=row.error,
         pinned=row.pinned,
         runner=row.runner,
+        tags=dict(row.tags or {}),
     )
 
 

@@ -93,10 +93,15 @@ class SqliteCatalogReader:
         return self._first(Snapshot, "SELECT * FROM snapshots WHERE id = ?", (id,))
 
     def list_snapshots(self, instance: str | None = None,
-                       status: SnapshotStatus | None = None) -> list[Snapshot]:
-        """Snapshots, newest first, optionally of one instance and in one status."""
+                       status: SnapshotStatus | None = None,
+                       tags: Mapping[str, str] | None = None) -> list[Snapshot]:
+        """Snapshots, newest first, optionally of one instance, in one status and
+        carrying every tag in ``tags`` (``json_extract``, as the repository's SQL)."""
         where, params = _conditions({"instance": instance,
                                      "status": None if status is None else str(status)})
+        for key, value in (tags or {}).items():
+            where += (" AND " if where else " WHERE ") + "json_extract(tags, ?) = ?"
+            params.extend(['$."' + key + '"', value])
         return self._all(Snapshot, "SELECT * FROM snapshots" + where + _SNAPSHOT_ORDER, params)
 
     def latest_snapshot(self, instance: str) -> Snapshot | None:
