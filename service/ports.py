@@ -139,6 +139,12 @@ class Networking(Protocol):
 
     def network_exists(self, name: str) -> bool: ...
 
+    def network_internal(self, name: str) -> bool:
+        """True if the network ``name`` exists and is internal (``docker network
+        create --internal``): Docker publishes no port of a container created on
+        one, silently (moby/moby#36174). False for any other network or none."""
+        ...
+
     def published_host_ports(self) -> set[tuple[str, int]]:
         """``(host ip, host port)`` of every port a running container publishes
         (host processes' ports are not seen: starting then fails with

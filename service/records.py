@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from backup.types import isoformat
+from service.rates import eta_seconds, transfer_rate
 
 
 class JobStatus(StrEnum):
@@ -52,8 +53,35 @@ class JobRecord:
     finished_at: datetime | None = None
     error: str | None = None
     result: dict[str, Any] | None = None
+    # Progress (backup.phases.Phase values); bytes_total is a restore's
+    # snapshot size, or for a backup the previous snapshot's stored size (an
+    # estimate). transfer_started_at is when the bytes began to flow.
+    phase: str | None = None
+    bytes_done: int | None = None
+    bytes_total: int | None = None
+    transfer_started_at: datetime | None = None
+    progress_at: datetime | None = None
+    # The client's Idempotency-Key and the sha256 of the request it came with:
+    # never shown, the key only to say which one clashes.
+    idempotency_key: str | None = None
+    request_fingerprint: str | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.finished_at is not None
+
+    def rate(self) -> float | None:
+        """Bytes per second while the data flowed; None before it did."""
+        return transfer_rate(self.bytes_done, self.transfer_started_at, self.progress_at)
+
+    def eta(self) -> float | None:
+        """Seconds left while running, where the total is known (or estimated)."""
+        if self.ended:
+            return None
+        return eta_seconds(self.bytes_done, self.bytes_total, self.rate())
 
     def to_json(self) -> dict[str, Any]:
+        rate, eta = self.rate(), self.eta()
         return {
             "id": self.id,
             "kind": self.kind,
@@ -65,4 +93,9 @@ class JobRecord:
             "finished_at": isoformat(self.finished_at),
             "error": self.error,
             "result": self.result,
+            "phase": self.phase,
+            "bytes_done": self.bytes_done,
+            "bytes_total": self.bytes_total,
+            "rate": None if rate is None else round(rate, 1),
+            "eta_seconds": None if eta is None else round(eta, 1),
         }

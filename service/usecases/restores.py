@@ -183,6 +183,18 @@ def _check_copy_options(svc: Services, options: RestoreOptions | None,
     return checked
 
 
+def _check_publishable(svc: Services, plan: RestorePlan) -> None:
+    """A port is published only if the network the container is created on
+    (the first it joins: ``network``, else the source's first) is not internal:
+    on an internal one Docker creates and starts the container and silently
+    publishes nothing, so the request is refused instead (400)."""
+    spec = plan.container
+    if spec.published and spec.networks and svc.docker.network_internal(spec.networks[0]):
+        raise InvalidInput(f"cannot publish: network {spec.networks[0]} is internal and Docker "
+                           "publishes no port of a container on it; restore without publish, "
+                           "or onto a network that is not internal")
+
+
 def _check_image(svc: Services, image: str, given: bool) -> None:
     """The image the new container will run is a valid reference and on the engine."""
     hint = "pull it or pass --image" if not given else "pull it first"
@@ -232,6 +244,7 @@ def _prepare(svc: Services, snapshot: Snapshot, new_name: str, image: str | None
         options=checked,
     )
     _check_image(svc, plan.container.image, given=image is not None)
+    _check_publishable(svc, plan)
     return RestoreRequest(snapshot=snapshot, manifest=manifest, plan=plan, engine=engine,
                           storage=storage, options=checked)
 

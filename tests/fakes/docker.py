@@ -150,6 +150,8 @@ class FakeDocker:
         self._removed_labels: dict[str, dict[str, str]] = {}
         self.networks: set[str] = set()
         """User-defined networks; a container joining another one is refused."""
+        self.internal_networks: set[str] = set()
+        """Those of :attr:`networks` created ``--internal``."""
         self.host_ports: set[tuple[str, int]] = set()
         """Host ports bound by processes outside the engine (a start publishing one fails)."""
         self._free_ports = itertools.count(49153)
@@ -354,6 +356,10 @@ class FakeDocker:
         self._reachable()
         return name in self.networks
 
+    def network_internal(self, name: str) -> bool:
+        self._reachable()
+        return name in self.networks and name in self.internal_networks
+
     def published_host_ports(self) -> set[tuple[str, int]]:
         self._reachable()
         return {binding for c in self.containers.values() if c.running
@@ -370,7 +376,10 @@ class FakeDocker:
 
     def _bind(self, container: FakeContainer) -> dict[str, tuple[tuple[str, int], ...]]:
         """Bind the container's published ports as Docker does at start: a
-        port taken (by a running container or a host process) is refused."""
+        port taken (by a running container or a host process) is refused, and
+        nothing is published of one created on an internal network."""
+        if container.networks and container.networks[0] in self.internal_networks:
+            return {}
         taken = self.published_host_ports() | self.host_ports
         bound: dict[str, tuple[tuple[str, int], ...]] = {}
         for port in container.published:

@@ -103,6 +103,37 @@ def test_bad_options_are_refused_before_anything_is_made(
     assert _state(world) == before
 
 
+def test_publish_onto_an_internal_network_is_refused_before_anything_is_made(
+        world: FakeWorld, snapshot: Snapshot) -> None:
+    # Docker would start the copy and silently publish nothing (moby/moby#36174).
+    world.docker.networks.add("sealed")
+    world.docker.internal_networks.add("sealed")
+    before = _state(world)
+    with pytest.raises(InvalidInput) as refused:
+        _restore(world, snapshot, network="sealed", publish=0)
+    assert str(refused.value).startswith("cannot publish: network sealed is internal")
+    assert str(refused.value).endswith("restore without publish, or onto a network that is "
+                                       "not internal")
+    assert _state(world) == before
+    result = _restore(world, snapshot, network="sealed", alias="db")  # without publish: fine
+    assert result.endpoints.networks["sealed"].aliases[-1] == "db"
+
+
+def test_publish_is_refused_when_the_source_s_network_is_internal(world: FakeWorld) -> None:
+    source = add_db(world, "sealed-db")
+    world.docker.networks.add("sealed")
+    world.docker.internal_networks.add("sealed")
+    source.networks = ("sealed",)
+    snapshot = take_backup(world, "sealed-db")
+    before = _state(world)
+    with pytest.raises(InvalidInput, match="network sealed is internal"):
+        _restore(world, snapshot, publish=0)
+    assert _state(world) == before
+    world.docker.networks.add("open")
+    result = _restore(world, snapshot, network="open", publish=0)
+    assert result.endpoints.ports["7777/tcp"]
+
+
 def test_a_port_a_container_publishes_is_409_before_anything_is_made(
         world: FakeWorld, snapshot: Snapshot) -> None:
     first = _restore(world, snapshot, "first", publish=0)

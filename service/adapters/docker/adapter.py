@@ -156,6 +156,9 @@ class DockerAdapter:
     def network_exists(self, name: str) -> bool:
         return self._networks.network_exists(name)
 
+    def network_internal(self, name: str) -> bool:
+        return self._networks.network_internal(name)
+
     def published_host_ports(self) -> set[tuple[str, int]]:
         return self._networks.published_host_ports()
 

@@ -30,6 +30,13 @@ class Networks:
             return False
         return True
 
+    def network_internal(self, name: str) -> bool:
+        try:
+            data = self._connection.call(lambda: self._connection.api.inspect_network(name))
+        except NotFound:
+            return False
+        return bool(data.get("Internal"))
+
     def published_host_ports(self) -> set[tuple[str, int]]:
         """``(host ip, host port)`` of every port a running container publishes."""
         summaries = self._connection.call(lambda: self._connection.api.containers())
