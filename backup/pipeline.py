@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 
 from backup.engines.base import Engine
 from backup.errors import HoldfastError, InvalidName, ObjectNotFound
 from backup.labels import NAME_PATTERN
+from backup.phases import Phase, PhaseCallback, no_phases
 from backup.ports import ContainerExec
 from backup.storage.base import Storage
 from backup.streams import Meter, ProgressCallback, compress, interruptible
@@ -79,19 +80,24 @@ def take_snapshot(
     cancelled: Callable[[], bool] = lambda: False,
     tags: Mapping[str, str] | None = None,
     pinned: bool = False,
+    phase: PhaseCallback = no_phases,
 ) -> Manifest:
     """Dump ``container`` to ``storage`` and return the manifest written beside it
     (carrying ``tags`` and ``pinned``, so a catalog rebuild keeps them).
 
     Raises :class:`DumpFailed` (nothing stored) or a storage error. ``progress``
-    sees the compressed bytes as they are written.
+    sees the compressed bytes as they are written; ``phase`` hears ``dumping``
+    as the dump starts and ``uploading`` once it has ended (the target then
+    commits the object and the manifest is written).
     """
+    phase(Phase.DUMPING)
     dump = engine.dump(container, runner, databases)
     raw = Meter()
     stored = Meter(progress)
     key = data_key(instance, snapshot_id)
     chunks = interruptible(raw.measure(dump.chunks), cancelled)
-    info = storage.put(key, stored.measure(compress(chunks)))
+    info = storage.put(key, _then(stored.measure(compress(chunks)),
+                                  lambda: phase(Phase.UPLOADING)))
     command, command_secrets = redact_command(container.command)
     manifest = Manifest(
         snapshot_id=snapshot_id,
@@ -124,6 +130,12 @@ def take_snapshot(
         _delete_quietly(storage, key)
         raise
     return manifest
+
+
+def _then(chunks: Iterable[bytes], ended: Callable[[], None]) -> Iterator[bytes]:
+    """Pass ``chunks`` through, then call ``ended`` once they are exhausted."""
+    yield from chunks
+    ended()
 
 
 def delete_snapshot_objects(storage: Storage, snapshots: Iterable[tuple[str, str]]) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from backup.engines.base import Engine
 from backup.errors import CorruptSnapshot, HoldfastError, NotReady, RestoreFailed
+from backup.phases import Phase, PhaseCallback, no_phases
 from backup.ports import ContainerExec, ContainerRuntime
 from backup.storage.base import Storage
 from backup.streams import Meter, ProgressCallback, decompress, verify
@@ -76,11 +77,17 @@ def restore_snapshot(
     storage: Storage,
     ready_timeout: float,
     progress: ProgressCallback | None = None,
+    phase: PhaseCallback = no_phases,
 ) -> RestoreOutcome:
+    """Build the plan's volumes and container, load the data, wait until ready.
+    ``phase`` hears ``creating``, then ``loading`` and ``waiting-for-ready`` in
+    the order the engine needs them, and ``verifying`` if a failed load makes
+    it re-check the stored object."""
     started = time.monotonic()
     created_volumes: list[str] = []
     container: DatabaseContainer | None = None
     try:
+        phase(Phase.CREATING)
         for volume in plan.volumes:
             if volume.name in plan.reused_volumes:
                 # --force: the user chose to give up what this volume held.
@@ -92,14 +99,18 @@ def restore_snapshot(
             # Files go into the volumes before the app first sees them, so an
             # app that initialises an empty volume never races the restore.
             container = runtime.create_container(plan.container)
+            phase(Phase.LOADING)
             databases = _load(engine, runner, storage, manifest, container, progress)
+            phase(Phase.WAITING_FOR_READY)
             container = runtime.start(container.id)
             container = wait_until_ready(engine, runtime, runner, container,
                                          timeout=ready_timeout)
         else:
             container = runtime.start_container(plan.container)
+            phase(Phase.WAITING_FOR_READY)
             container = wait_until_ready(engine, runtime, runner, container,
                                          timeout=ready_timeout)
+            phase(Phase.LOADING)
             databases = _load(engine, runner, storage, manifest, container, progress)
         return RestoreOutcome(
             container=container,
@@ -115,6 +126,7 @@ def restore_snapshot(
             # A load that fails on damaged data reports the tool's (or the archive
             # framing's) complaint, which depends on where the damage fell; say
             # what really happened if the stored object does not match its manifest.
+            phase(Phase.VERIFYING)
             _raise_if_corrupt(storage, manifest)
         if isinstance(exc, HoldfastError | KeyboardInterrupt):
             raise

@@ -221,15 +221,25 @@ class CatalogPort(Protocol):
         rows removed (oldest first). Storage objects are not the catalog's."""
         ...
 
-    def add_job(self, j: JobRecord) -> None: ...
+    def add_job(self, j: JobRecord) -> None:
+        """Insert a new job; raises :class:`~backup.errors.Conflict` if its id, or
+        its ``idempotency_key`` (unique when set), is recorded already."""
+        ...
 
-    def save_job(self, j: JobRecord) -> None: ...
+    def save_job(self, j: JobRecord) -> None:
+        """Insert or replace a job, every field (progress included)."""
+        ...
 
     def get_job(self, id: str) -> JobRecord | None: ...
 
-    def list_jobs(self, limit: int = 100,
-                  statuses: Iterable[JobStatus] | None = None) -> list[JobRecord]:
-        """The newest ``limit`` jobs, optionally only those in ``statuses``."""
+    def job_with_idempotency_key(self, key: str) -> JobRecord | None:
+        """The job submitted with ``key`` (compared exactly), if any."""
+        ...
+
+    def list_jobs(self, limit: int = 100, statuses: Iterable[JobStatus] | None = None,
+                  kind: str | None = None, instance: str | None = None) -> list[JobRecord]:
+        """The newest ``limit`` jobs (by ``created_at``, then id, descending),
+        optionally only those in ``statuses``, of ``kind`` and of ``instance``."""
         ...
 
     # --- copies: the containers restores created (restore.copies.CopyRecord) ------

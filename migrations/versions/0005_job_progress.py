@@ -23,6 +23,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("phase", sa.String(length=32), nullable=True))
         batch.add_column(sa.Column("bytes_done", sa.BigInteger(), nullable=True))
         batch.add_column(sa.Column("bytes_total", sa.BigInteger(), nullable=True))
+        batch.add_column(sa.Column("transfer_started_at", sa.DateTime(timezone=True),
+                                   nullable=True))
         batch.add_column(sa.Column("progress_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("idempotency_key", sa.String(length=255), nullable=True))
         batch.add_column(sa.Column("request_fingerprint", sa.String(length=64), nullable=True))
@@ -34,5 +36,5 @@ def downgrade() -> None:
     with op.batch_alter_table("jobs") as batch:
         batch.drop_index(batch.f("ix_jobs_idempotency_key"))
         for column in ("request_fingerprint", "idempotency_key", "progress_at",
-                       "bytes_total", "bytes_done", "phase"):
+                       "transfer_started_at", "bytes_total", "bytes_done", "phase"):
             batch.drop_column(column)

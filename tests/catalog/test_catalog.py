@@ -325,6 +325,11 @@ def test_job_lifecycle(catalog: Catalog) -> None:
         "finished_at": "2024-05-18T03:00:09.123456Z",
         "error": None,
         "result": make_snapshot("snap-9").to_json(),
+        "phase": None,
+        "bytes_done": None,
+        "bytes_total": None,
+        "rate": None,
+        "eta_seconds": None,
     }
 
     failed = dataclasses.replace(done, status=JobStatus.FAILED, error="boom", result=None)

@@ -138,8 +138,10 @@ class InMemoryCatalog:
     def add_job(self, j: JobRecord) -> None:
         self._check()
         with self._lock:
-            if j.id in self._jobs:
-                raise Conflict(f"job {j.id} is already in the catalog")
+            if j.id in self._jobs or (j.idempotency_key is not None and any(
+                    other.idempotency_key == j.idempotency_key
+                    for other in self._jobs.values())):
+                raise Conflict(f"job {j.id} or its idempotency key is already in the catalog")
             self._jobs[j.id] = _in_utc(j)
 
     def save_job(self, j: JobRecord) -> None:
@@ -152,12 +154,20 @@ class InMemoryCatalog:
         with self._lock:
             return self._jobs.get(id)
 
-    def list_jobs(self, limit: int = 100,
-                  statuses: Iterable[JobStatus] | None = None) -> list[JobRecord]:
+    def job_with_idempotency_key(self, key: str) -> JobRecord | None:
+        self._check()
+        with self._lock:
+            return next((j for j in self._jobs.values() if j.idempotency_key == key), None)
+
+    def list_jobs(self, limit: int = 100, statuses: Iterable[JobStatus] | None = None,
+                  kind: str | None = None, instance: str | None = None) -> list[JobRecord]:
         self._check()
         wanted = None if statuses is None else {str(status) for status in statuses}
         with self._lock:
-            found = [j for j in self._jobs.values() if wanted is None or str(j.status) in wanted]
+            found = [j for j in self._jobs.values()
+                     if (wanted is None or str(j.status) in wanted)
+                     and (kind is None or j.kind == kind)
+                     and (instance is None or j.instance == instance)]
         return sorted(found, key=lambda j: (j.created_at, j.id), reverse=True)[:limit]
 
     # --- copies ------------------------------------------------------------------

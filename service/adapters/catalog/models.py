@@ -117,7 +117,9 @@ class JobRow(Base):
     phase: Mapped[str | None] = mapped_column(String(32))
     bytes_done: Mapped[int | None] = mapped_column(BigInteger)
     bytes_total: Mapped[int | None] = mapped_column(BigInteger)
-    # When bytes_done last changed: the rate and ETA are computed from it.
+    # When the bytes began to flow and when bytes_done last changed: the rate
+    # and ETA are computed from them (service.rates).
+    transfer_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     progress_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A client's Idempotency-Key, and a hash of the request it came with, so a
     # retry returns this job and the same key with another body is refused.

@@ -183,12 +183,14 @@ class Catalog(CopyRows):
     # --- jobs -------------------------------------------------------------------
 
     def add_job(self, j: JobRecord) -> None:
-        """Record a new job; Conflict if one with that id exists."""
+        """Record a new job; Conflict if one with that id, or with its
+        idempotency key, exists (the unique index decides a race)."""
         try:
             with self._session() as session:
                 session.execute(insert(JobRow).values(_job_values(j)))
         except IntegrityError as error:
-            raise Conflict(f"job {j.id} is already in the catalog") from error
+            raise Conflict(f"job {j.id} or its idempotency key is already in the catalog") \
+                from error
 
     def save_job(self, j: JobRecord) -> None:
         """Insert ``j``, or replace every field of the job with its id."""
@@ -201,12 +203,22 @@ class Catalog(CopyRows):
             row = session.get(JobRow, id)
             return None if row is None else _job_record(row)
 
-    def list_jobs(self, limit: int = 100,
-                  statuses: Iterable[JobStatus] | None = None) -> list[JobRecord]:
-        """The ``limit`` newest jobs (of the given statuses), newest first."""
+    def job_with_idempotency_key(self, key: str) -> JobRecord | None:
+        with self._session() as session:
+            row = session.scalars(select(JobRow).where(JobRow.idempotency_key == key)).first()
+            return None if row is None else _job_record(row)
+
+    def list_jobs(self, limit: int = 100, statuses: Iterable[JobStatus] | None = None,
+                  kind: str | None = None, instance: str | None = None) -> list[JobRecord]:
+        """The ``limit`` newest jobs (of the given statuses, kind and instance),
+        newest first."""
         query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)
         if statuses is not None:
             query = query.where(JobRow.status.in_([str(status) for status in statuses]))
+        if kind is not None:
+            query = query.where(JobRow.kind == kind)
+        if instance is not None:
+            query = query.where(JobRow.instance == instance)
         with self._session() as session:
             return [_job_record(row) for row in session.scalars(query)]
 
@@ -321,6 +333,11 @@ def _snapshot(row: SnapshotRow) -> Snapshot:
     )
 
 
+# Job columns that are stored as they are, read as they are.
+_JOB_PROGRESS = ("phase", "bytes_done", "bytes_total", "transfer_started_at", "progress_at",
+                 "idempotency_key", "request_fingerprint")
+
+
 def _job_values(j: JobRecord) -> dict[str, Any]:
     return {
         "id": j.id,
@@ -333,6 +350,7 @@ def _job_values(j: JobRecord) -> dict[str, Any]:
         "finished_at": j.finished_at,
         "error": j.error,
         "result": j.result,
+        **{name: getattr(j, name) for name in _JOB_PROGRESS},
     }
 
 
@@ -348,4 +366,5 @@ def _job_record(row: JobRow) -> JobRecord:
         finished_at=row.finished_at,
         error=row.error,
         result=row.result,
+        **{name: getattr(row, name) for name in _JOB_PROGRESS},
     )

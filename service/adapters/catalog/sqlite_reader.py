@@ -39,7 +39,7 @@ _Record = TypeVar("_Record", InstanceRecord, JobRecord, Snapshot)
 # naive UTC text, JSON as text, Boolean as 0/1, enums as their value.
 # tests/catalog/test_sqlite_reader.py checks these against the models.
 _TIMES = {"first_seen", "last_seen", "created_at", "finished_at", "started_at",
-          "progress_at"}
+          "progress_at", "transfer_started_at"}
 _JSON = {"labels", "policy_override", "result", "tags"}
 _FLAGS = {"pinned"}
 _ENUMS: dict[type[Any], type[Any]] = {Snapshot: SnapshotStatus, JobRecord: JobStatus}
@@ -120,17 +120,21 @@ class SqliteCatalogReader:
     def get_job(self, id: str) -> JobRecord | None:
         return self._first(JobRecord, "SELECT * FROM jobs WHERE id = ?", (id,))
 
-    def list_jobs(self, limit: int = 100,
-                  statuses: Iterable[JobStatus] | None = None) -> list[JobRecord]:
-        """The ``limit`` newest jobs (of the given statuses), newest first."""
-        sql, params = "SELECT * FROM jobs", []
+    def job_with_idempotency_key(self, key: str) -> JobRecord | None:
+        return self._first(JobRecord, "SELECT * FROM jobs WHERE idempotency_key = ?", (key,))
+
+    def list_jobs(self, limit: int = 100, statuses: Iterable[JobStatus] | None = None,
+                  kind: str | None = None, instance: str | None = None) -> list[JobRecord]:
+        """The ``limit`` newest jobs (of the given statuses, kind and instance),
+        newest first."""
+        where, params = _conditions({"kind": kind, "instance": instance})
         if statuses is not None:
             wanted = [str(status) for status in statuses]
-            sql += " WHERE status IN (" + ", ".join("?" * len(wanted)) + ")" if wanted \
-                else " WHERE 0"
+            where += (" AND " if where else " WHERE ") + (
+                "status IN (" + ", ".join("?" * len(wanted)) + ")" if wanted else "0")
             params.extend(wanted)
-        return self._all(JobRecord, sql + " ORDER BY created_at DESC, id DESC LIMIT ?",
-                         (*params, limit))
+        return self._all(JobRecord, "SELECT * FROM jobs" + where
+                         + " ORDER BY created_at DESC, id DESC LIMIT ?", (*params, limit))
 
     # --- plumbing ---------------------------------------------------------------
 
