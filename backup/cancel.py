@@ -1,0 +1,72 @@
+"""Cancel signals: why a run should stop, as the ``cancelled`` checks of the pipeline see it.
+
+The pipeline and the restore runner take ``cancelled: Callable[[], bool]`` and
+look at it between chunks and between steps. A :class:`CancelSignal` is such a
+callable that also says whether a user asked for the stop (``DELETE
+/v1/jobs/{id}``) or the process is shutting down, so the records of the run can
+say which. :class:`CancelSignals` keeps one per job of a runner; all of them
+also turn true when the runner's shutdown event is set.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from backup.errors import Cancelled
+
+BY_REQUEST = "cancelled"
+"""A snapshot's error when a user cancelled the run that wrote it."""
+BY_SHUTDOWN = "cancelled: Holdfast is shutting down"
+
+
+class CancelSignal:
+    """True once :meth:`request` was called or ``shutdown`` is set."""
+
+    def __init__(self, shutdown: threading.Event | None = None) -> None:
+        self._shutdown = shutdown or threading.Event()
+        self._requested = threading.Event()
+
+    def request(self) -> None:
+        self._requested.set()
+
+    @property
+    def requested(self) -> bool:
+        """Whether a user asked for the stop (not only a shutdown)."""
+        return self._requested.is_set()
+
+    def __call__(self) -> bool:
+        return self._requested.is_set() or self._shutdown.is_set()
+
+
+def requested(cancelled: Callable[[], bool]) -> bool:
+    """Whether ``cancelled`` is a signal a user raised (a plain callable never is)."""
+    return isinstance(cancelled, CancelSignal) and cancelled.requested
+
+
+def raise_if_cancelled(cancelled: Callable[[], bool]) -> None:
+    """:class:`Cancelled` (saying why) if ``cancelled()`` is true; for the
+    checks between steps, where no chunk passes through ``interruptible``."""
+    if cancelled():
+        raise Cancelled(BY_REQUEST if requested(cancelled) else BY_SHUTDOWN)
+
+
+class CancelSignals:
+    """One :class:`CancelSignal` per job id, all tied to one shutdown event.
+    Safe from any thread; a job's signal is dropped with :meth:`forget`."""
+
+    def __init__(self, shutdown: threading.Event) -> None:
+        self._shutdown = shutdown
+        self._lock = threading.Lock()
+        self._signals: dict[str, CancelSignal] = {}
+
+    def of(self, job_id: str) -> CancelSignal:
+        with self._lock:
+            signal = self._signals.get(job_id)
+            if signal is None:
+                signal = self._signals[job_id] = CancelSignal(self._shutdown)
+            return signal
+
+    def forget(self, job_id: str) -> None:
+        with self._lock:
+            self._signals.pop(job_id, None)
