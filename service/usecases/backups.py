@@ -11,8 +11,8 @@ have.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 
 from backup.engines import Engine, get_engine
 from backup.errors import (
@@ -28,6 +28,7 @@ from backup.pipeline import (
 )
 from backup.storage import Storage
 from backup.streams import ProgressCallback
+from backup.tags import check_tags
 from backup.types import (
     DatabaseContainer,
     Snapshot,
@@ -52,11 +53,19 @@ class BackupRequest:
     engine: Engine
     storage: Storage
     databases: tuple[str, ...]
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """User tags for the snapshot, checked (:func:`backup.tags.check_tags`)."""
+    pin: bool = False
+    """Pin the snapshot from its first write: retention never removes it."""
 
 
-def prepare_backup(svc: Services, name: str, target: str | None = None) -> BackupRequest:
-    """Every check a backup can fail on bad input, before anything is written."""
-    return prepare_backup_for(svc, find_instance(svc, name), target)
+def prepare_backup(svc: Services, name: str, target: str | None = None,
+                   tags: Mapping[str, str] | None = None, pin: bool = False) -> BackupRequest:
+    """Every check a backup can fail on bad input, before anything is written;
+    ``tags`` and ``pin`` go into the snapshot's row and manifest."""
+    checked = check_tags(tags)  # bad tags are refused before the instance is looked up
+    return replace(prepare_backup_for(svc, find_instance(svc, name), target),
+                   tags=checked, pin=pin)
 
 
 def prepare_backup_for(svc: Services, instance: Instance,
@@ -123,6 +132,7 @@ def execute_backup(svc: Services, request: BackupRequest,
             target=request.storage.name, status=SnapshotStatus.RUNNING, created_at=created,
             data_key=data_key(request.instance, snapshot_id), image=request.container.image,
             image_id=request.container.image_id, runner=current_runner(),
+            tags=dict(request.tags), pinned=request.pin,
         )
         svc.catalog.add_snapshot(snapshot)
         context = {"instance": request.instance, "snapshot": snapshot_id}
@@ -132,14 +142,17 @@ def execute_backup(svc: Services, request: BackupRequest,
                 snapshot_id=snapshot_id, instance=request.instance, created_at=created,
                 container=request.container, engine=request.engine, runner=svc.docker,
                 storage=request.storage, databases=request.databases, progress=progress,
-                cancelled=cancelled,
+                cancelled=cancelled, tags=request.tags, pinned=request.pin,
             )
         except BaseException as exc:
             reason = str(exc) or type(exc).__name__
             if cancelled() and not isinstance(exc, Cancelled):
                 reason = f"cancelled: Holdfast is shutting down ({reason})"
+            # A failed snapshot holds nothing to keep, so it is not pinned:
+            # only complete snapshots are (retention removes failed ones).
             svc.catalog.save_snapshot(snapshot.with_changes(
-                status=SnapshotStatus.FAILED, finished_at=utcnow(), error=reason, runner=None))
+                status=SnapshotStatus.FAILED, finished_at=utcnow(), error=reason, runner=None,
+                pinned=False))
             # Reported by whoever called us (CLI line, job record); logging it as an
             # error here too would print the same failure twice.
             logger.info("backup of %s failed: %s", request.instance, reason, extra=context)

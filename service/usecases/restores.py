@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -53,6 +54,7 @@ from restore.copies import (
 from restore.planner import RestorePlan, plan_restore
 from restore.runner import restore_snapshot
 from service.bootstrap import Services
+from service.usecases.checkpoints import latest_tagged_snapshot
 from service.usecases.copies import record_copy
 from service.usecases.instances import find_instance
 from service.usecases.snapshots import get_snapshot, read_manifest
@@ -160,6 +162,18 @@ def prepare_latest_restore(svc: Services, instance: str, new_name: str,
     if image is not None:
         check_image_reference(image)
     return _prepare(svc, latest_complete_snapshot(svc, instance), new_name, image, force,
+                    options)
+
+
+def prepare_tagged_restore(svc: Services, instance: str, tags: Mapping[str, str],
+                           new_name: str, image: str | None = None, force: bool = False,
+                           options: RestoreOptions | None = None) -> RestoreRequest:
+    """:func:`prepare_restore` of the newest complete snapshot of ``instance``
+    carrying every tag in ``tags``; :class:`SnapshotNotFound` naming the tags
+    if there is none."""
+    if image is not None:
+        check_image_reference(image)
+    return _prepare(svc, latest_tagged_snapshot(svc, instance, tags), new_name, image, force,
                     options)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,7 @@ from backup.pipeline import (
 )
 from backup.storage import Storage
 from backup.streams import read_all
+from backup.tags import check_tags
 from backup.types import (
     Manifest,
     Snapshot,
@@ -48,8 +49,11 @@ _CANDIDATES = 5
 _REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
-def list_snapshots(svc: Services, instance: str | None = None) -> list[Snapshot]:
-    return svc.catalog.list_snapshots(instance=instance)
+def list_snapshots(svc: Services, instance: str | None = None,
+                   tags: Mapping[str, str] | None = None) -> list[Snapshot]:
+    """Snapshots, newest first, of ``instance`` if given, carrying every tag in
+    ``tags`` (checked: a bad key or value is :class:`InvalidInput`)."""
+    return svc.catalog.list_snapshots(instance=instance, tags=check_tags(tags) or None)
 
 
 def resolve_snapshot(svc: Services, ref: str) -> Snapshot:
@@ -83,7 +87,12 @@ def get_snapshot(svc: Services, ref: str) -> Snapshot:
 
 
 def delete_snapshot(svc: Services, snapshot_id: str) -> Snapshot:
+    """Delete a snapshot's objects and row. :class:`Conflict` while it is being
+    written, or while it is pinned (unpinning is the deliberate step)."""
     snapshot = get_snapshot(svc, snapshot_id)
+    if snapshot.pinned:
+        raise Conflict(f"snapshot {snapshot.id} is pinned; unpin it first "
+                       f"(holdfast unpin {snapshot.id})")
     if snapshot.status == SnapshotStatus.RUNNING and \
             may_be_running(snapshot.runner):
         raise Conflict(f"snapshot {snapshot_id} is still being written; wait for it to finish")
@@ -124,7 +133,11 @@ def _manifests(storage: Storage) -> Iterator[Manifest]:
 def _row_from(manifest: Manifest, target: str, existing: Snapshot | None,
               stored_size: int | None) -> Snapshot:
     """The catalog row a manifest stands for: complete only if its data object
-    is there with the size the manifest records."""
+    is there with the size the manifest records. Tags come from the manifest;
+    so does the pin (pin and unpin rewrite it), but a pin the existing row has
+    is never dropped: where the two disagree (a rewrite that failed), keeping
+    the snapshot is the safe side. A broken snapshot is not pinned, as a failed
+    backup is not."""
     problem = data_object_problem(stored_size, manifest.size_bytes)
     whole = problem is None
     return Snapshot(
@@ -133,7 +146,9 @@ def _row_from(manifest: Manifest, target: str, existing: Snapshot | None,
         created_at=manifest.created_at, finished_at=manifest.finished_at,
         data_key=manifest.data_key, size_bytes=manifest.size_bytes,
         raw_bytes=manifest.raw_bytes, sha256=manifest.sha256, image=manifest.image,
-        image_id=manifest.image_id, pinned=existing.pinned if existing else False,
+        image_id=manifest.image_id,
+        pinned=whole and (manifest.pinned or (existing is not None and existing.pinned)),
+        tags=dict(manifest.tags),
         error=None if whole else f"data object {problem} in target {target} at catalog "
                                  "rebuild",
     )

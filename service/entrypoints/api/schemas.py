@@ -4,13 +4,20 @@ with ``--json``."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, StrictInt, StrictStr
+from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 
 from restore.copies import RestoreOptions
 
 
 class BackupBody(BaseModel):
     target: str | None = Field(default=None, description="storage target; default: the label's")
+    tags: dict[StrictStr, StrictStr] = Field(
+        default_factory=dict, examples=[{"release": "v1.4.2"}],
+        description="tags for the snapshot, also kept in its manifest: at most 32; keys "
+                    "1-64 letters, digits and ._/- (starting with a letter or digit), values "
+                    "up to 256 printable characters")
+    pin: StrictBool = Field(default=False, description="pin the snapshot: retention never "
+                            "removes it (DELETE /v1/snapshots/{id}/pin unpins it)")
 
 
 class RestoreBody(BaseModel):
@@ -37,6 +44,16 @@ class RestoreBody(BaseModel):
         """The copy options in this body, for the use case to check."""
         return RestoreOptions(network=self.network, alias=self.alias, publish=self.publish,
                               labels=self.labels, ttl=self.ttl)
+
+
+class InstanceRestoreBody(RestoreBody):
+    """A restore of an instance's newest complete snapshot, or of its newest
+    complete snapshot carrying ``tag``."""
+
+    tag: StrictStr | None = Field(
+        default=None, examples=["release:v1.4.2"],
+        description="restore the newest complete snapshot carrying this tag, given as "
+                    "KEY:VALUE (split at the first ':'; the value may hold more)")
 
 
 class VolumeBody(BaseModel):
