@@ -369,7 +369,9 @@ class FakeDocker:
         container = self._container(container_id)
         networks = {name: NetworkEndpoint(
             ip_address=f"172.18.{index}.{int(container.id[:12], 16) % 250 + 2}",
-            aliases=(container.name, *container.aliases.get(name, ())))
+            # As Docker's inspect: the aliases given (its short id, which the
+            # real adapter drops, aside), not the container's name.
+            aliases=tuple(container.aliases.get(name, ())))
             for index, name in enumerate(container.networks)}
         return ContainerEndpoints(networks=networks,
                                   ports=dict(container.ports) if container.running else {})

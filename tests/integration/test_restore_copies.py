@@ -198,6 +198,13 @@ def test_copy_on_network_with_alias_port_labels_and_ttl_is_reachable_then_reaped
 ) -> None:
     svc, name = world.services, docker_cleanup.restored(copy_name())
     labels = {"team": "qa", "purpose": "copies test"}
+    # Look-alikes made before the restore, which expiry must leave alone.
+    decoy_container = docker_cleanup.restored(f"{name}-2")
+    docker_client.containers.create(HELPER_IMAGE, ["sleep", "600"], name=decoy_container,
+                                    labels={TEST_LABEL: "1"})
+    decoy_volume = f"{name}-data-old"
+    docker_cleanup.volumes.append(decoy_volume)
+    docker_client.volumes.create(decoy_volume, labels={TEST_LABEL: "1"})
     request = prepare_restore(svc, world.snapshot_id, name, options=RestoreOptions(
         network=world.lan, alias="db", publish=0, labels=labels, ttl="1h"))
     job = run_restore_job(svc, request)
@@ -238,12 +245,6 @@ def test_copy_on_network_with_alias_port_labels_and_ttl_is_reachable_then_reaped
                               filled(by_alias, world.password), docker_cleanup) == EXPECTED
 
     # 3. expiry: the copy's container and exactly its volumes go; look-alikes stay.
-    decoy_container = docker_cleanup.restored(f"{name}-2")
-    docker_client.containers.create(HELPER_IMAGE, ["sleep", "600"], name=decoy_container,
-                                    labels={TEST_LABEL: "1"})
-    decoy_volume = f"{name}-data-old"
-    docker_cleanup.volumes.append(decoy_volume)
-    docker_client.volumes.create(decoy_volume, labels={TEST_LABEL: "1"})
     early = reap_expired_copies(svc, now=copy.expires_at - timedelta(seconds=1))
     assert all(r.copy.name != name for r in early), early
     assert container_exists(docker_client, name)

@@ -53,7 +53,7 @@ def test_api_restore_with_options_answers_with_where_to_connect(
     job = finished(client, response.json())
     assert job["status"] == "succeeded", job["error"]
     result = job["result"]
-    assert result["networks"]["ci-net"]["aliases"] == ["ci-db", "db"]
+    assert result["networks"]["ci-net"]["aliases"] == ["db"]
     [binding] = result["ports"]["7777/tcp"]
     assert result["urls"]["published"] == \
         f"fake://:{{FAKE_PASSWORD}}@127.0.0.1:{binding['host_port']}/main"
