@@ -22,6 +22,7 @@ from backup.ports import ContainerEndpoints, ContainerExec, ContainerRuntime, He
 from backup.types import DatabaseContainer, Snapshot, SnapshotStatus
 from backup.volumes import VolumeInfo
 from restore.copies import CopyRecord
+from restore.swap import ContainerSettings, RestartPolicy
 from service.records import InstanceRecord, JobRecord, JobStatus
 
 SCOPE_LABEL = "holdfast.scope"
@@ -157,8 +158,31 @@ class Networking(Protocol):
         ...
 
 
+class Swapping(Protocol):
+    """What a swap-in restore (``replace``) and its undo need beyond creating,
+    starting and stopping containers (:mod:`restore.swap`)."""
+
+    def container_settings(self, container_id: str) -> ContainerSettings:
+        """The container's networks with the aliases given there, its published
+        ports as configured (an engine-chosen host port pinned to the one it is
+        bound to while running) and its restart policy. Raises
+        :class:`~backup.errors.NotFound`."""
+        ...
+
+    def rename_container(self, container_id: str, new_name: str) -> None:
+        """Give the container another name (running or not). Raises
+        :class:`~backup.errors.NotFound`, and :class:`~backup.errors.NameTaken`
+        if another container has ``new_name``."""
+        ...
+
+    def set_restart_policy(self, container_id: str, policy: RestartPolicy) -> None:
+        """Change the container's restart policy (running or not). Raises
+        :class:`~backup.errors.NotFound`."""
+        ...
+
+
 class DockerEngine(ContainerExec, ContainerRuntime, HelperContainers, ContainerDiscovery,
-                   VolumeAdmin, ImageSupply, Networking, Protocol):
+                   VolumeAdmin, ImageSupply, Networking, Swapping, Protocol):
     """Everything the service needs of one Docker engine."""
 
 

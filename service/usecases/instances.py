@@ -32,6 +32,7 @@ from backup.types import (
     isoformat,
     utcnow,
 )
+from restore.swap import is_set_aside
 from service.bootstrap import Services, unknown_target
 from service.ports import in_scope
 from service.records import InstanceRecord, JobStatus
@@ -116,6 +117,10 @@ def classify(svc: Services, container: DatabaseContainer) -> Instance | None:
         return None  # holdfast.enable=false or absent: ignored, not even probed
     if not in_scope(container.labels, svc.settings.scope):
         return None  # another scope's container (HOLDFAST_SCOPE): not this Holdfast's
+    if is_set_aside(container.name):
+        # Kept aside by a replace or its undo (restore.swap) with the labels it
+        # had, which Docker cannot change: the container in its place is the source.
+        return None
     name = policy_from_labels(container.labels, container.name).name
     record = svc.catalog.get_instance(name)
     labels = effective_labels(container.labels, record.policy_override if record else None)

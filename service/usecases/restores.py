@@ -53,10 +53,12 @@ from restore.copies import (
 )
 from restore.planner import RestorePlan, plan_restore
 from restore.runner import restore_snapshot
+from restore.swap import Replacement, check_replace_request, staging_plan, stamp, volume_base
 from service.bootstrap import Services
 from service.usecases.checkpoints import latest_tagged_snapshot
 from service.usecases.copies import record_copy
 from service.usecases.instances import find_instance
+from service.usecases.replace import check_replace, swap_in
 from service.usecases.snapshots import get_snapshot, read_manifest
 
 logger = logging.getLogger(__name__)
@@ -70,6 +72,8 @@ class RestoreRequest:
     engine: Engine
     storage: Storage
     options: CopyOptions = field(default_factory=CopyOptions)
+    replace: Replacement | None = None
+    """With ``replace``: the container the restore is swapped in for, once loaded."""
     """Network, aliases, published port, labels and TTL, checked."""
 
 
@@ -89,6 +93,9 @@ class RestoreResult:
     endpoints: ContainerEndpoints = field(default_factory=ContainerEndpoints)
     connection: dict[str, Any] | None = None
     expires_at: datetime | None = None
+    replaced: dict[str, Any] | None = None
+    """With ``replace``: the old container, now ``container``, ``container_id``,
+    ``status`` (stopped)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -105,6 +112,7 @@ class RestoreResult:
                       for key, bindings in sorted(self.endpoints.ports.items())},
             **(self.connection or {"url_template": None, "urls": {}}),
             "expires_at": isoformat(self.expires_at),
+            "replaced": self.replaced,
         }
 
 
@@ -144,37 +152,43 @@ def latest_complete_snapshot(svc: Services, instance: str) -> Snapshot:
                            f"'holdfast snapshots {instance}' lists its snapshots")
 
 
-def prepare_restore(svc: Services, snapshot_id: str, new_name: str,
+def prepare_restore(svc: Services, snapshot_id: str, new_name: str | None,
                     image: str | None = None, force: bool = False,
-                    options: RestoreOptions | None = None) -> RestoreRequest:
+                    options: RestoreOptions | None = None,
+                    replace: str | None = None) -> RestoreRequest:
     """Every check a restore of the snapshot ``snapshot_id`` (an id or an
     unambiguous prefix) can fail, before anything is created; ``options`` as
-    :func:`restore.copies.check_restore_options` takes them."""
+    :func:`restore.copies.check_restore_options` takes them. ``replace`` names
+    a container to swap the restore in for (:mod:`restore.swap`; ``new_name``
+    may then be None)."""
     if image is not None:
         check_image_reference(image)
-    return _prepare(svc, get_snapshot(svc, snapshot_id), new_name, image, force, options)
+    return _prepare(svc, get_snapshot(svc, snapshot_id), new_name, image, force, options,
+                    replace)
 
 
-def prepare_latest_restore(svc: Services, instance: str, new_name: str,
+def prepare_latest_restore(svc: Services, instance: str, new_name: str | None,
                            image: str | None = None, force: bool = False,
-                           options: RestoreOptions | None = None) -> RestoreRequest:
+                           options: RestoreOptions | None = None,
+                           replace: str | None = None) -> RestoreRequest:
     """:func:`prepare_restore` of the newest complete snapshot of ``instance``."""
     if image is not None:
         check_image_reference(image)
     return _prepare(svc, latest_complete_snapshot(svc, instance), new_name, image, force,
-                    options)
+                    options, replace)
 
 
 def prepare_tagged_restore(svc: Services, instance: str, tags: Mapping[str, str],
-                           new_name: str, image: str | None = None, force: bool = False,
-                           options: RestoreOptions | None = None) -> RestoreRequest:
+                           new_name: str | None, image: str | None = None,
+                           force: bool = False, options: RestoreOptions | None = None,
+                           replace: str | None = None) -> RestoreRequest:
     """:func:`prepare_restore` of the newest complete snapshot of ``instance``
     carrying every tag in ``tags``; :class:`SnapshotNotFound` naming the tags
     if there is none."""
     if image is not None:
         check_image_reference(image)
     return _prepare(svc, latest_tagged_snapshot(svc, instance, tags), new_name, image, force,
-                    options)
+                    options, replace)
 
 
 def _check_copy_options(svc: Services, options: RestoreOptions | None,
@@ -225,9 +239,15 @@ def _check_image(svc: Services, image: str, given: bool) -> None:
         raise ImageNotFound(f"image {image} is not on this Docker engine; {hint}")
 
 
-def _prepare(svc: Services, snapshot: Snapshot, new_name: str, image: str | None,
-             force: bool, options: RestoreOptions | None = None) -> RestoreRequest:
+def _prepare(svc: Services, snapshot: Snapshot, new_name: str | None, image: str | None,
+             force: bool, options: RestoreOptions | None = None,
+             replace: str | None = None) -> RestoreRequest:
     snapshot_id = snapshot.id
+    if replace is not None:
+        check_replace_request(replace, new_name, force=force, options=options)
+    elif new_name is None:
+        raise InvalidInput("name the fresh container (name, --name), or give replace "
+                           "(--replace) to swap the restore in for a container")
     if snapshot.status != SnapshotStatus.COMPLETE:
         raise SnapshotNotRestorable(
             f"snapshot {snapshot_id} is {snapshot.status}, only complete snapshots restore"
@@ -241,6 +261,12 @@ def _prepare(svc: Services, snapshot: Snapshot, new_name: str, image: str | None
             f"this Holdfast reads {engine.data_format}"
         )
     checked = _check_copy_options(svc, options, engine)
+    replacement = None
+    if replace is not None:  # planned as NAME-<time>, staged as NAME-restoring-<time>
+        replacement = check_replace(svc, replace, snapshot_engine=manifest.engine,
+                                    snapshot_id=snapshot_id, at=stamp(utcnow()))
+        new_name = volume_base(replace, replacement.at)
+    assert new_name is not None
     existing = svc.docker.volume_names()
     users: dict[str, list[str]] = {}
     if force:
@@ -257,10 +283,12 @@ def _prepare(svc: Services, snapshot: Snapshot, new_name: str, image: str | None
         existing_volumes=existing, image=image, force=force, volume_users=users,
         options=checked,
     )
+    if replacement is not None:
+        plan = staging_plan(plan, replacement.target.name, replacement.at)
     _check_image(svc, plan.container.image, given=image is not None)
     _check_publishable(svc, plan)
     return RestoreRequest(snapshot=snapshot, manifest=manifest, plan=plan, engine=engine,
-                          storage=storage, options=checked)
+                          storage=storage, options=checked, replace=replacement)
 
 
 def execute_restore(svc: Services, request: RestoreRequest,
@@ -276,16 +304,22 @@ def execute_restore(svc: Services, request: RestoreRequest,
     )
     logger.info("restored %s into %s", request.snapshot.id, outcome.container.name,
                 extra={"instance": request.snapshot.instance, "snapshot": request.snapshot.id})
-    copy = _record(svc, request, outcome.container.id, job_id)
-    endpoints = _endpoints(svc, outcome.container.id)
+    container, expires_at, replaced = outcome.container, None, None
+    if request.replace is not None:  # a replace is the old container's, not a copy
+        swapped = swap_in(svc, request.replace.target, container, request.plan,
+                          request.engine, request.replace.at)
+        container, replaced = swapped.container, swapped.to_json()
+    else:
+        expires_at = _record(svc, request, container.id, job_id).expires_at
+    endpoints = _endpoints(svc, container.id)
     return RestoreResult(
-        snapshot_id=request.snapshot.id, container=outcome.container.name,
-        container_id=outcome.container.id, volumes=list(outcome.volumes),
+        snapshot_id=request.snapshot.id, container=container.name,
+        container_id=container.id, volumes=list(outcome.volumes),
         image=request.plan.container.image, databases=list(outcome.databases),
         seconds=outcome.seconds, endpoints=endpoints,
         connection=connection_urls(request.engine, request.manifest, endpoints,
-                                   outcome.container.name),
-        expires_at=copy.expires_at,
+                                   container.name),
+        expires_at=expires_at, replaced=replaced,
     )
 
 

@@ -20,7 +20,7 @@ import logging
 import queue
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from backup.errors import (
@@ -44,6 +44,7 @@ from backup.ports import (
 )
 from backup.types import DatabaseContainer, Mount
 from backup.volumes import VolumeInfo, VolumeUser
+from restore.swap import NO_RESTART, ContainerSettings, RestartPolicy
 from service.ports import in_scope
 
 logger = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class FakeContainer:
     published: tuple[PublishedPort, ...] = ()
     ports: dict[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
     """Bound while running: ``"7777/tcp"`` -> ``((host ip, host port),)``."""
+    restart: RestartPolicy = NO_RESTART
 
 
 class FakeEvents:
@@ -155,6 +157,10 @@ class FakeDocker:
         self.host_ports: set[tuple[str, int]] = set()
         """Host ports bound by processes outside the engine (a start publishing one fails)."""
         self._free_ports = itertools.count(49153)
+        self.faults: list[tuple[str, str, str]] = []
+        """One-shot refusals ``(action, container name, reason)``: the next
+        ``start``, ``stop``, ``create``, ``rename`` or ``restart`` (policy) of the
+        container then called so is refused with ``reason``, once."""
 
     # --- set-up for tests ----------------------------------------------------------
 
@@ -292,6 +298,7 @@ class FakeDocker:
 
     def create_container(self, spec: ContainerSpec) -> DatabaseContainer:
         self._reachable()
+        self._fault("create", spec.name)
         with self._lock:
             if self.container_name_taken(spec.name):
                 raise NameTaken(f"a container named {spec.name} already exists")
@@ -310,6 +317,9 @@ class FakeDocker:
 
     def start(self, container_id: str) -> DatabaseContainer:
         container = self._container(container_id)
+        self._fault("start", container.name)
+        if container.running:  # as the engine: starting a running container does nothing
+            return self._view(container)
         if self.refuse_start is not None:
             raise DockerRefused(f"cannot start container {container_id[:12]}: "
                                 f"Docker refused: {self.refuse_start}")
@@ -394,6 +404,39 @@ class FakeDocker:
             bound[port.key] = ((port.host_ip, host_port),)
         return bound
 
+    # --- Swapping ----------------------------------------------------------------------
+
+    def container_settings(self, container_id: str) -> ContainerSettings:
+        container = self._container(container_id)
+        bound = container.ports if container.running else {}
+        published = tuple(
+            port if port.host_port or not bound.get(port.key)
+            else replace(port, host_port=bound[port.key][0][1])
+            for port in container.published)
+        return ContainerSettings(
+            networks={n: tuple(container.aliases.get(n, ())) for n in container.networks},
+            published=published, restart=container.restart)
+
+    def rename_container(self, container_id: str, new_name: str) -> None:
+        with self._lock:
+            container = self._container(container_id)
+            self._fault("rename", container.name)
+            if new_name != container.name and self.container_name_taken(new_name):
+                raise NameTaken(f"a container named {new_name} already exists")
+            container.name = new_name
+
+    def set_restart_policy(self, container_id: str, policy: RestartPolicy) -> None:
+        container = self._container(container_id)
+        self._fault("restart", container.name)
+        container.restart = policy
+
+    def _fault(self, action: str, name: str) -> None:
+        with self._lock:
+            for fault in self.faults:
+                if fault[:2] == (action, name):
+                    self.faults.remove(fault)
+                    raise DockerRefused(f"Docker refused: {fault[2]}")
+
     # --- ImageSupply -------------------------------------------------------------------
 
     def ensure_image(self, image: str) -> None:
@@ -431,6 +474,7 @@ class FakeDocker:
 
     def stop_container(self, container_id: str, timeout: float = 30) -> None:
         container = self._container(container_id)
+        self._fault("stop", container.name)
         if container.running:  # stopping a stopped container keeps when it stopped
             container.running, container.stopped_at = False, datetime.now(UTC)
 

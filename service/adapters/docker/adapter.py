@@ -9,7 +9,7 @@ volumes, and discovers labelled containers: all of
 all sharing one :class:`~service.adapters.docker.connection.DockerConnection`,
 where every docker-py or connection error is translated into :mod:`backup.errors`:
 :mod:`.exec`, :mod:`.containers`, :mod:`.volumes`, :mod:`.images`, :mod:`.helpers`,
-:mod:`.networks` and :mod:`.events`.
+:mod:`.networks`, :mod:`.swap` and :mod:`.events`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from backup.ports import ContainerEndpoints, ContainerSpec, ExecResult, VolumeSpec
 from backup.types import DatabaseContainer
 from backup.volumes import VolumeInfo
+from restore.swap import ContainerSettings, RestartPolicy
 from service.adapters.docker.connection import DockerConnection, docker_host_description
 from service.adapters.docker.containers import Containers
 from service.adapters.docker.events import LIFECYCLE_EVENTS, ContainerEvents, follow_events
@@ -28,6 +29,7 @@ from service.adapters.docker.exec import Exec
 from service.adapters.docker.helpers import DEFAULT_HELPER_IMAGE, HELPER_LABEL, Helpers
 from service.adapters.docker.images import Images
 from service.adapters.docker.networks import Networks
+from service.adapters.docker.swap import Swap
 from service.adapters.docker.volumes import Volumes
 
 if TYPE_CHECKING:
@@ -52,6 +54,7 @@ class DockerAdapter:
         self._helpers = Helpers(self._connection, self._exec, helper_image, self._images)
         self._volumes = Volumes(self._connection, self._helpers)
         self._networks = Networks(self._connection)
+        self._swap = Swap(self._connection)
 
     # --- connection ------------------------------------------------------------------
 
@@ -164,6 +167,17 @@ class DockerAdapter:
 
     def container_endpoints(self, container_id: str) -> ContainerEndpoints:
         return self._networks.container_endpoints(container_id)
+
+    # --- swapping (restore --replace) ----------------------------------------------
+
+    def container_settings(self, container_id: str) -> ContainerSettings:
+        return self._swap.container_settings(container_id)
+
+    def rename_container(self, container_id: str, new_name: str) -> None:
+        self._swap.rename_container(container_id, new_name)
+
+    def set_restart_policy(self, container_id: str, policy: RestartPolicy) -> None:
+        self._swap.set_restart_policy(container_id, policy)
 
     # --- named volumes ---------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from backup.errors import DockerRefused, NameTaken, NotFound, PortTaken
-from backup.ports import ContainerSpec
+from backup.ports import ContainerSpec, PublishedPort
 from backup.types import DatabaseContainer, Mount
 from service.adapters.docker.connection import DockerConnection, parse_docker_time
 from service.ports import SCOPE_LABEL, in_scope
@@ -34,6 +34,16 @@ def _env_dict(entries: Iterable[str] | None) -> dict[str, str]:
         key, _, value = entry.partition("=")
         env[key] = value
     return env
+
+
+def _port_bindings(published: Iterable[PublishedPort]) -> dict[str, list[tuple[str, int | None]]]:
+    """docker-py's ``port_bindings``: per container port, every host address it
+    is bound to (a swap-in carries all of an old container's); ``(ip, None)``
+    lets the engine pick a free host port."""
+    bindings: dict[str, list[tuple[str, int | None]]] = {}
+    for port in published:
+        bindings.setdefault(port.key, []).append((port.host_ip, port.host_port or None))
+    return bindings
 
 
 class Containers:
@@ -151,9 +161,7 @@ class Containers:
             binds={volume: {"bind": destination, "mode": "rw"}
                    for volume, destination in spec.volumes.items()},
             network_mode=networks[0] if networks else None,
-            # (ip, None): the engine picks a free host port.
-            port_bindings={p.key: (p.host_ip, p.host_port or None) for p in spec.published}
-            or None,
+            port_bindings=_port_bindings(spec.published) or None,
         )
         networking = api.create_networking_config({networks[0]: api.create_endpoint_config(
             aliases=list(spec.aliases[networks[0]]))}) \

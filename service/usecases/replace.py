@@ -1,0 +1,262 @@
+"""Use cases of swap-in rollback: check a ``replace``, swap the restored container in, undo.
+
+A restore with ``replace=NAME`` is an ordinary restore (:mod:`service.usecases.restores`)
+into a staging container; these functions add what is particular to it, in
+the order of :mod:`restore.swap`: :func:`check_replace` reads the container
+being replaced and refuses before anything is written; :func:`swap_in` applies
+the swap's steps once the staging container is ready and loaded, rolling back
+the steps done if one fails (the old container gets its name back and is
+started again) and then removing the staging container and its volumes;
+:func:`undo_replace` swaps the newest ``NAME-replaced-<time>`` back in,
+setting the current container aside as ``NAME-undone-<time>``. Containers are
+set aside, never removed: they keep their volumes and whatever was written to
+them, and ``docker rm -v`` removes them when they are no longer wanted.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from backup.engines import Engine, get_engine
+from backup.engines.detect import BINARY_HINTS, detect_engine
+from backup.errors import Conflict, HoldfastError, NotFound, RestoreFailed
+from backup.labels import PREFIX
+from backup.names import check_container_name, shown
+from backup.types import DatabaseContainer, utcnow
+from restore.planner import RestorePlan
+from restore.runner import wait_until_ready
+from restore.swap import (
+    NEW,
+    Replacement,
+    Step,
+    SwapTarget,
+    check_target,
+    final_spec,
+    replaced_name,
+    replaced_of,
+    rollback,
+    stamp,
+    swap_steps,
+    undo_steps,
+    undone_name,
+)
+from service.bootstrap import Services
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Swapped:
+    """What a swap did: the new container under the old name, and where the old one is."""
+
+    container: DatabaseContainer
+    replaced: str
+    replaced_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"container": self.replaced, "container_id": self.replaced_id,
+                "status": "stopped"}
+
+
+@dataclass(frozen=True)
+class UndoneReplace:
+    """What an undo did: the container back under ``container``, and where the
+    one it displaced is kept (None if there was none)."""
+
+    container: str
+    container_id: str
+    was: str
+    set_aside: str | None
+    set_aside_id: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"container": self.container, "container_id": self.container_id,
+                "restored_from": self.was,
+                "set_aside": None if self.set_aside is None else {
+                    "container": self.set_aside, "container_id": self.set_aside_id,
+                    "status": "stopped"}}
+
+
+# --- checks ------------------------------------------------------------------------
+
+
+def read_target(svc: Services, name: str) -> tuple[SwapTarget, DatabaseContainer]:
+    """The container called ``name`` as a swap sees it; :class:`NotFound` (404)
+    with one line if there is none."""
+    try:
+        container = svc.docker.inspect(name)
+    except NotFound:
+        raise NotFound(f"no container named {shown(name)} to replace; 'docker ps -a' "
+                       "lists the containers") from None
+    if container.name != name:  # the engine took it as an id (prefix)
+        raise NotFound(f"no container named {shown(name)} to replace; name it, not its id")
+    own_env = {k: v for k, v in container.env.items() if container.image_env.get(k) != v}
+    target = SwapTarget(id=container.id, name=container.name, running=container.running,
+                        env=own_env, labels=dict(container.labels),
+                        settings=svc.docker.container_settings(container.id))
+    return target, container
+
+
+def engine_of(svc: Services, container: DatabaseContainer) -> str | None:
+    """The engine a container runs: its ``holdfast.engine`` label, its image's
+    name, or (running) the binaries in it; None if none says."""
+    engine = detect_engine(container.image, container.labels.get(PREFIX + "engine") or None)
+    if engine is None and container.running:
+        try:
+            binaries = svc.docker.binaries_present(container.id, [b for b, _ in BINARY_HINTS])
+        except HoldfastError as exc:
+            logger.debug("binary probe of %s failed: %s", container.name, exc)
+            return None
+        engine = detect_engine(container.image, None, binaries)
+    return engine
+
+
+def check_replace(svc: Services, name: str, *, snapshot_engine: str, snapshot_id: str,
+                  at: str) -> Replacement:
+    """:func:`restore.swap.check_target` on the container called ``name``, as it
+    is now; nothing is written."""
+    target, container = read_target(svc, name)
+    check_target(name, target_engine=engine_of(svc, container), snapshot_engine=snapshot_engine,
+                 snapshot_id=snapshot_id, names=svc.docker.container_names(), at=at)
+    return Replacement(target=target, at=at)
+
+
+# --- applying steps ------------------------------------------------------------------
+
+
+def _apply(svc: Services, step: Step, ids: dict[str, str], engine: Engine | None) -> None:
+    container_id = ids.get(step.container, step.container)
+    docker = svc.docker
+    if step.action == "create":
+        assert step.spec is not None
+        ids[NEW] = docker.create_container(step.spec).id
+    elif step.action == "stop":
+        docker.stop_container(container_id)
+    elif step.action == "start":
+        docker.start(container_id)
+    elif step.action == "rename":
+        docker.rename_container(container_id, step.name)
+    elif step.action == "restart":
+        docker.set_restart_policy(container_id, step.restart)
+    elif step.action == "remove":
+        docker.remove_container(container_id)
+    elif engine is not None:  # wait
+        wait_until_ready(engine, docker, docker, docker.inspect(container_id),
+                         timeout=svc.settings.ready_timeout)
+    elif not docker.inspect(container_id).running:
+        raise RestoreFailed(f"container {container_id[:12]} stopped as it started: "
+                            f"{docker.logs_tail(container_id, 5).strip()[-300:]}")
+
+
+def apply_steps(svc: Services, steps: list[Step], engine: Engine | None,
+                what: str) -> dict[str, str]:
+    """Apply ``steps`` in order; if one fails, apply the undos of those done
+    (each tried, failures logged) and raise one line saying what failed and
+    whether everything was put back. Returns the ids of containers created."""
+    ids: dict[str, str] = {}
+    done: list[Step] = []
+    for step in steps:
+        try:
+            _apply(svc, step, ids, engine)
+        except BaseException as exc:
+            logger.warning("%s failed while %s: %s; putting things back", what,
+                           step.describe(), exc)
+            problems = []
+            for undo in rollback(done, step):
+                try:
+                    _apply(svc, undo, ids, engine)
+                except HoldfastError as again:
+                    logger.error("could not undo (%s): %s", undo.describe(), again)
+                    problems.append(f"{undo.describe()}: {again}")
+            outcome = ("everything was put back" if not problems else
+                       "putting it back failed: " + "; ".join(problems))
+            raise _amended(exc, f"{what} failed while {step.describe()}: {exc}; "
+                                f"{outcome}") from exc
+        done.append(step)
+    return ids
+
+
+def _amended(exc: BaseException, text: str) -> BaseException:
+    """``exc`` with ``text`` as its message, of the same class where that class
+    takes just a message (so the status and exit code stay), else
+    :class:`RestoreFailed`."""
+    if isinstance(exc, HoldfastError) and type(exc).__init__ is HoldfastError.__init__:
+        return type(exc)(text)
+    if isinstance(exc, HoldfastError):
+        return RestoreFailed(text)
+    return exc
+
+
+def _engine(name: str | None) -> Engine | None:
+    if name is None:
+        return None
+    try:
+        return get_engine(name)
+    except HoldfastError:
+        return None
+
+
+# --- the swap ---------------------------------------------------------------------------
+
+
+def swap_in(svc: Services, target: SwapTarget, staging: DatabaseContainer, plan: RestorePlan,
+            engine: Engine, at: str) -> Swapped:
+    """Swap the ready, loaded staging container (restored from ``plan``) in for
+    ``target``. On failure the steps done are undone, the staging container and
+    the volumes it was given are removed, and the error says what was put back."""
+    spec = final_spec(plan, target)
+    what = f"replace of {target.name}"
+    try:
+        ids = apply_steps(svc, swap_steps(target, staging.id, spec, at), engine, what)
+    except BaseException:
+        _discard(svc, staging.id, [v for v in plan.volume_names if v not in plan.reused_volumes])
+        raise
+    try:  # its volumes stay: they are the new container's now
+        svc.docker.remove_container(staging.id)
+    except HoldfastError as exc:
+        logger.warning("could not remove the staging container %s: %s", staging.name, exc)
+    aside = replaced_name(target.name, at)
+    logger.info("swapped %s in: the old container is kept stopped as %s", target.name, aside)
+    return Swapped(container=svc.docker.inspect(ids[NEW]), replaced=aside,
+                   replaced_id=target.id)
+
+
+def _discard(svc: Services, container_id: str, volumes: list[str]) -> None:
+    try:
+        svc.docker.remove_container(container_id)
+    except HoldfastError as exc:
+        logger.error("could not remove the staging container %s: %s", container_id[:12], exc)
+    for volume in volumes:
+        try:
+            svc.docker.remove_volume(volume)
+        except HoldfastError as exc:
+            logger.error("could not remove volume %s: %s", volume, exc)
+
+
+# --- undo ----------------------------------------------------------------------------------
+
+
+def undo_replace(svc: Services, name: str) -> UndoneReplace:
+    """Give ``name`` back to the newest container a replace set aside
+    (``NAME-replaced-<time>``) and start it; the container called ``name`` now,
+    if any, is stopped and kept as ``NAME-undone-<time>`` with its volumes."""
+    check_container_name(name)
+    names = svc.docker.container_names()
+    candidates = replaced_of(name, names)
+    if not candidates:
+        raise NotFound(f"no container {name}-replaced-* to swap back; a restore with "
+                       f"replace {name} keeps one")
+    old = svc.docker.inspect(candidates[-1])
+    current = read_target(svc, name)[0] if name in names else None
+    at = stamp(utcnow())
+    aside = undone_name(name, at) if current is not None else None
+    if aside is not None and aside in names:
+        raise Conflict(f"a container named {aside} already exists; retry in a second")
+    steps = undo_steps(current, old.id, old.name, name, at)
+    apply_steps(svc, steps, _engine(engine_of(svc, old)), f"undo of the replace of {name}")
+    logger.info("swapped %s back in as %s%s", old.name, name,
+                f"; {name} is kept stopped as {aside}" if aside else "")
+    return UndoneReplace(container=name, container_id=old.id, was=old.name, set_aside=aside,
+                         set_aside_id=current.id if current is not None else None)
