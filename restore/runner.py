@@ -14,12 +14,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from backup.cancel import raise_if_cancelled
 from backup.engines.base import Engine
 from backup.errors import CorruptSnapshot, HoldfastError, NotReady, RestoreFailed
 from backup.phases import Phase, PhaseCallback, no_phases
 from backup.ports import ContainerExec, ContainerRuntime
 from backup.storage.base import Storage
-from backup.streams import Meter, ProgressCallback, decompress, verify
+from backup.streams import Meter, ProgressCallback, decompress, interruptible, verify
 from backup.types import DatabaseContainer, Manifest
 from restore.planner import RestorePlan
 
@@ -44,6 +45,7 @@ def wait_until_ready(
     interval: float = 1.0,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> DatabaseContainer:
     """Poll until the engine says the container's final server is ready.
 
@@ -52,6 +54,7 @@ def wait_until_ready(
     """
     deadline = clock() + timeout
     while True:
+        raise_if_cancelled(cancelled)
         current = runtime.inspect(container.id)
         if not current.running:
             raise RestoreFailed(
@@ -78,17 +81,20 @@ def restore_snapshot(
     ready_timeout: float,
     progress: ProgressCallback | None = None,
     phase: PhaseCallback = no_phases,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> RestoreOutcome:
     """Build the plan's volumes and container, load the data, wait until ready.
     ``phase`` hears ``creating``, then ``loading`` and ``waiting-for-ready`` in
     the order the engine needs them, and ``verifying`` if a failed load makes
-    it re-check the stored object."""
+    it re-check the stored object. ``cancelled`` is checked between steps and
+    between the chunks loaded; a cancelled restore is undone as a failed one."""
     started = time.monotonic()
     created_volumes: list[str] = []
     container: DatabaseContainer | None = None
     try:
         phase(Phase.CREATING)
         for volume in plan.volumes:
+            raise_if_cancelled(cancelled)
             if volume.name in plan.reused_volumes:
                 # --force: the user chose to give up what this volume held.
                 runtime.empty_volume(volume.name)
@@ -98,20 +104,24 @@ def restore_snapshot(
         if engine.loads_before_start:
             # Files go into the volumes before the app first sees them, so an
             # app that initialises an empty volume never races the restore.
+            raise_if_cancelled(cancelled)
             container = runtime.create_container(plan.container)
             phase(Phase.LOADING)
-            databases = _load(engine, runner, storage, manifest, container, progress)
+            databases = _load(engine, runner, storage, manifest, container, progress, cancelled)
             phase(Phase.WAITING_FOR_READY)
+            raise_if_cancelled(cancelled)
             container = runtime.start(container.id)
             container = wait_until_ready(engine, runtime, runner, container,
-                                         timeout=ready_timeout)
+                                         timeout=ready_timeout, cancelled=cancelled)
         else:
+            raise_if_cancelled(cancelled)
             container = runtime.start_container(plan.container)
             phase(Phase.WAITING_FOR_READY)
             container = wait_until_ready(engine, runtime, runner, container,
-                                         timeout=ready_timeout)
+                                         timeout=ready_timeout, cancelled=cancelled)
             phase(Phase.LOADING)
-            databases = _load(engine, runner, storage, manifest, container, progress)
+            databases = _load(engine, runner, storage, manifest, container, progress, cancelled)
+        raise_if_cancelled(cancelled)  # seen before it returns: undone, not half-reported
         return RestoreOutcome(
             container=container,
             volumes=tuple(plan.volume_names),
@@ -122,7 +132,7 @@ def restore_snapshot(
         logger.info("restore of %s failed, removing what it created: %s",
                     manifest.snapshot_id, exc)
         _undo(runtime, container, created_volumes)
-        if isinstance(exc, RestoreFailed | CorruptSnapshot):
+        if isinstance(exc, RestoreFailed | CorruptSnapshot) and not cancelled():
             # A load that fails on damaged data reports the tool's (or the archive
             # framing's) complaint, which depends on where the damage fell; say
             # what really happened if the stored object does not match its manifest.
@@ -134,11 +144,12 @@ def restore_snapshot(
 
 
 def _load(engine: Engine, runner: ContainerExec, storage: Storage, manifest: Manifest,
-          container: DatabaseContainer, progress: ProgressCallback | None) -> list[str]:
+          container: DatabaseContainer, progress: ProgressCallback | None,
+          cancelled: Callable[[], bool]) -> list[str]:
     with storage.open(manifest.data_key) as stored:
         checked = verify(Meter(progress).measure(stored), sha256=manifest.sha256,
                          size=manifest.size_bytes)
-        return engine.restore(container, runner, decompress(checked))
+        return engine.restore(container, runner, interruptible(decompress(checked), cancelled))
 
 
 def _raise_if_corrupt(storage: Storage, manifest: Manifest) -> None:

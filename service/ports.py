@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -87,8 +88,16 @@ class ContainerDiscovery(Protocol):
         (:func:`in_scope`); other containers' events are not yielded."""
         ...
 
-    def abort_streams(self) -> int:
-        """Cut every exec stream in flight (shutdown); return how many."""
+    def abort_streams(self, holder: str | None = None) -> int:
+        """Cut every exec stream in flight (shutdown), or only those of
+        ``holder`` (a cancelled job), whose later execs then fail at once;
+        the cut processes do not linger in their containers. Returns how many
+        were cut."""
+        ...
+
+    def exec_holder(self, holder: str) -> AbstractContextManager[None]:
+        """A block in which the execs this thread starts (directly or in
+        helpers) belong to ``holder``, a job id, for :meth:`abort_streams`."""
         ...
 
     def close(self) -> None:

@@ -21,6 +21,7 @@ class JobStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # DELETE /v1/jobs/{id}; it cleaned up as a failure does
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
+from backup.cancel import BY_REQUEST, requested
 from backup.engines import Engine, get_engine
 from backup.errors import (
     Cancelled,
@@ -146,7 +147,9 @@ def execute_backup(svc: Services, request: BackupRequest,
             )
         except BaseException as exc:
             reason = str(exc) or type(exc).__name__
-            if cancelled() and not isinstance(exc, Cancelled):
+            if requested(cancelled):  # whatever the cut stream raised
+                reason = BY_REQUEST
+            elif cancelled() and not isinstance(exc, Cancelled):
                 reason = f"cancelled: Holdfast is shutting down ({reason})"
             # A failed snapshot holds nothing to keep, so it is not pinned:
             # only complete snapshots are (retention removes failed ones).

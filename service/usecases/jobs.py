@@ -10,7 +10,9 @@ so a second request for the same instance is refused at once with the running
 job's id, whether it came from the API or the scheduler. On shutdown the runner
 stops taking work, lets running jobs finish for a grace period, then cancels
 them: their streams stop, their partial objects are discarded and their
-snapshots are marked failed.
+snapshots are marked failed. :meth:`JobRunner.cancel_job` does the same for one
+job on request (``DELETE /v1/jobs/{id}``, :mod:`service.usecases.cancellation`),
+recording it ``cancelled``: each job has its own signal and its own exec streams.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import Any
 
+from backup.cancel import CancelSignals, raise_if_cancelled
 from backup.errors import Cancelled, HoldfastError, JobNotFound
 from backup.types import SnapshotStatus, utcnow
 from backup.volumes import ClonePlan
@@ -44,6 +47,9 @@ logger = logging.getLogger(__name__)
 
 JobWork = Callable[[], dict[str, Any]]
 
+CANCELLED_BY_REQUEST = "cancelled by request"
+"""The error of a job cancelled through ``DELETE /v1/jobs/{id}``."""
+
 
 def new_job_id() -> str:
     return f"job-{utcnow().strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}"
@@ -64,6 +70,8 @@ class JobRunner:
         self._lock = threading.Lock()
         self._closing = False
         self.cancel = threading.Event()
+        """Shutdown's cancel of every job; :meth:`cancel_job` cancels one."""
+        self._signals = CancelSignals(self.cancel)
 
     # --- submitting --------------------------------------------------------------
 
@@ -94,7 +102,7 @@ class JobRunner:
         def work() -> dict[str, Any]:
             try:
                 snapshot, pruned = backup_then_prune(
-                    self._services, request, holder=job_id, cancelled=self.cancel.is_set)
+                    self._services, request, holder=job_id, cancelled=self._signals.of(job_id))
             except HoldfastError:
                 failed = self._catalog.latest_snapshot(request.instance)
                 if failed is not None and failed.status == SnapshotStatus.FAILED:
@@ -122,19 +130,27 @@ class JobRunner:
         job_id = new_job_id()
         return self.submit(
             "restore",
-            lambda: execute_restore(self._services, request, job_id=job_id).to_json(),
+            lambda: execute_restore(self._services, request, job_id=job_id,
+                                    cancelled=self._signals.of(job_id)).to_json(),
             instance=request.snapshot.instance, snapshot_id=request.snapshot.id, job_id=job_id,
         )
 
     def submit_clone(self, plan: ClonePlan) -> JobRecord:
         """Queue a decided volume clone; its result is the clone's JSON."""
-        return self.submit("clone", lambda: execute_clone(self._services, plan).to_json())
+        job_id = new_job_id()
+        return self.submit("clone", lambda: execute_clone(
+            self._services, plan, cancelled=self._signals.of(job_id)).to_json(), job_id=job_id)
 
     # --- running -------------------------------------------------------------------
 
     def _run(self, job: JobRecord, work: JobWork, on_exit: Callable[[], None] | None) -> None:
         self._metrics.queued_jobs.dec()
+        signal = self._signals.of(job.id)
         try:
+            if signal.requested:  # cancelled between its future starting and here
+                self._catalog.save_job(replace(job, status=JobStatus.CANCELLED,
+                                               finished_at=utcnow(), error=CANCELLED_BY_REQUEST))
+                return
             if self.cancel.is_set():
                 self._catalog.save_job(replace(job, status=JobStatus.FAILED,
                                                finished_at=utcnow(),
@@ -144,8 +160,18 @@ class JobRunner:
             self._catalog.save_job(job)
             self._metrics.running_jobs.inc()
             try:
-                result = work()
+                # The job's execs are its own, so its cancel cuts only them.
+                with self._services.docker.exec_holder(job.id):
+                    raise_if_cancelled(signal)  # a cancel that came while it was marked running
+                    result = work()
             except Exception as exc:  # a job's failure is recorded, never lost in a thread
+                if signal.requested:  # whatever broke it (a cut stream), it was the cancel
+                    logger.warning("job %s (%s) cancelled by request: %s", job.id, job.kind,
+                                   exc, extra={"job": job.id, "instance": job.instance})
+                    self._catalog.save_job(replace(job, status=JobStatus.CANCELLED,
+                                                   finished_at=utcnow(),
+                                                   error=CANCELLED_BY_REQUEST))
+                    return
                 level = logging.WARNING if isinstance(exc, Cancelled) else logging.ERROR
                 logger.log(level, "job %s (%s) failed: %s", job.id, job.kind, exc,
                            extra={"job": job.id, "instance": job.instance})
@@ -166,6 +192,47 @@ class JobRunner:
     def _forget(self, job_id: str) -> None:
         with self._lock:
             self._futures.pop(job_id, None)
+        self._signals.forget(job_id)
+
+    # --- cancelling one job -------------------------------------------------------
+
+    def cancel_job(self, job_id: str) -> bool:
+        """Ask job ``job_id`` to stop, from any thread. A queued one is recorded
+        ``cancelled`` at once and never starts. A running one has its signal set
+        (seen between chunks and steps) and its exec streams cut, so a dump
+        stalled on a lock stops too; it then fails, cleaning up as any failure
+        does, and is recorded ``cancelled``. False if this runner lacks the job
+        (ended, or run by another process)."""
+        with self._lock:
+            future = self._futures.get(job_id)
+        if future is None:
+            return False
+        self._signals.of(job_id).request()
+        if future.cancel():
+            self._end_unstarted(job_id, JobStatus.CANCELLED, CANCELLED_BY_REQUEST)
+        else:
+            cut = self._services.docker.abort_streams(job_id)
+            logger.info("cancelling job %s: cut %d exec stream(s)", job_id, cut,
+                        extra={"job": job_id})
+        return True
+
+    def wait_ended(self, job_id: str, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for this runner's job ``job_id`` to end."""
+        with self._lock:
+            future = self._futures.get(job_id)
+        if future is not None:
+            wait([future], timeout=timeout)
+
+    def _end_unstarted(self, job_id: str, status: JobStatus, error: str) -> None:
+        """Record a job whose future was cancelled before it ran, and undo what
+        its submit did (the queued count, its instance's gate)."""
+        record = self._catalog.get_job(job_id)
+        if record is not None:
+            self._catalog.save_job(replace(record, status=status, finished_at=utcnow(),
+                                           error=error))
+            if record.instance is not None:
+                self._services.gate.release(record.instance, job_id)
+        self._metrics.queued_jobs.dec()
 
     def running(self) -> int:
         with self._lock:
@@ -202,14 +269,8 @@ class JobRunner:
                       if not future.running() and not future.done()]
         for job_id, future in queued:
             if future.cancel():
-                record = self._catalog.get_job(job_id)
-                if record is not None:
-                    self._catalog.save_job(replace(
-                        record, status=JobStatus.FAILED, finished_at=utcnow(),
-                        error="cancelled: Holdfast shut down before it started"))
-                    if record.instance is not None:
-                        self._services.gate.release(record.instance, job_id)
-                self._metrics.queued_jobs.dec()
+                self._end_unstarted(job_id, JobStatus.FAILED,
+                                    "cancelled: Holdfast shut down before it started")
 
 
 def get_job(svc: Services, job_id: str) -> JobRecord:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -293,14 +293,16 @@ def _prepare(svc: Services, snapshot: Snapshot, new_name: str | None, image: str
 
 def execute_restore(svc: Services, request: RestoreRequest,
                     progress: ProgressCallback | None = None,
-                    job_id: str | None = None) -> RestoreResult:
+                    job_id: str | None = None,
+                    cancelled: Callable[[], bool] = lambda: False) -> RestoreResult:
     """Run the restore, then record the container as a copy (of job
     ``job_id``, with its TTL); if it cannot be recorded it is removed again,
-    so no container a restore made is unknown to the reaper."""
+    so no container a restore made is unknown to the reaper. A restore
+    ``cancelled`` before it returns removes what it created, as a failed one."""
     outcome = restore_snapshot(
         manifest=request.manifest, plan=request.plan, engine=request.engine,
         runtime=svc.docker, runner=svc.docker, storage=request.storage,
-        ready_timeout=svc.settings.ready_timeout, progress=progress,
+        ready_timeout=svc.settings.ready_timeout, progress=progress, cancelled=cancelled,
     )
     logger.info("restored %s into %s", request.snapshot.id, outcome.container.name,
                 extra={"instance": request.snapshot.instance, "snapshot": request.snapshot.id})

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from backup.cancel import raise_if_cancelled
 from backup.errors import CloneFailed, HoldfastError, NameTaken, VolumeNotFound
 from backup.names import shown
 from backup.ports import VolumeSpec
@@ -95,15 +96,19 @@ def prepare_clone(svc: Services, source: str, target: str, force: bool = False) 
                         source_name=source, target_name=target, force=force)
 
 
-def execute_clone(svc: Services, plan: ClonePlan) -> CloneResult:
+def execute_clone(svc: Services, plan: ClonePlan, *,
+                  cancelled: Callable[[], bool] = lambda: False) -> CloneResult:
     """Copy through a short-lived helper container. A target this call created
-    is removed again if the copy fails; a reused (``--force``) one is left,
-    emptied or partly written, and the error says so."""
+    is removed again if the copy fails or is cancelled (a cancelled job's copy
+    is cut by its exec streams); a reused (``--force``) one is left, emptied or
+    partly written, and the error says so."""
     started = time.monotonic()
     if plan.create_target:
         svc.docker.create_volume(VolumeSpec(name=plan.target, labels=dict(plan.labels)))
     try:
+        raise_if_cancelled(cancelled)
         svc.docker.copy_volume(plan.source, plan.target)
+        raise_if_cancelled(cancelled)
     except BaseException as exc:
         if plan.create_target:
             try:

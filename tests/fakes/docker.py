@@ -7,7 +7,9 @@ nothing is mounted there); the :class:`~tests.fakes.engine.FakeEngine` dumps
 and loads it through exec, with the programs :data:`DUMP`, :data:`LOAD` and
 :data:`READY`, so a backup and a restore move real bytes through the same
 pipeline, storage and runner as with Docker. Knobs make the engine fail the
-way a real one does (unreachable, a dump that breaks, a start that is refused).
+way a real one does (unreachable, a dump that breaks, a start that is refused,
+a dump or load that stalls, as on a lock, until its stream is cut:
+:attr:`FakeDocker.stall`).
 Images a pull can fetch are :attr:`FakeDocker.pullable` (the helper image by
 default); helper work first pulls :attr:`FakeDocker.helper_image` when it is
 not in :attr:`FakeDocker.images`, as the real adapter does.
@@ -15,11 +17,14 @@ not in :attr:`FakeDocker.images`, as the real adapter does.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import queue
 import threading
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -51,12 +56,15 @@ logger = logging.getLogger(__name__)
 
 DATA_PATH = "/data"
 DUMP, LOAD, READY = "fake-dump", "fake-load", "fake-ready"
+COPY = "copy"
+"""What :attr:`FakeDocker.stall` names to stall a volume copy (the real one runs in a helper)."""
 _CHUNK = 4096
 HELPER_IMAGE = "debian:bookworm-slim"
 """The real adapter's default helper image (``HOLDFAST_HELPER_IMAGE``)."""
 NO_REGISTRY = ('Get "https://registry-1.docker.io/v2/": dial tcp: lookup '
                "registry-1.docker.io: no such host")
 """The reason an engine without a registry gives for a pull (Docker 20.10's words)."""
+_holder: ContextVar[str | None] = ContextVar("fake_exec_holder", default=None)
 
 
 @dataclass
@@ -146,6 +154,16 @@ class FakeDocker:
         self.events: list[FakeEvents] = []
         self.execs: list[tuple[str, list[str], dict[str, str]]] = []
         self.aborted = 0
+        self.aborted_holders: list[str | None] = []
+        self.stall: set[str] = set()
+        """Programs (:data:`DUMP`, :data:`LOAD`, :data:`COPY`) that stall after their
+        first chunk until their stream is cut by :meth:`abort_streams`, as a dump
+        waiting on a lock."""
+        self.stalled: list[tuple[str | None, str]] = []
+        """(holder, program) of each exec that stalled, in order."""
+        self._cuts: dict[int, tuple[str | None, threading.Event]] = {}
+        self._held: Counter[str] = Counter()
+        self._cut_holders: set[str] = set()
         self.closed = 0
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
@@ -234,15 +252,66 @@ class FakeDocker:
         self.events.append(stream)
         return stream
 
-    def abort_streams(self) -> int:
-        self.aborted += 1
-        return 0
+    def abort_streams(self, holder: str | None = None) -> int:
+        with self._lock:
+            self.aborted += 1
+            self.aborted_holders.append(holder)
+            if holder is not None and holder in self._held:
+                self._cut_holders.add(holder)
+            cut = [event for owner, event in self._cuts.values()
+                   if holder is None or owner == holder]
+        for event in cut:
+            event.set()
+        return len(cut)
+
+    @contextlib.contextmanager
+    def exec_holder(self, holder: str) -> Iterator[None]:
+        token = _holder.set(holder)
+        with self._lock:
+            self._held[holder] += 1
+        try:
+            yield
+        finally:
+            _holder.reset(token)
+            with self._lock:
+                self._held[holder] -= 1
+                if self._held[holder] <= 0:
+                    del self._held[holder]
+                    self._cut_holders.discard(holder)
+
+    def _start_exec(self, program: str, holder: str | None) -> None:
+        with self._lock:
+            if holder is not None and holder in self._cut_holders:
+                raise ExecFailed(program, None, "not started: its job was cancelled")
+
+    def _stall_until_cut(self, program: str, holder: str | None) -> None:
+        """Block as a process waiting on a lock does, until the stream is cut."""
+        cut = threading.Event()
+        with self._lock:
+            self._cuts[id(cut)] = (holder, cut)
+            self.stalled.append((holder, program))
+            if holder is not None and holder in self._cut_holders:
+                cut.set()
+        try:
+            if not cut.wait(30):
+                raise AssertionError(f"{program} stalled for 30 s and nobody cut it")
+        finally:
+            with self._lock:
+                del self._cuts[id(cut)]
+        reason = "Holdfast's shutdown" if holder is None else "its job was cancelled"
+        raise ExecFailed(program, None, f"stream cut off: {reason}")
 
     # --- ContainerExec ---------------------------------------------------------------
 
     def stream(self, container_id: str, argv: Sequence[str], *,
                env: Mapping[str, str] | None = None,
                user: str | None = None) -> Iterator[bytes]:
+        # Whose stream this is was decided when it was asked for, as the real one.
+        return self._stream(container_id, argv, env, _holder.get())
+
+    def _stream(self, container_id: str, argv: Sequence[str], env: Mapping[str, str] | None,
+                holder: str | None) -> Iterator[bytes]:
+        self._start_exec(argv[0], holder)
         container = self._running(container_id)
         self.execs.append((container.name, list(argv), dict(env or {})))
         if argv[0] != DUMP:
@@ -252,6 +321,8 @@ class FakeDocker:
             data = data[: self.dump_error_after]
         for at in range(0, len(data), _CHUNK):
             yield data[at:at + _CHUNK]
+            if DUMP in self.stall:
+                self._stall_until_cut(DUMP, holder)
         if self.dump_error is not None:
             raise ExecFailed(argv[0], 1, self.dump_error)
 
@@ -259,13 +330,18 @@ class FakeDocker:
             env: Mapping[str, str] | None = None, user: str | None = None,
             stdin: Iterable[bytes] | None = None, check: bool = True,
             output_limit: int = 1024 * 1024) -> ExecResult:
+        self._start_exec(argv[0], _holder.get())
         container = self._running(container_id)
         self.execs.append((container.name, list(argv), dict(env or {})))
         code, stderr = 0, ""
         if argv[0] == READY:
             code = 0 if container.running else 1
         elif argv[0] == LOAD:
-            data = b"".join(stdin or ())
+            chunks = iter(stdin or ())
+            data = next(chunks, b"")
+            if LOAD in self.stall:
+                self._stall_until_cut(LOAD, _holder.get())
+            data += b"".join(chunks)
             if self.load_error is not None:
                 code, stderr = 1, self.load_error
             else:
@@ -501,6 +577,10 @@ class FakeDocker:
 
     def copy_volume(self, source: str, target: str) -> None:
         self._helper_image_ready()  # the real one copies in a helper container
+        self._start_exec(COPY, _holder.get())
+        if COPY in self.stall:
+            self._volume(target).content = self._volume(source).content[:1]
+            self._stall_until_cut(COPY, _holder.get())
         if self.copy_error is not None:
             self._volume(target).content = b""
             raise ExecFailed("sh", 1, self.copy_error)

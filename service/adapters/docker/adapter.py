@@ -15,6 +15,7 @@ where every docker-py or connection error is translated into :mod:`backup.errors
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -122,11 +123,17 @@ class DockerAdapter:
         return self._exec.run(container_id, argv, env=env, user=user, stdin=stdin,
                               check=check, output_limit=output_limit)
 
-    def abort_streams(self) -> int:
-        """Cut every exec connection in flight, from any thread. A reader
-        blocked on a stalled process (a dump waiting on a lock) wakes with an
-        error instead of waiting forever; used when shutdown cancels runs."""
-        return self._exec.abort_streams()
+    def abort_streams(self, holder: str | None = None) -> int:
+        """Cut every exec connection in flight, or only ``holder``'s, from any
+        thread. A reader blocked on a stalled process (a dump waiting on a
+        lock) wakes with an error instead of waiting forever, and the process
+        is killed in its container; used when shutdown or a job's cancel stops runs."""
+        return self._exec.abort_streams(holder)
+
+    def exec_holder(self, holder: str) -> AbstractContextManager[None]:
+        """Execs (and helpers' execs) this thread starts inside the block belong
+        to ``holder``, for :meth:`abort_streams`."""
+        return self._exec.holding(holder)
 
     # --- containers ------------------------------------------------------------------
 

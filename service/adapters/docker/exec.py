@@ -6,22 +6,30 @@ cannot feed stdin (docker-py issues #983, #2255). We read the multiplexed
 stdout/stderr frames ourselves, half-close the socket to signal end of stdin,
 and read the exit code with ``exec_inspect`` once the stream has ended.
 :class:`Exec` implements :class:`backup.ports.ContainerExec`, keeps every
-connection in flight so that shutdown can cut them (:meth:`Exec.abort_streams`),
-and answers engine detection's question of which binaries a container has.
+connection in flight so that shutdown, or the cancel of one job, can cut them
+(:meth:`Exec.abort_streams`; the execs a thread opens inside
+:meth:`Exec.holding` belong to that holder), and answers engine detection's
+question of which binaries a container has. A cut exec's processes are killed
+inside the container, found by a marker in their environment: a dump stalled on
+a lock would otherwise go on waiting (and queueing its lock) after Holdfast
+gave up on it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import socket
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
-from backup.errors import ExecFailed, NotFound
+from backup.errors import ExecFailed, HoldfastError, NotFound
 from backup.ports import ExecResult
 from service.adapters.docker.connection import DockerConnection
 
@@ -30,6 +38,24 @@ logger = logging.getLogger(__name__)
 STDOUT, STDERR = 1, 2
 _STDERR_TAIL = 8192
 
+MARKER_ENV = "HOLDFAST_EXEC"
+"""Set in every exec's environment (inherited by its children) to a token of
+that exec, so a cut one's processes can be found and killed in the container."""
+# Only sh, tr, grep and kill: in every official database image (Debian or
+# busybox). Run as root so it may read every process's environ and kill it.
+_KILL_MARKED = ('for p in /proc/[0-9]*; do '
+                'if tr "\\000" "\\n" < "$p/environ" 2>/dev/null | grep -qxF "$1"; '
+                'then kill -9 "${p#/proc/}" 2>/dev/null; fi; done; exit 0')
+
+_holder: ContextVar[str | None] = ContextVar("holdfast_exec_holder", default=None)
+
+
+@dataclass(frozen=True)
+class _OpenExec:
+    container_id: str
+    marker: str
+    holder: str | None
+
 
 class Exec:
     """Runs commands in containers of one engine; safe to use from many threads."""
@@ -37,8 +63,28 @@ class Exec:
     def __init__(self, connection: DockerConnection) -> None:
         self._connection = connection
         self._lock = threading.Lock()
-        self._open_execs: set[Any] = set()
-        self._aborted: set[int] = set()
+        self._open_execs: dict[Any, _OpenExec] = {}
+        self._aborted: dict[int, str] = {}  # id(sock) -> why it was cut
+        self._held: Counter[str] = Counter()  # holders with a holding() block open
+        self._cut_holders: set[str] = set()
+
+    @contextlib.contextmanager
+    def holding(self, holder: str) -> Iterator[None]:
+        """Execs this thread starts inside the block belong to ``holder`` (a
+        job id): ``abort_streams(holder)`` cuts them, and any it starts after
+        that cut fail at once instead of starting."""
+        token = _holder.set(holder)
+        with self._lock:
+            self._held[holder] += 1
+        try:
+            yield
+        finally:
+            _holder.reset(token)
+            with self._lock:
+                self._held[holder] -= 1
+                if self._held[holder] <= 0:
+                    del self._held[holder]
+                    self._cut_holders.discard(holder)
 
     def binaries_present(self, container_id: str, names: Sequence[str]) -> set[str]:
         """Which of ``names`` are on the container's PATH (engine detection)."""
@@ -47,39 +93,72 @@ class Exec:
         return set(result.stdout.decode().split())
 
     def _exec_socket(self, container_id: str, argv: Sequence[str], env: Mapping[str, str] | None,
-                     user: str | None, stdin: bool) -> tuple[str, Any]:
+                     user: str | None, stdin: bool,
+                     holder: str | None) -> tuple[str, Any, _OpenExec]:
+        marker = f"{MARKER_ENV}={secrets.token_hex(8)}"
+        with self._lock:
+            if holder is not None and holder in self._cut_holders:
+                raise ExecFailed(argv[0], None, "not started: its job was cancelled")
+
         def start() -> tuple[str, Any]:
             api = self._connection.api
             created = api.exec_create(
                 container_id, list(argv), stdout=True, stderr=True, stdin=stdin,
-                environment=dict(env or {}), user=user or "", tty=False,
+                environment={**dict(env or {}), MARKER_ENV: marker.partition("=")[2]},
+                user=user or "", tty=False,
             )
             return created["Id"], api.exec_start(created["Id"], socket=True)
         exec_id, sock = self._connection.call(start)
+        opened = _OpenExec(container_id, marker, holder)
         with self._lock:
-            self._open_execs.add(sock)
-        return exec_id, sock
+            self._open_execs[sock] = opened
+            cut_already = holder is not None and holder in self._cut_holders
+            if cut_already:  # cancelled while it was being created
+                self._aborted[id(sock)] = "its job was cancelled"
+        if cut_already:
+            with contextlib.suppress(OSError, AttributeError):
+                _raw_socket(sock).shutdown(socket.SHUT_RDWR)
+        return exec_id, sock, opened
 
-    def _release(self, sock: Any) -> bool:
-        """Close an exec connection; True if :meth:`abort_streams` had cut it."""
+    def _release(self, sock: Any) -> str | None:
+        """Close an exec connection; why :meth:`abort_streams` cut it, if it did."""
         with self._lock:
-            self._open_execs.discard(sock)
-            aborted = id(sock) in self._aborted
-            self._aborted.discard(id(sock))
+            self._open_execs.pop(sock, None)
+            reason = self._aborted.pop(id(sock), None)
         _close(sock)
-        return aborted
+        return reason
 
-    def abort_streams(self) -> int:
-        """Cut every exec connection in flight, from any thread. A reader
-        blocked on a stalled process (a dump waiting on a lock) wakes with an
-        error instead of waiting forever; used when shutdown cancels runs."""
+    def abort_streams(self, holder: str | None = None) -> int:
+        """Cut the exec connections in flight: every one (shutdown), or only
+        ``holder``'s (a cancelled job; it starts no more either), from any
+        thread. A reader blocked on a stalled process (a dump waiting on a
+        lock) wakes with an error instead of waiting forever, and kills the
+        process in its container. Returns how many were cut."""
+        reason = "Holdfast's shutdown" if holder is None else "its job was cancelled"
         with self._lock:
-            open_now = list(self._open_execs)
-            self._aborted.update(id(sock) for sock in open_now)
+            if holder is not None and holder in self._held:
+                self._cut_holders.add(holder)
+            open_now = [sock for sock, opened in self._open_execs.items()
+                        if holder is None or opened.holder == holder]
+            self._aborted.update((id(sock), reason) for sock in open_now)
         for sock in open_now:
             with contextlib.suppress(OSError, AttributeError):
                 _raw_socket(sock).shutdown(socket.SHUT_RDWR)
         return len(open_now)
+
+    def _kill(self, opened: _OpenExec, argv0: str, reason: str) -> ExecFailed:
+        """Kill what a cut exec left running in its container (a closed socket
+        does not stop it) and return the error to raise for it."""
+        token = _holder.set(None)  # not the cut job's: that one may start no exec
+        try:
+            self.run(opened.container_id, ["sh", "-c", _KILL_MARKED, "sh", opened.marker],
+                     user="0", check=True)
+        except HoldfastError as exc:  # a removed container took its processes along
+            logger.info("could not kill the cut %s in %s: %s", argv0,
+                        opened.container_id[:12], exc)
+        finally:
+            _holder.reset(token)
+        return ExecFailed(argv0, None, f"stream cut off: {reason}")
 
     def _exit_code(self, exec_id: str, argv0: str, stderr_tail: str) -> int:
         # The stream can end a moment before the engine records the exit.
@@ -103,9 +182,15 @@ class Exec:
 
     def stream(self, container_id: str, argv: Sequence[str], *,
                env: Mapping[str, str] | None = None, user: str | None = None) -> Iterator[bytes]:
+        return self._stream(container_id, argv, env, user, _holder.get())
+
+    def _stream(self, container_id: str, argv: Sequence[str], env: Mapping[str, str] | None,
+                user: str | None, holder: str | None) -> Iterator[bytes]:
+        # A generator runs its body on the first next(), maybe in another
+        # thread; the holder was taken when stream() was called.
         from docker.utils.socket import frames_iter  # loaded by the connection already
 
-        exec_id, sock = self._exec_socket(container_id, argv, env, user, stdin=False)
+        exec_id, sock, opened = self._exec_socket(container_id, argv, env, user, False, holder)
         stderr: deque[bytes] = deque()
         stderr_size = 0
         try:
@@ -124,7 +209,7 @@ class Exec:
             aborted = self._release(sock)
         tail = b"".join(stderr).decode(errors="replace")
         if aborted:  # the process may be stalled still; do not wait for its exit
-            raise ExecFailed(argv[0], None, "stream cut off by Holdfast's shutdown")
+            raise self._kill(opened, argv[0], aborted)
         code = self._exit_code(exec_id, argv[0], tail)
         if code != 0:
             raise ExecFailed(argv[0], code, tail)
@@ -135,7 +220,8 @@ class Exec:
             output_limit: int = 1024 * 1024) -> ExecResult:
         from docker.utils.socket import frames_iter  # loaded by the connection already
 
-        exec_id, sock = self._exec_socket(container_id, argv, env, user, stdin=stdin is not None)
+        exec_id, sock, opened = self._exec_socket(container_id, argv, env, user,
+                                                  stdin is not None, _holder.get())
         stdout = bytearray()
         stderr: deque[bytes] = deque(maxlen=64)
         reader_error: list[BaseException] = []
@@ -167,13 +253,14 @@ class Exec:
                     raw.shutdown(socket.SHUT_WR)
             reader.join()
         except BaseException:
-            self._release(sock)
+            if self._release(sock):
+                self._kill(opened, argv[0], "")
             reader.join(timeout=5)
             raise
         aborted = self._release(sock)
         tail = b"".join(stderr).decode(errors="replace")[-_STDERR_TAIL:]
         if aborted:
-            raise ExecFailed(argv[0], None, "stream cut off by Holdfast's shutdown")
+            raise self._kill(opened, argv[0], aborted)
         if reader_error:
             raise ExecFailed(argv[0], None, f"connection to Docker broke: {reader_error[0]}")
         code = self._exit_code(exec_id, argv[0], tail)
