@@ -59,6 +59,23 @@ class CopyNotFound(NotFound):
     """No live copy (a container a restore created) of that name."""
 
 
+class TokenNotFound(NotFound):
+    """No API token of that name."""
+
+
+class Unauthorised(HoldfastError):
+    """A request carries no token, or one that is not valid (unknown, expired,
+    revoked): who is asking is not known, so nothing is allowed."""
+
+
+class Forbidden(HoldfastError):
+    """A valid token without the scope an operation needs; ``needed`` names it."""
+
+    def __init__(self, message: str, needed: str = "") -> None:
+        self.needed = needed
+        super().__init__(message)
+
+
 class Conflict(HoldfastError):
     """The request clashes with the current state (a name taken, a run in progress)."""
 
@@ -98,6 +115,12 @@ class Cancelled(HoldfastError):
 
 
 # --- the Docker side ----------------------------------------------------------
+
+
+class Busy(HoldfastError):
+    """The service is at one of its limits (open event streams); retry later."""
+
+    retryable = True
 
 
 class ContainerError(HoldfastError):

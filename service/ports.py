@@ -25,6 +25,7 @@ from backup.volumes import VolumeInfo
 from restore.copies import CopyRecord
 from restore.swap import ContainerSettings, RestartPolicy
 from service.records import InstanceRecord, JobRecord, JobStatus
+from service.tokens import TokenRecord
 
 SCOPE_LABEL = "holdfast.scope"
 """A container labelled ``holdfast.scope=<value>`` belongs to the Holdfast run
@@ -195,7 +196,33 @@ class DockerEngine(ContainerExec, ContainerRuntime, HelperContainers, ContainerD
     """Everything the service needs of one Docker engine."""
 
 
-class CatalogPort(Protocol):
+class TokenStore(Protocol):
+    """API tokens as :class:`~service.tokens.TokenRecord`: kept by name, found by
+    the sha256 of their secret (the secret itself is never stored)."""
+
+    def add_token(self, t: TokenRecord) -> None:
+        """Record a new token; raises :class:`~backup.errors.NameTaken` if a token
+        of that name (or, by a miracle, that hash) exists."""
+        ...
+
+    def token_by_hash(self, token_hash: str) -> TokenRecord | None:
+        """The token whose secret hashes to ``token_hash``, expired or not."""
+        ...
+
+    def list_tokens(self) -> list[TokenRecord]:
+        """Every token, expired ones included, by name."""
+        ...
+
+    def delete_token(self, name: str) -> bool:
+        """Remove the token ``name`` (revoked at once); False if there was none."""
+        ...
+
+    def touch_token(self, name: str, at: datetime) -> None:
+        """Set the token's ``last_used_at`` to ``at``; a token gone is no error."""
+        ...
+
+
+class CatalogPort(TokenStore, Protocol):
     """What Holdfast remembers: instances, snapshots and jobs, as plain records.
 
     Every method raises :class:`~service.adapters.catalog.CatalogUnavailable`

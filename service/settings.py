@@ -36,8 +36,10 @@ class Settings(BaseSettings):
     api_port: int = 8420
     api_token: SecretStr | None = None
     api_insecure_no_auth: bool = False
-    """Serve on a non-loopback address without ``api_token``; off, that is refused
-    (:func:`service.entrypoints.daemon.binding.check_exposure`)."""
+    """Serve without authentication: every request is treated as admin, and a
+    warning is logged at start (:func:`service.entrypoints.daemon.binding.check_exposure`)."""
+    metrics_token_required: bool = False
+    """``/metrics`` needs a token with the ``read`` scope; off, it is open."""
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
     ready_timeout: float = 180.0

@@ -27,9 +27,13 @@ CONFLICT = Outcome(409, 4)
 BAD_INPUT = Outcome(400, 2)
 UNAVAILABLE = Outcome(503, 5)
 INTERNAL = Outcome(500, 1)
+UNAUTHORISED = Outcome(401, 6)
+FORBIDDEN = Outcome(403, 7)
 
 ERROR_TABLE: tuple[tuple[type[errors.HoldfastError], Outcome], ...] = (
     (errors.NotFound, NOT_FOUND),
+    (errors.Unauthorised, UNAUTHORISED),
+    (errors.Forbidden, FORBIDDEN),
     (errors.Conflict, CONFLICT),
     (errors.ContainerError, CONFLICT),
     # The engine said no to what the request carried (its 400, a name too long
@@ -45,6 +49,7 @@ ERROR_TABLE: tuple[tuple[type[errors.HoldfastError], Outcome], ...] = (
     (errors.StorageUnavailable, UNAVAILABLE),
     (CatalogUnavailable, UNAVAILABLE),
     (ShuttingDown, UNAVAILABLE),
+    (errors.Busy, UNAVAILABLE),
 )
 
 

@@ -8,13 +8,14 @@ from dataclasses import fields, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from backup.errors import Conflict, InstanceNotFound
+from backup.errors import Conflict, InstanceNotFound, NameTaken
 from backup.types import Snapshot, SnapshotStatus
 from restore.copies import CopyRecord
 from service.adapters.catalog.urls import CatalogUnavailable
 from service.records import InstanceRecord, JobRecord, JobStatus
+from service.tokens import TokenRecord
 
-_Record = TypeVar("_Record", InstanceRecord, JobRecord, Snapshot, CopyRecord)
+_Record = TypeVar("_Record", InstanceRecord, JobRecord, Snapshot, CopyRecord, TokenRecord)
 
 
 def _in_utc(record: _Record) -> _Record:
@@ -33,6 +34,7 @@ class InMemoryCatalog:
         self._snapshots: dict[str, Snapshot] = {}
         self._jobs: dict[str, JobRecord] = {}
         self._copies: dict[str, CopyRecord] = {}
+        self._tokens: dict[str, TokenRecord] = {}
         self._lock = threading.RLock()
         self.down = False
         self.closed = False
@@ -192,3 +194,35 @@ class InMemoryCatalog:
             found = [c for c in self._copies.values()
                      if c.removed_at is None and (name is None or c.name == name)]
         return sorted(found, key=lambda c: (c.created_at, c.container_id), reverse=True)
+
+    # --- tokens ------------------------------------------------------------------
+
+    def add_token(self, t: TokenRecord) -> None:
+        self._check()
+        with self._lock:
+            if t.name in self._tokens or any(
+                    other.token_hash == t.token_hash for other in self._tokens.values()):
+                raise NameTaken(f"a token named {t.name!r} exists already; revoke it first "
+                                "(holdfast tokens revoke) or choose another name")
+            self._tokens[t.name] = _in_utc(t)
+
+    def token_by_hash(self, token_hash: str) -> TokenRecord | None:
+        self._check()
+        with self._lock:
+            return next((t for t in self._tokens.values() if t.token_hash == token_hash), None)
+
+    def list_tokens(self) -> list[TokenRecord]:
+        self._check()
+        with self._lock:
+            return [self._tokens[name] for name in sorted(self._tokens)]
+
+    def delete_token(self, name: str) -> bool:
+        self._check()
+        with self._lock:
+            return self._tokens.pop(name, None) is not None
+
+    def touch_token(self, name: str, at: datetime) -> None:
+        self._check()
+        with self._lock:
+            if name in self._tokens:
+                self._tokens[name] = replace(self._tokens[name], last_used_at=at.astimezone(UTC))

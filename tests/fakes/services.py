@@ -12,6 +12,7 @@ from service.settings import Settings
 from tests.fakes.catalog import InMemoryCatalog
 from tests.fakes.docker import FakeDocker
 from tests.fakes.engine import register_fake_engine
+from tests.harness.api import TEST_TOKEN
 
 
 @dataclass
@@ -28,9 +29,12 @@ class FakeWorld:
 
 def fake_world(tmp_path: Path, env: Mapping[str, str] | None = None) -> FakeWorld:
     """Services over a fake engine, an in-memory catalog and ``memory://`` targets
-    (``local`` and ``offsite``, plus any ``HOLDFAST_TARGET_*`` in ``env``)."""
+    (``local`` and ``offsite``, plus any ``HOLDFAST_TARGET_*`` in ``env``); the
+    bootstrap API token is :data:`~tests.harness.api.TEST_TOKEN` unless ``env``
+    sets another."""
     register_fake_engine()
     settings = Settings.load({"HOLDFAST_DATA_DIR": str(tmp_path),
+                              "HOLDFAST_API_TOKEN": TEST_TOKEN,
                               "HOLDFAST_TARGET_LOCAL": "memory://local",
                               "HOLDFAST_TARGET_OFFSITE": "memory://offsite",
                               "HOLDFAST_READY_TIMEOUT": "5", **(env or {})})

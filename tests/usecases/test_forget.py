@@ -25,6 +25,7 @@ from service.usecases import snapshots as snapshot_cases
 from service.usecases.instances import forget_instance, refresh_instances
 from service.usecases.jobs import JobRunner
 from tests.fakes.services import FakeWorld
+from tests.harness.api import api_client
 from tests.usecases.support import (
     DEAD_RUNNER,
     OTHER_HOST_RUNNER,
@@ -169,7 +170,7 @@ def test_cli_forget_says_the_objects_stay(world: FakeWorld, cli: Cli) -> None:
 @pytest.fixture
 def client(world: FakeWorld) -> Iterator[TestClient]:
     jobs = JobRunner(world.services, 1)
-    yield TestClient(create_app(world.services, jobs))
+    yield api_client(create_app(world.services, jobs))
     jobs.shutdown(grace=5, cancel_wait=5)
 
 

@@ -9,7 +9,6 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from fastapi.testclient import TestClient
 
 from backup.errors import DockerUnavailable
 from service.entrypoints.api import create_app
@@ -20,6 +19,7 @@ from service.usecases import health
 from service.usecases.instances import Instance
 from service.usecases.jobs import JobRunner
 from tests.fakes.services import FakeWorld
+from tests.harness.api import api_client
 from tests.usecases.support import add_db, wait_until
 
 
@@ -103,7 +103,7 @@ def test_discovery_failing_for_longer_than_its_back_off_is_not_ready(
 def test_readyz_answers_503_with_the_reason(
         world: FakeWorld, jobs: JobRunner, parts: tuple[Discovery, Scheduler]) -> None:
     discovery, scheduler = parts
-    client = TestClient(create_app(world.services, jobs))
+    client = api_client(create_app(world.services, jobs))
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["discovery"] == "discovery is not running"

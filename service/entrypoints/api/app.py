@@ -5,9 +5,11 @@ and return its record's JSON, the same shape the CLI prints with ``--json``.
 Errors from :mod:`backup.errors` become HTTP statuses through the one
 :mod:`~service.entrypoints.error_table`, and every failure has the one shape of
 :mod:`~service.entrypoints.api.problems`; nothing below the entry points knows
-about HTTP. If ``HOLDFAST_API_TOKEN`` is set, every ``/v1`` route requires
-``Authorization: Bearer <token>``, checked (:mod:`~service.entrypoints.api.limits`)
-before a body is read; bodies are capped at 256 KiB. ``/docs`` and ``/redoc``
+about HTTP. Every ``/v1`` route requires ``Authorization: Bearer <token>``
+(an API token from the catalog, or the bootstrap ``HOLDFAST_API_TOKEN``),
+checked (:mod:`~service.entrypoints.api.limits`) before a body is read, and
+its scope (:func:`~service.entrypoints.api.deps.requires`); bodies are capped
+at 256 KiB. ``/docs`` and ``/redoc``
 serve their scripts from the installed ``fastapi-offline`` package, so they work
 without a network.
 """
@@ -20,6 +22,7 @@ from datetime import datetime
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from backup.types import utcnow
 from service.bootstrap import Services
 from service.entrypoints.api.deps import ApiContext
 from service.entrypoints.api.limits import MAX_BODY_BYTES, RequestGuard
@@ -27,6 +30,7 @@ from service.entrypoints.api.openapi import install_openapi
 from service.entrypoints.api.problems import install_error_handlers
 from service.entrypoints.api.routes import ROUTERS
 from service.observability.metrics import Metrics
+from service.usecases import tokens
 from service.usecases.instances import Instance
 from service.usecases.jobs import JobRunner
 from service.version import holdfast_version
@@ -55,8 +59,8 @@ def create_app(
                                     next_run=next_run, refresh=refresh,
                                     known_instances=known_instances)
     install_error_handlers(app)
-    app.add_middleware(RequestGuard, token=lambda: services.settings.api_token,
-                       max_body=max_body)
+    app.add_middleware(RequestGuard, max_body=max_body,
+                       authenticate=lambda header: tokens.authenticate(services, header, utcnow()))
     for router in ROUTERS:
         app.include_router(router)
     install_openapi(app)

@@ -2,9 +2,11 @@
 
 A pure ASGI middleware, so it runs before FastAPI reads and parses anything:
 
-1. a request to ``/v1…`` without the right token (see
+1. a request to ``/v1…`` without a valid token (see
    :mod:`~service.entrypoints.api.auth`) is answered 401 at once, and not one
-   chunk of its body is asked for;
+   chunk of its body is asked for; a valid one's principal is left in the
+   scope for the route's scope check (the lookup of a catalog token runs in a
+   worker thread: the catalog is synchronous);
 2. a declared ``Content-Length`` over :data:`MAX_BODY_BYTES` is answered 413
    at once, again unread;
 3. otherwise the body is read, counted chunk by chunk (a chunked upload
@@ -21,16 +23,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pydantic import SecretStr
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from backup.errors import HoldfastError, Unauthorised
 from service.entrypoints.api.auth import (
+    PRINCIPAL_KEY,
     UNAUTHORISED_HEADERS,
-    UNAUTHORISED_MESSAGE,
-    bearer_matches,
+    authorization_header,
     is_protected,
 )
 from service.entrypoints.api.problems import error_response
+from service.entrypoints.error_table import http_status_for
+from service.usecases.tokens import Principal
 
 MAX_BODY_BYTES = 256 * 1024
 """The largest request body the API takes (256 KiB): its largest real body, a
@@ -40,20 +45,19 @@ policy or a volume's labels, is a few KiB."""
 class RequestGuard:
     """Authentication before the body, then the body cap; see the module's text."""
 
-    def __init__(self, app: ASGIApp, token: Callable[[], SecretStr | None],
+    def __init__(self, app: ASGIApp, authenticate: Callable[[bytes | None], Principal],
                  max_body: int = MAX_BODY_BYTES) -> None:
         self.app = app
-        self.token = token
+        self.authenticate = authenticate
+        """The raw ``Authorization`` header (None: none) -> the principal, or
+        :class:`~backup.errors.Unauthorised`."""
         self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if is_protected(_route_path(scope)) and not bearer_matches(
-                _header(scope, b"authorization"), self.token()):
-            await _refuse(scope, send, 401, UNAUTHORISED_MESSAGE, "Unauthorised",
-                          UNAUTHORISED_HEADERS)
+        if is_protected(_route_path(scope)) and not await self._authenticated(scope, send):
             return
         declared = _header(scope, b"content-length")
         if declared is not None and not (declared.isdigit() and declared.isascii()):
@@ -66,6 +70,21 @@ class RequestGuard:
         body = await self._read_body(scope, receive, send)
         if body is not None:
             await self.app(scope, _replay(body, receive), send)
+
+    async def _authenticated(self, scope: Scope, send: Send) -> bool:
+        """Leave the request's principal in ``scope`` and say True; or answer
+        (401, or 503 when the catalog cannot be asked) and say False."""
+        try:
+            scope[PRINCIPAL_KEY] = await run_in_threadpool(
+                self.authenticate, authorization_header(scope))
+        except Unauthorised as refused:
+            await _refuse(scope, send, 401, str(refused), "Unauthorised", UNAUTHORISED_HEADERS)
+            return False
+        except HoldfastError as failed:
+            await _refuse(scope, send, http_status_for(failed), str(failed),
+                          type(failed).__name__)
+            return False
+        return True
 
     async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
         """The whole body; or None, answered 413 as soon as it passes the cap, or

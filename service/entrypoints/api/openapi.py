@@ -2,10 +2,13 @@
 
 Routes name the statuses their use case raises (404, 409, 400 for values it
 refuses) with ``responses=errors(...)``; :func:`document_errors` adds those
-that come from the app around them: 500 everywhere; 401 (the token) and 503
-(catalog, Docker, storage unreachable; shutting down) on every ``/v1`` route;
-400 (malformed body) and 413 (the body cap) where a route takes a body. It also
-drops FastAPI's default 422, which this API never answers (validation is 400).
+that come from the app around them: 500 everywhere; 401 (the token), 403 (the
+scope) and 503 (catalog, Docker, storage unreachable; shutting down) on every
+``/v1`` route; 400 (malformed body) and 413 (the body cap) where a route takes
+a body. It also drops FastAPI's default 422, which this API never answers
+(validation is 400). Every ``/v1`` operation carries the bearer scheme and its
+scope, as the ``x-holdfast-scope`` extension and a line of its description
+(:func:`operation_scope`).
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from fastapi import FastAPI
 
 from service.entrypoints.api.auth import is_protected
 from service.entrypoints.api.schemas import Error
+from service.tokens import Scope
 
 DESCRIPTIONS: dict[int, str] = {
     400: "Bad input: a body, path or query that does not fit the route, or a value it refuses",
-    401: "Missing or wrong bearer token (only when the daemon has HOLDFAST_API_TOKEN)",
+    401: "Missing, unknown or expired bearer token",
+    403: "The token lacks the scope this operation needs (the error names it)",
     404: "No such instance, snapshot, volume, job or image",
     409: "Conflicts with the current state: a run in progress, a name taken, a volume in use",
     413: "The request body is over the API's limit (256 KiB)",
@@ -41,16 +46,43 @@ def _error_response(status: int) -> dict[str, Any]:
             "content": {"application/json": {"schema": _ERROR_REF}}}
 
 
+BEARER_SCHEME = "HTTPBearer"
+"""The security scheme FastAPI names after :class:`fastapi.security.HTTPBearer`."""
+
+
+def operation_scope(op: dict[str, Any]) -> str:
+    """The scope an operation enforces, as FastAPI wrote it into the operation's
+    security requirement (:func:`~service.entrypoints.api.deps.requires` passes it
+    down as a security scope); ``admin`` for a ``/v1`` route that names none,
+    as :func:`~service.entrypoints.api.deps.authorised` enforces."""
+    for requirement in op.get("security", ()):
+        for scopes in requirement.values():
+            if scopes:
+                return str(scopes[0])
+    return str(Scope.ADMIN)
+
+
+def _document_scope(op: dict[str, Any]) -> None:
+    scope = operation_scope(op)
+    op["x-holdfast-scope"] = scope
+    op["security"] = [{BEARER_SCHEME: [scope]}]
+    line = f"Needs a token with the `{scope}` scope" + (
+        "." if scope == Scope.ADMIN else " (or `admin`).")
+    op["description"] = f"{op.get('description', '').rstrip()}\n\n{line}".lstrip()
+
+
 def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
     """``schema`` (FastAPI's document) with the app-wide failures added to every
-    operation and the 422 and its schemas gone; changed in place and returned."""
+    operation, each ``/v1`` operation's scope (:func:`operation_scope`) and the
+    422 and its schemas gone; changed in place and returned."""
     for path, item in schema.get("paths", {}).items():
         for op in item.values():
             responses: dict[str, Any] = op.setdefault("responses", {})
             responses.pop("422", None)
             added = {500}
             if is_protected(path):
-                added |= {401, 503}
+                added |= {401, 403, 503}
+                _document_scope(op)
             if "requestBody" in op:
                 added |= {400, 413}
             for status in added:

@@ -21,8 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from backup import errors
-from service.entrypoints.api.auth import UNAUTHORISED_HEADERS, UNAUTHORISED_MESSAGE
-from service.entrypoints.api.deps import Unauthorised
+from service.entrypoints.api.auth import UNAUTHORISED_HEADERS
 from service.entrypoints.error_table import http_status_for
 from service.runs import AlreadyRunning
 
@@ -63,7 +62,6 @@ def error_response(status: int, message: str, kind: str, *,
 def install_error_handlers(app: FastAPI) -> None:
     """Make every failure ``app`` can answer take the one shape."""
     app.add_exception_handler(errors.HoldfastError, _holdfast_error)  # type: ignore[arg-type]
-    app.add_exception_handler(Unauthorised, _unauthorised)
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _internal_error)
@@ -71,11 +69,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
 async def _holdfast_error(_: Request, exc: errors.HoldfastError) -> JSONResponse:
     extra = {"running": exc.holder} if isinstance(exc, AlreadyRunning) else None
-    return error_response(http_status_for(exc), str(exc), type(exc).__name__, extra=extra)
-
-
-async def _unauthorised(_: Request, __: Exception) -> JSONResponse:
-    return error_response(401, UNAUTHORISED_MESSAGE, "Unauthorised", headers=UNAUTHORISED_HEADERS)
+    headers = UNAUTHORISED_HEADERS if isinstance(exc, errors.Unauthorised) else None
+    return error_response(http_status_for(exc), str(exc), type(exc).__name__, extra=extra,
+                          headers=headers)
 
 
 async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:

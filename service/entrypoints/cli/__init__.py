@@ -3,7 +3,7 @@
 Importing this package registers every command on :data:`app`.
 """
 
-from service.entrypoints.cli import commands, copy_commands, volume_commands
+from service.entrypoints.cli import commands, copy_commands, token_commands, volume_commands
 from service.entrypoints.cli.app import app
 
 
@@ -11,4 +11,4 @@ def main() -> None:
     app()
 
 
-__all__ = ["app", "commands", "copy_commands", "main", "volume_commands"]
+__all__ = ["app", "commands", "copy_commands", "main", "token_commands", "volume_commands"]

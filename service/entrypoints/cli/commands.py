@@ -38,11 +38,12 @@ from service.entrypoints.cli.progress import Progress
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(
-        help="Address to listen on; any but loopback needs HOLDFAST_API_TOKEN.")] = None,
+        help="Address to listen on (every /v1 request needs a token: holdfast tokens "
+             "create).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     insecure_no_auth: Annotated[bool, typer.Option(
         "--insecure-no-auth",
-        help="Serve on a non-loopback address without HOLDFAST_API_TOKEN: anyone who can "
+        help="Serve without authentication: every request is admin; anyone who can "
              "reach it can restore, delete and remove volumes.")] = False,
 ) -> None:
     """Run the daemon: the HTTP API on 127.0.0.1:8420 by default."""

@@ -1,10 +1,12 @@
 """Where ``holdfast serve`` may listen, checked before anything starts.
 
-The API restores snapshots, deletes them and removes volumes, so on any address
-but the loopback one (127.0.0.0/8, ``::1``, ``localhost``) it needs
-``HOLDFAST_API_TOKEN``: :func:`check_exposure` refuses otherwise, unless the
-user accepts the risk by name (``--insecure-no-auth`` or
-``HOLDFAST_API_INSECURE_NO_AUTH=true``), and even then returns a warning to log.
+The API restores snapshots, deletes them and removes volumes, so every ``/v1``
+request needs a token (an API token from the catalog, or
+``HOLDFAST_API_TOKEN``) wherever the daemon listens; the one way to serve
+without is to say so by name (``--insecure-no-auth`` or
+``HOLDFAST_API_INSECURE_NO_AUTH=true``), and then :func:`check_exposure`
+returns the warning to log: a loud one on any address but the loopback one
+(127.0.0.0/8, ``::1``, ``localhost``).
 :func:`ensure_port_free` binds the address the way the server will (every
 address the host resolves to, ``SO_REUSEADDR``), so a port in use is one line
 and exit 4 instead of uvicorn's log line and exit 1 after the catalog was
@@ -39,20 +41,20 @@ def is_loopback(host: str) -> bool:
     return address.is_loopback
 
 
-def check_exposure(host: str, port: int, *, token_set: bool, insecure_no_auth: bool) -> str | None:
-    """None when serving on ``host`` is safe as configured; the warning to log when
-    the user accepted an unauthenticated API on the network. Raises
-    :class:`InvalidInput` (exit 2) for that without the explicit opt-in."""
-    if token_set or is_loopback(host):
-        return None
+def check_exposure(host: str, port: int, *, insecure_no_auth: bool) -> str | None:
+    """None when the API on ``host:port`` requires tokens (always, unless told
+    otherwise); the warning to log when the user turned authentication off,
+    louder on an address the network can reach."""
     if not insecure_no_auth:
-        raise InvalidInput(
-            f"refusing to serve on {host}:{port} without HOLDFAST_API_TOKEN: anyone who can "
-            "reach it could restore, delete snapshots and remove volumes; set "
-            f"HOLDFAST_API_TOKEN, listen on 127.0.0.1, or accept the risk with {INSECURE_FLAG} "
-            f"({INSECURE_VARIABLE})")
-    return (f"serving on {host}:{port} WITHOUT authentication ({INSECURE_FLAG}): anyone who "
-            "can reach it can restore, delete snapshots and remove volumes")
+        return None
+    if is_loopback(host):
+        return (f"serving on {host}:{port} WITHOUT authentication ({INSECURE_FLAG}): every "
+                "request is treated as admin; any local user or container that reaches "
+                "this address can restore, delete snapshots and remove volumes")
+    return (f"serving on {host}:{port} WITHOUT authentication ({INSECURE_FLAG}) ON THE NETWORK: "
+            "every request is treated as admin; anyone who can reach it can restore, delete "
+            f"snapshots and remove volumes; drop {INSECURE_FLAG} and use API tokens "
+            "(holdfast tokens create)")
 
 
 def ensure_port_free(host: str, port: int) -> None:

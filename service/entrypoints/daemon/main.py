@@ -39,13 +39,12 @@ def run_daemon(settings: Settings, host: str | None = None, port: int | None = N
     """Serve until SIGTERM or SIGINT. Refuses to start, with
     :class:`~backup.errors.DaemonAlreadyRunning` (exit 4), while another daemon
     holds the data directory or the catalog (``lock``: :func:`daemon_lock` by default).
-    Refuses a non-loopback address without a token (:class:`~backup.errors.InvalidInput`,
-    exit 2) and an address in use (:class:`~backup.errors.AddressInUse`, exit 4)."""
+    Refuses an address in use (:class:`~backup.errors.AddressInUse`, exit 4); with
+    authentication turned off (``--insecure-no-auth``) logs a warning."""
     configure_logging(settings.log_level, settings.log_format)
     bind_host, bind_port = host or settings.api_host, port or settings.api_port
     # Before anything is opened, so a refusal leaves nothing behind.
-    exposed = check_exposure(bind_host, bind_port, token_set=settings.api_token is not None,
-                             insecure_no_auth=settings.api_insecure_no_auth)
+    exposed = check_exposure(bind_host, bind_port, insecure_no_auth=settings.api_insecure_no_auth)
     services = bootstrap(settings)
     held = daemon_lock(settings) if lock is None else lock
     try:

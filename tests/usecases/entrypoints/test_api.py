@@ -27,6 +27,7 @@ from service.usecases import backups
 from service.usecases.instances import live_instances, refresh_instances
 from service.usecases.jobs import JobRunner, ShuttingDown
 from tests.fakes.services import FakeWorld, fake_world
+from tests.harness.api import api_client
 from tests.usecases.entrypoints.helpers import add_db, denying_factory
 from tests.usecases.support import OTHER_HOST_RUNNER, make_snapshot
 
@@ -35,7 +36,7 @@ Json = dict[str, Any]
 
 @pytest.fixture
 def client(world: FakeWorld, jobs: JobRunner) -> TestClient:
-    return TestClient(create_app(world.services, jobs))
+    return api_client(create_app(world.services, jobs))
 
 
 def finished(client: TestClient, job: Json, timeout: float = 10.0) -> Json:
@@ -81,7 +82,7 @@ def test_instances_use_discoverys_view_and_the_schedulers_next_run(
     add_db(world, labels={"holdfast.schedule": "@every 6h"})
     known = live_instances(world.services)
     when = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
-    client = TestClient(create_app(world.services, jobs, known_instances=lambda: known,
+    client = api_client(create_app(world.services, jobs, known_instances=lambda: known,
                                    next_run=lambda name, schedule: when))
     world.docker.unreachable = True  # the listing must not need Docker
     [shop] = client.get("/v1/instances").json()
@@ -92,7 +93,7 @@ def test_instances_use_discoverys_view_and_the_schedulers_next_run(
 def test_instances_fall_back_to_docker_while_discovery_is_disconnected(
         world: FakeWorld, jobs: JobRunner) -> None:
     add_db(world)
-    client = TestClient(create_app(world.services, jobs, known_instances=lambda: None))
+    client = api_client(create_app(world.services, jobs, known_instances=lambda: None))
     assert [i["name"] for i in client.get("/v1/instances").json()] == ["shop-db"]
     world.docker.unreachable = True
     assert_error(client.get("/v1/instances"), 503, "DockerUnavailable")
@@ -106,7 +107,7 @@ def test_put_policy_overrides_the_labels_and_delete_drops_it(
     add_db(world, labels={"holdfast.schedule": "@every 6h"})
     refresh_instances(world.services)
     refreshed: list[int] = []
-    client = TestClient(create_app(world.services, jobs, refresh=lambda: refreshed.append(1)))
+    client = api_client(create_app(world.services, jobs, refresh=lambda: refreshed.append(1)))
 
     put = client.put("/v1/instances/shop-db/policy",
                      json={"schedule": "@every 1h", "retention": "last=3"})
@@ -228,7 +229,7 @@ def test_a_target_refusing_credentials_is_400(tmp_path: Path) -> None:
     add_db(world)
     runner = JobRunner(world.services, 1)
     try:
-        client = TestClient(create_app(world.services, runner))
+        client = api_client(create_app(world.services, runner))
         assert_error(client.post("/v1/instances/shop-db/backups"), 400,
                      "StoragePermissionDenied")
     finally:
@@ -491,7 +492,7 @@ def test_metrics_expose_job_gauges_and_count_snapshots(world: FakeWorld) -> None
     metrics = Metrics()
     runner = JobRunner(world.services, 1, metrics)
     try:
-        client = TestClient(create_app(world.services, runner, metrics=metrics))
+        client = api_client(create_app(world.services, runner, metrics=metrics))
         add_db(world)
         finished(client, client.post("/v1/instances/shop-db/backups").json())
         response = client.get("/metrics")
@@ -510,7 +511,7 @@ def test_metrics_expose_job_gauges_and_count_snapshots(world: FakeWorld) -> None
 @pytest.fixture
 def guarded(tmp_path: Path) -> TestClient:
     world = fake_world(tmp_path, env={"HOLDFAST_API_TOKEN": "open-sesame"})
-    return TestClient(create_app(world.services, JobRunner(world.services, 1)))
+    return api_client(create_app(world.services, JobRunner(world.services, 1)), token=None)
 
 
 @pytest.mark.parametrize("header", [None, "Bearer wrong", "open-sesame", "Basic open-sesame"])
@@ -551,6 +552,9 @@ EXPECTED: dict[type[errors.HoldfastError], tuple[int, int]] = {
     errors.StoragePermissionDenied: (400, 2),
     CatalogUnavailable: (503, 5),
     ShuttingDown: (503, 5),
+    errors.Busy: (503, 5),
+    errors.Unauthorised: (401, 6),
+    errors.Forbidden: (403, 7),
 }
 """The README's exit codes and statuses, written out independently of the table."""
 

@@ -15,6 +15,7 @@ from service.entrypoints.api import create_app
 from service.usecases import copies
 from service.usecases.jobs import JobRunner
 from tests.fakes.services import FakeWorld
+from tests.harness.api import api_client
 from tests.usecases.entrypoints.helpers import add_db
 from tests.usecases.entrypoints.test_api import assert_error, finished, snapshot_of
 from tests.usecases.entrypoints.test_cli import (  # noqa: F401  (fixtures)
@@ -31,7 +32,7 @@ Json = dict[str, Any]
 
 @pytest.fixture
 def client(world: FakeWorld, jobs: JobRunner) -> TestClient:
-    return TestClient(create_app(world.services, jobs))
+    return api_client(create_app(world.services, jobs))
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from datetime import timedelta
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from backup.pipeline import data_key, new_snapshot_id
 from backup.types import Snapshot, SnapshotStatus, utcnow
@@ -23,6 +22,7 @@ from service.usecases.backups import prepare_backup
 from service.usecases.instances import Instance, live_instances
 from service.usecases.jobs import JobRunner
 from tests.fakes.services import FakeWorld
+from tests.harness.api import api_client
 from tests.usecases.entrypoints.helpers import add_db, wait_until
 
 HOURLY = {"holdfast.schedule": "@every 1h"}
@@ -338,7 +338,7 @@ def test_run_daemon_recovers_serves_with_live_parts_and_shuts_down(
     served: dict[str, object] = {}
 
     def serve(app: FastAPI, *, host: str, port: int, **_: object) -> None:
-        client = TestClient(app)
+        client = api_client(app)
         wait_until(lambda: client.get("/v1/instances").json()[0]["next_run"] is not None)
         served["address"] = (host, port)
         served["ready"] = client.get("/readyz").status_code

@@ -12,15 +12,16 @@ from service.entrypoints.api import create_app
 from service.usecases.jobs import JobRunner
 from tests.fakes.services import fake_world
 
-V1 = {401, 500, 503}
-"""Every /v1 operation: the token, an internal error, the catalog/Docker/storage down."""
+V1 = {401, 403, 500, 503}
+"""Every /v1 operation: the token, its scope, an internal error, the catalog/Docker/storage
+down."""
 BODY = {400, 413}
 """An operation taking a body: one that does not fit, one over the cap."""
 
 EXPECTED: dict[tuple[str, str], set[int]] = {
     ("get", "/healthz"): {500},
     ("get", "/readyz"): {500, 503},
-    ("get", "/metrics"): {500},
+    ("get", "/metrics"): {401, 403, 500},  # 401/403 with HOLDFAST_METRICS_TOKEN_REQUIRED
     ("get", "/v1/instances"): V1,
     ("delete", "/v1/instances/{name}"): V1 | {404, 409},
     ("put", "/v1/instances/{name}/policy"): V1 | BODY | {404},
@@ -39,9 +40,14 @@ EXPECTED: dict[tuple[str, str], set[int]] = {
     ("post", "/v1/volumes/{name}/clone"): V1 | BODY | {404, 409},
     ("get", "/v1/targets/check"): V1,
     ("get", "/v1/jobs/{job_id}"): V1 | {404},
+    ("get", "/v1/jobs"): V1 | {400},
+    ("get", "/v1/jobs/{job_id}/events"): V1 | {404},
     ("get", "/v1/copies"): V1,
     ("get", "/v1/copies/{name}"): V1 | {404},
     ("patch", "/v1/copies/{name}"): V1 | BODY | {404},
+    ("get", "/v1/tokens"): V1,
+    ("post", "/v1/tokens"): V1 | BODY | {409},
+    ("delete", "/v1/tokens/{name}"): V1 | {404},
 }
 """What each route's use case and the app around it can answer, written out by hand."""
 

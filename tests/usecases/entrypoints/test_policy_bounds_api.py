@@ -14,6 +14,7 @@ from service.entrypoints.daemon.discovery import Discovery
 from service.entrypoints.daemon.scheduler import Scheduler
 from service.usecases.jobs import JobRunner
 from tests.fakes.services import FakeWorld
+from tests.harness.api import api_client
 from tests.usecases.entrypoints.helpers import add_db, wait_until
 
 
@@ -31,7 +32,7 @@ def daemon(world: FakeWorld, jobs: JobRunner) -> Iterator[tuple[TestClient, Sche
     scheduler.start()
     discovery.start()
     wait_until(lambda: scheduler.next_run("b-new") is not None)
-    yield TestClient(app, raise_server_exceptions=False), scheduler
+    yield api_client(app, raise_server_exceptions=False), scheduler
     discovery.stop()
     scheduler.shutdown()
 

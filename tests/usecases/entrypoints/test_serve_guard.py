@@ -11,7 +11,6 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from backup.errors import InvalidInput
 from service.entrypoints.daemon import main
 from tests.fakes.services import FakeWorld
 
@@ -39,14 +38,15 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_the_network_without_a_token_is_refused_before_bootstrap(
+def test_the_network_without_a_bootstrap_token_is_served_and_warns_of_nothing(
         world: FakeWorld, daemon_parts: list[tuple[str, int]],
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    opened: list[object] = []
-    monkeypatch.setattr(main, "bootstrap", lambda settings: opened.append(settings))
-    with pytest.raises(InvalidInput, match="without HOLDFAST_API_TOKEN"):
-        main.run_daemon(world.services.settings, host="0.0.0.0", port=free_port())
-    assert (opened, daemon_parts) == ([], [])
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Every /v1 request needs a token (catalog tokens need no HOLDFAST_API_TOKEN).
+    settings = world.services.settings.model_copy(update={"api_token": None})
+    port = free_port()
+    main.run_daemon(settings, host="0.0.0.0", port=port)
+    assert daemon_parts == [("0.0.0.0", port)]
+    assert warnings_logged(capsys.readouterr().err) == []
 
 
 def warnings_logged(stderr: str) -> list[str]:

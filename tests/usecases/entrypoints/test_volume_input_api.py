@@ -20,13 +20,14 @@ from service.entrypoints.cli.app import app
 from service.usecases.jobs import JobRunner
 from tests.fakes.docker import HELPER_IMAGE
 from tests.fakes.services import FakeWorld
+from tests.harness.api import api_client
 
 CLI_MODULE = importlib.import_module("service.entrypoints.cli.app")
 
 
 @pytest.fixture
 def client(world: FakeWorld, jobs: JobRunner) -> TestClient:
-    return TestClient(create_app(world.services, jobs))
+    return api_client(create_app(world.services, jobs))
 
 
 def refused(response: Any, status: int, kind: str) -> str:

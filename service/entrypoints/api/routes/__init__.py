@@ -9,10 +9,12 @@ from service.entrypoints.api.routes import (
     jobs,
     snapshots,
     targets,
+    tokens,
     volumes,
 )
 
 ROUTERS: tuple[APIRouter, ...] = (health.router, instances.router, snapshots.router,
-                                  volumes.router, targets.router, jobs.router, copies.router)
+                                  volumes.router, targets.router, jobs.router, copies.router,
+                                  tokens.router)
 
 __all__ = ["ROUTERS"]

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from backup.types import utcnow
 from restore.copies import CopyRecord
-from service.entrypoints.api.deps import AUTHORISED, ServicesDep
+from service.entrypoints.api.deps import AUTHORISED, READ, RESTORE, ServicesDep
 from service.entrypoints.api.openapi import errors
 from service.usecases import copies
 
@@ -45,20 +45,20 @@ def _out(copy: CopyRecord, now: datetime) -> CopyOut:
     return CopyOut.model_validate(copy.to_json(now))
 
 
-@router.get("")
+@router.get("", dependencies=READ)
 def list_copies(svc: ServicesDep) -> list[CopyOut]:
     """Live copies, newest first, with their expiry and time left."""
     now = utcnow()
     return [_out(copy, now) for copy in copies.list_copies(svc)]
 
 
-@router.get("/{name}", responses=errors(404))
+@router.get("/{name}", dependencies=READ, responses=errors(404))
 def get_copy(svc: ServicesDep, name: str) -> CopyOut:
     """One live copy."""
     return _out(copies.get_copy(svc, name), utcnow())
 
 
-@router.patch("/{name}", responses=errors(404))
+@router.patch("/{name}", dependencies=RESTORE, responses=errors(404))
 def extend_copy(svc: ServicesDep, name: str, body: ExtendBody) -> CopyOut:
     """Set the copy to expire ``ttl`` from now (longer or shorter than before)."""
     now = utcnow()

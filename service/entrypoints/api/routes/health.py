@@ -1,12 +1,15 @@
-"""Liveness, readiness and Prometheus metrics: open, without a token."""
+"""Liveness, readiness and Prometheus metrics: open, without a token
+(``/metrics`` needs one with ``read`` under ``HOLDFAST_METRICS_TOKEN_REQUIRED``)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from service.entrypoints.api.deps import ContextDep, ServicesDep
+from service.entrypoints.api.deps import ContextDep, ServicesDep, principal
+from service.entrypoints.api.openapi import errors
+from service.tokens import Scope
 from service.usecases.health import readiness
 from service.version import holdfast_version
 
@@ -28,7 +31,14 @@ def readyz(svc: ServicesDep) -> JSONResponse:
     return JSONResponse(status_code=200 if report.ready else 503, content=report.to_json())
 
 
-@router.get("/metrics")
+def metrics_guard(request: Request, svc: ServicesDep) -> None:
+    """With ``HOLDFAST_METRICS_TOKEN_REQUIRED=true``, a token with ``read`` (401/403)."""
+    if svc.settings.metrics_token_required:
+        principal(request, svc).require(Scope.READ)
+
+
+@router.get("/metrics", dependencies=[Depends(metrics_guard)], responses=errors(401, 403))
 def prometheus_metrics(ctx: ContextDep) -> Response:
-    """Prometheus metrics."""
+    """Prometheus metrics; open unless the daemon has HOLDFAST_METRICS_TOKEN_REQUIRED=true
+    (then a token with the `read` scope: 401 without one, 403 without the scope)."""
     return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
