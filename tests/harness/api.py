@@ -9,10 +9,11 @@ makes catalog tokens of its own.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
+if TYPE_CHECKING:  # the fakes import this module; the Docker-free tier need not load FastAPI
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
 
 TEST_TOKEN = "hf_test-admin-token-not-secret"
 """The bootstrap admin token of every test daemon."""
@@ -26,4 +27,6 @@ def bearer(token: str) -> dict[str, str]:
 
 def api_client(app: FastAPI, token: str | None = TEST_TOKEN, **kwargs: Any) -> TestClient:
     """A TestClient on ``app`` that sends ``token`` (None: no Authorization header)."""
+    from fastapi.testclient import TestClient
+
     return TestClient(app, headers=bearer(token) if token is not None else None, **kwargs)

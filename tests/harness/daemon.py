@@ -4,7 +4,9 @@ The daemon runs as a user runs it: ``python -m service.entrypoints.cli serve`` i
 process, on a free port, with an environment from which every ``HOLDFAST_*``
 variable of the test process is dropped, a data directory of its own, and
 JSON logs in files beside it (one per start). A :class:`Daemon` can be
-stopped, killed and started again on the same data directory.
+stopped, killed and started again on the same data directory. Its bootstrap
+``HOLDFAST_API_TOKEN`` is :data:`~tests.harness.api.TEST_TOKEN` unless the test
+gives another, and its client sends it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 
+from tests.harness.api import TEST_TOKEN
 from tests.harness.docker_fixtures import HELPER_IMAGE
 from tests.harness.waiting import wait_for
 
@@ -78,7 +81,7 @@ class Daemon:
 
     def start(self, env: Mapping[str, str] | None = None, *, wait: bool = True) -> Daemon:
         assert not self.alive(), "the daemon is already running"
-        environment = {**self.env, **(env or {})}
+        environment = {"HOLDFAST_API_TOKEN": TEST_TOKEN, **self.env, **(env or {})}
         self._close_client()
         self.port = free_port()
         self.workdir.mkdir(parents=True, exist_ok=True)
