@@ -22,6 +22,7 @@ from backup.errors import (
     InvalidLabels,
     UnsupportedEngine,
 )
+from backup.phases import PhaseCallback, no_phases
 from backup.pipeline import (
     data_key,
     new_snapshot_id,
@@ -112,7 +113,8 @@ def refuse_if_running_elsewhere(svc: Services, instance: str) -> None:
 def execute_backup(svc: Services, request: BackupRequest,
                    progress: ProgressCallback | None = None, *,
                    holder: str | None = None,
-                   cancelled: Callable[[], bool] = lambda: False) -> Snapshot:
+                   cancelled: Callable[[], bool] = lambda: False,
+                   phase: PhaseCallback = no_phases) -> Snapshot:
     """Take the snapshot. The catalog shows it ``running`` while it runs and
     ``complete`` or ``failed`` (with the reason) after; a failure re-raises.
 
@@ -143,7 +145,7 @@ def execute_backup(svc: Services, request: BackupRequest,
                 snapshot_id=snapshot_id, instance=request.instance, created_at=created,
                 container=request.container, engine=request.engine, runner=svc.docker,
                 storage=request.storage, databases=request.databases, progress=progress,
-                cancelled=cancelled, tags=request.tags, pinned=request.pin,
+                cancelled=cancelled, tags=request.tags, pinned=request.pin, phase=phase,
             )
         except BaseException as exc:
             reason = str(exc) or type(exc).__name__
@@ -177,9 +179,11 @@ def execute_backup(svc: Services, request: BackupRequest,
 def backup_then_prune(svc: Services, request: BackupRequest,
                       progress: ProgressCallback | None = None, *,
                       holder: str | None = None,
-                      cancelled: Callable[[], bool] = lambda: False) -> tuple[Snapshot, list[str]]:
+                      cancelled: Callable[[], bool] = lambda: False,
+                      phase: PhaseCallback = no_phases) -> tuple[Snapshot, list[str]]:
     """A backup followed by the instance's retention, as every entry point runs it.
     Returns the snapshot and the ids retention removed."""
-    snapshot = execute_backup(svc, request, progress, holder=holder, cancelled=cancelled)
+    snapshot = execute_backup(svc, request, progress, holder=holder, cancelled=cancelled,
+                              phase=phase)
     return snapshot, apply_retention(svc, request.instance)
 

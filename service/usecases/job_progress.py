@@ -41,9 +41,9 @@ class JobWatchers:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._subscribers: dict[str, list[Callable[[], None]]] = {}
+        self._subscribers: dict[str, list[Callable[[], object]]] = {}
 
-    def subscribe(self, job_id: str, callback: Callable[[], None]) -> Callable[[], None]:
+    def subscribe(self, job_id: str, callback: Callable[[], object]) -> Callable[[], None]:
         """Call ``callback`` after every write of ``job_id``; returns the function
         that stops it (calling that twice is harmless)."""
         with self._lock:

@@ -20,13 +20,14 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import Any
 
 from backup.cancel import CancelSignals, raise_if_cancelled
-from backup.errors import Cancelled, HoldfastError, JobNotFound
+from backup.errors import Cancelled, Conflict, HoldfastError, InvalidInput, JobNotFound
+from backup.phases import Phase
 from backup.types import SnapshotStatus, utcnow
 from backup.volumes import ClonePlan
 from service.bootstrap import Services
@@ -39,7 +40,9 @@ from service.usecases.backups import (
     prepare_backup_for,
     refuse_if_running_elsewhere,
 )
+from service.usecases.idempotency import Idempotency, existing_job
 from service.usecases.instances import Instance
+from service.usecases.job_progress import JobWatchers, LiveJobs, wait_for_end
 from service.usecases.restores import RestoreRequest, execute_restore
 from service.usecases.volumes import execute_clone
 
@@ -62,7 +65,12 @@ class ShuttingDown(HoldfastError):
 class JobRunner:
     def __init__(self, services: Services, workers: int, metrics: Metrics | None = None) -> None:
         self._services = services
-        self._catalog = services.catalog
+        self.watchers = JobWatchers()
+        """Told of every write of a job this runner queued (``?wait``, SSE)."""
+        # Writes of this runner's jobs go through their LiveJob: progress and
+        # status never overwrite each other, and watchers hear of each.
+        self._catalog = LiveJobs(services.catalog, self.watchers)
+        self._key_locks: dict[str, tuple[threading.Lock, int]] = {}  # lock, its users
         self._metrics = metrics or Metrics()
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers),
                                         thread_name_prefix="holdfast-job")
@@ -77,11 +85,19 @@ class JobRunner:
 
     def submit(self, kind: str, work: JobWork, *, instance: str | None = None,
                snapshot_id: str | None = None, job_id: str | None = None,
-               on_exit: Callable[[], None] | None = None) -> JobRecord:
+               on_exit: Callable[[], None] | None = None,
+               idempotency: Idempotency | None = None,
+               bytes_total: int | None = None) -> JobRecord:
+        """Queue ``work`` as a job of ``kind``; ``idempotency`` is recorded on
+        it (the catalog refuses a second job with its key: Conflict) and
+        ``bytes_total`` is what its byte count is expected to reach."""
         if self._closing:
             raise ShuttingDown("Holdfast is shutting down and takes no new work")
         job = JobRecord(id=job_id or new_job_id(), kind=kind, status=JobStatus.QUEUED,
-                        created_at=utcnow(), instance=instance, snapshot_id=snapshot_id)
+                        created_at=utcnow(), instance=instance, snapshot_id=snapshot_id,
+                        phase=str(Phase.QUEUED), bytes_total=bytes_total,
+                        idempotency_key=idempotency.key if idempotency else None,
+                        request_fingerprint=idempotency.fingerprint if idempotency else None)
         self._catalog.add_job(job)
         with self._lock:
             self._metrics.queued_jobs.inc()
@@ -90,11 +106,13 @@ class JobRunner:
         future.add_done_callback(lambda _: self._forget(job.id))
         return job
 
-    def submit_backup(self, request: BackupRequest, *,
-                      trigger: str = "api") -> JobRecord:
+    def submit_backup(self, request: BackupRequest, *, trigger: str = "api",
+                      idempotency: Idempotency | None = None) -> JobRecord:
         """Queue a backup; raises :class:`~service.runs.AlreadyRunning` (with the
         running job's or snapshot's id) if the instance already has one, here or
-        in another process, so the caller answers 409 instead of a job bound to fail."""
+        in another process, so the caller answers 409 instead of a job bound to fail.
+        Its ``bytes_total`` is an estimate: the stored size of the instance's
+        newest complete snapshot."""
         job_id = new_job_id()
         gate = self._services.gate
         gate.claim(request.instance, job_id)
@@ -102,7 +120,9 @@ class JobRunner:
         def work() -> dict[str, Any]:
             try:
                 snapshot, pruned = backup_then_prune(
-                    self._services, request, holder=job_id, cancelled=self._signals.of(job_id))
+                    self._services, request, self._catalog.progress_callback(job_id),
+                    holder=job_id, cancelled=self._signals.of(job_id),
+                    phase=self._catalog.phase_callback(job_id))
             except HoldfastError:
                 failed = self._catalog.latest_snapshot(request.instance)
                 if failed is not None and failed.status == SnapshotStatus.FAILED:
@@ -119,21 +139,76 @@ class JobRunner:
         try:
             refuse_if_running_elsewhere(self._services, request.instance)
             return self.submit("backup", work, instance=request.instance, job_id=job_id,
-                               on_exit=lambda: gate.release(request.instance, job_id))
+                               on_exit=lambda: gate.release(request.instance, job_id),
+                               idempotency=idempotency,
+                               bytes_total=self._previous_size(request.instance))
         except BaseException:
             gate.release(request.instance, job_id)
             raise
 
-    def submit_restore(self, request: RestoreRequest) -> JobRecord:
+    def submit_restore(self, request: RestoreRequest, *,
+                       idempotency: Idempotency | None = None) -> JobRecord:
         """Queue a prepared restore; its result is the restore's JSON (the
-        copy it makes is recorded with this job's id)."""
+        copy it makes is recorded with this job's id). Its ``bytes_total`` is
+        the snapshot's stored size, which the load reads exactly."""
         job_id = new_job_id()
         return self.submit(
             "restore",
-            lambda: execute_restore(self._services, request, job_id=job_id,
-                                    cancelled=self._signals.of(job_id)).to_json(),
+            lambda: execute_restore(self._services, request,
+                                    self._catalog.progress_callback(job_id), job_id=job_id,
+                                    cancelled=self._signals.of(job_id),
+                                    phase=self._catalog.phase_callback(job_id)).to_json(),
             instance=request.snapshot.instance, snapshot_id=request.snapshot.id, job_id=job_id,
+            idempotency=idempotency, bytes_total=request.snapshot.size_bytes,
         )
+
+    def submit_once(self, idempotency: Idempotency | None,
+                    start: Callable[[Idempotency | None], JobRecord]) -> tuple[JobRecord, bool]:
+        """``start(idempotency)`` (which prepares and submits a job with it),
+        unless a job with the key exists: then that job, and True for "replayed".
+        The same key with another request raises
+        :class:`~service.usecases.idempotency.IdempotencyKeyReused`. Requests
+        with one key run one at a time here; between processes the catalog's
+        unique key decides, and the loser returns the winner's job."""
+        if idempotency is None:
+            return start(None), False
+        key = idempotency.key
+        with self._lock:
+            key_lock, users = self._key_locks.get(key, (threading.Lock(), 0))
+            self._key_locks[key] = (key_lock, users + 1)
+        try:
+            with key_lock:
+                found = existing_job(self._services.catalog, idempotency)
+                if found is not None:
+                    return found, True
+                try:
+                    return start(idempotency), False
+                except Conflict:
+                    found = existing_job(self._services.catalog, idempotency)
+                    if found is None:
+                        raise
+                    return found, True
+        finally:
+            with self._lock:
+                users = self._key_locks[key][1] - 1
+                if users:
+                    self._key_locks[key] = (key_lock, users)
+                else:
+                    del self._key_locks[key]
+
+    def get(self, job_id: str) -> JobRecord:
+        """Job ``job_id`` as the catalog records it (:class:`JobNotFound` if none)."""
+        return get_job(self._services, job_id)
+
+    def wait(self, job_id: str, timeout: float) -> JobRecord:
+        """Block until job ``job_id`` has ended or ``timeout`` seconds passed
+        (woken by the job's own writes); the job as it then stands."""
+        return wait_for_end(self.watchers, lambda: self.get(job_id), timeout)
+
+    def _previous_size(self, instance: str) -> int | None:
+        complete = self._services.catalog.list_snapshots(instance=instance,
+                                                         status=SnapshotStatus.COMPLETE)
+        return complete[0].size_bytes if complete else None
 
     def submit_clone(self, plan: ClonePlan) -> JobRecord:
         """Queue a decided volume clone; its result is the clone's JSON."""
@@ -279,6 +354,21 @@ def get_job(svc: Services, job_id: str) -> JobRecord:
     if record is None:
         raise JobNotFound(f"no job {job_id!r}; job ids come from the POST that started them")
     return record
+
+
+MAX_JOB_LIST = 1000
+"""The most jobs one listing returns."""
+
+
+def list_jobs(svc: Services, *, kind: str | None = None,
+              statuses: Iterable[JobStatus] | None = None, instance: str | None = None,
+              limit: int = 100) -> list[JobRecord]:
+    """The newest ``limit`` jobs (1 to :data:`MAX_JOB_LIST`), newest first,
+    optionally of one kind and instance and in any of ``statuses``."""
+    if not 1 <= limit <= MAX_JOB_LIST:
+        raise InvalidInput(f"limit must be 1 to {MAX_JOB_LIST}, not {limit}")
+    wanted = list(statuses or ())
+    return svc.catalog.list_jobs(limit, wanted or None, kind=kind, instance=instance)
 
 
 def start_scheduled_backup(svc: Services, jobs: JobRunner,

@@ -31,6 +31,7 @@ from backup.errors import (
     UnsupportedEngine,
 )
 from backup.images import check_image_reference, reference_problem
+from backup.phases import PhaseCallback, no_phases
 from backup.ports import ContainerEndpoints
 from backup.storage import Storage
 from backup.streams import ProgressCallback
@@ -294,7 +295,8 @@ def _prepare(svc: Services, snapshot: Snapshot, new_name: str | None, image: str
 def execute_restore(svc: Services, request: RestoreRequest,
                     progress: ProgressCallback | None = None,
                     job_id: str | None = None,
-                    cancelled: Callable[[], bool] = lambda: False) -> RestoreResult:
+                    cancelled: Callable[[], bool] = lambda: False,
+                    phase: PhaseCallback = no_phases) -> RestoreResult:
     """Run the restore, then record the container as a copy (of job
     ``job_id``, with its TTL); if it cannot be recorded it is removed again,
     so no container a restore made is unknown to the reaper. A restore
@@ -303,6 +305,7 @@ def execute_restore(svc: Services, request: RestoreRequest,
         manifest=request.manifest, plan=request.plan, engine=request.engine,
         runtime=svc.docker, runner=svc.docker, storage=request.storage,
         ready_timeout=svc.settings.ready_timeout, progress=progress, cancelled=cancelled,
+        phase=phase,
     )
     logger.info("restored %s into %s", request.snapshot.id, outcome.container.name,
                 extra={"instance": request.snapshot.instance, "snapshot": request.snapshot.id})
