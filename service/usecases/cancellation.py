@@ -50,10 +50,10 @@ class CancelOutcome:
 
 
 def cancel_job(svc: Services, runner: JobRunner, job_id: str,
-               wait: float = CANCEL_WAIT) -> CancelOutcome:
-    """Cancel job ``job_id`` of ``runner`` and wait up to ``wait`` seconds for
-    it to end. Raises :class:`~backup.errors.JobNotFound`, :class:`JobEnded`
-    or :class:`JobElsewhere`."""
+               wait: float | None = None) -> CancelOutcome:
+    """Cancel job ``job_id`` of ``runner`` and wait up to ``wait`` seconds
+    (:data:`CANCEL_WAIT` by default) for it to end. Raises
+    :class:`~backup.errors.JobNotFound`, :class:`JobEnded` or :class:`JobElsewhere`."""
     record = get_job(svc, job_id)
     _refuse_if_ended(record)
     if not runner.cancel_job(job_id):
@@ -61,7 +61,7 @@ def cancel_job(svc: Services, runner: JobRunner, job_id: str,
         _refuse_if_ended(record)  # it ended between the two looks
         raise JobElsewhere(f"job {job_id} is {record.status} in another Holdfast process; "
                            "cancel it through that daemon's API")
-    runner.wait_ended(job_id, wait)
+    runner.wait_ended(job_id, CANCEL_WAIT if wait is None else wait)
     record = get_job(svc, job_id)
     return CancelOutcome(job=record, ended=record.status not in _LIVE)
 

@@ -162,6 +162,7 @@ class FakeDocker:
         self.stalled: list[tuple[str | None, str]] = []
         """(holder, program) of each exec that stalled, in order."""
         self._cuts: dict[int, tuple[str | None, threading.Event]] = {}
+        self._cut_reasons: dict[int, str] = {}
         self._held: Counter[str] = Counter()
         self._cut_holders: set[str] = set()
         self.closed = 0
@@ -260,6 +261,9 @@ class FakeDocker:
                 self._cut_holders.add(holder)
             cut = [event for owner, event in self._cuts.values()
                    if holder is None or owner == holder]
+            for event in cut:
+                self._cut_reasons.setdefault(
+                    id(event), "Holdfast's shutdown" if holder is None else "its job was cancelled")
         for event in cut:
             event.set()
         return len(cut)
@@ -298,7 +302,7 @@ class FakeDocker:
         finally:
             with self._lock:
                 del self._cuts[id(cut)]
-        reason = "Holdfast's shutdown" if holder is None else "its job was cancelled"
+                reason = self._cut_reasons.pop(id(cut), "its job was cancelled")
         raise ExecFailed(program, None, f"stream cut off: {reason}")
 
     # --- ContainerExec ---------------------------------------------------------------

@@ -40,6 +40,7 @@ EXPECTED: dict[tuple[str, str], set[int]] = {
     ("post", "/v1/volumes/{name}/clone"): V1 | BODY | {404, 409},
     ("get", "/v1/targets/check"): V1,
     ("get", "/v1/jobs/{job_id}"): V1 | {404},
+    ("delete", "/v1/jobs/{job_id}"): V1 | {404, 409},
     ("get", "/v1/jobs"): V1 | {400},
     ("get", "/v1/jobs/{job_id}/events"): V1 | {404},
     ("get", "/v1/copies"): V1,
