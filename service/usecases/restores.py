@@ -171,8 +171,14 @@ def prepare_restore(svc: Services, snapshot_id: str, new_name: str | None,
 def prepare_latest_restore(svc: Services, instance: str, new_name: str | None,
                            image: str | None = None, force: bool = False,
                            options: RestoreOptions | None = None,
-                           replace: str | None = None) -> RestoreRequest:
-    """:func:`prepare_restore` of the newest complete snapshot of ``instance``."""
+                           replace: str | None = None,
+                           tags: Mapping[str, str] | None = None) -> RestoreRequest:
+    """:func:`prepare_restore` of the newest complete snapshot of ``instance``;
+    with ``tags``, of the newest complete one carrying them all
+    (:func:`prepare_tagged_restore`)."""
+    if tags:
+        return prepare_tagged_restore(svc, instance, tags, new_name, image, force, options,
+                                      replace)
     if image is not None:
         check_image_reference(image)
     return _prepare(svc, latest_complete_snapshot(svc, instance), new_name, image, force,

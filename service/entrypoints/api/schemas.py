@@ -4,8 +4,11 @@ with ``--json``."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 
+from backup.tags import parse_tag_args
 from restore.copies import RestoreOptions
 
 
@@ -18,6 +21,10 @@ class BackupBody(BaseModel):
                     "up to 256 printable characters")
     pin: StrictBool = Field(default=False, description="pin the snapshot: retention never "
                             "removes it (DELETE /v1/snapshots/{id}/pin unpins it)")
+
+    def options(self) -> dict[str, Any]:
+        """``target``, ``tags`` and ``pin`` as :func:`prepare_backup` takes them."""
+        return {"target": self.target, "tags": self.tags, "pin": self.pin}
 
 
 class RestoreBody(BaseModel):
@@ -54,6 +61,10 @@ class InstanceRestoreBody(RestoreBody):
         default=None, examples=["release:v1.4.2"],
         description="restore the newest complete snapshot carrying this tag, given as "
                     "KEY:VALUE (split at the first ':'; the value may hold more)")
+
+    def tag_filter(self) -> dict[str, str] | None:
+        """``tag`` as a filter; :class:`~backup.errors.InvalidInput` if malformed."""
+        return parse_tag_args([self.tag], ":") if self.tag is not None else None
 
 
 class VolumeBody(BaseModel):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, status
 
 from service.entrypoints.api.deps import AUTHORISED, ContextDep, JobsDep, ServicesDep
 from service.entrypoints.api.openapi import errors
-from service.entrypoints.api.schemas import BackupBody, PolicyBody, RestoreBody
+from service.entrypoints.api.schemas import BackupBody, InstanceRestoreBody, PolicyBody
 from service.usecases import backups, instances, restores, retention
 
 router = APIRouter(prefix="/v1/instances", dependencies=AUTHORISED)
@@ -57,16 +57,16 @@ def prune_instance(svc: ServicesDep, name: str, dry_run: bool = False) -> dict[s
 def start_backup(svc: ServicesDep, jobs: JobsDep, name: str,
                  body: BackupBody | None = None) -> dict[str, Any]:
     """Start a snapshot of an instance now; returns the job to poll."""
-    request = backups.prepare_backup(svc, name, body.target if body else None)
+    request = backups.prepare_backup(svc, name, **(body or BackupBody()).options())
     return jobs.submit_backup(request).to_json()
 
 
 @router.post("/{name}/restore", tags=["restores"], status_code=status.HTTP_202_ACCEPTED,
              responses=errors(400, 404, 409))
 def restore_latest(svc: ServicesDep, jobs: JobsDep, name: str,
-                   body: RestoreBody) -> dict[str, Any]:
+                   body: InstanceRestoreBody) -> dict[str, Any]:
     """Restore the instance's newest complete snapshot into a fresh container
     (the body of ``POST /v1/snapshots/{id}/restore``); the job names the snapshot used."""
     request = restores.prepare_latest_restore(svc, name, body.name, body.image, body.force,
-                                              options=body.options())
+                                              options=body.options(), tags=body.tag_filter())
     return jobs.submit_restore(request).to_json()

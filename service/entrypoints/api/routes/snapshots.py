@@ -8,25 +8,50 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, status
 from fastapi.responses import Response
 
+from backup.tags import parse_tag_args
 from service.entrypoints.api.deps import AUTHORISED, JobsDep, ServicesDep
 from service.entrypoints.api.openapi import errors
 from service.entrypoints.api.schemas import RestoreBody
-from service.usecases import restores, snapshots
+from service.usecases import checkpoints, restores, snapshots
 
 router = APIRouter(prefix="/v1/snapshots", dependencies=AUTHORISED)
 
 
-@router.get("", tags=["snapshots"])
-def list_snapshots(svc: ServicesDep,
-                   instance: Annotated[str | None, Query()] = None) -> list[dict[str, Any]]:
-    """Snapshots, newest first, optionally of one instance."""
-    return [s.to_json() for s in snapshots.list_snapshots(svc, instance)]
+@router.get("", tags=["snapshots"], responses=errors(400))
+def list_snapshots(
+    svc: ServicesDep,
+    instance: Annotated[str | None, Query()] = None,
+    tag: Annotated[list[str] | None, Query(
+        description="only snapshots carrying this tag, as KEY:VALUE (split at the first "
+                    "':', so the value may hold more); repeat it and every tag must match",
+        examples=["release:v1.4.2"])] = None,
+) -> list[dict[str, Any]]:
+    """Snapshots, newest first, optionally of one instance and carrying tags."""
+    wanted = parse_tag_args(tag, ":")
+    return [s.to_json() for s in snapshots.list_snapshots(svc, instance, wanted)]
 
 
 @router.get("/{snapshot_id}", tags=["snapshots"], responses=errors(400, 404))
 def get_snapshot(svc: ServicesDep, snapshot_id: str) -> dict[str, Any]:
     """One snapshot."""
     return snapshots.get_snapshot(svc, snapshot_id).to_json()
+
+
+@router.put("/{snapshot_id}/pin", tags=["snapshots"],
+            responses=errors(400, 404, 409))
+def pin_snapshot(svc: ServicesDep, snapshot_id: str) -> dict[str, Any]:
+    """Pin a complete snapshot: retention never removes it and it cannot be
+    deleted until unpinned; the pin is kept in its manifest too. Answers the
+    snapshot; pinning a pinned one changes nothing. 409 if it is not complete."""
+    return checkpoints.pin_snapshot(svc, snapshot_id).to_json()
+
+
+@router.delete("/{snapshot_id}/pin", tags=["snapshots"],
+               responses=errors(400, 404))
+def unpin_snapshot(svc: ServicesDep, snapshot_id: str) -> dict[str, Any]:
+    """Unpin a snapshot: its instance's retention policy applies to it again.
+    Answers the snapshot; unpinning one not pinned changes nothing."""
+    return checkpoints.unpin_snapshot(svc, snapshot_id).to_json()
 
 
 @router.delete("/{snapshot_id}", tags=["snapshots"], status_code=status.HTTP_204_NO_CONTENT,
