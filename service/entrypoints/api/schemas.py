@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr, model_validator
 
 from backup.tags import parse_tag_args
 from restore.copies import RestoreOptions
@@ -28,7 +28,15 @@ class BackupBody(BaseModel):
 
 
 class RestoreBody(BaseModel):
-    name: str = Field(description="name of the fresh container to create")
+    name: str | None = Field(default=None, description="name of the fresh container to "
+                             "create (needed unless replace is given)")
+    replace: str | None = Field(
+        default=None, examples=["prod-db"],
+        description="swap the restore in for this container: restored into a fresh "
+                    "container first, then, once ready and loaded, the old one is stopped "
+                    "and kept as NAME-replaced-<time>, and the new one takes its name, "
+                    "networks, aliases, published ports, labels and restart policy "
+                    "(POST /v1/containers/{name}/undo-replace swaps back)")
     image: str | None = Field(default=None, description="image to use instead of the recorded one")
     force: bool = Field(default=False, description="replace the contents of existing volumes "
                         "NAME-* (never of one a container uses)")
@@ -46,6 +54,13 @@ class RestoreBody(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict, examples=[{"ci.pipeline": "1234"}],
                                    description="extra container labels; keys may not start "
                                    "with holdfast.")
+
+    @model_validator(mode="after")
+    def _name_or_replace(self) -> RestoreBody:
+        if self.name is None and self.replace is None:
+            raise ValueError("name the fresh container (name), or give replace to swap "
+                             "the restore in for a container")
+        return self
 
     def options(self) -> RestoreOptions:
         """The copy options in this body, for the use case to check."""

@@ -133,10 +133,18 @@ def snapshots(
 
 @app.command()
 def restore(
-    snapshot_id: Annotated[str, typer.Argument(
+    snapshot_id: Annotated[str | None, typer.Argument(
         metavar="SNAPSHOT", help="Snapshot id or an unambiguous prefix of one (at least 6 "
-        "characters; see 'holdfast snapshots'); with --latest, an instance name.")],
-    name: Annotated[str, typer.Option("--name", help="Name of the fresh container.")],
+        "characters; see 'holdfast snapshots'); with --latest, an instance name.")] = None,
+    name: Annotated[str | None, typer.Option(
+        "--name", help="Name of the fresh container (needed unless --replace).")] = None,
+    replace: Annotated[str | None, typer.Option(
+        "--replace", metavar="NAME", help="Swap the restore in for container NAME once it "
+        "is loaded: NAME is stopped and kept as NAME-replaced-<time>, the restored one "
+        "takes its name, networks, aliases, ports, labels and restart policy.")] = None,
+    undo_replace: Annotated[str | None, typer.Option(
+        "--undo-replace", metavar="NAME", help="Swap the newest NAME-replaced-<time> back "
+        "in (NAME is kept stopped as NAME-undone-<time>); takes no SNAPSHOT.")] = None,
     latest: Annotated[bool, typer.Option(
         "--latest", help="Restore the newest complete snapshot of the instance named "
                          "instead of a snapshot id.")] = False,
@@ -161,20 +169,30 @@ def restore(
     """Restore a snapshot into a fresh container on fresh volumes; returns once it
     accepts connections. The snapshot's source is never touched."""
     from restore.copies import RestoreOptions
+    from service.entrypoints.cli import replace_commands
     from service.entrypoints.cli.copy_commands import parse_labels, restore_details
     from service.usecases import restores
 
+    if undo_replace is not None:
+        replace_commands.undo_replace(undo_replace, snapshot_id, {
+            "--name": name, "--replace": replace, "--latest": latest, "--image": image,
+            "--force": force, "--network": network, "--alias": alias, "--publish": publish,
+            "--label": label, "--ttl": ttl}, as_json)
+        return
+    shown_as = replace_commands.check_restore_arguments(snapshot_id, name, replace)
+    assert snapshot_id is not None
     prepare = restores.prepare_latest_restore if latest else restores.prepare_restore
     with open_services() as services:
         options = RestoreOptions(network=network, alias=alias, publish=publish,
                                  labels=parse_labels(label), ttl=ttl)
-        request = prepare(services, snapshot_id, name, image, force, options)
-        with Progress(f"restore {name}") as progress:
+        request = prepare(services, snapshot_id, name, image, force, options, replace)
+        with Progress(f"restore {shown_as}") as progress:
             result = restores.execute_restore(services, request, progress)
     show(as_json, result.to_json(),
          f"restored {result.snapshot_id} into container {result.container} "
          f"(volumes {', '.join(result.volumes)}, image {result.image}) "
-         f"in {result.seconds:.1f}s" + restore_details(result.to_json()))
+         f"in {result.seconds:.1f}s" + restore_details(result.to_json())
+         + replace_commands.replaced_details(result.to_json()))
 
 
 @app.command()

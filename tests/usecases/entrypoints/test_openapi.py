@@ -48,6 +48,7 @@ EXPECTED: dict[tuple[str, str], set[int]] = {
     ("get", "/v1/copies"): V1,
     ("get", "/v1/copies/{name}"): V1 | {404},
     ("patch", "/v1/copies/{name}"): V1 | BODY | {404},
+    ("post", "/v1/containers/{name}/undo-replace"): V1 | {400, 404, 409},
     ("get", "/v1/tokens"): V1,
     ("post", "/v1/tokens"): V1 | BODY | {409},
     ("delete", "/v1/tokens/{name}"): V1 | {404},

@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from service.entrypoints.api.routes import (
+    containers,
     copies,
     health,
     instances,
@@ -15,6 +16,6 @@ from service.entrypoints.api.routes import (
 
 ROUTERS: tuple[APIRouter, ...] = (health.router, instances.router, snapshots.router,
                                   volumes.router, targets.router, jobs.router, copies.router,
-                                  tokens.router)
+                                  tokens.router, containers.router)
 
 __all__ = ["ROUTERS"]

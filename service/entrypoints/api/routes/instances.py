@@ -68,5 +68,6 @@ def restore_latest(svc: ServicesDep, jobs: JobsDep, name: str,
     """Restore the instance's newest complete snapshot into a fresh container
     (the body of ``POST /v1/snapshots/{id}/restore``); the job names the snapshot used."""
     request = restores.prepare_latest_restore(svc, name, body.name, body.image, body.force,
-                                              options=body.options(), tags=body.tag_filter())
+                                              options=body.options(), replace=body.replace,
+                                              tags=body.tag_filter())
     return jobs.submit_restore(request).to_json()

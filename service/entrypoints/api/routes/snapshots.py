@@ -68,5 +68,5 @@ def start_restore(svc: ServicesDep, jobs: JobsDep, snapshot_id: str,
                   body: RestoreBody) -> dict[str, Any]:
     """Restore a snapshot into a fresh container; returns the job to poll."""
     request = restores.prepare_restore(svc, snapshot_id, body.name, body.image, body.force,
-                                       options=body.options())
+                                       options=body.options(), replace=body.replace)
     return jobs.submit_restore(request).to_json()

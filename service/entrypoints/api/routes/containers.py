@@ -1,0 +1,45 @@
+"""``/v1/containers``: what Holdfast does to a container by name; for now, undoing a replace.
+
+``POST /v1/containers/{name}/undo-replace`` swaps back what a restore with
+``replace`` did: the newest ``NAME-replaced-<time>`` gets the name back and is
+started (the call returns once it accepts connections, when its engine can
+tell), and the container called ``NAME`` until then is stopped and kept as
+``NAME-undone-<time>`` with its volumes. It runs in the request, not as a job:
+it stops one container and starts another.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from service.entrypoints.api.deps import AUTHORISED, RESTORE, ServicesDep
+from service.entrypoints.api.openapi import errors
+from service.usecases import replace
+
+router = APIRouter(prefix="/v1/containers", tags=["restores"], dependencies=AUTHORISED)
+
+
+class SetAsideOut(BaseModel):
+    """A container kept aside, stopped, with its volumes."""
+
+    container: str = Field(examples=["prod-db-undone-20261203T061500Z"])
+    container_id: str
+    status: str = Field(examples=["stopped"])
+
+
+class UndoReplaceOut(BaseModel):
+    """The container back under its name, and the one it displaced."""
+
+    container: str = Field(examples=["prod-db"])
+    container_id: str
+    restored_from: str = Field(examples=["prod-db-replaced-20261203T054500Z"],
+                               description="the name it had while set aside")
+    set_aside: SetAsideOut | None = Field(description="the container called NAME until "
+                                          "now, kept stopped; null if there was none")
+
+
+@router.post("/{name}/undo-replace", dependencies=RESTORE, responses=errors(400, 404, 409))
+def undo_replace(svc: ServicesDep, name: str) -> UndoReplaceOut:
+    """Swap the newest container a replace of ``name`` set aside back in."""
+    return UndoReplaceOut.model_validate(replace.undo_replace(svc, name).to_json())
