@@ -45,7 +45,7 @@ from service.records import JobRecord, JobStatus
 from service.settings import Settings
 from service.usecases.copies import reap_expired_copies
 from service.usecases.jobs import JobRunner
-from service.usecases.restores import execute_restore, prepare_restore
+from service.usecases.restores import RestoreRequest, execute_restore, prepare_restore
 from tests.harness.docker_fixtures import (
     DEFAULT_POSTGRES_ENV,
     HELPER_IMAGE,
@@ -166,15 +166,17 @@ def query_from_network(client: docker.DockerClient, image: str, network: str, ur
     return bytes(output).decode().strip()
 
 
-def run_restore_job(svc: Services, request: Any) -> JobRecord:
+def run_restore_job(svc: Services, request: RestoreRequest) -> JobRecord:
     """The restore as the API runs it: a job, whose result is the restore's JSON."""
     runner = JobRunner(svc, workers=1)
     try:
         job = runner.submit_restore(request)
-        done = wait_for(lambda: (svc.catalog.get_job(job.id) or job).status
-                        in (JobStatus.SUCCEEDED, JobStatus.FAILED)
-                        and svc.catalog.get_job(job.id),
-                        JOB_TIMEOUT_S, f"restore job {job.id}")
+
+        def finished() -> JobRecord | None:
+            current = svc.catalog.get_job(job.id)
+            return current if current is not None and current.finished_at else None
+
+        done = wait_for(finished, JOB_TIMEOUT_S, f"restore job {job.id} to finish")
     finally:
         runner.shutdown(grace=30)
     assert done.status == JobStatus.SUCCEEDED, done.error
