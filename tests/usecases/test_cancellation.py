@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,7 @@ from service.usecases.cancellation import JobElsewhere, JobEnded
 from service.usecases.jobs import CANCELLED_BY_REQUEST, JobRunner, new_job_id
 from tests.fakes.docker import COPY, DUMP, LOAD
 from tests.fakes.engine import FakeEngine
-from tests.fakes.services import FakeWorld
+from tests.fakes.services import FakeWorld, fake_world
 from tests.usecases.support import add_db, objects, take_backup, wait_until
 
 LIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
@@ -167,7 +168,10 @@ def test_a_running_restore_is_undone_and_the_source_untouched(
 
 
 def test_a_restore_cancelled_while_it_waits_for_ready_is_undone(
-        world: FakeWorld, runner: JobRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, metrics: Metrics, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Readiness would be awaited for 10 minutes: only the cancel ends the wait.
+    world = fake_world(tmp_path, env={"HOLDFAST_READY_TIMEOUT": "600"})
+    runner = JobRunner(world.services, workers=1, metrics=metrics)
     add_db(world, "shop")
     snapshot = take_backup(world, "shop")
     waiting = threading.Event()
@@ -179,7 +183,10 @@ def test_a_restore_cancelled_while_it_waits_for_ready_is_undone(
     monkeypatch.setattr(FakeEngine, "is_ready", never_ready)
     job = runner.submit_restore(restores.prepare_restore(world.services, snapshot.id, "copy"))
     assert waiting.wait(5)
-    _assert_cancelled(cancellation.cancel_job(world.services, runner, job.id).job)
+    try:
+        _assert_cancelled(cancellation.cancel_job(world.services, runner, job.id).job)
+    finally:
+        runner.shutdown(grace=0.1, cancel_wait=5)
     assert "copy" not in world.docker.container_names()
     assert "copy-data" not in world.docker.volumes
 
