@@ -286,3 +286,28 @@ def test_insecure_no_auth_treats_every_request_as_admin(tmp_path: Path) -> None:
     assert client.get("/v1/snapshots").status_code == 200
     assert client.post("/v1/tokens", json={"name": "ci", "scopes": ["read"]}).status_code == 201
     assert client.get("/v1/tokens").json()[0]["created_by"] == "token:insecure-no-auth"
+
+
+def test_a_route_that_names_no_scope_needs_admin(world: FakeWorld, jobs: JobRunner) -> None:
+    """Deny by default: a /v1 route added without ``requires`` is admin-only, and the
+    document says so."""
+    from fastapi import APIRouter
+
+    from service.entrypoints.api.deps import AUTHORISED
+
+    extra = APIRouter(prefix="/v1/extra", dependencies=AUTHORISED)
+
+    @extra.get("")
+    def unscoped() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    app = create_app(world.services, jobs)
+    app.include_router(extra)
+    client = api_client(app, token=None)
+    reader = make_token(client, "r", "read", "backup", "restore")
+    admin = make_token(client, "a", "admin")
+    refused = client.get("/v1/extra", headers=bearer(reader))
+    assert "needs the 'admin' scope" in assert_error(refused, 403, "Forbidden")["error"]
+    assert client.get("/v1/extra", headers=bearer(admin)).json() == {"ok": "yes"}
+    app.openapi_schema = None
+    assert app.openapi()["paths"]["/v1/extra"]["get"]["x-holdfast-scope"] == "admin"
