@@ -184,7 +184,7 @@ def test_a_snapshot_of_another_engine_is_refused(
 def test_a_container_whose_engine_cannot_be_told_is_refused(
         world: FakeWorld, prod: FakeContainer, snapshot: Snapshot) -> None:
     world.docker.add_container("mystery", image="acme/thing:1")
-    with pytest.raises(InvalidInput, match="label it holdfast.engine=fake"):
+    with pytest.raises(InvalidInput, match=r"label it holdfast\.engine=fake"):
         restores.prepare_restore(world.services, snapshot.id, None, replace="mystery")
 
 
@@ -235,7 +235,7 @@ def _fail_the_new_one(world: FakeWorld, old: FakeContainer, action: str, reason:
         if next((c.id for c in world.docker.containers.values() if c.name == name),
                 None) != old.id:
             refuse(act, name)
-    world.docker._fault = only_the_new_one  # type: ignore[method-assign]
+    world.docker._fault = only_the_new_one  # type: ignore[method-assign,assignment]
 
 
 SWAP_FAULTS = [("stop", "<staging>"), ("stop", "prod-db"), ("restart", "prod-db"),
@@ -267,8 +267,6 @@ def test_a_swap_that_cannot_be_put_back_says_so(
     request = restores.prepare_restore(world.services, snapshot.id, None, replace="prod-db")
     # A host process takes the port once the old container frees it: neither
     # the new container nor the old one can bind it.
-    world.docker.faults.append(("stop", "prod-db", "never mind"))
-    world.docker.faults.clear()
     original_stop = world.docker.stop_container
 
     def stop_and_lose_the_port(container_id: str, timeout: float = 30) -> None:
