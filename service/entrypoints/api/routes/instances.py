@@ -7,7 +7,16 @@ from typing import Any
 
 from fastapi import APIRouter, status
 
-from service.entrypoints.api.deps import AUTHORISED, ContextDep, JobsDep, ServicesDep
+from service.entrypoints.api.deps import (
+    ADMIN,
+    AUTHORISED,
+    BACKUP,
+    READ,
+    RESTORE,
+    ContextDep,
+    JobsDep,
+    ServicesDep,
+)
 from service.entrypoints.api.openapi import errors
 from service.entrypoints.api.schemas import BackupBody, InstanceRestoreBody, PolicyBody
 from service.usecases import backups, instances, restores, retention
@@ -15,7 +24,7 @@ from service.usecases import backups, instances, restores, retention
 router = APIRouter(prefix="/v1/instances", dependencies=AUTHORISED)
 
 
-@router.get("", tags=["instances"])
+@router.get("", tags=["instances"], dependencies=READ)
 def list_instances(ctx: ContextDep) -> list[dict[str, Any]]:
     """Discovered instances: policy, next run, last snapshot and its status, errors."""
     known = ctx.known_instances() if ctx.known_instances is not None else None
@@ -23,7 +32,7 @@ def list_instances(ctx: ContextDep) -> list[dict[str, Any]]:
     return [view.to_json() for view in views]
 
 
-@router.delete("/{name}", tags=["instances"], responses=errors(404, 409))
+@router.delete("/{name}", tags=["instances"], dependencies=ADMIN, responses=errors(404, 409))
 def forget_instance(svc: ServicesDep, name: str) -> dict[str, Any]:
     """Forget an instance: its record, policy and snapshot rows leave the catalog;
     the snapshots' objects stay in the targets (``holdfast catalog rebuild`` lists
@@ -32,27 +41,31 @@ def forget_instance(svc: ServicesDep, name: str) -> dict[str, Any]:
     return instances.forget_instance(svc, name).to_json()
 
 
-@router.put("/{name}/policy", tags=["instances"], responses=errors(400, 404))
+@router.put("/{name}/policy", tags=["instances"], dependencies=BACKUP,
+            responses=errors(400, 404))
 def put_policy(ctx: ContextDep, name: str, body: PolicyBody) -> dict[str, Any]:
     """Set a policy that overrides the labels and survives restarts."""
     return instances.set_policy(ctx.services, name, body.model_dump(), applied=ctx.refresh,
                                 next_run=ctx.next_run).to_json()
 
 
-@router.delete("/{name}/policy", tags=["instances"], responses=errors(404))
+@router.delete("/{name}/policy", tags=["instances"], dependencies=BACKUP,
+               responses=errors(404))
 def delete_policy(ctx: ContextDep, name: str) -> dict[str, Any]:
     """Drop the API-set policy; the labels rule again."""
     return instances.set_policy(ctx.services, name, None, applied=ctx.refresh,
                                 next_run=ctx.next_run).to_json()
 
 
-@router.post("/{name}/prune", tags=["snapshots"], responses=errors(400, 404))
+@router.post("/{name}/prune", tags=["snapshots"], dependencies=BACKUP,
+             responses=errors(400, 404))
 def prune_instance(svc: ServicesDep, name: str, dry_run: bool = False) -> dict[str, Any]:
     """Apply the instance's retention now (``dry_run`` lists what would go)."""
     return retention.prune(svc, name, dry_run=dry_run)[0].to_json()
 
 
 @router.post("/{name}/backups", tags=["backups"], status_code=status.HTTP_202_ACCEPTED,
+             dependencies=BACKUP,
              responses=errors(400, 404, 409))
 def start_backup(svc: ServicesDep, jobs: JobsDep, name: str,
                  body: BackupBody | None = None) -> dict[str, Any]:
@@ -62,6 +75,7 @@ def start_backup(svc: ServicesDep, jobs: JobsDep, name: str,
 
 
 @router.post("/{name}/restore", tags=["restores"], status_code=status.HTTP_202_ACCEPTED,
+             dependencies=RESTORE,
              responses=errors(400, 404, 409))
 def restore_latest(svc: ServicesDep, jobs: JobsDep, name: str,
                    body: InstanceRestoreBody) -> dict[str, Any]:

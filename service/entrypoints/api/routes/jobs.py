@@ -15,7 +15,7 @@ from service.usecases import cancellation, jobs
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=AUTHORISED)
 
 
-@router.get("/{job_id}", responses=errors(404))
+@router.get("/{job_id}", dependencies=READ, responses=errors(404))
 def get_job(svc: ServicesDep, job_id: str) -> dict[str, Any]:
     """A job's status, and its result or error once finished."""
     return jobs.get_job(svc, job_id).to_json()

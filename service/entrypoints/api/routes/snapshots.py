@@ -9,7 +9,15 @@ from fastapi import APIRouter, Query, status
 from fastapi.responses import Response
 
 from backup.tags import parse_tag_args
-from service.entrypoints.api.deps import AUTHORISED, JobsDep, ServicesDep
+from service.entrypoints.api.deps import (
+    ADMIN,
+    AUTHORISED,
+    BACKUP,
+    READ,
+    RESTORE,
+    JobsDep,
+    ServicesDep,
+)
 from service.entrypoints.api.openapi import errors
 from service.entrypoints.api.schemas import RestoreBody
 from service.usecases import checkpoints, restores, snapshots
@@ -17,7 +25,7 @@ from service.usecases import checkpoints, restores, snapshots
 router = APIRouter(prefix="/v1/snapshots", dependencies=AUTHORISED)
 
 
-@router.get("", tags=["snapshots"], responses=errors(400))
+@router.get("", tags=["snapshots"], dependencies=READ, responses=errors(400))
 def list_snapshots(
     svc: ServicesDep,
     instance: Annotated[str | None, Query()] = None,
@@ -31,13 +39,15 @@ def list_snapshots(
     return [s.to_json() for s in snapshots.list_snapshots(svc, instance, wanted)]
 
 
-@router.get("/{snapshot_id}", tags=["snapshots"], responses=errors(400, 404))
+@router.get("/{snapshot_id}", tags=["snapshots"], dependencies=READ,
+            responses=errors(400, 404))
 def get_snapshot(svc: ServicesDep, snapshot_id: str) -> dict[str, Any]:
     """One snapshot."""
     return snapshots.get_snapshot(svc, snapshot_id).to_json()
 
 
 @router.put("/{snapshot_id}/pin", tags=["snapshots"],
+            dependencies=BACKUP,
             responses=errors(400, 404, 409))
 def pin_snapshot(svc: ServicesDep, snapshot_id: str) -> dict[str, Any]:
     """Pin a complete snapshot: retention never removes it and it cannot be
@@ -47,6 +57,7 @@ def pin_snapshot(svc: ServicesDep, snapshot_id: str) -> dict[str, Any]:
 
 
 @router.delete("/{snapshot_id}/pin", tags=["snapshots"],
+               dependencies=BACKUP,
                responses=errors(400, 404))
 def unpin_snapshot(svc: ServicesDep, snapshot_id: str) -> dict[str, Any]:
     """Unpin a snapshot: its instance's retention policy applies to it again.
@@ -55,6 +66,7 @@ def unpin_snapshot(svc: ServicesDep, snapshot_id: str) -> dict[str, Any]:
 
 
 @router.delete("/{snapshot_id}", tags=["snapshots"], status_code=status.HTTP_204_NO_CONTENT,
+               dependencies=ADMIN,
                responses=errors(400, 404, 409))
 def delete_snapshot(svc: ServicesDep, snapshot_id: str) -> Response:
     """Delete a snapshot's data, manifest and catalog entry."""
@@ -63,6 +75,7 @@ def delete_snapshot(svc: ServicesDep, snapshot_id: str) -> Response:
 
 
 @router.post("/{snapshot_id}/restore", tags=["restores"], status_code=status.HTTP_202_ACCEPTED,
+             dependencies=RESTORE,
              responses=errors(400, 404, 409))
 def start_restore(svc: ServicesDep, jobs: JobsDep, snapshot_id: str,
                   body: RestoreBody) -> dict[str, Any]:
