@@ -72,7 +72,8 @@ def test_expiry_parses_minutes_hours_and_days(text: str, seconds: int) -> None:
 
 
 @pytest.mark.parametrize("text", ["0m", "59s", "30s", "3651d", "87601h", "1y", "90", "d",
-                                  "-1d", "1.5h", "9" * 40 + "d", "", "90 d", "１d"])
+                                  "-1d", "1.5h", "9" * 40 + "d", "", "90 d",
+                                  "\uff11d"])  # a full-width digit
 def test_expiry_outside_1m_to_3650d_or_not_a_duration_is_refused(text: str) -> None:
     with pytest.raises(InvalidInput, match="1m to 3650d") as refused:
         parse_expiry(text)
