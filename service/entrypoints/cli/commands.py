@@ -23,6 +23,7 @@ from service.entrypoints.cli.app import (
     open_services,
     targets_app,
 )
+from service.entrypoints.cli.checkpoint_commands import TagOption, choose_restore, tags_or_fail
 from service.entrypoints.cli.output import (
     human_bytes,
     last_text,
@@ -99,13 +100,18 @@ def forget(
 def backup(
     instance: Annotated[str, typer.Argument(help="Instance name (see 'holdfast instances').")],
     target: Annotated[str | None, typer.Option(help="Storage target to write to.")] = None,
+    tag: TagOption = None,
+    pin: Annotated[bool, typer.Option(
+        "--pin", help="Pin the snapshot: retention never removes it ('holdfast unpin' "
+                      "undoes it).")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Take a snapshot now and wait until it is complete."""
+    """Take a snapshot now and wait until it is complete; --tag KEY=VALUE tags it."""
     from service.usecases import backups
 
     with open_services() as services:
-        request = backups.prepare_backup(services, instance, target)
+        request = backups.prepare_backup(services, instance, target, tags=tags_or_fail(tag),
+                                         pin=pin)
         with Progress(f"backup {instance}") as progress:
             snapshot, pruned = backups.backup_then_prune(services, request, progress)
     show(as_json, snapshot.to_json(),
@@ -117,25 +123,30 @@ def backup(
 @app.command()
 def snapshots(
     instance: Annotated[str | None, typer.Argument(help="Only this instance.")] = None,
+    tag: TagOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """List snapshots, newest first."""
+    """List snapshots, newest first; with --tag KEY=VALUE (repeatable), only those
+    carrying every tag given."""
     from service.usecases import snapshots as snapshot_cases
 
+    wanted = tags_or_fail(tag)
     with open_services() as services:
-        found = snapshot_cases.list_snapshots(services, instance)
+        found = snapshot_cases.list_snapshots(services, instance, wanted)
     if as_json:
         print_json([snapshot.to_json() for snapshot in found])
         return
     table([snapshot_row(s) for s in found],
-           ["ID", "INSTANCE", "ENGINE", "STATUS", "SIZE", "TARGET", "CREATED"], keep=("ID",))
+           ["ID", "INSTANCE", "ENGINE", "STATUS", "SIZE", "TARGET", "CREATED", "TAGS"],
+           keep=("ID",))
 
 
 @app.command()
 def restore(
     snapshot_id: Annotated[str | None, typer.Argument(
         metavar="SNAPSHOT", help="Snapshot id or an unambiguous prefix of one (at least 6 "
-        "characters; see 'holdfast snapshots'); with --latest, an instance name.")] = None,
+        "characters; see 'holdfast snapshots'); with --latest or --tag, an instance "
+        "name.")] = None,
     name: Annotated[str | None, typer.Option(
         "--name", help="Name of the fresh container (needed unless --replace).")] = None,
     replace: Annotated[str | None, typer.Option(
@@ -148,6 +159,9 @@ def restore(
     latest: Annotated[bool, typer.Option(
         "--latest", help="Restore the newest complete snapshot of the instance named "
                          "instead of a snapshot id.")] = False,
+    tag: Annotated[list[str] | None, typer.Option(
+        "--tag", metavar="KEY=VALUE", help="Restore the newest complete snapshot of the "
+        "instance named that carries this tag (repeatable: every one).")] = None,
     image: Annotated[str | None, typer.Option(help="Image instead of the recorded one.")] = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Replace the contents of volumes NEW-* that already exist "
@@ -181,7 +195,7 @@ def restore(
         return
     shown_as = replace_commands.check_restore_arguments(snapshot_id, name, replace)
     assert snapshot_id is not None
-    prepare = restores.prepare_latest_restore if latest else restores.prepare_restore
+    prepare = choose_restore(latest, tag)
     with open_services() as services:
         options = RestoreOptions(network=network, alias=alias, publish=publish,
                                  labels=parse_labels(label), ttl=ttl)

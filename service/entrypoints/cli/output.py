@@ -112,12 +112,18 @@ def last_text(last: dict[str, Any] | None) -> str:
 
 
 def snapshot_row(snapshot: Snapshot) -> list[str]:
-    status = str(snapshot.status)
+    """ID, INSTANCE, ENGINE, STATUS (``pinned`` added), SIZE, TARGET, CREATED,
+    TAGS (``k=v,k2=v2``, cut at 40 characters; ``--json`` has them whole)."""
+    from backup.tags import tags_text
+
+    status = str(snapshot.status) + (", pinned" if snapshot.pinned else "")
     if snapshot.error:
         status += f" ({snapshot.error[:60]})"
+    tags = tags_text(snapshot.tags)
     return [snapshot.id, snapshot.instance, snapshot.engine, status,
             human_bytes(snapshot.size_bytes), snapshot.target,
-            snapshot.created_at.strftime("%Y-%m-%d %H:%M:%SZ")]
+            snapshot.created_at.strftime("%Y-%m-%d %H:%M:%SZ"),
+            tags if len(tags) <= 40 else tags[:39] + "…"]
 
 
 def volume_row(volume: VolumeInfo) -> list[str]:
