@@ -26,7 +26,7 @@ Fixtures a test class provides:
 ``container_spec``
     ``container_spec(name, volumes)`` returns a :class:`ContainerSpec` the
     engine can create and start (a long-lived command), with the volumes given
-    (name -> destination).
+    (name -> destination), on one existing ``--internal`` network.
 
 The engine may hold containers and volumes of others, so every check of a
 listing is scoped to the test's own names.
@@ -36,13 +36,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import pytest
 
 from backup.errors import ImagePullFailed, NameTaken, NotFound, VolumeInUse, VolumeNotFound
-from backup.ports import ContainerSpec, VolumeSpec
+from backup.ports import ContainerSpec, PublishedPort, VolumeSpec
 from backup.types import Mount
 from service.ports import DockerEngine
 
@@ -252,6 +253,28 @@ class DockerEngineContract:
     ) -> None:
         docker_engine.remove_container(unique_name("missing"))
         docker_engine.remove_volume(unique_name("missing"))
+
+    # --- networks and published ports ----------------------------------------------
+
+    def test_a_port_of_a_container_on_an_internal_network_is_not_published(
+        self, docker_engine: DockerEngine, container_spec: SpecFactory,
+        unique_name: NameFactory,
+    ) -> None:
+        # Docker creates and starts it and silently publishes nothing
+        # (moby/moby#36174); a restore asked to publish there is refused up front.
+        spec = container_spec(unique_name("ctr"), {})
+        network = spec.networks[0]
+        assert docker_engine.network_exists(network)
+        assert docker_engine.network_internal(network)
+        missing = unique_name("net")
+        assert (docker_engine.network_exists(missing),
+                docker_engine.network_internal(missing)) == (False, False)
+
+        started = docker_engine.start_container(replace(
+            spec, published=(PublishedPort(container_port=5432, host_port=0),)))
+
+        assert docker_engine.container_endpoints(started.id).ports == {}
+        assert network in docker_engine.container_endpoints(started.id).networks
 
     # --- named volumes -------------------------------------------------------------
 

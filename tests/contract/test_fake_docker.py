@@ -56,8 +56,10 @@ class TestFakeDocker(DockerEngineContract):
 
     @pytest.fixture
     def container_spec(self, fake: FakeDocker) -> SpecFactory:
-        # Like the real engine, the fake refuses networks nobody created.
+        # Like the real engine, the fake refuses networks nobody created; like
+        # the real contract's test network, this one is internal.
         fake.networks.add("fake-net")
+        fake.internal_networks.add("fake-net")
 
         def spec(name: str, volumes: Mapping[str, str]) -> ContainerSpec:
             return ContainerSpec(name=name, image=IMAGE, env={"CONTRACT": "1"},
