@@ -45,6 +45,7 @@ import pytest
 from backup.errors import ImagePullFailed, NameTaken, NotFound, VolumeInUse, VolumeNotFound
 from backup.ports import ContainerSpec, PublishedPort, VolumeSpec
 from backup.types import Mount
+from restore.swap import NO_RESTART, ContainerSettings, RestartPolicy
 from service.ports import DockerEngine
 
 VOLUME_DESTINATION = "/data"
@@ -432,3 +433,53 @@ class DockerEngineContract:
         message = str(caught.value)
         assert message.startswith(f"cannot pull image {missing}: ")
         assert "\n" not in message and caught.value.image == missing
+
+    # --- swapping (restore --replace) ------------------------------------------------
+
+    def test_settings_report_aliases_published_ports_and_the_restart_policy(
+        self, docker_engine: DockerEngine, container_spec: SpecFactory,
+        unique_name: NameFactory,
+    ) -> None:
+        base = container_spec(unique_name("ctr"), {})
+        network = base.networks[0]
+        # Created, not started: the configured binding is reported, none is made.
+        published = (PublishedPort(container_port=7777, host_port=47777, host_ip="127.0.0.1"),)
+        spec = replace(base, aliases={network: ("swap-alias",)}, published=published)
+        created = docker_engine.create_container(spec)
+        assert docker_engine.container_settings(created.id) == ContainerSettings(
+            networks={network: ("swap-alias",)}, published=published, restart=NO_RESTART)
+        for policy in (RestartPolicy("unless-stopped"), RestartPolicy("on-failure", 3)):
+            docker_engine.set_restart_policy(created.id, policy)
+            assert docker_engine.container_settings(spec.name).restart == policy
+
+    def test_rename_keeps_the_container_under_its_new_name(
+        self, docker_engine: DockerEngine, make_container: ContainerFactory,
+        unique_name: NameFactory,
+    ) -> None:
+        name, renamed = unique_name("ctr"), unique_name("ctr")
+        container_id = make_container(name, ENABLE_LABELS, unique_name("vol"))
+        docker_engine.rename_container(container_id, renamed)
+        seen = docker_engine.inspect(renamed)
+        assert (seen.id, seen.name, seen.running) == (container_id, renamed, True)
+        assert not docker_engine.container_name_taken(name)
+        assert renamed in docker_engine.container_names()
+
+    def test_rename_to_a_taken_name_or_of_a_missing_container_is_refused(
+        self, docker_engine: DockerEngine, make_container: ContainerFactory,
+        unique_name: NameFactory,
+    ) -> None:
+        one, other, missing = unique_name("ctr"), unique_name("ctr"), unique_name("missing")
+        one_id = make_container(one, {}, unique_name("vol"))
+        make_container(other, {}, unique_name("vol"))
+        with pytest.raises(NameTaken) as taken:
+            docker_engine.rename_container(one_id, other)
+        assert other in str(taken.value)
+        assert docker_engine.inspect(one_id).name == one
+        calls: list[Callable[[], object]] = [
+            lambda: docker_engine.rename_container(missing, unique_name("ctr")),
+            lambda: docker_engine.set_restart_policy(missing, NO_RESTART),
+            lambda: docker_engine.container_settings(missing)]
+        for call in calls:
+            with pytest.raises(NotFound) as caught:
+                call()
+            assert missing in str(caught.value)
