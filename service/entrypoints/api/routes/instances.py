@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, status
+from fastapi.responses import JSONResponse
 
 from service.entrypoints.api.deps import (
     ADMIN,
@@ -17,9 +18,18 @@ from service.entrypoints.api.deps import (
     JobsDep,
     ServicesDep,
 )
+from service.entrypoints.api.job_waits import (
+    JOB_RESPONSES,
+    IdempotencyKey,
+    Timeout,
+    Wait,
+    answer_with_job,
+)
 from service.entrypoints.api.openapi import errors
 from service.entrypoints.api.schemas import BackupBody, InstanceRestoreBody, PolicyBody
+from service.records import JobRecord
 from service.usecases import backups, instances, restores, retention
+from service.usecases.idempotency import Idempotency, idempotency_for
 
 router = APIRouter(prefix="/v1/instances", dependencies=AUTHORISED)
 
@@ -66,22 +76,39 @@ def prune_instance(svc: ServicesDep, name: str, dry_run: bool = False) -> dict[s
 
 @router.post("/{name}/backups", tags=["backups"], status_code=status.HTTP_202_ACCEPTED,
              dependencies=BACKUP,
-             responses=errors(400, 404, 409))
-def start_backup(svc: ServicesDep, jobs: JobsDep, name: str,
-                 body: BackupBody | None = None) -> dict[str, Any]:
-    """Start a snapshot of an instance now; returns the job to poll."""
-    request = backups.prepare_backup(svc, name, **(body or BackupBody()).options())
-    return jobs.submit_backup(request).to_json()
+             responses={**JOB_RESPONSES, **errors(400, 404, 409)})
+async def start_backup(svc: ServicesDep, jobs: JobsDep, name: str,
+                       body: BackupBody | None = None, idempotency_key: IdempotencyKey = None,
+                       wait: Wait = False, timeout: Timeout = None) -> JSONResponse:
+    """Start a snapshot of an instance now; returns the job (202), or with
+    ``wait=true`` its final state (200). A retry with the same ``Idempotency-Key``
+    returns the same job."""
+    idempotency = idempotency_for(idempotency_key, "backup", f"instances/{name}/backups",
+                                  (body or BackupBody()).model_dump(mode="json"))
+
+    def start(idempotency: Idempotency | None) -> JobRecord:
+        request = backups.prepare_backup(svc, name, **(body or BackupBody()).options())
+        return jobs.submit_backup(request, idempotency=idempotency)
+
+    return await answer_with_job(jobs, idempotency, start, wait=wait, timeout=timeout)
 
 
 @router.post("/{name}/restore", tags=["restores"], status_code=status.HTTP_202_ACCEPTED,
              dependencies=RESTORE,
-             responses=errors(400, 404, 409))
-def restore_latest(svc: ServicesDep, jobs: JobsDep, name: str,
-                   body: InstanceRestoreBody) -> dict[str, Any]:
+             responses={**JOB_RESPONSES, **errors(400, 404, 409)})
+async def restore_latest(svc: ServicesDep, jobs: JobsDep, name: str,
+                         body: InstanceRestoreBody, idempotency_key: IdempotencyKey = None,
+                         wait: Wait = False, timeout: Timeout = None) -> JSONResponse:
     """Restore the instance's newest complete snapshot into a fresh container
-    (the body of ``POST /v1/snapshots/{id}/restore``); the job names the snapshot used."""
-    request = restores.prepare_latest_restore(svc, name, body.name, body.image, body.force,
-                                              options=body.options(), replace=body.replace,
-                                              tags=body.tag_filter())
-    return jobs.submit_restore(request).to_json()
+    (the body of ``POST /v1/snapshots/{id}/restore``); the job names the snapshot used.
+    ``wait`` and ``Idempotency-Key`` as for backups."""
+    idempotency = idempotency_for(idempotency_key, "restore", f"instances/{name}/restore",
+                                  body.model_dump(mode="json"))
+
+    def start(idempotency: Idempotency | None) -> JobRecord:
+        request = restores.prepare_latest_restore(svc, name, body.name, body.image, body.force,
+                                                  options=body.options(),
+                                                  replace=body.replace, tags=body.tag_filter())
+        return jobs.submit_restore(request, idempotency=idempotency)
+
+    return await answer_with_job(jobs, idempotency, start, wait=wait, timeout=timeout)

@@ -1,24 +1,58 @@
-"""``/v1/jobs``: the state of backups, restores and clones started through the API."""
+"""``/v1/jobs``: the state of backups, restores and clones started through the API,
+listed, one by one, and streamed as Server-Sent Events."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse
+from sse_starlette import EventSourceResponse
+from starlette.concurrency import run_in_threadpool
 
 from service.entrypoints.api.deps import AUTHORISED, READ, JobsDep, ServicesDep, principal
+from service.entrypoints.api.job_waits import event_stream, stream_slots
 from service.entrypoints.api.openapi import errors
+from service.records import JobStatus
 from service.tokens import Scope
 from service.usecases import cancellation, jobs
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=AUTHORISED)
 
 
+@router.get("", dependencies=READ, responses=errors(400))
+def list_jobs(
+    svc: ServicesDep,
+    kind: Annotated[Literal["backup", "restore", "clone"] | None,
+                    Query(description="only jobs of this kind")] = None,
+    job_status: Annotated[list[JobStatus] | None, Query(
+        alias="status", description="only jobs in this status (repeat for several)")] = None,
+    instance: Annotated[str | None, Query(description="only jobs of this instance")] = None,
+    limit: Annotated[int, Query(ge=1, le=jobs.MAX_JOB_LIST,
+                                description="at most this many (1 to 1000)")] = 100,
+) -> list[dict[str, Any]]:
+    """Jobs, newest first: status, phase, bytes done, rate and ETA, result or error."""
+    return [job.to_json() for job in jobs.list_jobs(
+        svc, kind=kind, statuses=job_status, instance=instance, limit=limit)]
+
+
 @router.get("/{job_id}", dependencies=READ, responses=errors(404))
 def get_job(svc: ServicesDep, job_id: str) -> dict[str, Any]:
-    """A job's status, and its result or error once finished."""
+    """A job's status and progress (``phase``, ``bytes_done``, ``rate`` in bytes/s,
+    ``eta_seconds`` where the size is known), and its result or error once ended."""
     return jobs.get_job(svc, job_id).to_json()
+
+
+@router.get("/{job_id}/events", dependencies=READ, response_class=EventSourceResponse,
+            responses={200: {"description": "Server-Sent Events: `progress` with the job's "
+                                            "JSON on each change, then `end` with its final "
+                                            "state; comments keep the stream alive",
+                             "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                       **errors(404, 503)})
+async def job_events(request: Request, runner: JobsDep, job_id: str) -> EventSourceResponse:
+    """Stream the job until it ends (an ended job: one `end` event)."""
+    job = await run_in_threadpool(runner.get, job_id)
+    return event_stream(runner, job, stream_slots(request))
 
 
 _CANCEL_SCOPE = {"backup": Scope.BACKUP, "restore": Scope.RESTORE}

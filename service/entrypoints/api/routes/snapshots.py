@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from backup.tags import parse_tag_args
 from service.entrypoints.api.deps import (
@@ -18,9 +18,18 @@ from service.entrypoints.api.deps import (
     JobsDep,
     ServicesDep,
 )
+from service.entrypoints.api.job_waits import (
+    JOB_RESPONSES,
+    IdempotencyKey,
+    Timeout,
+    Wait,
+    answer_with_job,
+)
 from service.entrypoints.api.openapi import errors
 from service.entrypoints.api.schemas import RestoreBody
+from service.records import JobRecord
 from service.usecases import checkpoints, restores, snapshots
+from service.usecases.idempotency import Idempotency, idempotency_for
 
 router = APIRouter(prefix="/v1/snapshots", dependencies=AUTHORISED)
 
@@ -76,10 +85,19 @@ def delete_snapshot(svc: ServicesDep, snapshot_id: str) -> Response:
 
 @router.post("/{snapshot_id}/restore", tags=["restores"], status_code=status.HTTP_202_ACCEPTED,
              dependencies=RESTORE,
-             responses=errors(400, 404, 409))
-def start_restore(svc: ServicesDep, jobs: JobsDep, snapshot_id: str,
-                  body: RestoreBody) -> dict[str, Any]:
-    """Restore a snapshot into a fresh container; returns the job to poll."""
-    request = restores.prepare_restore(svc, snapshot_id, body.name, body.image, body.force,
-                                       options=body.options(), replace=body.replace)
-    return jobs.submit_restore(request).to_json()
+             responses={**JOB_RESPONSES, **errors(400, 404, 409)})
+async def start_restore(svc: ServicesDep, jobs: JobsDep, snapshot_id: str, body: RestoreBody,
+                        idempotency_key: IdempotencyKey = None, wait: Wait = False,
+                        timeout: Timeout = None) -> JSONResponse:
+    """Restore a snapshot into a fresh container; returns the job (202), or with
+    ``wait=true`` its final state (200). A retry with the same ``Idempotency-Key``
+    returns the same job."""
+    idempotency = idempotency_for(idempotency_key, "restore", f"snapshots/{snapshot_id}/restore",
+                                  body.model_dump(mode="json"))
+
+    def start(idempotency: Idempotency | None) -> JobRecord:
+        request = restores.prepare_restore(svc, snapshot_id, body.name, body.image, body.force,
+                                           options=body.options(), replace=body.replace)
+        return jobs.submit_restore(request, idempotency=idempotency)
+
+    return await answer_with_job(jobs, idempotency, start, wait=wait, timeout=timeout)
