@@ -61,8 +61,7 @@ def cancel_job(svc: Services, runner: JobRunner, job_id: str,
         _refuse_if_ended(record)  # it ended between the two looks
         raise JobElsewhere(f"job {job_id} is {record.status} in another Holdfast process; "
                            "cancel it through that daemon's API")
-    runner.wait_ended(job_id, CANCEL_WAIT if wait is None else wait)
-    record = get_job(svc, job_id)
+    record = runner.wait(job_id, CANCEL_WAIT if wait is None else wait)
     return CancelOutcome(job=record, ended=record.status not in _LIVE)
 
 

@@ -291,13 +291,6 @@ class JobRunner:
                         extra={"job": job_id})
         return True
 
-    def wait_ended(self, job_id: str, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for this runner's job ``job_id`` to end."""
-        with self._lock:
-            future = self._futures.get(job_id)
-        if future is not None:
-            wait([future], timeout=timeout)
-
     def _end_unstarted(self, job_id: str, status: JobStatus, error: str) -> None:
         """Record a job whose future was cancelled before it ran, and undo what
         its submit did (the queued count, its instance's gate)."""
