@@ -17,6 +17,9 @@ names are part of the API (a job's ``phase``). What each means in the code:
   size are checked as it passes).
 - ``verifying``: after a failed load, the stored object is read again to tell
   a corrupt snapshot from a load that failed for another reason.
+- ``swapping``: a restore with ``replace``, loaded and ready, is swapped in for
+  the old container (:mod:`restore.swap`): the old one is stopped and set
+  aside, the new one created under its name, started and waited for.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class Phase(StrEnum):
     WAITING_FOR_READY = "waiting-for-ready"
     LOADING = "loading"
     VERIFYING = "verifying"
+    SWAPPING = "swapping"
 
 
 PhaseCallback = Callable[[Phase], None]

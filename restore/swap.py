@@ -181,7 +181,7 @@ def check_target(target: str, *, target_engine: str | None, snapshot_engine: str
     busy = sorted(n for n in names if staging.fullmatch(n))
     if busy:
         raise Conflict(f"a replace of {target} is in progress (container {busy[0]}); wait "
-                       "for its job to end")
+                       f"for its job to end, or, if none runs, docker rm -fv {busy[0]}")
     for needed in (staging_name(target, at), replaced_name(target, at)):
         check_container_name(needed)
         if needed in names:

@@ -31,7 +31,7 @@ from backup.errors import (
     UnsupportedEngine,
 )
 from backup.images import check_image_reference, reference_problem
-from backup.phases import PhaseCallback, no_phases
+from backup.phases import Phase, PhaseCallback, no_phases
 from backup.ports import ContainerEndpoints
 from backup.storage import Storage
 from backup.streams import ProgressCallback
@@ -317,6 +317,7 @@ def execute_restore(svc: Services, request: RestoreRequest,
                 extra={"instance": request.snapshot.instance, "snapshot": request.snapshot.id})
     container, expires_at, replaced = outcome.container, None, None
     if request.replace is not None:  # a replace is the old container's, not a copy
+        phase(Phase.SWAPPING)
         swapped = swap_in(svc, request.replace.target, container, request.plan,
                           request.engine, request.replace.at)
         container, replaced = swapped.container, swapped.to_json()

@@ -22,7 +22,9 @@ from backup.ports import PublishedPort
 from backup.types import Snapshot, SnapshotStatus
 from restore.copies import RestoreOptions
 from restore.swap import RestartPolicy, is_set_aside
+from service.records import JobStatus
 from service.usecases import instances, replace, restores
+from service.usecases.jobs import JobRunner
 from tests.fakes.docker import FakeContainer
 from tests.fakes.services import FakeWorld
 from tests.usecases.support import add_db, make_snapshot, take_backup
@@ -340,3 +342,26 @@ def test_a_failed_undo_puts_the_current_container_back(
         replace.undo_replace(world.services, "prod-db")
     assert _state(world) == before
     assert world.docker.by_name("prod-db").running
+
+
+# --- as a job ----------------------------------------------------------------------------
+
+
+def test_a_replace_job_reports_swapping_last_and_records_the_swap(
+        world: FakeWorld, prod: FakeContainer, snapshot: Snapshot) -> None:
+    runner = JobRunner(world.services, workers=1)
+    try:
+        job = runner.submit_restore(restores.prepare_restore(
+            world.services, snapshot.id, None, replace="prod-db"))
+        done = runner.wait(job.id, timeout=10)
+    finally:
+        runner.shutdown(grace=5)
+    assert done.status == JobStatus.SUCCEEDED, done.error
+    assert done.phase == "swapping"
+    result = done.result or {}
+    new = world.docker.by_name("prod-db")
+    assert (result["container"], result["container_id"]) == ("prod-db", new.id)
+    assert result["replaced"] == {"container": prod.name, "container_id": prod.id,
+                                  "status": "stopped"}
+    assert result["url_template"] == "fake://:{FAKE_PASSWORD}@HOST:PORT/main"
+    assert "s3cret" not in str(result)
