@@ -170,6 +170,8 @@ def apply_steps(svc: Services, steps: list[Step], engine: Engine | None,
                 except HoldfastError as again:
                     logger.error("could not undo (%s): %s", undo.describe(), again)
                     problems.append(f"{undo.describe()}: {again}")
+            if not isinstance(exc, HoldfastError):
+                raise  # an interrupt: put back as far as possible, then stop
             outcome = ("everything was put back" if not problems else
                        "putting it back failed: " + "; ".join(problems))
             raise _amended(exc, f"{what} failed while {step.describe()}: {exc}; "
@@ -178,15 +180,13 @@ def apply_steps(svc: Services, steps: list[Step], engine: Engine | None,
     return ids
 
 
-def _amended(exc: BaseException, text: str) -> BaseException:
+def _amended(exc: HoldfastError, text: str) -> HoldfastError:
     """``exc`` with ``text`` as its message, of the same class where that class
     takes just a message (so the status and exit code stay), else
     :class:`RestoreFailed`."""
-    if isinstance(exc, HoldfastError) and type(exc).__init__ is HoldfastError.__init__:
+    if type(exc).__init__ is HoldfastError.__init__:
         return type(exc)(text)
-    if isinstance(exc, HoldfastError):
-        return RestoreFailed(text)
-    return exc
+    return RestoreFailed(text)
 
 
 def _engine(name: str | None) -> Engine | None:
