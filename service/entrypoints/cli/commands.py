@@ -191,7 +191,7 @@ def restore(
         replace_commands.undo_replace(undo_replace, snapshot_id, {
             "--name": name, "--replace": replace, "--latest": latest, "--image": image,
             "--force": force, "--network": network, "--alias": alias, "--publish": publish,
-            "--label": label, "--ttl": ttl}, as_json)
+            "--label": label, "--ttl": ttl, "--tag": tag}, as_json)
         return
     shown_as = replace_commands.check_restore_arguments(snapshot_id, name, replace)
     assert snapshot_id is not None

@@ -156,6 +156,7 @@ def test_cli_bad_replace(world: FakeWorld, cli: Cli, snapshot_id: str,  # noqa: 
     (["--undo-replace", "prod-db"], 3, "no container prod-db-replaced-*"),
     (["SNAP", "--undo-replace", "prod-db"], 2, "takes no SNAPSHOT"),
     (["--undo-replace", "prod-db", "--name", "x"], 2, "--name given"),
+    (["--undo-replace", "prod-db", "--tag", "release=v1"], 2, "--tag given"),
     ([], 2, "give the SNAPSHOT"),
 ])
 def test_cli_bad_undo(world: FakeWorld, cli: Cli, prod: FakeContainer,  # noqa: F811
