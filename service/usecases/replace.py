@@ -206,9 +206,10 @@ def swap_in(svc: Services, target: SwapTarget, staging: DatabaseContainer, plan:
     """Swap the ready, loaded staging container (restored from ``plan``) in for
     ``target``. On failure the steps done are undone, the staging container and
     the volumes it was given are removed, and the error says what was put back."""
-    spec = final_spec(plan, target)
     what = f"replace of {target.name}"
     try:
+        target = _still(svc, target)
+        spec = final_spec(plan, target)
         ids = apply_steps(svc, swap_steps(target, staging.id, spec, at), engine, what)
     except BaseException:
         _discard(svc, staging.id, [v for v in plan.volume_names if v not in plan.reused_volumes])
@@ -221,6 +222,20 @@ def swap_in(svc: Services, target: SwapTarget, staging: DatabaseContainer, plan:
     logger.info("swapped %s in: the old container is kept stopped as %s", target.name, aside)
     return Swapped(container=svc.docker.inspect(ids[NEW]), replaced=aside,
                    replaced_id=target.id)
+
+
+def _still(svc: Services, target: SwapTarget) -> SwapTarget:
+    """``target`` as it is now, read again once the staging copy is loaded (it
+    may have been stopped or changed meanwhile); :class:`Conflict` if its name
+    is another container's now, or nobody's."""
+    try:
+        now = read_target(svc, target.name)[0]
+    except NotFound:
+        now = None
+    if now is None or now.id != target.id:
+        raise Conflict(f"container {target.name} was removed or replaced while the restore "
+                       "loaded; nothing was swapped, and the restored copy is removed")
+    return now
 
 
 def _discard(svc: Services, container_id: str, volumes: list[str]) -> None:

@@ -365,3 +365,14 @@ def test_a_replace_job_reports_swapping_last_and_records_the_swap(
                                   "status": "stopped"}
     assert result["url_template"] == "fake://:{FAKE_PASSWORD}@HOST:PORT/main"
     assert "s3cret" not in str(result)
+
+
+def test_a_container_replaced_meanwhile_is_not_swapped_out(
+        world: FakeWorld, prod: FakeContainer, snapshot: Snapshot) -> None:
+    request = restores.prepare_restore(world.services, snapshot.id, None, replace="prod-db")
+    world.docker.remove_container(prod.id)  # someone re-created it while it loaded
+    other = add_db(world, "prod-db", volume="other-vol")
+    before = _state(world)
+    with pytest.raises(Conflict, match="removed or replaced while the restore loaded"):
+        restores.execute_restore(world.services, request)
+    assert _state(world) == before and other.running
