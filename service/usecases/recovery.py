@@ -98,8 +98,10 @@ def _fail_interrupted_snapshots(svc: Services, report: RecoveryReport) -> set[st
         except HoldfastError as exc:
             logger.error("could not remove the leftovers of %s: %s", snapshot.id, exc,
                          extra=context)
+        # Not pinned once failed (a backup --pin's row is pinned from its first
+        # write): only complete snapshots are, as for a backup that fails.
         svc.catalog.save_snapshot(snapshot.with_changes(
-            status=SnapshotStatus.FAILED, finished_at=utcnow(), runner=None,
+            status=SnapshotStatus.FAILED, finished_at=utcnow(), runner=None, pinned=False,
             error="interrupted: the Holdfast process writing it stopped before it finished",
         ))
         report.interrupted.append(snapshot.id)
@@ -133,7 +135,7 @@ def _check_target(svc: Services, target_name: str, *, sweep: bool,
         except HoldfastError as exc:
             logger.error("could not remove the remains of %s: %s", snapshot.id, exc)
         svc.catalog.save_snapshot(snapshot.with_changes(
-            status=SnapshotStatus.FAILED,
+            status=SnapshotStatus.FAILED, pinned=False,  # nothing left to keep
             error=f"data object {problem} in target {target_name} at start-up",
         ))
         report.broken.append(snapshot.id)

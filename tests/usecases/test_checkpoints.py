@@ -261,3 +261,19 @@ def test_a_manifest_without_tags_or_pin_reads_as_none() -> None:
 
     manifest = Manifest.from_bytes(json.dumps(old).encode())
     assert dict(manifest.tags) == {} and manifest.pinned is False
+
+
+def test_start_up_recovery_leaves_no_failed_snapshot_pinned(shop: FakeWorld) -> None:
+    from service.usecases import recovery
+    from tests.usecases.support import DEAD_RUNNER
+
+    interrupted = make_snapshot(shop, "shop", status=SnapshotStatus.RUNNING, runner=DEAD_RUNNER,
+                                pinned=True)  # a backup --pin whose process died
+    broken = _backup(shop, pin=True)
+    shop.storage("local").delete(broken.data_key)
+    report = recovery.recover(shop.services)
+    assert set(report.interrupted) == {interrupted.id} and report.broken == [broken.id]
+    for snapshot_id in (interrupted.id, broken.id):
+        stored = shop.catalog.get_snapshot(snapshot_id)
+        assert stored is not None and stored.status == SnapshotStatus.FAILED
+        assert not stored.pinned
