@@ -109,7 +109,8 @@ class DaemonAlreadyRunning(Conflict):
 
 
 class Cancelled(HoldfastError):
-    """The run was stopped on purpose (shutdown after the grace period)."""
+    """The run was stopped on purpose: shutdown after the grace period, or a
+    cancel request (``DELETE /v1/jobs/{id}``, :mod:`backup.cancel`)."""
 
     retryable = True
 
