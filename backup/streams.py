@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterable, Iterator
 
 import zstandard
 
-from backup.errors import Cancelled, CorruptSnapshot
+from backup.cancel import raise_if_cancelled
+from backup.errors import CorruptSnapshot
 
 CHUNK_SIZE = 1024 * 1024
 ZSTD_LEVEL = 3
@@ -60,10 +61,10 @@ class Meter:
 
 def interruptible(chunks: Iterable[bytes], cancelled: Callable[[], bool]) -> Iterator[bytes]:
     """Pass chunks through until ``cancelled()`` turns true, then raise
-    :class:`Cancelled`; the storage target then discards its partial write."""
+    :class:`~backup.errors.Cancelled` (saying why: :func:`backup.cancel.raise_if_cancelled`);
+    the storage target then discards its partial write."""
     for chunk in chunks:
-        if cancelled():
-            raise Cancelled("cancelled: Holdfast is shutting down")
+        raise_if_cancelled(cancelled)
         yield chunk
 
 
