@@ -302,3 +302,27 @@ def test_streams_beyond_the_limit_are_503(
     response = client.get(f"/v1/jobs/{job.id}/events")
     assert response.status_code == 503, response.text
     assert response.json()["type"] == "TooManyStreams"
+
+
+# --- the OpenAPI document ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/v1/instances/{name}/backups", "/v1/instances/{name}/restore",
+                                  "/v1/snapshots/{snapshot_id}/restore"])
+def test_openapi_documents_the_key_wait_and_both_success_statuses(app: FastAPI,
+                                                                   path: str) -> None:
+    operation = app.openapi()["paths"][path]["post"]
+    parameters = {(p["in"], p["name"]): p for p in operation["parameters"]}
+    assert {("header", "Idempotency-Key"), ("query", "wait"), ("query", "timeout")} <= \
+        set(parameters)
+    timeout = parameters[("query", "timeout")]["schema"]["anyOf"][0]
+    assert (timeout["minimum"], timeout["maximum"]) == (1, 3600)
+    assert {"200", "202"} <= set(operation["responses"])
+
+
+def test_openapi_documents_the_event_stream(app: FastAPI) -> None:
+    operation = app.openapi()["paths"]["/v1/jobs/{job_id}/events"]["get"]
+    assert "text/event-stream" in operation["responses"]["200"]["content"]
+    listing = app.openapi()["paths"]["/v1/jobs"]["get"]
+    assert {p["name"] for p in listing["parameters"]} == {"kind", "status", "instance",
+                                                          "limit"}
