@@ -6,6 +6,7 @@ options (encryption, storage class, tags)."""
 from __future__ import annotations
 
 import hashlib
+import socket
 import threading
 import time
 import urllib.request
@@ -425,12 +426,17 @@ def test_endpoint_region_and_addressing_come_from_the_standard_chain(
 
 def test_unreachable_endpoint_is_unavailable(s3_env: MotoEndpoint,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:1")
-    storage = make_storage("some-bucket", "retries=0&connect_timeout=2")
-    with pytest.raises(StorageUnavailable) as caught:
-        storage.check_writable()
+    # A port bound but not listening refuses every connection, and nothing else
+    # on the machine can take it while the test runs (a fixed port could be).
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        endpoint = f"127.0.0.1:{closed.getsockname()[1]}"
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://{endpoint}")
+        storage = make_storage("some-bucket", "retries=0&connect_timeout=2")
+        with pytest.raises(StorageUnavailable) as caught:
+            storage.check_writable()
     assert caught.value.retryable
-    assert "127.0.0.1:1" in str(caught.value) and "\n" not in str(caught.value)
+    assert endpoint in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_objects_carry_encryption_storage_class_and_instance_tag(s3_env: MotoEndpoint,

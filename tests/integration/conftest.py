@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -67,12 +68,19 @@ def last_line(proc: subprocess.CompletedProcess[str]) -> str:
     return lines[-1] if lines else ""
 
 
+PROGRESS_LINE = re.compile(r"(backup|restore|clone) [^:\s]+: .+")
+"""A progress report off a terminal (service/entrypoints/cli/progress.py): one
+every few seconds while a job runs, so a slow machine prints some before the error."""
+
+
 def one_line(proc: subprocess.CompletedProcess[str]) -> str:
-    """The single line a failing command printed on stderr (asserts there is exactly one)."""
+    """The single line a failing command printed on stderr besides its progress
+    reports (asserts there is exactly one, and that it comes last)."""
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    if len(lines) != 1:
+    others = [line for line in lines if not PROGRESS_LINE.fullmatch(line)]
+    if len(others) != 1 or lines[-1] != others[0]:
         raise StderrNotOneLine(f"expected exactly one line on stderr:\n{describe(proc)}")
-    return lines[0]
+    return others[0]
 
 
 @dataclass
