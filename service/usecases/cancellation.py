@@ -24,13 +24,11 @@ from dataclasses import dataclass
 
 from backup.errors import Conflict
 from service.bootstrap import Services
-from service.records import JobRecord, JobStatus
+from service.records import JobRecord
 from service.usecases.jobs import JobRunner, get_job
 
 CANCEL_WAIT = 5.0
 """Seconds a cancel waits for its job to end before answering with the job as it stands."""
-
-_LIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 class JobEnded(Conflict):
@@ -62,10 +60,10 @@ def cancel_job(svc: Services, runner: JobRunner, job_id: str,
         raise JobElsewhere(f"job {job_id} is {record.status} in another Holdfast process; "
                            "cancel it through that daemon's API")
     record = runner.wait(job_id, CANCEL_WAIT if wait is None else wait)
-    return CancelOutcome(job=record, ended=record.status not in _LIVE)
+    return CancelOutcome(job=record, ended=record.ended)
 
 
 def _refuse_if_ended(record: JobRecord) -> None:
-    if record.status not in _LIVE:
+    if record.ended:
         raise JobEnded(f"job {record.id} already {record.status}; only a queued or running "
                        "job can be cancelled")

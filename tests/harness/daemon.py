@@ -220,12 +220,12 @@ class Daemon:
         return dict(response.json())
 
     def wait_job(self, job_id: str, timeout: float = 180) -> dict[str, Any]:
-        """The job once it has finished (succeeded or failed), polled over the API."""
+        """The job once it has ended (succeeded, failed or cancelled), polled over the API."""
         def finished() -> dict[str, Any] | None:
             response = self.get(f"/v1/jobs/{job_id}")
             assert response.status_code == 200, response.text
             job = dict(response.json())
-            if job["status"] in ("succeeded", "failed"):
+            if job["status"] in ("succeeded", "failed", "cancelled"):
                 return job
             assert self.alive(), f"the daemon exited ({self.returncode})"
             return None
