@@ -22,6 +22,7 @@ from backup.ports import PublishedPort
 from backup.types import Snapshot, SnapshotStatus
 from restore.copies import RestoreOptions
 from restore.swap import RestartPolicy, is_set_aside
+from service.entrypoints.daemon.discovery import Discovery
 from service.records import JobStatus
 from service.usecases import instances, replace, restores
 from service.usecases.jobs import JobRunner
@@ -376,3 +377,19 @@ def test_a_container_replaced_meanwhile_is_not_swapped_out(
     with pytest.raises(Conflict, match="removed or replaced while the restore loaded"):
         restores.execute_restore(world.services, request)
     assert _state(world) == before and other.running
+
+
+def test_discovery_follows_the_swap_and_schedules_one_instance(
+        world: FakeWorld, prod: FakeContainer, snapshot: Snapshot) -> None:
+    seen: list[list[tuple[str, str]]] = []
+    discovery = Discovery(world.services, lambda found, _catch_up: seen.append(
+        [(i.name, i.container.name if i.container else "") for i in found]))
+    discovery.refresh()
+    _replace(world, snapshot)
+    new = world.docker.by_name("prod-db")
+    for action, container_id in (("die", prod.id), ("rename", prod.id), ("start", new.id)):
+        discovery._on_event(action, container_id)
+    assert seen[-1] == [("prod-db", "prod-db")]
+    assert [i.container.id for i in discovery.instances() if i.container] == [new.id]
+    assert [(i.name, i.container.id if i.container else None)
+            for i in discovery.refresh()] == [("prod-db", new.id)]
