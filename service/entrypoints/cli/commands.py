@@ -181,7 +181,8 @@ def restore(
     as_json: JsonFlag = False,
 ) -> None:
     """Restore a snapshot into a fresh container on fresh volumes; returns once it
-    accepts connections. The snapshot's source is never touched."""
+    accepts connections. The snapshot's source is never touched. With --replace
+    NAME, the restored container then takes NAME's place (--undo-replace swaps back)."""
     from restore.copies import RestoreOptions
     from service.entrypoints.cli import replace_commands
     from service.entrypoints.cli.copy_commands import parse_labels, restore_details
