@@ -1,20 +1,21 @@
 """Swap-in rollback on a real engine, through the CLI: a PostgreSQL ``prod-db`` that
 an application container reaches by name and by alias on a user network.
 
-The test makes its own ``--internal`` network, the database (alias ``db``, a
-restart policy, a configured port binding: Docker binds nothing for a container
-only on an internal network, but the configuration is what a swap carries) and
-an "app" container of the same image used as a psql client, which is what the
-assertions ask: the data the app sees by the same names. In order: a snapshot,
-then a change; ``restore --replace``: the app reads the snapshot's rows, and the
-old container is kept stopped with its volume; ``restore --undo-replace``: the
-app reads the changed rows again; a swap whose new container cannot start (the
-real adapter, wrapped to refuse that one start as when its port is taken) puts
-the old container back under its name, running, with its restart policy; then
-a replace whose snapshot is corrupted in
-its target fails while loading the staging copy, and the old container is the
-same one, still running, with its data, and nothing of the attempt is left.
-Everything the test creates is removed at the end.
+The test makes its own networks: an ``--internal`` one where the app reaches
+the database by name and alias ``db``, and a bridge one without a route off the
+machine that the database was created on, with a port published on 127.0.0.1
+(Docker publishes none from an internal network). Then the database (with a
+restart policy too) and an "app" container of the same image used as a psql
+client: the assertions are what the app sees by the same names, and what a
+client here sees through the same port. In order: a snapshot, then a change;
+``restore --replace``: both read the snapshot's rows, and the old container is
+kept stopped with its volume; ``restore --undo-replace``: both read the changed
+rows again; a swap whose new container cannot start (the real adapter, wrapped
+to refuse that one start as when its port is taken) puts the old container back
+under its name, running, with its restart policy; then a replace whose snapshot
+is corrupted in its target fails while loading the staging copy, and the old
+container is the same one, still running, with its data, and nothing of the
+attempt is left. Everything the test creates is removed at the end.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import quote
 
 import docker
+import psycopg
 import pytest
 from docker.errors import NotFound
 from docker.models.containers import Container
@@ -62,6 +65,9 @@ class Stage:
     name: str
     password: str
     network: str
+    """The ``--internal`` network the app reaches the database on."""
+    lan: str
+    """The network the database was created on, whose port binding is live."""
     host_port: int
     app: Container
 
@@ -77,19 +83,25 @@ def stage(docker_client: docker.DockerClient, postgres_image: str) -> Iterator[S
     tag = secrets.token_hex(3)
     name, password = f"hf-swap-db-{tag}", f"hf-swap-pw-{secrets.token_hex(8)}"
     KNOWN_SECRETS.add(password)
-    network = docker_client.networks.create(f"hf-swap-net-{tag}", driver="bridge",
+    network = docker_client.networks.create(f"hf-swap-a-int-{tag}", driver="bridge",
                                             internal=True, labels={TEST_LABEL: "1"})
+    # Docker publishes no port of a container created on an internal network
+    # (moby/moby#36174); this one has no route off the machine either. Its name
+    # sorts after the internal one's, as the engine lists a container's networks:
+    # the new container must be created on the network the old one was.
+    lan = docker_client.networks.create(
+        f"hf-swap-z-lan-{tag}", driver="bridge", labels={TEST_LABEL: "1"},
+        options={"com.docker.network.bridge.enable_ip_masquerade": "false"})
     try:
         docker_client.volumes.create(f"{name}-data", labels={TEST_LABEL: "1"})
         port = _free_port()
         db = docker_client.containers.create(
             postgres_image, name=name, environment={**DEFAULT_POSTGRES_ENV,
                                                     "POSTGRES_PASSWORD": password},
-            labels=dict(DEFAULT_POSTGRES_LABELS), network=network.name,
+            labels=dict(DEFAULT_POSTGRES_LABELS), network=lan.name,
             volumes={f"{name}-data": {"bind": PGDATA, "mode": "rw"}},
             ports={"5432/tcp": ("127.0.0.1", port)},
             restart_policy={"Name": "unless-stopped"})
-        network.disconnect(db)
         network.connect(db, aliases=["db"])
         db.start()
         wait_for_postgres(db)
@@ -98,8 +110,8 @@ def stage(docker_client: docker.DockerClient, postgres_image: str) -> Iterator[S
             postgres_image, ["sleep", "600"], name=f"hf-swap-app-{tag}", detach=True,
             network=network.name, labels={TEST_LABEL: "1"},
             environment={"PGPASSWORD": password, "PGUSER": "app", "PGDATABASE": "appdb"})
-        yield Stage(name=name, password=password, network=network.name, host_port=port,
-                    app=app)
+        yield Stage(name=name, password=password, network=network.name, lan=lan.name,
+                    host_port=port, app=app)
     finally:
         for container in docker_client.containers.list(all=True, filters={"name": "hf-swap-"}):
             if container.name.startswith((name, f"hf-swap-app-{tag}")):
@@ -107,8 +119,9 @@ def stage(docker_client: docker.DockerClient, postgres_image: str) -> Iterator[S
         for volume in docker_client.volumes.list(filters={"name": name}):
             if volume.name.startswith(name):
                 volume.remove(force=True)
-        with contextlib.suppress(NotFound):
-            network.remove()
+        for made in (network, lan):
+            with contextlib.suppress(NotFound):
+                made.remove()
 
 
 def app_reads(stage: Stage, host: str) -> str:
@@ -117,6 +130,15 @@ def app_reads(stage: Stage, host: str) -> str:
     text = bytes(output).decode().strip()
     assert code == 0, text
     return text
+
+
+def host_reads(stage: Stage) -> str:
+    """What a client on this machine reads through the published port."""
+    url = f"postgresql://app:{quote(stage.password, safe='')}@127.0.0.1:{stage.host_port}/appdb"
+    with psycopg.connect(url, connect_timeout=10) as conn:
+        row = conn.execute(COUNT).fetchone()
+    assert row is not None
+    return str(row[0])
 
 
 def inspect(client: docker.DockerClient, name: str) -> dict[str, Any]:
@@ -168,15 +190,17 @@ def test_replace_then_undo_then_a_failed_replace(
     old = inspect(docker_client, name)
     snapshot = holdfast.json("backup", name)
     psql(docker_client.containers.get(name), CHANGE)
-    assert app_reads(stage, name) == app_reads(stage, "db") == CHANGED
+    assert app_reads(stage, name) == app_reads(stage, "db") == host_reads(stage) == CHANGED
 
     # --- replace: the app, by the same names, reads the snapshot's rows ----------------
     result = holdfast.json("restore", str(snapshot["id"]), "--replace", name, env=READY)
     assert app_reads(stage, name) == app_reads(stage, "db") == AT_SNAPSHOT
+    assert host_reads(stage) == AT_SNAPSHOT  # the same published port
     new = inspect(docker_client, name)
     assert result["container_id"] == new["Id"] != old["Id"]
     assert "db" in new["NetworkSettings"]["Networks"][stage.network]["Aliases"]
-    assert list(new["NetworkSettings"]["Networks"]) == [stage.network]
+    assert set(new["NetworkSettings"]["Networks"]) == {stage.network, stage.lan}
+    assert new["HostConfig"]["NetworkMode"] == stage.lan
     assert new["HostConfig"]["PortBindings"] == {
         "5432/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(stage.host_port)}]}
     assert new["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
@@ -200,7 +224,7 @@ def test_replace_then_undo_then_a_failed_replace(
     undone = holdfast.json("restore", "--undo-replace", name, env=READY)
     wait_for_postgres(docker_client.containers.get(name), password=stage.password)
     assert inspect(docker_client, name)["Id"] == old["Id"]
-    assert app_reads(stage, name) == app_reads(stage, "db") == CHANGED
+    assert app_reads(stage, name) == app_reads(stage, "db") == host_reads(stage) == CHANGED
     assert undone["set_aside"]["container_id"] == new["Id"]
     assert not inspect(docker_client, undone["set_aside"]["container"])["State"]["Running"]
     assert inspect(docker_client, name)["HostConfig"]["RestartPolicy"]["Name"] == \

@@ -46,13 +46,18 @@ class Swap:
 def settings_of(data: Mapping[str, Any]) -> ContainerSettings:
     """The settings in an inspect answer. The aliases are those given on each
     network: the container's own name and short id, which the engine adds
-    itself, are left out."""
+    itself, are left out. The network the container was created on
+    (``HostConfig.NetworkMode``) comes first, the others by name as the engine
+    lists them: a container is created on the first, and whether its ports are
+    published depends on that one (none are from an ``--internal`` network)."""
     own = {str(data.get("Id", ""))[:12], str(data.get("Name", "")).lstrip("/")}
+    host = data.get("HostConfig") or {}
+    attached = ((data.get("NetworkSettings") or {}).get("Networks") or {}).items()
+    first = host.get("NetworkMode") or ""
     networks = {
         name: tuple(a for a in (endpoint or {}).get("Aliases") or () if a not in own)
-        for name, endpoint in ((data.get("NetworkSettings") or {}).get("Networks") or {}).items()
+        for name, endpoint in sorted(attached, key=lambda item: item[0] != first)
     }
-    host = data.get("HostConfig") or {}
     bound = (data.get("NetworkSettings") or {}).get("Ports") or {}
     published = []
     for key, bindings in sorted((host.get("PortBindings") or {}).items()):
