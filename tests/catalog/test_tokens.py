@@ -5,10 +5,13 @@ touched in place, and gone at once when deleted."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from backup.errors import NameTaken
+from service.adapters.catalog import open_catalog
+from service.adapters.catalog.sqlite_reader import QuickReadCatalog, open_quick_catalog
 from service.ports import CatalogPort
 from service.tokens import TokenRecord, hash_secret
 from tests.catalog.test_catalog import T0
@@ -72,3 +75,19 @@ def test_delete_removes_at_once_and_says_whether_there_was_one(catalog: CatalogP
     assert catalog.delete_token("ci") is False
     catalog.add_token(make_token("ci", b"hf_new"))  # the name is free again
     assert [t.name for t in catalog.list_tokens()] == ["ci"]
+
+
+def test_the_clis_quick_reader_lists_tokens_without_the_full_catalog(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
+    full = open_catalog(url)
+    full.add_token(make_token("ci", b"hf_one"))
+    full.touch_token("ci", T0 + timedelta(minutes=1))
+    expected = full.list_tokens()
+    full.close()
+    quick = open_quick_catalog(url)
+    assert isinstance(quick, QuickReadCatalog)
+    try:
+        assert quick.list_tokens() == expected
+        assert quick._full is None  # no SQLAlchemy for `holdfast tokens ls`
+    finally:
+        quick.close()

@@ -20,7 +20,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -29,18 +29,19 @@ from backup.types import Snapshot, SnapshotStatus
 from service.adapters.catalog.schema_version import sqlite_file_of, sqlite_schema_is_current
 from service.adapters.catalog.urls import CatalogUnavailable
 from service.records import InstanceRecord, JobRecord, JobStatus
+from service.tokens import TokenRecord
 
 if TYPE_CHECKING:
     from service.ports import CatalogPort
 
-_Record = TypeVar("_Record", InstanceRecord, JobRecord, Snapshot)
+_Record = TypeVar("_Record", InstanceRecord, JobRecord, Snapshot, TokenRecord)
 
 # How each table's columns are stored by SQLAlchemy on SQLite: UTCDateTime as
 # naive UTC text, JSON as text, Boolean as 0/1, enums as their value.
 # tests/catalog/test_sqlite_reader.py checks these against the models.
 _TIMES = {"first_seen", "last_seen", "created_at", "finished_at", "started_at",
-          "progress_at", "transfer_started_at"}
-_JSON = {"labels", "policy_override", "result", "tags"}
+          "progress_at", "transfer_started_at", "last_used_at", "expires_at"}
+_JSON = {"labels", "policy_override", "result", "tags", "scopes"}
 _FLAGS = {"pinned"}
 _ENUMS: dict[type[Any], type[Any]] = {Snapshot: SnapshotStatus, JobRecord: JobStatus}
 
@@ -135,6 +136,14 @@ class SqliteCatalogReader:
             params.extend(wanted)
         return self._all(JobRecord, "SELECT * FROM jobs" + where
                          + " ORDER BY created_at DESC, id DESC LIMIT ?", (*params, limit))
+
+    # --- tokens -----------------------------------------------------------------
+
+    def list_tokens(self) -> list[TokenRecord]:
+        """Every token by name (``holdfast tokens ls``); scopes as the tuple the
+        repository gives."""
+        return [replace(t, scopes=tuple(t.scopes))
+                for t in self._all(TokenRecord, "SELECT * FROM api_tokens ORDER BY name", ())]
 
     # --- plumbing ---------------------------------------------------------------
 
