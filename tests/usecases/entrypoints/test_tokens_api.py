@@ -311,3 +311,18 @@ def test_a_route_that_names_no_scope_needs_admin(world: FakeWorld, jobs: JobRunn
     assert client.get("/v1/extra", headers=bearer(admin)).json() == {"ok": "yes"}
     app.openapi_schema = None
     assert app.openapi()["paths"]["/v1/extra"]["get"]["x-holdfast-scope"] == "admin"
+
+
+def test_the_guard_before_the_body_takes_catalog_tokens(anonymous: TestClient) -> None:
+    """A catalog token passes the check made before the body is read (so an oversized
+    body is then 413); an unknown one is 401 there."""
+    secret = make_token(anonymous, "ci", "admin")
+    big = b"[" + b"1," * 200_000 + b"1]"
+    passed = anonymous.post("/v1/volumes", headers={**bearer(secret),
+                                                    "Content-Type": "application/json"},
+                            content=big)
+    assert_error(passed, 413, "BodyTooLarge")
+    refused = anonymous.post("/v1/volumes", headers={**bearer(secret + "x"),
+                                                     "Content-Type": "application/json"},
+                             content=big)
+    assert_error(refused, 401, "Unauthorised")
