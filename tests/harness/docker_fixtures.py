@@ -265,6 +265,20 @@ def _find_network(client: docker.DockerClient, name: str) -> Any:
     return None
 
 
+def create_test_network(client: docker.DockerClient, name: str, *, internal: bool) -> Any:
+    """A labelled bridge network of the test's own, to remove when done.
+
+    ``internal=True`` gives no route off the machine, but Docker publishes no
+    port of a container on such a network. A test that needs a published port
+    gets a plain bridge with IP masquerading off instead: its containers can be
+    reached from this host, and their packets never leave it as this host's.
+    """
+    options = {} if internal else {"com.docker.network.bridge.enable_ip_masquerade": "false"}
+    return client.networks.create(name, driver="bridge", internal=internal,
+                                  labels={TEST_LABEL: "1"}, options=options,
+                                  check_duplicate=True)
+
+
 def require_image(client: docker.DockerClient, image: str) -> str:
     """``image``, after checking that the harness has built it; fails the test
     with the command that builds it otherwise."""

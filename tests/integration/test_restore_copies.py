@@ -50,6 +50,7 @@ from tests.harness.docker_fixtures import (
     DEFAULT_POSTGRES_ENV,
     HELPER_IMAGE,
     TEST_LABEL,
+    create_test_network,
     psql,
 )
 from tests.harness.waiting import wait_for
@@ -89,13 +90,6 @@ class World:
     """An ``--internal`` network: aliases work, published ports do not."""
 
 
-def _create_network(client: docker.DockerClient, name: str, internal: bool) -> Any:
-    options = {} if internal else {"com.docker.network.bridge.enable_ip_masquerade": "false"}
-    return client.networks.create(name, driver="bridge", internal=internal,
-                                  labels={TEST_LABEL: "1"}, options=options,
-                                  check_duplicate=True)
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient,
           test_network: str, postgres_image: str) -> Iterator[World]:
@@ -107,8 +101,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.Docker
     networks: list[Any] = []
     services: Services | None = None
     try:
-        networks.append(_create_network(docker_client, f"hf-cp-lan-{tag}", internal=False))
-        networks.append(_create_network(docker_client, f"hf-cp-int-{tag}", internal=True))
+        networks.append(create_test_network(docker_client, f"hf-cp-lan-{tag}", internal=False))
+        networks.append(create_test_network(docker_client, f"hf-cp-int-{tag}", internal=True))
         source = start_postgres(docker_client, postgres_image, test_network, name,
                                 {**DEFAULT_POSTGRES_ENV, "POSTGRES_PASSWORD": password}, volume)
         psql(source, SEED)
