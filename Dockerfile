@@ -18,7 +18,8 @@
 #     -v holdfast-data:/var/lib/holdfast -p 127.0.0.1:8420:8420 \
 #     --stop-timeout 75 holdfast:latest
 # The API listens on 0.0.0.0 inside the container (the port mapping decides who
-# reaches it), so it needs HOLDFAST_API_TOKEN; without one `serve` refuses to start.
+# reaches it). Every /v1 request needs a token: HOLDFAST_API_TOKEN is the bootstrap
+# admin one; more come from `docker exec holdfast holdfast tokens create ...`.
 # The process runs as the unprivileged user `holdfast` (uid/gid 10001). The
 # Docker socket belongs to root and the host's `docker` group (mode 660), whose
 # gid differs from host to host, so the container must be given that group:

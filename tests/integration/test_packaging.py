@@ -440,8 +440,7 @@ def test_image_daemon_is_healthy_and_reaches_docker_through_the_socket_group(
     options = ["-d", "--name", name, "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
                "--security-opt", "no-new-privileges:true",
                "-v", f"{SOCKET}:{SOCKET}:ro", "--group-add", str(_socket_gid()),
-               # The image listens on 0.0.0.0 inside the container: with a token,
-               # as compose runs it (without one, serve refuses a non-loopback bind).
+               # With a bootstrap admin token, as compose runs it.
                "-e", f"HOLDFAST_API_TOKEN={secrets.token_hex(16)}",
                # Only the probe's schedule; its command is the image's.
                "--health-interval", "1s", "--health-start-period", "60s"]
