@@ -26,7 +26,6 @@ from service.adapters.catalog import JobStatus
 from tests.daemon.conftest import (
     BASE_IMAGE,
     CatalogReader,
-    PrivateDockerd,
     assert_complete_snapshots_intact,
     assert_nothing_stored_for,
     assert_snapshot_intact,
@@ -41,6 +40,7 @@ from tests.daemon.conftest import (
 )
 from tests.harness.daemon import Daemon, holdfast_json, wait_for
 from tests.harness.docker_fixtures import TEST_LABEL, PostgresFactory, psql
+from tests.harness.private_dockerd import PrivateDockerd
 
 pytestmark = pytest.mark.docker
 
