@@ -22,12 +22,11 @@ import itertools
 import logging
 import queue
 import threading
-from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from backup.cancel import ExecHolders
 from backup.errors import (
     DockerRefused,
     DockerUnavailable,
@@ -64,7 +63,6 @@ HELPER_IMAGE = "debian:bookworm-slim"
 NO_REGISTRY = ('Get "https://registry-1.docker.io/v2/": dial tcp: lookup '
                "registry-1.docker.io: no such host")
 """The reason an engine without a registry gives for a pull (Docker 20.10's words)."""
-_holder: ContextVar[str | None] = ContextVar("fake_exec_holder", default=None)
 
 
 @dataclass
@@ -163,8 +161,7 @@ class FakeDocker:
         """(holder, program) of each exec that stalled, in order."""
         self._cuts: dict[int, tuple[str | None, threading.Event]] = {}
         self._cut_reasons: dict[int, str] = {}
-        self._held: Counter[str] = Counter()
-        self._cut_holders: set[str] = set()
+        self._holders = ExecHolders()
         self.closed = 0
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
@@ -257,8 +254,8 @@ class FakeDocker:
         with self._lock:
             self.aborted += 1
             self.aborted_holders.append(holder)
-            if holder is not None and holder in self._held:
-                self._cut_holders.add(holder)
+            if holder is not None:
+                self._holders.cut(holder)
             cut = [event for owner, event in self._cuts.values()
                    if holder is None or owner == holder]
             for event in cut:
@@ -268,24 +265,12 @@ class FakeDocker:
             event.set()
         return len(cut)
 
-    @contextlib.contextmanager
-    def exec_holder(self, holder: str) -> Iterator[None]:
-        token = _holder.set(holder)
-        with self._lock:
-            self._held[holder] += 1
-        try:
-            yield
-        finally:
-            _holder.reset(token)
-            with self._lock:
-                self._held[holder] -= 1
-                if self._held[holder] <= 0:
-                    del self._held[holder]
-                    self._cut_holders.discard(holder)
+    def exec_holder(self, holder: str) -> contextlib.AbstractContextManager[None]:
+        return self._holders.holding(holder)
 
     def _start_exec(self, program: str, holder: str | None) -> None:
         with self._lock:
-            if holder is not None and holder in self._cut_holders:
+            if self._holders.is_cut(holder):
                 raise ExecFailed(program, None, "not started: its job was cancelled")
 
     def _stall_until_cut(self, program: str, holder: str | None) -> None:
@@ -294,7 +279,7 @@ class FakeDocker:
         with self._lock:
             self._cuts[id(cut)] = (holder, cut)
             self.stalled.append((holder, program))
-            if holder is not None and holder in self._cut_holders:
+            if self._holders.is_cut(holder):
                 cut.set()
         try:
             if not cut.wait(30):
@@ -311,7 +296,7 @@ class FakeDocker:
                env: Mapping[str, str] | None = None,
                user: str | None = None) -> Iterator[bytes]:
         # Whose stream this is was decided when it was asked for, as the real one.
-        return self._stream(container_id, argv, env, _holder.get())
+        return self._stream(container_id, argv, env, self._holders.current())
 
     def _stream(self, container_id: str, argv: Sequence[str], env: Mapping[str, str] | None,
                 holder: str | None) -> Iterator[bytes]:
@@ -334,7 +319,7 @@ class FakeDocker:
             env: Mapping[str, str] | None = None, user: str | None = None,
             stdin: Iterable[bytes] | None = None, check: bool = True,
             output_limit: int = 1024 * 1024) -> ExecResult:
-        self._start_exec(argv[0], _holder.get())
+        self._start_exec(argv[0], self._holders.current())
         container = self._running(container_id)
         self.execs.append((container.name, list(argv), dict(env or {})))
         code, stderr = 0, ""
@@ -344,7 +329,7 @@ class FakeDocker:
             chunks = iter(stdin or ())
             data = next(chunks, b"")
             if LOAD in self.stall:
-                self._stall_until_cut(LOAD, _holder.get())
+                self._stall_until_cut(LOAD, self._holders.current())
             data += b"".join(chunks)
             if self.load_error is not None:
                 code, stderr = 1, self.load_error
@@ -581,10 +566,10 @@ class FakeDocker:
 
     def copy_volume(self, source: str, target: str) -> None:
         self._helper_image_ready()  # the real one copies in a helper container
-        self._start_exec(COPY, _holder.get())
+        self._start_exec(COPY, self._holders.current())
         if COPY in self.stall:
             self._volume(target).content = self._volume(source).content[:1]
-            self._stall_until_cut(COPY, _holder.get())
+            self._stall_until_cut(COPY, self._holders.current())
         if self.copy_error is not None:
             self._volume(target).content = b""
             raise ExecFailed("sh", 1, self.copy_error)

@@ -7,7 +7,14 @@ import threading
 
 import pytest
 
-from backup.cancel import BY_REQUEST, BY_SHUTDOWN, CancelSignals, raise_if_cancelled, requested
+from backup.cancel import (
+    BY_REQUEST,
+    BY_SHUTDOWN,
+    CancelSignals,
+    ExecHolders,
+    raise_if_cancelled,
+    requested,
+)
 from backup.errors import Cancelled
 from backup.streams import interruptible
 
@@ -47,3 +54,27 @@ def test_the_same_job_gets_the_same_signal_until_it_is_forgotten() -> None:
     assert signals.of("job-1") is first
     signals.forget("job-1")
     assert not signals.of("job-1")()
+
+
+def test_a_cut_holder_stays_cut_until_its_last_block_ends() -> None:
+    holders = ExecHolders()
+    holders.cut("job-1")  # holds nothing yet: ended, so nothing to cut
+    assert not holders.is_cut("job-1")
+    with holders.holding("job-1"):
+        assert holders.current() == "job-1"
+        with holders.holding("job-1"), holders.unheld():
+            assert holders.current() is None
+            holders.cut("job-1")
+        assert holders.is_cut("job-1") and not holders.is_cut("job-2")
+        assert not holders.is_cut(None)
+    assert holders.current() is None and not holders.is_cut("job-1")
+
+
+def test_holders_are_per_thread() -> None:
+    holders = ExecHolders()
+    seen: list[str | None] = []
+    with holders.holding("job-1"):
+        worker = threading.Thread(target=lambda: seen.append(holders.current()))
+        worker.start()
+        worker.join()
+    assert seen == [None]

@@ -23,12 +23,12 @@ import secrets
 import socket
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from backup.cancel import ExecHolders
 from backup.errors import ExecFailed, HoldfastError, NotFound
 from backup.ports import ExecResult
 from service.adapters.docker.connection import DockerConnection
@@ -47,9 +47,6 @@ _KILL_MARKED = ('for p in /proc/[0-9]*; do '
                 'if tr "\\000" "\\n" < "$p/environ" 2>/dev/null | grep -qxF "$1"; '
                 'then kill -9 "${p#/proc/}" 2>/dev/null; fi; done; exit 0')
 
-_holder: ContextVar[str | None] = ContextVar("holdfast_exec_holder", default=None)
-
-
 @dataclass(frozen=True)
 class _OpenExec:
     container_id: str
@@ -65,26 +62,13 @@ class Exec:
         self._lock = threading.Lock()
         self._open_execs: dict[Any, _OpenExec] = {}
         self._aborted: dict[int, str] = {}  # id(sock) -> why it was cut
-        self._held: Counter[str] = Counter()  # holders with a holding() block open
-        self._cut_holders: set[str] = set()
+        self._holders = ExecHolders()
 
-    @contextlib.contextmanager
-    def holding(self, holder: str) -> Iterator[None]:
+    def holding(self, holder: str) -> contextlib.AbstractContextManager[None]:
         """Execs this thread starts inside the block belong to ``holder`` (a
         job id): ``abort_streams(holder)`` cuts them, and any it starts after
         that cut fail at once instead of starting."""
-        token = _holder.set(holder)
-        with self._lock:
-            self._held[holder] += 1
-        try:
-            yield
-        finally:
-            _holder.reset(token)
-            with self._lock:
-                self._held[holder] -= 1
-                if self._held[holder] <= 0:
-                    del self._held[holder]
-                    self._cut_holders.discard(holder)
+        return self._holders.holding(holder)
 
     def binaries_present(self, container_id: str, names: Sequence[str]) -> set[str]:
         """Which of ``names`` are on the container's PATH (engine detection)."""
@@ -96,9 +80,8 @@ class Exec:
                      user: str | None, stdin: bool,
                      holder: str | None) -> tuple[str, Any, _OpenExec]:
         marker = f"{MARKER_ENV}={secrets.token_hex(8)}"
-        with self._lock:
-            if holder is not None and holder in self._cut_holders:
-                raise ExecFailed(argv[0], None, "not started: its job was cancelled")
+        if self._holders.is_cut(holder):
+            raise ExecFailed(argv[0], None, "not started: its job was cancelled")
 
         def start() -> tuple[str, Any]:
             api = self._connection.api
@@ -112,7 +95,7 @@ class Exec:
         opened = _OpenExec(container_id, marker, holder)
         with self._lock:
             self._open_execs[sock] = opened
-            cut_already = holder is not None and holder in self._cut_holders
+            cut_already = self._holders.is_cut(holder)
             if cut_already:  # cancelled while it was being created
                 self._aborted[id(sock)] = "its job was cancelled"
         if cut_already:
@@ -135,9 +118,9 @@ class Exec:
         lock) wakes with an error instead of waiting forever, and kills the
         process in its container. Returns how many were cut."""
         reason = "Holdfast's shutdown" if holder is None else "its job was cancelled"
+        if holder is not None:
+            self._holders.cut(holder)  # first: an exec registered after it sees the cut
         with self._lock:
-            if holder is not None and holder in self._held:
-                self._cut_holders.add(holder)
             open_now = [sock for sock, opened in self._open_execs.items()
                         if holder is None or opened.holder == holder]
             self._aborted.update((id(sock), reason) for sock in open_now)
@@ -149,15 +132,13 @@ class Exec:
     def _kill(self, opened: _OpenExec, argv0: str, reason: str) -> ExecFailed:
         """Kill what a cut exec left running in its container (a closed socket
         does not stop it) and return the error to raise for it."""
-        token = _holder.set(None)  # not the cut job's: that one may start no exec
         try:
-            self.run(opened.container_id, ["sh", "-c", _KILL_MARKED, "sh", opened.marker],
-                     user="0", check=True)
+            with self._holders.unheld():  # not the cut job's: that one may start no exec
+                self.run(opened.container_id, ["sh", "-c", _KILL_MARKED, "sh", opened.marker],
+                         user="0", check=True)
         except HoldfastError as exc:  # a removed container took its processes along
             logger.info("could not kill the cut %s in %s: %s", argv0,
                         opened.container_id[:12], exc)
-        finally:
-            _holder.reset(token)
         return ExecFailed(argv0, None, f"stream cut off: {reason}")
 
     def _exit_code(self, exec_id: str, argv0: str, stderr_tail: str) -> int:
@@ -182,7 +163,7 @@ class Exec:
 
     def stream(self, container_id: str, argv: Sequence[str], *,
                env: Mapping[str, str] | None = None, user: str | None = None) -> Iterator[bytes]:
-        return self._stream(container_id, argv, env, user, _holder.get())
+        return self._stream(container_id, argv, env, user, self._holders.current())
 
     def _stream(self, container_id: str, argv: Sequence[str], env: Mapping[str, str] | None,
                 user: str | None, holder: str | None) -> Iterator[bytes]:
@@ -221,7 +202,7 @@ class Exec:
         from docker.utils.socket import frames_iter  # loaded by the connection already
 
         exec_id, sock, opened = self._exec_socket(container_id, argv, env, user,
-                                                  stdin is not None, _holder.get())
+                                                  stdin is not None, self._holders.current())
         stdout = bytearray()
         stderr: deque[bytes] = deque(maxlen=64)
         reader_error: list[BaseException] = []
