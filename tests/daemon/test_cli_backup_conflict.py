@@ -39,7 +39,7 @@ def test_an_api_backup_while_a_cli_backup_runs_is_409_naming_its_snapshot(
             refused = daemon.post(f"/v1/instances/{name}/backups", json={})
             assert refused.status_code == 409, refused.text
             assert refused.json()["running"] == running.id
-            assert refused.json()["type"] == "AlreadyRunning"
+            assert refused.json()["kind"] == "AlreadyRunning"
         out, err = cli.communicate(timeout=300)
     finally:
         if cli.poll() is None:

@@ -41,7 +41,7 @@ def test_catalog_tokens_over_real_http(daemon: Daemon) -> None:
         assert ci.get("/v1/snapshots").json() == []
         refused = ci.delete("/v1/snapshots/20260101T000000Z-abcdef")
         assert refused.status_code == 403
-        assert refused.json()["type"] == "Forbidden"
+        assert refused.json()["kind"] == "Forbidden"
         assert "needs the 'admin' scope" in refused.json()["error"]
         assert anonymous.get("/v1/snapshots").status_code == 401
         assert as_token(daemon, secret + "x").get("/v1/snapshots").status_code == 401

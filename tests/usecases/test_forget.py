@@ -186,6 +186,6 @@ def test_api_delete_forgets_and_answers_409_and_404(world: FakeWorld, client: Te
 
     refused = client.delete("/v1/instances/live-db")
     assert refused.status_code == 409, refused.text
-    assert refused.json()["type"] == "Conflict"
+    assert refused.json()["kind"] == "Conflict"
     assert world.catalog.get_instance("live-db") is not None
     assert client.delete("/v1/instances/shop-db").status_code == 404

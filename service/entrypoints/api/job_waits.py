@@ -33,6 +33,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from backup.errors import Busy
+from service.entrypoints.api.responses import Job
 from service.records import JobRecord
 from service.usecases.idempotency import Idempotency
 from service.usecases.job_progress import JobWatchers
@@ -58,10 +59,10 @@ Timeout = Annotated[float | None, Query(
                 f"default {DEFAULT_WAIT_SECONDS:.0f})")]
 
 JOB_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "The job has ended (with `wait=true`, or a replay of an ended "
-                         "job): its final state"},
-    202: {"description": "The job is queued or running: poll `GET /v1/jobs/{id}` or "
-                         "stream `GET /v1/jobs/{id}/events`"},
+    200: {"model": Job, "description": "The job has ended (with `wait=true`, or a replay "
+                                       "of an ended job): its final state"},
+    202: {"model": Job, "description": "The job is queued or running: poll "
+                                       "`GET /v1/jobs/{id}` or stream `GET /v1/jobs/{id}/events`"},
 }
 """The two success statuses of a route answered by :func:`answer_with_job`."""
 

@@ -1,4 +1,4 @@
-"""The OpenAPI document's failures: every status each route can answer, all with the Error schema.
+"""The OpenAPI document's failures: every status each route can answer, all as RFC 9457 problems.
 
 Routes name the statuses their use case raises (404, 409, 400 for values it
 refuses) with ``responses=errors(...)``; :func:`document_errors` adds those
@@ -6,8 +6,11 @@ that come from the app around them: 500 everywhere; 401 (the token), 403 (the
 scope) and 503 (catalog, Docker, storage unreachable; shutting down) on every
 ``/v1`` route; 400 (malformed body) and 413 (the body cap) where a route takes
 a body. It also drops FastAPI's default 422, which this API never answers
-(validation is 400). Every ``/v1`` operation carries the bearer scheme and its
-scope, as the ``x-holdfast-scope`` extension and a line of its description
+(validation is 400). Every failure is the one
+:class:`~service.entrypoints.api.problems.Problem` schema under
+``application/problem+json``, and a 401 documents its ``WWW-Authenticate``
+header. Every ``/v1`` operation carries the bearer scheme and its scope, as the
+``x-holdfast-scope`` extension and a line of its description
 (:func:`operation_scope`).
 """
 
@@ -19,7 +22,8 @@ from typing import Any
 from fastapi import FastAPI
 
 from service.entrypoints.api.auth import is_protected
-from service.entrypoints.api.schemas import Error
+from service.entrypoints.api.openapi_links import add_links
+from service.entrypoints.api.problems import PROBLEM_MEDIA_TYPE, Problem
 from service.tokens import Scope
 
 DESCRIPTIONS: dict[int, str] = {
@@ -33,17 +37,23 @@ DESCRIPTIONS: dict[int, str] = {
     503: "The catalog, the Docker engine or a storage target is unreachable, "
          "or the daemon is shutting down",
 }
-_ERROR_REF = {"$ref": "#/components/schemas/Error"}
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+_WWW_AUTHENTICATE = {"WWW-Authenticate": {
+    "description": "`Bearer`: send an API token as `Authorization: Bearer <token>`",
+    "schema": {"type": "string", "enum": ["Bearer"]}}}
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` for a route decorator: ``statuses`` with the Error body."""
-    return {status: {"model": Error, "description": DESCRIPTIONS[status]} for status in statuses}
+    """``responses=`` for a route decorator: ``statuses`` with the problem body."""
+    return {status: _error_response(status) for status in statuses}
 
 
 def _error_response(status: int) -> dict[str, Any]:
-    return {"description": DESCRIPTIONS[status],
-            "content": {"application/json": {"schema": _ERROR_REF}}}
+    response: dict[str, Any] = {"description": DESCRIPTIONS[status],
+                                "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_REF}}}
+    if status == 401:
+        response["headers"] = _WWW_AUTHENTICATE
+    return response
 
 
 BEARER_SCHEME = "HTTPBearer"
@@ -91,7 +101,7 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
-    components.setdefault("Error", Error.model_json_schema(
+    components.setdefault("Problem", Problem.model_json_schema(
         ref_template="#/components/schemas/{model}"))
     return schema
 
@@ -102,7 +112,7 @@ def install_openapi(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_errors(build())
+            app.openapi_schema = add_links(document_errors(build()))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

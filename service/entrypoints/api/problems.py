@@ -1,4 +1,15 @@
-"""Every failure of the HTTP API as one JSON shape: ``{"error": "<one line>", "type": "<class>"}``.
+"""Every failure of the HTTP API as one RFC 9457 problem, ``application/problem+json``.
+
+The body is ``{"type", "title", "status", "detail", "error", "kind"}``:
+``type`` is a stable URI per error kind (:data:`PROBLEM_TYPE_PREFIX` plus the
+error's class name, a ``tag:`` URI of RFC 4151: an identifier, never fetched,
+since the project serves no documentation site of its own), ``title`` that
+kind's short summary, ``status`` the HTTP status, ``detail`` the one line
+saying what went wrong and what to do, ``kind`` the error's class name
+(``InstanceNotFound``, ``InvalidInput``: what ``type`` was before problems,
+and what a client maps back to a class), and ``error`` the same line as
+``detail``, kept for clients written before. A 409 for a run in progress adds
+``running`` (that job's or snapshot's id); a 401 carries ``WWW-Authenticate: Bearer``.
 
 Errors from :mod:`backup.errors` take their status from the one
 :mod:`~service.entrypoints.error_table`; FastAPI's request validation becomes
@@ -12,12 +23,14 @@ at most :data:`EXCERPT_MAX` characters of any value or key a client sent.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from backup import errors
@@ -51,12 +64,64 @@ def excerpt(value: object, limit: int = EXCERPT_MAX) -> str:
     return f"{text[:limit]!r}… ({len(text)} characters)"
 
 
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_PREFIX = "tag:holdfast,2026:problem/"
+"""``type`` is this plus the error's class name (``kind``). A ``tag:`` URI
+(RFC 4151) names a problem type without promising a page behind it: problem
+types are compared, not fetched, and an ``https://`` URI would have to be a
+site the project owns and serves for as long as clients use the names."""
+
+
+def problem_type(kind: str) -> str:
+    """The stable ``type`` URI of error kind ``kind`` (a class name)."""
+    return PROBLEM_TYPE_PREFIX + kind
+
+
+def problem_title(kind: str) -> str:
+    """The short summary of error kind ``kind``: its class name in words
+    (``InstanceNotFound`` -> ``Instance not found``), the same for every occurrence."""
+    words = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z0-9]+", kind) or [kind]
+    rest = [word if word.isupper() and len(word) > 1 else word.lower() for word in words[1:]]
+    return " ".join([words[0], *rest])
+
+
+class Problem(BaseModel):
+    """The body of every failure (RFC 9457), 4xx and 5xx alike."""
+
+    type: str = Field(json_schema_extra={"format": "uri"},
+                      description="the error kind as a stable URI: "
+                      f"{PROBLEM_TYPE_PREFIX}<kind>",
+                      examples=[problem_type("InstanceNotFound")])
+    title: str = Field(description="the kind's short summary", examples=["Instance not found"])
+    status: int = Field(description="the HTTP status", examples=[404])
+    detail: str = Field(description="what went wrong and what to do, on one line",
+                        examples=["no instance named 'shop'; 'holdfast instances' lists them"])
+    error: str = Field(description="the same line as detail, kept for older clients",
+                       examples=["no instance named 'shop'; 'holdfast instances' lists them"])
+    kind: str = Field(description="the error's class, e.g. InstanceNotFound, InvalidInput, "
+                      "Unauthorised, BodyTooLarge: what `type` held before, and the class "
+                      "a client maps the problem back to", examples=["InstanceNotFound"])
+    running: str | None = Field(default=None, description="with a 409 for a run already in "
+                                "progress: the id of that job or snapshot")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "type": problem_type("InstanceNotFound"), "title": "Instance not found",
+        "status": 404, "detail": "no instance named 'shop'; 'holdfast instances' lists them",
+        "error": "no instance named 'shop'; 'holdfast instances' lists them",
+        "kind": "InstanceNotFound"}]})
+
+
 def error_response(status: int, message: str, kind: str, *,
                    headers: Mapping[str, str] | None = None,
                    extra: Mapping[str, Any] | None = None) -> JSONResponse:
-    """The one error body, with ``message`` made one bounded line."""
-    body: dict[str, Any] = {"error": one_line(message), "type": kind, **(extra or {})}
-    return JSONResponse(status_code=status, content=body, headers=dict(headers or {}))
+    """The one problem body for error kind ``kind``, with ``message`` made one
+    bounded line (as ``detail`` and ``error``)."""
+    line = one_line(message)
+    body: dict[str, Any] = {"type": problem_type(kind), "title": problem_title(kind),
+                            "status": status, "detail": line, "error": line, "kind": kind,
+                            **(extra or {})}
+    return JSONResponse(status_code=status, content=body, headers=dict(headers or {}),
+                        media_type=PROBLEM_MEDIA_TYPE)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -55,7 +55,7 @@ def assert_error(response: Any, status: int, kind: str) -> Json:
     assert response.status_code == status, response.text
     body: Json = response.json()
     assert set(body) >= {"error", "type"}
-    assert body["type"] == kind
+    assert body["kind"] == kind
     assert body["error"] and "\n" not in body["error"]
     return body
 

@@ -91,8 +91,9 @@ def huge(count: int = 1000) -> list[bytes]:
 
 
 def assert_shape(body: Json, kind: str) -> None:
-    assert set(body) == {"error", "type"}, body
-    assert body["type"] == kind
+    assert set(body) == {"type", "title", "status", "detail", "error", "kind"}, body
+    assert body["kind"] == kind
+    assert body["type"].endswith("/" + kind) and body["detail"] == body["error"]
     assert body["error"] and "\n" not in body["error"]
 
 

@@ -79,7 +79,7 @@ def test_the_key_with_another_body_is_409_naming_it(
     ended(client, first["id"])
     refused = client.post(BACKUP, headers=headers, json={"target": "offsite"})
     assert refused.status_code == 409, refused.text
-    assert refused.json()["type"] == "IdempotencyKeyReused"
+    assert refused.json()["kind"] == "IdempotencyKeyReused"
     assert "'release-1.4.2'" in refused.json()["error"]
     assert "\n" not in refused.json()["error"]
     # The same key on another route is another request too.
@@ -119,7 +119,7 @@ def test_a_key_out_of_bounds_is_400_and_starts_nothing(
     add_db(world)
     response = client.post(BACKUP, headers={"Idempotency-Key": value.encode()})
     assert response.status_code == 400, response.text
-    assert response.json()["type"] == "InvalidIdempotencyKey"
+    assert response.json()["kind"] == "InvalidIdempotencyKey"
     assert "1 to 255 printable ASCII" in response.json()["error"]
     assert client.get("/v1/jobs").json() == []
 
@@ -229,7 +229,7 @@ def test_jobs_list_newest_first_with_filters(
 def test_jobs_list_bounds_are_400(client: TestClient, query: str) -> None:
     response = client.get(f"/v1/jobs?{query}")
     assert response.status_code == 400, response.text
-    assert response.json()["type"] == "InvalidInput"
+    assert response.json()["kind"] == "InvalidInput"
 
 
 def test_jobs_list_takes_limit_1000(client: TestClient) -> None:
@@ -280,7 +280,7 @@ def test_an_ended_job_gets_one_end_event(world: FakeWorld, client: TestClient) -
 def test_events_of_an_unknown_job_are_404(client: TestClient) -> None:
     response = client.get("/v1/jobs/job-nope/events")
     assert response.status_code == 404
-    assert response.json()["type"] == "JobNotFound"
+    assert response.json()["kind"] == "JobNotFound"
 
 
 def test_a_client_that_goes_away_stops_its_stream(
@@ -301,7 +301,7 @@ def test_streams_beyond_the_limit_are_503(
     job = jobs.submit("test", lambda: {})
     response = client.get(f"/v1/jobs/{job.id}/events")
     assert response.status_code == 503, response.text
-    assert response.json()["type"] == "TooManyStreams"
+    assert response.json()["kind"] == "TooManyStreams"
 
 
 # --- the OpenAPI document ----------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The OpenAPI document lists, for every operation, each failure status its route can
-answer, all with the one Error schema, and never FastAPI's default 422."""
+answer, all with the one Problem schema as application/problem+json, and never FastAPI's
+default 422."""
 
 from __future__ import annotations
 
@@ -95,17 +96,22 @@ def test_each_failure_has_the_error_schema(document: dict[str, Any],
     for status, response in operations(document)[key]["responses"].items():
         if int(status) < 400 or (*key, status) in NOT_AN_ERROR_BODY:
             continue
-        schema = response["content"]["application/json"]["schema"]
-        assert schema == {"$ref": "#/components/schemas/Error"}, (key, status)
+        assert set(response["content"]) == {"application/problem+json"}, (key, status)
+        schema = response["content"]["application/problem+json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/Problem"}, (key, status)
         assert response["description"]
+        if status == "401":
+            assert response["headers"]["WWW-Authenticate"]["schema"]["enum"] == ["Bearer"]
 
 
 def test_the_error_schema_is_the_one_shape_and_the_422_schemas_are_gone(
         document: dict[str, Any]) -> None:
     schemas = document["components"]["schemas"]
-    error = schemas["Error"]
-    assert set(error["required"]) == {"error", "type"}
-    assert set(error["properties"]) == {"error", "type", "running"}
+    problem = schemas["Problem"]
+    assert set(problem["required"]) == {"type", "title", "status", "detail", "error", "kind"}
+    assert set(problem["properties"]) == {"type", "title", "status", "detail", "error", "kind",
+                                          "running"}
+    assert "Error" not in schemas
     assert "HTTPValidationError" not in schemas
     assert "ValidationError" not in schemas
     assert "422" not in str(document["paths"])

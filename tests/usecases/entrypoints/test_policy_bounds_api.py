@@ -51,7 +51,7 @@ def test_an_out_of_range_schedule_is_400_and_not_stored(
     response = client.put("/v1/instances/b-new/policy", json={"schedule": schedule})
     assert response.status_code == 400, response.text
     body = response.json()
-    assert body["type"] == "InvalidLabels" and fragment in body["error"]
+    assert body["kind"] == "InvalidLabels" and fragment in body["error"]
     assert "\n" not in body["error"] and len(body["error"]) < 300
     record = world.catalog.get_instance("b-new")
     assert record is not None and record.policy_override is None

@@ -33,7 +33,7 @@ def client(world: FakeWorld, jobs: JobRunner) -> TestClient:
 def refused(response: Any, status: int, kind: str) -> str:
     assert response.status_code == status, response.text
     body = response.json()
-    assert body["type"] == kind
+    assert body["kind"] == kind
     assert "\n" not in body["error"]
     return str(body["error"])
 

@@ -26,6 +26,7 @@ from service.entrypoints.api.job_waits import (
     answer_with_job,
 )
 from service.entrypoints.api.openapi import errors
+from service.entrypoints.api.responses import Forgotten, Instance, Job, PruneResult
 from service.entrypoints.api.schemas import BackupBody, InstanceRestoreBody, PolicyBody
 from service.records import JobRecord
 from service.usecases import backups, instances, restores, retention
@@ -34,7 +35,7 @@ from service.usecases.idempotency import Idempotency, idempotency_for
 router = APIRouter(prefix="/v1/instances", dependencies=AUTHORISED)
 
 
-@router.get("", tags=["instances"], dependencies=READ)
+@router.get("", tags=["instances"], dependencies=READ, response_model=list[Instance])
 def list_instances(ctx: ContextDep) -> list[dict[str, Any]]:
     """Discovered instances: policy, next run, last snapshot and its status, errors."""
     known = ctx.known_instances() if ctx.known_instances is not None else None
@@ -42,7 +43,8 @@ def list_instances(ctx: ContextDep) -> list[dict[str, Any]]:
     return [view.to_json() for view in views]
 
 
-@router.delete("/{name}", tags=["instances"], dependencies=ADMIN, responses=errors(404, 409))
+@router.delete("/{name}", tags=["instances"], dependencies=ADMIN, response_model=Forgotten,
+                responses=errors(404, 409))
 def forget_instance(svc: ServicesDep, name: str) -> dict[str, Any]:
     """Forget an instance: its record, policy and snapshot rows leave the catalog;
     the snapshots' objects stay in the targets (``holdfast catalog rebuild`` lists
@@ -51,7 +53,7 @@ def forget_instance(svc: ServicesDep, name: str) -> dict[str, Any]:
     return instances.forget_instance(svc, name).to_json()
 
 
-@router.put("/{name}/policy", tags=["instances"], dependencies=BACKUP,
+@router.put("/{name}/policy", tags=["instances"], dependencies=BACKUP, response_model=Instance,
             responses=errors(400, 404))
 def put_policy(ctx: ContextDep, name: str, body: PolicyBody) -> dict[str, Any]:
     """Set a policy that overrides the labels and survives restarts."""
@@ -60,7 +62,7 @@ def put_policy(ctx: ContextDep, name: str, body: PolicyBody) -> dict[str, Any]:
 
 
 @router.delete("/{name}/policy", tags=["instances"], dependencies=BACKUP,
-               responses=errors(404))
+               response_model=Instance, responses=errors(404))
 def delete_policy(ctx: ContextDep, name: str) -> dict[str, Any]:
     """Drop the API-set policy; the labels rule again."""
     return instances.set_policy(ctx.services, name, None, applied=ctx.refresh,
@@ -68,14 +70,14 @@ def delete_policy(ctx: ContextDep, name: str) -> dict[str, Any]:
 
 
 @router.post("/{name}/prune", tags=["snapshots"], dependencies=BACKUP,
-             responses=errors(400, 404))
+             response_model=PruneResult, responses=errors(400, 404))
 def prune_instance(svc: ServicesDep, name: str, dry_run: bool = False) -> dict[str, Any]:
     """Apply the instance's retention now (``dry_run`` lists what would go)."""
     return retention.prune(svc, name, dry_run=dry_run)[0].to_json()
 
 
 @router.post("/{name}/backups", tags=["backups"], status_code=status.HTTP_202_ACCEPTED,
-             dependencies=BACKUP,
+             dependencies=BACKUP, response_model=Job,
              responses={**JOB_RESPONSES, **errors(400, 404, 409)})
 async def start_backup(svc: ServicesDep, jobs: JobsDep, name: str,
                        body: BackupBody | None = None, idempotency_key: IdempotencyKey = None,
@@ -94,7 +96,7 @@ async def start_backup(svc: ServicesDep, jobs: JobsDep, name: str,
 
 
 @router.post("/{name}/restore", tags=["restores"], status_code=status.HTTP_202_ACCEPTED,
-             dependencies=RESTORE,
+             dependencies=RESTORE, response_model=Job,
              responses={**JOB_RESPONSES, **errors(400, 404, 409)})
 async def restore_latest(svc: ServicesDep, jobs: JobsDep, name: str,
                          body: InstanceRestoreBody, idempotency_key: IdempotencyKey = None,

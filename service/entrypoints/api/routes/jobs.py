@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from service.entrypoints.api.deps import AUTHORISED, READ, JobsDep, ServicesDep, principal
 from service.entrypoints.api.job_waits import event_stream, stream_slots
 from service.entrypoints.api.openapi import errors
+from service.entrypoints.api.responses import Job
 from service.records import JobStatus
 from service.tokens import Scope
 from service.usecases import cancellation, jobs
@@ -20,7 +21,8 @@ from service.usecases import cancellation, jobs
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=AUTHORISED)
 
 
-@router.get("", dependencies=READ, responses=errors(400))
+@router.get("", dependencies=READ, response_model=list[Job], response_model_exclude_unset=True,
+            responses=errors(400))
 def list_jobs(
     svc: ServicesDep,
     kind: Annotated[Literal["backup", "restore", "clone"] | None,
@@ -36,7 +38,8 @@ def list_jobs(
         svc, kind=kind, statuses=job_status, instance=instance, limit=limit)]
 
 
-@router.get("/{job_id}", dependencies=READ, responses=errors(404))
+@router.get("/{job_id}", dependencies=READ, response_model=Job, response_model_exclude_unset=True,
+            responses=errors(404))
 def get_job(svc: ServicesDep, job_id: str) -> dict[str, Any]:
     """A job's status and progress (``phase``, ``bytes_done``, ``rate`` in bytes/s,
     ``eta_seconds`` where the size is known), and its result or error once ended."""
@@ -60,10 +63,11 @@ _CANCEL_SCOPE = {"backup": Scope.BACKUP, "restore": Scope.RESTORE}
 
 
 @router.delete("/{job_id}", dependencies=READ, status_code=status.HTTP_202_ACCEPTED,
-               responses={200: {"description": "The job ended (normally ``cancelled``): "
-                                               "its final state"},
-                          202: {"description": "Cancelling: the job is still stopping; "
-                                               "poll it"},
+               response_model=Job,
+               responses={200: {"model": Job, "description": "The job ended (normally "
+                                                             "``cancelled``): its final state"},
+                          202: {"model": Job, "description": "Cancelling: the job is still "
+                                                             "stopping; poll it"},
                           **errors(404, 409)})
 def cancel_job(request: Request, svc: ServicesDep, runner: JobsDep,
                job_id: str) -> JSONResponse:

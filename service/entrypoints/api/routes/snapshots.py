@@ -26,6 +26,7 @@ from service.entrypoints.api.job_waits import (
     answer_with_job,
 )
 from service.entrypoints.api.openapi import errors
+from service.entrypoints.api.responses import Job, Snapshot
 from service.entrypoints.api.schemas import RestoreBody
 from service.records import JobRecord
 from service.usecases import checkpoints, restores, snapshots
@@ -34,7 +35,8 @@ from service.usecases.idempotency import Idempotency, idempotency_for
 router = APIRouter(prefix="/v1/snapshots", dependencies=AUTHORISED)
 
 
-@router.get("", tags=["snapshots"], dependencies=READ, responses=errors(400))
+@router.get("", tags=["snapshots"], dependencies=READ, response_model=list[Snapshot],
+            responses=errors(400))
 def list_snapshots(
     svc: ServicesDep,
     instance: Annotated[str | None, Query()] = None,
@@ -48,7 +50,7 @@ def list_snapshots(
     return [s.to_json() for s in snapshots.list_snapshots(svc, instance, wanted)]
 
 
-@router.get("/{snapshot_id}", tags=["snapshots"], dependencies=READ,
+@router.get("/{snapshot_id}", tags=["snapshots"], dependencies=READ, response_model=Snapshot,
             responses=errors(400, 404))
 def get_snapshot(svc: ServicesDep, snapshot_id: str) -> dict[str, Any]:
     """One snapshot."""
@@ -56,7 +58,7 @@ def get_snapshot(svc: ServicesDep, snapshot_id: str) -> dict[str, Any]:
 
 
 @router.put("/{snapshot_id}/pin", tags=["snapshots"],
-            dependencies=BACKUP,
+            dependencies=BACKUP, response_model=Snapshot,
             responses=errors(400, 404, 409))
 def pin_snapshot(svc: ServicesDep, snapshot_id: str) -> dict[str, Any]:
     """Pin a complete snapshot: retention never removes it and it cannot be
@@ -66,7 +68,7 @@ def pin_snapshot(svc: ServicesDep, snapshot_id: str) -> dict[str, Any]:
 
 
 @router.delete("/{snapshot_id}/pin", tags=["snapshots"],
-               dependencies=BACKUP,
+               dependencies=BACKUP, response_model=Snapshot,
                responses=errors(400, 404))
 def unpin_snapshot(svc: ServicesDep, snapshot_id: str) -> dict[str, Any]:
     """Unpin a snapshot: its instance's retention policy applies to it again.
@@ -84,7 +86,7 @@ def delete_snapshot(svc: ServicesDep, snapshot_id: str) -> Response:
 
 
 @router.post("/{snapshot_id}/restore", tags=["restores"], status_code=status.HTTP_202_ACCEPTED,
-             dependencies=RESTORE,
+             dependencies=RESTORE, response_model=Job,
              responses={**JOB_RESPONSES, **errors(400, 404, 409)})
 async def start_restore(svc: ServicesDep, jobs: JobsDep, snapshot_id: str, body: RestoreBody,
                         idempotency_key: IdempotencyKey = None, wait: Wait = False,

@@ -7,12 +7,13 @@ from typing import Any
 from fastapi import APIRouter
 
 from service.entrypoints.api.deps import AUTHORISED, READ, ServicesDep
+from service.entrypoints.api.responses import TargetCheck
 from service.usecases import targets
 
 router = APIRouter(prefix="/v1/targets", tags=["targets"], dependencies=AUTHORISED)
 
 
-@router.get("/check", dependencies=READ)
+@router.get("/check", dependencies=READ, response_model=list[TargetCheck])
 def check_targets(svc: ServicesDep) -> list[dict[str, Any]]:
     """Write, read back and delete a probe object in each configured target."""
     return [result.to_json() for result in targets.check_targets(svc)]
