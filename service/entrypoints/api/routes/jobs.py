@@ -20,6 +20,19 @@ from service.usecases import cancellation, jobs
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=AUTHORISED)
 
+SSE_EVENT_SCHEMA: dict[str, object] = {
+    "type": "object", "required": ["event", "data"],
+    "description": "One event of the stream as a client reads it (OpenAPI 3.1 has the schema "
+                   "of text/event-stream describe each event)",
+    "properties": {
+        "event": {"type": "string", "enum": ["progress", "end"]},
+        "data": {"type": "string", "contentMediaType": "application/json",
+                 "description": "the job's JSON, as GET /v1/jobs/{job_id} answers it"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
+}
+
 
 @router.get("", dependencies=READ, response_model=list[Job], response_model_exclude_unset=True,
             responses=errors(400))
@@ -50,7 +63,7 @@ def get_job(svc: ServicesDep, job_id: str) -> dict[str, Any]:
             responses={200: {"description": "Server-Sent Events: `progress` with the job's "
                                             "JSON on each change, then `end` with its final "
                                             "state; comments keep the stream alive",
-                             "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                             "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}}},
                        **errors(404, 503)})
 async def job_events(request: Request, runner: JobsDep, job_id: str) -> EventSourceResponse:
     """Stream the job until it ends (an ended job: one `end` event)."""
