@@ -1,0 +1,191 @@
+"""Schemathesis against the live daemon: every operation, then stateful runs along
+the document's links, over real HTTP to ``holdfast serve`` on a free port.
+
+Checks: no 5xx, no status the document does not list for the operation, bodies
+that match the documented schema, and the documented content type.
+
+SAFETY: schemathesis deletes what it finds (snapshots, volumes, instances,
+tokens, containers it can name). The daemon under test is pointed at a PRIVATE
+dockerd (:class:`~tests.harness.private_dockerd.PrivateDockerd`: its own data
+root, in its own network namespace) that holds only the images this module
+loads and the containers and volumes it creates, never at the shared engine;
+:func:`world` asserts that before any request is made. Its catalog, target and
+copies live in the module's own temporary directory. The engine is stopped and
+its data root removed at the end.
+
+Bounded and reproducible: a fixed seed with derandomized generation, a few
+examples per operation (``HOLDFAST_SCHEMATHESIS_EXAMPLES``, default 8) and
+stateful runs of a few steps (``HOLDFAST_SCHEMATHESIS_STATEFUL_EXAMPLES``,
+default 12; ``HOLDFAST_SCHEMATHESIS_SEED`` changes the seed). The number of
+requests and the time taken are printed at the end of the module.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import hypothesis
+import pytest
+import schemathesis
+from schemathesis import Case
+from schemathesis.checks import CheckFunction, not_a_server_error
+from schemathesis.core.transport import Response
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.harness.api import TEST_TOKEN
+from tests.harness.daemon import Daemon
+from tests.harness.docker_fixtures import HELPER_IMAGE, TEST_LABEL
+from tests.harness.private_dockerd import PrivateDockerd
+
+pytestmark = pytest.mark.docker
+
+REDIS_IMAGE = "holdfast-test/redis:7"
+EXAMPLES = int(os.environ.get("HOLDFAST_SCHEMATHESIS_EXAMPLES", "8"))
+STATEFUL_EXAMPLES = int(os.environ.get("HOLDFAST_SCHEMATHESIS_STATEFUL_EXAMPLES", "12"))
+SEED = int(os.environ.get("HOLDFAST_SCHEMATHESIS_SEED", "11"))
+REQUEST_TIMEOUT = 120.0
+"""Seconds a request may take: ``?wait=true`` holds one until its (short) job ends."""
+
+CHECKS: list[CheckFunction] = [not_a_server_error, status_code_conformance,
+                               response_schema_conformance, content_type_conformance]
+
+
+@dataclass
+class World:
+    """The private engine, what the module made on it, and the daemon over it."""
+
+    engine: PrivateDockerd
+    daemon: Daemon
+    redis: str
+    volume: str
+    requests: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+def _assert_private(engine: PrivateDockerd, containers: set[str]) -> None:
+    """The engine the daemon will use is the private one, and holds only ``containers``."""
+    client = engine.client()
+    try:
+        root = str(client.info()["DockerRootDir"])
+        assert root.startswith(str(engine.root)), f"not the private engine: data root {root}"
+        found = {c.name for c in client.containers.list(all=True)}
+        assert found == containers, f"the private engine holds other containers: {found}"
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    engine = PrivateDockerd()
+    daemon = Daemon(tmp_path_factory.mktemp("schemathesis"))
+    try:
+        engine.start()
+        for image in (REDIS_IMAGE, HELPER_IMAGE):
+            engine.load_image(image)
+        suffix = secrets.token_hex(3)
+        redis, volume = f"hf-st-redis-{suffix}", f"hf-st-raw-{suffix}"
+        client = engine.client()
+        try:
+            client.volumes.create(name=volume, labels={TEST_LABEL: "1"})
+            client.volumes.create(name=f"{redis}-data", labels={TEST_LABEL: "1"})
+            client.containers.run(REDIS_IMAGE, ["redis-server", "--appendonly", "yes"],
+                                  name=redis, detach=True, network_mode="none",
+                                  labels={TEST_LABEL: "1", "holdfast.enable": "true"},
+                                  volumes={f"{redis}-data": {"bind": "/data", "mode": "rw"}})
+        finally:
+            client.close()
+        _assert_private(engine, {redis})
+        daemon.start({"DOCKER_HOST": engine.host, "HOLDFAST_COPY_REAP_INTERVAL": "5"})
+        daemon.wait_ready()
+        daemon.wait_for(lambda: redis in daemon.instance_names(), 30, "discovery of the redis")
+        made = World(engine=engine, daemon=daemon, redis=redis, volume=volume)
+        _seed_state(made)
+        yield made
+        elapsed = time.monotonic() - made.started
+        print(f"\nschemathesis: {made.requests} requests in {elapsed:.0f} s "
+              f"(examples {EXAMPLES}, stateful {STATEFUL_EXAMPLES}, seed {SEED})",
+              file=sys.__stderr__)
+        assert daemon.alive(), daemon.log_tail()
+    finally:
+        daemon.close()
+        engine.close()
+
+
+def _seed_state(world: World) -> None:
+    """One complete snapshot (tagged, pinned), a live copy with a TTL, and a token,
+    so the listings the links start from have something in them."""
+    daemon = world.daemon
+    backup = daemon.post(f"/v1/instances/{world.redis}/backups", params={"wait": "true"},
+                         json={"tags": {"release": "v1"}, "pin": True})
+    assert backup.status_code == 200 and backup.json()["status"] == "succeeded", backup.text
+    restore = daemon.post(f"/v1/instances/{world.redis}/restore",
+                          params={"wait": "true", "timeout": 120},
+                          json={"name": f"{world.redis}-copy", "ttl": "2h"})
+    assert restore.status_code == 200 and restore.json()["status"] == "succeeded", restore.text
+    token = daemon.post("/v1/tokens", json={"name": "st-seed", "scopes": ["read"]})
+    assert token.status_code == 201, token.text
+
+
+def _config() -> schemathesis.Config:
+    generation = {"max-examples": EXAMPLES, "deterministic": True, "mode": "all",
+                  "database": "none"}
+    return schemathesis.Config.from_dict({
+        "seed": SEED,
+        "headers": {"Authorization": f"Bearer {TEST_TOKEN}"},
+        "request-timeout": REQUEST_TIMEOUT,
+        "max-stream-events": 5,
+        "generation": generation,
+        "phases": {"stateful": {"max-steps": 8,
+                                "generation": {**generation, "max-examples": STATEFUL_EXAMPLES}}},
+    })
+
+
+@pytest.fixture(scope="module")
+def st_schema(world: World) -> Any:
+    _assert_private(world.engine, _own_containers(world))
+    return schemathesis.openapi.from_url(f"{world.daemon.url}/openapi.json", config=_config(),
+                                         timeout=30)
+
+
+def _own_containers(world: World) -> set[str]:
+    client = world.engine.client()
+    try:
+        return {c.name for c in client.containers.list(all=True)}
+    finally:
+        client.close()
+
+
+schema = schemathesis.pytest.from_fixture("st_schema")
+
+
+@schema.parametrize()
+def test_every_operation_keeps_its_contract(case: Case[Any], world: World) -> None:
+    world.requests += 1
+    case.call_and_validate(checks=CHECKS, timeout=REQUEST_TIMEOUT)
+
+
+def test_stateful_runs_along_the_links_keep_the_contract(st_schema: Any, world: World) -> None:
+    base = st_schema.as_state_machine()
+
+    class Machine(base):  # type: ignore[misc, valid-type]
+        def after_call(self, response: Response, case: Case[Any]) -> None:
+            world.requests += 1
+
+        def validate_response(self, response: Response, case: Case[Any],
+                              additional_checks: Any = None, **kwargs: Any) -> None:
+            case.validate_response(response, checks=CHECKS)
+
+    Machine.run(settings=hypothesis.settings(
+        max_examples=STATEFUL_EXAMPLES, stateful_step_count=8, derandomize=True, database=None,
+        deadline=None, suppress_health_check=list(hypothesis.HealthCheck)))
+
