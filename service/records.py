@@ -15,6 +15,10 @@ from typing import Any
 from backup.types import isoformat
 from service.rates import eta_seconds, transfer_rate
 
+ERROR_TYPE = "error_type"
+"""The key of a failed job's ``result`` naming its error's class (the catalog
+has no column for it); :meth:`JobRecord.to_json` shows it as ``error_type``."""
+
 
 class JobStatus(StrEnum):
     QUEUED = "queued"
@@ -93,7 +97,10 @@ class JobRecord:
             "started_at": isoformat(self.started_at),
             "finished_at": isoformat(self.finished_at),
             "error": self.error,
-            "result": self.result,
+            # A failed job's result holds only its error's class (ERROR_TYPE).
+            "error_type": (self.result or {}).get(ERROR_TYPE)
+            if self.status == JobStatus.FAILED else None,
+            "result": None if self.status == JobStatus.FAILED else self.result,
             "phase": self.phase,
             "bytes_done": self.bytes_done,
             "bytes_total": self.bytes_total,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from backup import errors
+from service.adapters.api_client.errors import ServerUnreachable
 from service.adapters.catalog.urls import CatalogUnavailable
 from service.usecases.jobs import ShuttingDown
 
@@ -48,6 +49,8 @@ ERROR_TABLE: tuple[tuple[type[errors.HoldfastError], Outcome], ...] = (
     (errors.DockerUnavailable, UNAVAILABLE),
     (errors.StorageUnavailable, UNAVAILABLE),
     (CatalogUnavailable, UNAVAILABLE),
+    # holdfast --server: the daemon did not answer.
+    (ServerUnreachable, UNAVAILABLE),
     (ShuttingDown, UNAVAILABLE),
     (errors.Busy, UNAVAILABLE),
 )

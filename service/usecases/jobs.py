@@ -32,7 +32,7 @@ from backup.types import SnapshotStatus, utcnow
 from backup.volumes import ClonePlan
 from service.bootstrap import Services
 from service.observability.metrics import Metrics
-from service.records import JobRecord, JobStatus
+from service.records import ERROR_TYPE, JobRecord, JobStatus
 from service.runs import AlreadyRunning
 from service.usecases.backups import (
     BackupRequest,
@@ -250,9 +250,12 @@ class JobRunner:
                 level = logging.WARNING if isinstance(exc, Cancelled) else logging.ERROR
                 logger.log(level, "job %s (%s) failed: %s", job.id, job.kind, exc,
                            extra={"job": job.id, "instance": job.instance})
+                # The error's class, so a client (holdfast --server) exits as a local
+                # run of the same failure does; kept in result, shown as error_type.
                 self._catalog.save_job(replace(job, status=JobStatus.FAILED,
                                                finished_at=utcnow(),
-                                               error=str(exc) or type(exc).__name__))
+                                               error=str(exc) or type(exc).__name__,
+                                               result={ERROR_TYPE: type(exc).__name__}))
                 return
             finally:
                 self._metrics.running_jobs.dec()

@@ -324,6 +324,7 @@ def test_job_lifecycle(catalog: Catalog) -> None:
         "started_at": "2024-05-18T03:00:00.123456Z",
         "finished_at": "2024-05-18T03:00:09.123456Z",
         "error": None,
+        "error_type": None,
         "result": make_snapshot("snap-9").to_json(),
         "phase": None,
         "bytes_done": None,

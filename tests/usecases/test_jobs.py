@@ -130,8 +130,10 @@ def test_a_failed_backup_job_records_the_one_line_error(
     world.docker.dump_error = "ERROR: disk on fire\nCONTEXT: COPY rows, line 3"
     job = runner.submit_backup(backups.prepare_backup(world.services, "shop"))
     done = _finished(world, job.id)
-    assert done.status == JobStatus.FAILED and done.result is None
+    assert done.status == JobStatus.FAILED
     assert done.error == "fake-dump exited 1: ERROR: disk on fire"
+    # Its JSON names the error's class (holdfast --server exits by it) and has no result.
+    assert (done.to_json()["error_type"], done.to_json()["result"]) == ("ExecFailed", None)
     (snapshot,) = world.catalog.list_snapshots()
     assert snapshot.status == SnapshotStatus.FAILED and snapshot.error == done.error
     assert _snapshots_counted(metrics, "shop", "failed") == 1

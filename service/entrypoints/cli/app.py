@@ -13,15 +13,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
+import click
 import typer
 
 from backup import errors
 
 if TYPE_CHECKING:
+    from service.adapters.api_client.client import RemoteBackend
     from service.bootstrap import Services
+    from service.entrypoints.cli.backend import HoldfastBackend
+    from service.entrypoints.cli.remote import RemoteTarget
     from service.settings import Settings
 
 # Only typer and the CLI's own modules load at start-up, so ``--help``,
@@ -62,11 +68,83 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: Annotated[bool, typer.Option(
         "--version", callback=_print_version, is_eager=True,
         help="Print the version (holdfast X.Y.Z) and exit.")] = False,
+    server: Annotated[str | None, typer.Option(
+        "--server", envvar="HOLDFAST_SERVER", metavar="URL", show_envvar=False,
+        help="Run the command against the daemon at URL (http:// or https://) through its "
+             "API, instead of on this machine; or HOLDFAST_SERVER. Same output and exit "
+             "codes; Ctrl-C during a backup or restore cancels the daemon's job.")] = None,
+    token: Annotated[str | None, typer.Option(
+        "--token", metavar="TOKEN", help="API token for --server (wins over "
+        "HOLDFAST_TOKEN). It shows in 'ps' on a shared machine: prefer --token-file "
+        "or HOLDFAST_TOKEN there.")] = None,
+    token_file: Annotated[Path | None, typer.Option(
+        "--token-file", metavar="FILE", help="Read the API token for --server from the "
+        "first line of FILE.")] = None,
+    ca_bundle: Annotated[Path | None, typer.Option(
+        "--ca-bundle", envvar="HOLDFAST_CA_BUNDLE", metavar="FILE", show_envvar=False,
+        help="PEM file of the CA certificates to verify an https --server with "
+             "(or HOLDFAST_CA_BUNDLE); verification is always on.")] = None,
 ) -> None:
     """Snapshots and restores for databases running in Docker containers."""
+    if server:
+        from service.entrypoints.cli.remote import remote_target
+
+        try:
+            ctx.obj = remote_target(server, token, token_file,
+                                    os.environ.get("HOLDFAST_TOKEN"), ca_bundle)
+        except errors.HoldfastError as exc:
+            fail_with(exc)
+
+
+def remote() -> RemoteTarget | None:
+    """The daemon this invocation runs against (``--server``), or None: local."""
+    context = click.get_current_context(silent=True)
+    target: RemoteTarget | None = context.find_root().obj if context is not None else None
+    return target
+
+
+def local_only(what: str, instead: str) -> None:
+    """Refuse a command that only makes sense on this machine when ``--server``
+    is given: one line, exit 2."""
+    target = remote()
+    if target is not None:
+        fail(f"{what} runs only on this machine, not against --server {target.server} "
+             f"(HOLDFAST_SERVER); {instead}", 2)
+
+
+def make_remote(target: RemoteTarget) -> RemoteBackend:
+    """:func:`service.entrypoints.cli.remote.remote_backend`; the entry-point
+    tests swap this name for a backend on an in-process app."""
+    from service.entrypoints.cli.remote import remote_backend
+
+    return remote_backend(target)
+
+
+@contextlib.contextmanager
+def backend() -> Iterator[HoldfastBackend]:
+    """The backend one command calls (:mod:`.backend`): the daemon's API with
+    ``--server``, else the use cases on services opened here; its errors
+    turned into one line and the error table's exit code."""
+    target = remote()
+    if target is None:
+        from service.entrypoints.cli.local import LocalBackend
+
+        with open_services() as services:
+            yield LocalBackend(services)
+        return
+    client = make_remote(target)
+    try:
+        yield client
+    except errors.HoldfastError as exc:
+        fail_with(exc)
+    except KeyboardInterrupt as exc:
+        fail(str(exc) or "interrupted", 130)
+    finally:
+        client.close()
 
 
 def fail(message: str, code: int) -> NoReturn:

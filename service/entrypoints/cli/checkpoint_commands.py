@@ -9,18 +9,13 @@ value may hold ``=`` and ``:``); the API's filter spells the same tag
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
 from backup import errors
-from service.entrypoints.cli.app import JsonFlag, app, fail_with, open_services
+from service.entrypoints.cli.app import JsonFlag, app, backend, fail_with
 from service.entrypoints.cli.output import show
-
-if TYPE_CHECKING:
-    from service.usecases.restores import RestoreRequest
 
 TagOption = Annotated[list[str] | None, typer.Option(
     "--tag", metavar="KEY=VALUE",
@@ -38,26 +33,11 @@ def tags_or_fail(items: list[str] | None) -> dict[str, str]:
         fail_with(exc)
 
 
-def choose_restore(latest: bool, tag: list[str] | None) -> Callable[..., RestoreRequest]:
-    """The prepare use case ``holdfast restore`` calls: of a snapshot id, of an
-    instance's newest complete snapshot (``--latest``), or of its newest
-    complete snapshot carrying every ``--tag``."""
-    from service.usecases import restores
-
-    if tag:
-        return functools.partial(restores.prepare_latest_restore, tags=tags_or_fail(tag))
-    return restores.prepare_latest_restore if latest else restores.prepare_restore
-
-
 def _pin(ref: str, pinned: bool, as_json: bool) -> None:
-    from service.usecases import checkpoints
-
-    change: Callable[[Any, str], Any] = (checkpoints.pin_snapshot if pinned
-                                         else checkpoints.unpin_snapshot)
-    with open_services() as services:
-        snapshot = change(services, ref)
-    show(as_json, snapshot.to_json(),
-         f"snapshot {snapshot.id} {'pinned: retention keeps it' if pinned else 'unpinned'}")
+    with backend() as holdfast:
+        snapshot = holdfast.pin(ref, pinned)
+    show(as_json, snapshot,
+         f"snapshot {snapshot['id']} {'pinned: retention keeps it' if pinned else 'unpinned'}")
 
 
 @app.command()

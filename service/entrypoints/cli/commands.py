@@ -1,10 +1,11 @@
 """The CLI's commands for instances, backups, snapshots, restores, retention,
-targets and the catalog: each opens the services, calls one use case and prints
-its result (a table, or JSON only with ``--json``).
+targets and the catalog: each parses its input, makes one call of the backend
+(:mod:`.backend`: the use cases here, or a daemon's API with ``--server``) and
+prints the JSON it answers (a table, or JSON only with ``--json``).
 
 Use cases (and through them pydantic-settings, SQLAlchemy, docker-py) are
-imported inside the command that calls them, so ``holdfast --help`` and the
-commands that need little start at once.
+imported by the local backend's method that calls them, so ``holdfast --help``
+and the commands that need little start at once.
 """
 
 from __future__ import annotations
@@ -17,16 +18,18 @@ from backup import errors
 from service.entrypoints.cli.app import (
     JsonFlag,
     app,
+    backend,
     catalog_app,
     fail_with,
     load_settings,
-    open_services,
+    local_only,
     targets_app,
 )
-from service.entrypoints.cli.checkpoint_commands import TagOption, choose_restore, tags_or_fail
+from service.entrypoints.cli.checkpoint_commands import TagOption, tags_or_fail
 from service.entrypoints.cli.output import (
     human_bytes,
     last_text,
+    moment_text,
     print_json,
     retention_text,
     show,
@@ -48,6 +51,7 @@ def serve(
              "reach it can restore, delete and remove volumes.")] = False,
 ) -> None:
     """Run the daemon: the HTTP API on 127.0.0.1:8420 by default."""
+    local_only("holdfast serve", "run it on the daemon's host without --server")
     settings = load_settings()
     if insecure_no_auth:
         settings = settings.model_copy(update={"api_insecure_no_auth": True})
@@ -62,20 +66,18 @@ def serve(
 @app.command()
 def instances(as_json: JsonFlag = False) -> None:
     """List discovered instances: name, container, engine, schedule, target, last snapshot."""
-    from service.usecases import instances as instance_cases
-
-    with open_services() as services:
-        views = instance_cases.list_instances(services)
+    with backend() as holdfast:
+        views = holdfast.list_instances()
     if as_json:
-        print_json([view.to_json() for view in views])
+        print_json(views)
         return
     if not views:
         typer.echo("no instances: label a container holdfast.enable=true")
         return
-    table([[v.name, v.container or "-", v.status, v.engine or "?", v.schedule or "-",
-             retention_text(v.retention), v.target,
-             v.next_run.strftime("%Y-%m-%d %H:%M:%SZ") if v.next_run else "-",
-             last_text(v.last_snapshot), "; ".join(v.errors) or ""] for v in views],
+    table([[v["name"], v["container"] or "-", v["status"], v["engine"] or "?",
+            v["schedule"] or "-", retention_text(v["retention"]), v["target"],
+            moment_text(v["next_run"]), last_text(v["last_snapshot"]),
+            "; ".join(v["errors"]) or ""] for v in views],
            ["NAME", "CONTAINER", "STATUS", "ENGINE", "SCHEDULE", "RETENTION", "TARGET",
             "NEXT RUN", "LAST SNAPSHOT", "ERRORS"], keep=("NAME",))
 
@@ -87,12 +89,11 @@ def forget(
 ) -> None:
     """Remove an instance, its policy and its snapshot rows from the catalog. The
     snapshots' objects stay in their targets ('holdfast catalog rebuild' lists them again)."""
-    from service.usecases import instances as instance_cases
-
-    with open_services() as services:
-        forgotten = instance_cases.forget_instance(services, instance)
-    show(as_json, forgotten.to_json(),
-         f"forgot instance {forgotten.instance} and {len(forgotten.snapshots)} snapshot row(s); "
+    with backend() as holdfast:
+        forgotten = holdfast.forget_instance(instance)
+    show(as_json, forgotten,
+         f"forgot instance {forgotten['instance']} and {len(forgotten['snapshots'])} "
+         "snapshot row(s); "
          "their objects stay in the targets ('holdfast catalog rebuild' lists them again)")
 
 
@@ -106,18 +107,16 @@ def backup(
                       "undoes it).")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Take a snapshot now and wait until it is complete; --tag KEY=VALUE tags it."""
-    from service.usecases import backups
-
-    with open_services() as services:
-        request = backups.prepare_backup(services, instance, target, tags=tags_or_fail(tag),
-                                         pin=pin)
-        with Progress(f"backup {instance}") as progress:
-            snapshot, pruned = backups.backup_then_prune(services, request, progress)
-    show(as_json, snapshot.to_json(),
-         f"snapshot {snapshot.id} complete: {human_bytes(snapshot.size_bytes)} "
-         f"({human_bytes(snapshot.raw_bytes)} before compression) in target "
-         f"{snapshot.target}" + (f"; retention removed {len(pruned)}" if pruned else ""))
+    """Take a snapshot now and wait until it is complete; --tag KEY=VALUE tags it.
+    With --server, Ctrl-C cancels the daemon's backup job (exit 130)."""
+    tags = tags_or_fail(tag)
+    with backend() as holdfast:
+        snapshot = holdfast.backup(instance, target, tags, pin, Progress(f"backup {instance}"))
+    pruned = snapshot.pop("pruned", None) or []
+    show(as_json, snapshot,
+         f"snapshot {snapshot['id']} complete: {human_bytes(snapshot['size_bytes'])} "
+         f"({human_bytes(snapshot['raw_bytes'])} before compression) in target "
+         f"{snapshot['target']}" + (f"; retention removed {len(pruned)}" if pruned else ""))
 
 
 @app.command()
@@ -128,13 +127,11 @@ def snapshots(
 ) -> None:
     """List snapshots, newest first; with --tag KEY=VALUE (repeatable), only those
     carrying every tag given."""
-    from service.usecases import snapshots as snapshot_cases
-
     wanted = tags_or_fail(tag)
-    with open_services() as services:
-        found = snapshot_cases.list_snapshots(services, instance, wanted)
+    with backend() as holdfast:
+        found = holdfast.list_snapshots(instance, wanted)
     if as_json:
-        print_json([snapshot.to_json() for snapshot in found])
+        print_json(found)
         return
     table([snapshot_row(s) for s in found],
            ["ID", "INSTANCE", "ENGINE", "STATUS", "SIZE", "TARGET", "CREATED", "TAGS"],
@@ -182,11 +179,10 @@ def restore(
 ) -> None:
     """Restore a snapshot into a fresh container on fresh volumes; returns once it
     accepts connections. The snapshot's source is never touched. With --replace
-    NAME, the restored container then takes NAME's place (--undo-replace swaps back)."""
-    from restore.copies import RestoreOptions
+    NAME, the restored container then takes NAME's place (--undo-replace swaps back).
+    With --server, Ctrl-C cancels the daemon's restore job (exit 130)."""
     from service.entrypoints.cli import replace_commands
     from service.entrypoints.cli.copy_commands import parse_labels, restore_details
-    from service.usecases import restores
 
     if undo_replace is not None:
         replace_commands.undo_replace(undo_replace, snapshot_id, {
@@ -196,18 +192,22 @@ def restore(
         return
     shown_as = replace_commands.check_restore_arguments(snapshot_id, name, replace)
     assert snapshot_id is not None
-    prepare = choose_restore(latest, tag)
-    with open_services() as services:
-        options = RestoreOptions(network=network, alias=alias, publish=publish,
-                                 labels=parse_labels(label), ttl=ttl)
-        request = prepare(services, snapshot_id, name, image, force, options, replace)
-        with Progress(f"restore {shown_as}") as progress:
-            result = restores.execute_restore(services, request, progress)
-    show(as_json, result.to_json(),
-         f"restored {result.snapshot_id} into container {result.container} "
-         f"(volumes {', '.join(result.volumes)}, image {result.image}) "
-         f"in {result.seconds:.1f}s" + restore_details(result.to_json())
-         + replace_commands.replaced_details(result.to_json()))
+    tags = tags_or_fail(tag) if tag else None
+    try:
+        labels = parse_labels(label)
+    except errors.HoldfastError as exc:
+        fail_with(exc)
+    body = {"name": name, "image": image, "force": force, "network": network,
+            "alias": alias, "publish": publish, "labels": labels, "ttl": ttl,
+            "replace": replace}
+    with backend() as holdfast:
+        result = holdfast.restore(snapshot_id, body, Progress(f"restore {shown_as}"),
+                                  latest=latest, tags=tags)
+    show(as_json, result,
+         f"restored {result['snapshot_id']} into container {result['container']} "
+         f"(volumes {', '.join(result['volumes'])}, image {result['image']}) "
+         f"in {result['seconds']:.1f}s" + restore_details(result)
+         + replace_commands.replaced_details(result))
 
 
 @app.command()
@@ -217,12 +217,9 @@ def delete(
     as_json: JsonFlag = False,
 ) -> None:
     """Delete one snapshot from its target and from the catalog."""
-    from service.usecases import snapshots as snapshot_cases
-
-    with open_services() as services:
-        snapshot = snapshot_cases.delete_snapshot(services, snapshot_id)
-    show(as_json, snapshot.to_json(),
-         f"deleted snapshot {snapshot.id}")
+    with backend() as holdfast:
+        snapshot = holdfast.delete_snapshot(snapshot_id)
+    show(as_json, snapshot, f"deleted snapshot {snapshot['id']}")
 
 
 @app.command()
@@ -233,18 +230,16 @@ def prune(
 ) -> None:
     """Apply retention (restic forget semantics): failed snapshots and those the
     policy does not keep are deleted; the newest complete and pinned ones never are."""
-    from service.usecases import retention
-
-    with open_services() as services:
-        results = retention.prune(services, instance, dry_run=dry_run)
+    with backend() as holdfast:
+        results = holdfast.prune(instance, dry_run)
     if as_json:
-        print_json([result.to_json() for result in results])
+        print_json(results)
         return
     verb = "would forget" if dry_run else "forgot"
     for result in results:
-        typer.echo(f"{result.instance}: keeping {len(result.kept)}, {verb} "
-                   f"{len(result.forgotten)}" + (f": {', '.join(result.forgotten)}"
-                                                 if result.forgotten else ""))
+        forgotten = result["forgotten"]
+        typer.echo(f"{result['instance']}: keeping {len(result['kept'])}, {verb} "
+                   f"{len(forgotten)}" + (f": {', '.join(forgotten)}" if forgotten else ""))
 
 
 @targets_app.command("check")
@@ -253,33 +248,31 @@ def targets_check(
     as_json: JsonFlag = False,
 ) -> None:
     """Write, read back and delete a probe object in each configured target."""
-    from service.usecases import targets
-
-    with open_services() as services:
-        results = targets.check_targets(services, names)
+    with backend() as holdfast:
+        results = holdfast.check_targets(names)
     if as_json:
-        print_json([result.to_json() for result in results])
+        print_json(results)
     else:
         for result in results:
-            verdict = "ok" if result.ok else f"FAILED: {result.error}"
-            typer.echo(f"{result.name}  {result.url}  {verdict}  ({result.seconds:.2f}s)")
-    if not all(result.ok for result in results):
+            verdict = "ok" if result["ok"] else f"FAILED: {result['error']}"
+            typer.echo(f"{result['name']}  {result['url']}  {verdict}  "
+                       f"({result['seconds']:.2f}s)")
+    if not all(result["ok"] for result in results):
         raise typer.Exit(1)
 
 
 @catalog_app.command("rebuild")
 def catalog_rebuild(as_json: JsonFlag = False) -> None:
     """Rebuild the catalog's snapshot list from the manifests in every target."""
-    from service.usecases import snapshots as snapshot_cases
-
-    with open_services() as services:
-        report = snapshot_cases.rebuild_catalog(services)
-    show(as_json, report.to_json(),
-         f"catalog rebuilt: {report.added} added, {report.updated} updated "
-         f"({', '.join(f'{k}: {v}' for k, v in report.targets.items())})"
-         + (f"; {len(report.broken)} without their data, recorded as failed: "
-            f"{', '.join(report.broken)}" if report.broken else ""))
-    for target, error in report.errors.items():
+    with backend() as holdfast:
+        report = holdfast.rebuild_catalog()
+    broken = report["broken"]
+    show(as_json, report,
+         f"catalog rebuilt: {report['added']} added, {report['updated']} updated "
+         f"({', '.join(f'{k}: {v}' for k, v in report['targets'].items())})"
+         + (f"; {len(broken)} without their data, recorded as failed: "
+            f"{', '.join(broken)}" if broken else ""))
+    for target, error in report["errors"].items():
         typer.echo(f"holdfast: target {target} was not rebuilt: {error}", err=True)
-    if report.errors:
+    if report["errors"]:
         raise typer.Exit(1)

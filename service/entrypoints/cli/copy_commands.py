@@ -1,20 +1,19 @@
 """``holdfast copies``: the containers restores created, listed, and their TTL extended.
 
 The daemon (``holdfast serve``) removes a copy when its TTL passes; these
-commands read and change the catalog it works from. As in :mod:`.commands`,
-use cases are imported by the command that calls them.
+commands read and change the catalog it works from (with ``--server``, through
+the daemon's ``/v1/copies``), through the backend as in :mod:`.commands`.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 
 from backup import errors
-from service.entrypoints.cli.app import JsonFlag, app, open_services
-from service.entrypoints.cli.output import print_json, show, table
+from service.entrypoints.cli.app import JsonFlag, app, backend
+from service.entrypoints.cli.output import moment_text, print_json, show, table
 
 copies_app = typer.Typer(help="Copies: the containers restores created, with their TTL.",
                          no_args_is_help=True)
@@ -63,20 +62,17 @@ def restore_details(result: dict[str, Any]) -> str:
 @copies_app.command("ls")
 def copies_ls(as_json: JsonFlag = False) -> None:
     """Live copies, newest first: container, snapshot, expiry and time left."""
-    from service.usecases import copies
-
-    now = datetime.now(UTC)
-    with open_services() as services:
-        found = copies.list_copies(services)
+    with backend() as holdfast:
+        found = holdfast.list_copies()
     if as_json:
-        print_json([copy.to_json(now) for copy in found])
+        print_json(found)
         return
     if not found:
         typer.echo("no copies: 'holdfast restore ID --name NEW --ttl 4h' makes one")
         return
-    table([[c.name, c.container_id[:12], c.snapshot_id, c.instance,
-            c.expires_at.strftime("%Y-%m-%d %H:%M:%SZ") if c.expires_at else "never",
-            left_text(c.seconds_left(now)), c.removal_error or ""] for c in found],
+    table([[c["name"], c["container_id"][:12], c["snapshot_id"], c["instance"],
+            moment_text(c["expires_at"], "never"), left_text(c["seconds_left"]),
+            c["removal_error"] or ""] for c in found],
           ["NAME", "CONTAINER", "SNAPSHOT", "INSTANCE", "EXPIRES", "LEFT", "LAST ERROR"],
           keep=("NAME",))
 
@@ -88,11 +84,8 @@ def copies_extend(
     as_json: JsonFlag = False,
 ) -> None:
     """Set a copy to expire TTL from now (also one that had no TTL)."""
-    from service.usecases import copies
-
-    now = datetime.now(UTC)
-    with open_services() as services:
-        copy = copies.extend_copy(services, name, ttl, now)
-    show(as_json, copy.to_json(now),
-         f"copy {copy.name} now expires at "
-         f"{copy.expires_at:%Y-%m-%d %H:%M:%SZ} (in {left_text(copy.seconds_left(now))})")
+    with backend() as holdfast:
+        copy = holdfast.extend_copy(name, ttl)
+    show(as_json, copy,
+         f"copy {copy['name']} now expires at "
+         f"{moment_text(copy['expires_at'])} (in {left_text(copy['seconds_left'])})")

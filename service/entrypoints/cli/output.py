@@ -1,19 +1,16 @@
 """How the CLI prints: tables, sizes and JSON (progress lines: :mod:`.progress`).
 
-Formatting only; every value comes from a use case's record.
+Formatting only; every value comes from the JSON shapes a backend answers
+(:mod:`.backend`), the same in local and remote mode.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
-from typing import TYPE_CHECKING, Any
+from collections.abc import Collection, Mapping
+from typing import Any
 
 import typer
-
-if TYPE_CHECKING:
-    from backup.types import Snapshot
-    from backup.volumes import VolumeInfo
 
 
 def print_json(data: Any) -> None:
@@ -111,22 +108,36 @@ def last_text(last: dict[str, Any] | None) -> str:
     return f"{last['id']} ({last['status']})" if last else "-"
 
 
-def snapshot_row(snapshot: Snapshot) -> list[str]:
+def moment_text(moment: str | None, none: str = "-") -> str:
+    """An ISO 8601 time of the JSON shapes as the tables show it,
+    ``2026-12-03 06:15:00Z``; ``none`` for null."""
+    if not moment:
+        return none
+    from datetime import datetime
+
+    return datetime.fromisoformat(moment).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def snapshot_row(snapshot: Mapping[str, Any]) -> list[str]:
     """ID, INSTANCE, ENGINE, STATUS (``pinned`` added), SIZE, TARGET, CREATED,
-    TAGS (``k=v,k2=v2``, cut at 40 characters; ``--json`` has them whole)."""
+    TAGS (``k=v,k2=v2``, cut at 40 characters; ``--json`` has them whole), of a
+    snapshot's JSON."""
     from backup.tags import tags_text
 
-    status = str(snapshot.status) + (", pinned" if snapshot.pinned else "")
-    if snapshot.error:
-        status += f" ({snapshot.error[:60]})"
-    tags = tags_text(snapshot.tags)
-    return [snapshot.id, snapshot.instance, snapshot.engine, status,
-            human_bytes(snapshot.size_bytes), snapshot.target,
-            snapshot.created_at.strftime("%Y-%m-%d %H:%M:%SZ"),
+    status = str(snapshot["status"]) + (", pinned" if snapshot.get("pinned") else "")
+    if snapshot.get("error"):
+        status += f" ({snapshot['error'][:60]})"
+    tags = tags_text(snapshot.get("tags") or {})
+    return [snapshot["id"], snapshot["instance"], snapshot["engine"], status,
+            human_bytes(snapshot.get("size_bytes")), snapshot["target"],
+            moment_text(snapshot["created_at"]),
             tags if len(tags) <= 40 else tags[:39] + "…"]
 
 
-def volume_row(volume: VolumeInfo) -> list[str]:
-    users = ", ".join(user.describe() for user in volume.users) or "-"
-    labels = ",".join(f"{k}={v}" for k, v in sorted(volume.labels.items())) or "-"
-    return [volume.name, human_bytes(volume.size_bytes), users, labels]
+def volume_row(volume: Mapping[str, Any]) -> list[str]:
+    """VOLUME, SIZE, USED BY, LABELS of a volume's JSON."""
+    users = ", ".join(f"{user['name']} ({'running' if user['running'] else 'stopped'})"
+                      for user in volume.get("users") or ()) or "-"
+    labels = ",".join(f"{k}={v}" for k, v in sorted((volume.get("labels") or {}).items())) \
+        or "-"
+    return [volume["name"], human_bytes(volume.get("size_bytes")), users, labels]

@@ -4,8 +4,8 @@
 :func:`service.entrypoints.cli.commands.restore`) that the use case swaps in
 for ``prod-db`` once it is loaded; this module holds what the command adds for
 it: the checks of the arguments that cannot go together, the undo, and the
-line saying where the old container is kept. As in :mod:`.commands`, use
-cases are imported by the function that calls them.
+line saying where the old container is kept. As in :mod:`.commands`, the
+work is one call of the backend.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from backup import errors
-from service.entrypoints.cli.app import fail_with, open_services
+from service.entrypoints.cli.app import backend, fail_with
 from service.entrypoints.cli.output import show
 
 
@@ -40,15 +40,13 @@ def undo_replace(name: str, snapshot_id: str | None, given: Mapping[str, object]
     if snapshot_id is not None or chosen:
         fail_with(errors.InvalidInput("--undo-replace takes no SNAPSHOT and no other option "
                                       f"({', '.join(chosen) or 'SNAPSHOT'} given)"))
-    from service.usecases import replace
-
-    with open_services() as services:
-        undone = replace.undo_replace(services, name)
-    body = undone.to_json()
-    aside = (f"; {name} until now is kept stopped as {undone.set_aside} (docker rm -v it "
-             "when it is no longer wanted)" if undone.set_aside else "")
-    show(as_json, body, f"swapped {undone.was} back in as {name} "
-                        f"(container {undone.container_id[:12]}){aside}")
+    with backend() as holdfast:
+        undone = holdfast.undo_replace(name)
+    set_aside = undone["set_aside"]
+    aside = (f"; {name} until now is kept stopped as {set_aside['container']} (docker rm -v "
+             "it when it is no longer wanted)" if set_aside else "")
+    show(as_json, undone, f"swapped {undone['restored_from']} back in as {name} "
+                          f"(container {undone['container_id'][:12]}){aside}")
 
 
 def replaced_details(result: Mapping[str, Any]) -> str:

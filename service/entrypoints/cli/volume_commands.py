@@ -1,6 +1,7 @@
 """``holdfast volumes``: list, create, remove and clone named volumes.
 
-As in :mod:`.commands`, use cases are imported by the command that calls them.
+As in :mod:`.commands`, each command is one call of the backend (the Docker
+engine here, or with ``--server`` the daemon's ``/v1/volumes``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Annotated
 import typer
 
 from backup import errors
-from service.entrypoints.cli.app import JsonFlag, open_services, volumes_app
+from service.entrypoints.cli.app import JsonFlag, backend, fail_with, volumes_app
 from service.entrypoints.cli.output import human_bytes, print_json, show, table, volume_row
 from service.entrypoints.cli.progress import Progress
 
@@ -32,12 +33,10 @@ def volumes_ls(
     as_json: JsonFlag = False,
 ) -> None:
     """Named volumes with their size, the containers using them, and labels."""
-    from service.usecases import volumes
-
-    with open_services() as services:
-        found = volumes.list_volumes(services, sizes=not no_size)
+    with backend() as holdfast:
+        found = holdfast.list_volumes(not no_size)
     if as_json:
-        print_json([volume.to_json() for volume in found])
+        print_json(found)
         return
     table([volume_row(v) for v in found], ["VOLUME", "SIZE", "USED BY", "LABELS"],
           keep=("VOLUME",))
@@ -51,12 +50,13 @@ def volumes_create(
     as_json: JsonFlag = False,
 ) -> None:
     """Create an empty named volume; an existing name is refused."""
-    from service.usecases import volumes
-
-    with open_services() as services:
-        volume = volumes.create_volume(services, name, _parse_labels(label))
-    show(as_json, volume.to_json(),
-         f"created volume {volume.name}")
+    try:
+        labels = _parse_labels(label)
+    except errors.HoldfastError as exc:
+        fail_with(exc)
+    with backend() as holdfast:
+        volume = holdfast.create_volume(name, labels)
+    show(as_json, volume, f"created volume {volume['name']}")
 
 
 @volumes_app.command("rm")
@@ -65,12 +65,9 @@ def volumes_rm(
     as_json: JsonFlag = False,
 ) -> None:
     """Remove a volume and its data; refused while any container uses it."""
-    from service.usecases import volumes
-
-    with open_services() as services:
-        volume = volumes.remove_volume(services, name)
-    show(as_json, volume.to_json(),
-         f"removed volume {volume.name}")
+    with backend() as holdfast:
+        volume = holdfast.remove_volume(name)
+    show(as_json, volume, f"removed volume {volume['name']}")
 
 
 @volumes_app.command("clone")
@@ -84,12 +81,11 @@ def volumes_clone(
 ) -> None:
     """Copy a volume into a new one through a short-lived helper container;
     owners, modes, links and sparse files are kept."""
-    from service.usecases import volumes
-
-    with open_services() as services, Progress(f"clone {source} into {target}"):
-        result = volumes.clone_volume(services, source, target, force)
+    with backend() as holdfast:
+        result = holdfast.clone_volume(source, target, force,
+                                       Progress(f"clone {source} into {target}"))
     if as_json:
-        print_json(result.to_json())
+        print_json(result)
     else:
-        typer.echo(f"cloned {result.source} into {result.target} "
-                   f"({human_bytes(result.size_bytes)}) in {result.seconds:.1f}s")
+        typer.echo(f"cloned {result['source']} into {result['target']} "
+                   f"({human_bytes(result['size_bytes'])}) in {result['seconds']:.1f}s")

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from backup import errors
 from backup.pipeline import manifest_key
 from backup.types import SnapshotStatus
+from service.adapters.api_client.errors import ServerUnreachable
 from service.adapters.catalog.urls import CatalogUnavailable
 from service.entrypoints.api import create_app
 from service.entrypoints.error_table import (
@@ -555,6 +556,7 @@ EXPECTED: dict[type[errors.HoldfastError], tuple[int, int]] = {
     errors.Busy: (503, 5),
     errors.Unauthorised: (401, 6),
     errors.Forbidden: (403, 7),
+    ServerUnreachable: (503, 5),
 }
 """The README's exit codes and statuses, written out independently of the table."""
 

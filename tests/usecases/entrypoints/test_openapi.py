@@ -53,6 +53,8 @@ EXPECTED: dict[tuple[str, str], set[int]] = {
     ("get", "/v1/tokens"): V1,
     ("post", "/v1/tokens"): V1 | BODY | {409},
     ("delete", "/v1/tokens/{name}"): V1 | {404},
+    ("post", "/v1/prune"): V1 | {400},
+    ("post", "/v1/catalog/rebuild"): V1,
 }
 """What each route's use case and the app around it can answer, written out by hand."""
 

@@ -8,6 +8,7 @@ from service.entrypoints.api.routes import (
     health,
     instances,
     jobs,
+    maintenance,
     snapshots,
     targets,
     tokens,
@@ -16,6 +17,6 @@ from service.entrypoints.api.routes import (
 
 ROUTERS: tuple[APIRouter, ...] = (health.router, instances.router, snapshots.router,
                                   volumes.router, targets.router, jobs.router, copies.router,
-                                  tokens.router, containers.router)
+                                  tokens.router, containers.router, maintenance.router)
 
 __all__ = ["ROUTERS"]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from service.entrypoints.api.deps import AUTHORISED, READ, ServicesDep
 from service.entrypoints.api.responses import TargetCheck
@@ -14,6 +14,8 @@ router = APIRouter(prefix="/v1/targets", tags=["targets"], dependencies=AUTHORIS
 
 
 @router.get("/check", dependencies=READ, response_model=list[TargetCheck])
-def check_targets(svc: ServicesDep) -> list[dict[str, Any]]:
+def check_targets(svc: ServicesDep, name: Annotated[list[str] | None, Query(
+        description="only this target (repeatable); default: every configured one")] = None,
+) -> list[dict[str, Any]]:
     """Write, read back and delete a probe object in each configured target."""
-    return [result.to_json() for result in targets.check_targets(svc)]
+    return [result.to_json() for result in targets.check_targets(svc, name)]

@@ -1,0 +1,157 @@
+"""The CLI's backend on this machine: the use cases over the services the
+command opened, each answer as its ``to_json()`` (see :mod:`.backend`).
+
+Use cases are imported by the method that calls them, as in :mod:`.commands`,
+so a command loads only what it uses.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from service.entrypoints.cli.backend import Follow, Json
+
+if TYPE_CHECKING:
+    from service.bootstrap import Services
+
+
+def creator() -> str:
+    """Who made a token from the command line: ``cli:<login name>``."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no login name in the environment or the user database
+        return "cli"
+
+
+class LocalBackend:
+    """:class:`~.backend.HoldfastBackend` over ``services`` (open for one command)."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def list_instances(self) -> list[Json]:
+        from service.usecases import instances
+
+        return [view.to_json() for view in instances.list_instances(self.services)]
+
+    def forget_instance(self, name: str) -> Json:
+        from service.usecases import instances
+
+        return instances.forget_instance(self.services, name).to_json()
+
+    def backup(self, instance: str, target: str | None, tags: Mapping[str, str], pin: bool,
+               progress: Follow) -> Json:
+        from service.usecases import backups
+
+        request = backups.prepare_backup(self.services, instance, target, tags=dict(tags),
+                                         pin=pin)
+        with progress as shown:
+            snapshot, pruned = backups.backup_then_prune(self.services, request, shown)
+        return {**snapshot.to_json(), "pruned": pruned}
+
+    def list_snapshots(self, instance: str | None, tags: Mapping[str, str]) -> list[Json]:
+        from service.usecases import snapshots
+
+        return [s.to_json() for s in snapshots.list_snapshots(self.services, instance, tags)]
+
+    def delete_snapshot(self, ref: str) -> Json:
+        from service.usecases import snapshots
+
+        return snapshots.delete_snapshot(self.services, ref).to_json()
+
+    def pin(self, ref: str, pinned: bool) -> Json:
+        from service.usecases import checkpoints
+
+        change = checkpoints.pin_snapshot if pinned else checkpoints.unpin_snapshot
+        return change(self.services, ref).to_json()
+
+    def restore(self, ref: str, body: Json, progress: Follow, *, latest: bool = False,
+                tags: Mapping[str, str] | None = None) -> Json:
+        from restore.copies import RestoreOptions
+        from service.usecases import restores
+
+        options = RestoreOptions(network=body.get("network"), alias=body.get("alias"),
+                                 publish=body.get("publish"), labels=body.get("labels") or {},
+                                 ttl=body.get("ttl"))
+        arguments: dict[str, Any] = {"image": body.get("image"), "force": bool(body.get("force")),
+                                     "options": options, "replace": body.get("replace")}
+        if latest or tags:
+            request = restores.prepare_latest_restore(self.services, ref, body.get("name"),
+                                                      tags=tags or None, **arguments)
+        else:
+            request = restores.prepare_restore(self.services, ref, body.get("name"), **arguments)
+        with progress as shown:
+            return restores.execute_restore(self.services, request, shown).to_json()
+
+    def undo_replace(self, name: str) -> Json:
+        from service.usecases import replace
+
+        return replace.undo_replace(self.services, name).to_json()
+
+    def prune(self, instance: str | None, dry_run: bool) -> list[Json]:
+        from service.usecases import retention
+
+        return [r.to_json() for r in retention.prune(self.services, instance, dry_run=dry_run)]
+
+    def check_targets(self, names: list[str] | None) -> list[Json]:
+        from service.usecases import targets
+
+        return [r.to_json() for r in targets.check_targets(self.services, names)]
+
+    def rebuild_catalog(self) -> Json:
+        from service.usecases import snapshots
+
+        return snapshots.rebuild_catalog(self.services).to_json()
+
+    def list_copies(self) -> list[Json]:
+        from service.usecases import copies
+
+        now = datetime.now(UTC)
+        return [copy.to_json(now) for copy in copies.list_copies(self.services)]
+
+    def extend_copy(self, name: str, ttl: str) -> Json:
+        from service.usecases import copies
+
+        now = datetime.now(UTC)
+        return copies.extend_copy(self.services, name, ttl, now).to_json(now)
+
+    def create_token(self, name: str, scopes: list[str], expires: str | None) -> Json:
+        from service.usecases import tokens
+
+        return tokens.create_token(self.services, name, scopes, expires, created_by=creator(),
+                                   now=datetime.now(UTC)).to_json()
+
+    def list_tokens(self) -> list[Json]:
+        from service.usecases import tokens
+
+        return [t.to_json() for t in tokens.list_tokens(self.services)]
+
+    def revoke_token(self, name: str) -> None:
+        from service.usecases import tokens
+
+        tokens.revoke_token(self.services, name)
+
+    def list_volumes(self, sizes: bool) -> list[Json]:
+        from service.usecases import volumes
+
+        return [v.to_json() for v in volumes.list_volumes(self.services, sizes=sizes)]
+
+    def create_volume(self, name: str, labels: Mapping[str, str]) -> Json:
+        from service.usecases import volumes
+
+        return volumes.create_volume(self.services, name, labels).to_json()
+
+    def remove_volume(self, name: str) -> Json:
+        from service.usecases import volumes
+
+        return volumes.remove_volume(self.services, name).to_json()
+
+    def clone_volume(self, source: str, target: str, force: bool, progress: Follow) -> Json:
+        from service.usecases import volumes
+
+        plan = volumes.prepare_clone(self.services, source, target, force)
+        with progress:
+            return volumes.execute_clone(self.services, plan).to_json()
