@@ -106,13 +106,50 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def restore_example_nulls(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with the nulls of its models' examples put back. FastAPI encodes
+    the document without None values, which strips ``"error": null`` and the like
+    from every example, so an example would miss required (nullable) fields and
+    not fit its own schema; changed in place and returned."""
+    components = schema.get("components", {}).get("schemas", {})
+    for model in components.values():
+        for example in model.get("examples", ()):
+            _fill_nulls(components, model, example)
+    return schema
+
+
+def _fill_nulls(components: dict[str, Any], model: dict[str, Any], value: Any) -> None:
+    model = _resolved(components, model)
+    if isinstance(value, list):
+        for item in value:
+            _fill_nulls(components, model.get("items", {}), item)
+        return
+    if not isinstance(value, dict) or "properties" not in model:
+        return
+    required = set(model.get("required", ()))
+    for name, prop in model["properties"].items():
+        members = [_resolved(components, m) for m in prop.get("anyOf", [prop])]
+        if name not in value:
+            if name in required and any(m.get("type") == "null" for m in members):
+                value[name] = None
+            continue
+        for member in members:
+            if member.get("type") in ("object", "array") or "properties" in member:
+                _fill_nulls(components, member, value[name])
+
+
+def _resolved(components: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    return components.get(ref.rsplit("/", 1)[-1], {}) if isinstance(ref, str) else schema
+
+
 def install_openapi(app: FastAPI) -> None:
     """Make ``app.openapi()`` return the document with :func:`document_errors` applied."""
     build: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = add_links(document_errors(build()))
+            app.openapi_schema = add_links(document_errors(restore_example_nulls(build())))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -1,18 +1,30 @@
-"""Request bodies of the HTTP API, and :class:`Error`, the body of every failure.
-Responses are the use cases' records as JSON, the same shapes the CLI prints
-with ``--json``."""
+"""Request bodies of the HTTP API, each with an example. Responses are the use
+cases' records as JSON, the same shapes the CLI prints with ``--json``, typed
+in :mod:`~service.entrypoints.api.responses`; failures are the problems of
+:mod:`~service.entrypoints.api.problems`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
 from backup.tags import parse_tag_args
 from restore.copies import RestoreOptions
 
 
 class BackupBody(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"tags": {"release": "v1.4.2"}, "pin": True}]})
+
     target: str | None = Field(default=None, description="storage target; default: the label's")
     tags: dict[StrictStr, StrictStr] = Field(
         default_factory=dict, examples=[{"release": "v1.4.2"}],
@@ -28,6 +40,10 @@ class BackupBody(BaseModel):
 
 
 class RestoreBody(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "ci-db", "ttl": "4h", "publish": 0, "labels": {"ci.pipeline": "1234"}},
+        {"replace": "prod-db"}]})
+
     name: str | None = Field(default=None, description="name of the fresh container to "
                              "create (needed unless replace is given)")
     replace: str | None = Field(
@@ -72,6 +88,9 @@ class InstanceRestoreBody(RestoreBody):
     """A restore of an instance's newest complete snapshot, or of its newest
     complete snapshot carrying ``tag``."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "ci-db", "tag": "release:v1.4.2", "ttl": "4h", "publish": 0}]})
+
     tag: StrictStr | None = Field(
         default=None, examples=["release:v1.4.2"],
         description="restore the newest complete snapshot carrying this tag, given as "
@@ -83,11 +102,17 @@ class InstanceRestoreBody(RestoreBody):
 
 
 class VolumeBody(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "shop-data", "labels": {"team": "shop"}}]})
+
     name: str = Field(description="name of the new volume")
     labels: dict[str, str] = Field(default_factory=dict)
 
 
 class CloneBody(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"target": "shop-data-copy", "force": False}]})
+
     target: str = Field(description="name of the volume to copy into")
     force: bool = Field(default=False, description="replace the target's contents if it "
                         "exists (never while a container uses it)")
@@ -96,18 +121,11 @@ class CloneBody(BaseModel):
 class PolicyBody(BaseModel):
     """Any subset of the labels' policy, in label syntax; given fields override the labels."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"schedule": "@every 6h", "retention": "last=3,daily=7"}]})
+
     schedule: str | None = Field(default=None, examples=["@every 6h", "0 3 * * *"])
     retention: str | None = Field(default=None, examples=["last=3,daily=7"])
     target: str | None = None
     databases: str | None = Field(default=None, examples=["app,reports"])
 
-
-class Error(BaseModel):
-    """The body of every failure: 4xx and 5xx alike."""
-
-    error: str = Field(description="what went wrong and what to do, on one line",
-                       examples=["no instance named 'shop'; 'holdfast instances' lists them"])
-    type: str = Field(description="the error's class, e.g. InstanceNotFound, InvalidInput, "
-                      "Unauthorised, BodyTooLarge", examples=["InstanceNotFound"])
-    running: str | None = Field(default=None, description="with a 409 for a run already in "
-                                "progress: the id of that job or snapshot")

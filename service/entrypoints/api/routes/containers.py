@@ -11,7 +11,7 @@ it stops one container and starts another.
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.entrypoints.api.deps import AUTHORISED, RESTORE, ServicesDep
 from service.entrypoints.api.openapi import errors
@@ -23,6 +23,10 @@ router = APIRouter(prefix="/v1/containers", tags=["restores"], dependencies=AUTH
 class SetAsideOut(BaseModel):
     """A container kept aside, stopped, with its volumes."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"container": "prod-db-undone-20261203T061500Z", "container_id": "9e0f1a2b3c4d",
+         "status": "stopped"}]})
+
     container: str = Field(examples=["prod-db-undone-20261203T061500Z"])
     container_id: str
     status: str = Field(examples=["stopped"])
@@ -30,6 +34,12 @@ class SetAsideOut(BaseModel):
 
 class UndoReplaceOut(BaseModel):
     """The container back under its name, and the one it displaced."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"container": "prod-db", "container_id": "4f1c2d3e5a6b",
+         "restored_from": "prod-db-replaced-20261203T054500Z",
+         "set_aside": {"container": "prod-db-undone-20261203T061500Z",
+                       "container_id": "9e0f1a2b3c4d", "status": "stopped"}}]})
 
     container: str = Field(examples=["prod-db"])
     container_id: str

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from backup.types import utcnow
 from restore.copies import CopyRecord
@@ -23,6 +23,13 @@ router = APIRouter(prefix="/v1/copies", tags=["copies"], dependencies=AUTHORISED
 
 class CopyOut(BaseModel):
     """A live copy: a container a restore created, with its expiry."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "ci-db", "container_id": "4f1c2d3e5a6b", "snapshot_id":
+         "20261203T050000Z-prod-db-3f9a", "instance": "prod-db", "job_id": "job_0b6c2f8e4d1a",
+         "volumes": ["ci-db-data"], "created_at": "2026-12-03T05:00:10Z",
+         "expires_at": "2026-12-03T09:00:10Z", "seconds_left": 14390, "removed_at": None,
+         "removal_error": None}]})
 
     name: str = Field(examples=["ci-db"])
     container_id: str
@@ -38,6 +45,8 @@ class CopyOut(BaseModel):
 
 
 class ExtendBody(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"ttl": "2h"}]})
+
     ttl: str = Field(examples=["2h"], description="the new TTL, from now: 1m to 365d")
 
 

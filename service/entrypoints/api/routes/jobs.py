@@ -31,6 +31,8 @@ SSE_EVENT_SCHEMA: dict[str, object] = {
         "id": {"type": "string"},
         "retry": {"type": "integer"},
     },
+    "examples": [{"event": "progress", "data": '{"id": "job_0b6c2f8e4d1a", "kind": "backup", '
+                  '"status": "running", "phase": "dumping", "bytes_done": 52428800, ...}'}],
 }
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, status
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from backup.types import utcnow
 from service.entrypoints.api.deps import ADMIN, AUTHORISED, ServicesDep, principal
@@ -26,6 +26,9 @@ ScopeName = Literal["read", "backup", "restore", "admin"]
 
 
 class TokenBody(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "ci", "scopes": ["backup", "read"], "expires": "90d"}]})
+
     name: str = Field(max_length=NAME_MAX, examples=["ci"], description="1-64 letters, "
                       "digits, '.', '_' or '-', starting with a letter or digit; unique")
     scopes: list[ScopeName] = Field(min_length=1, max_length=4, examples=[["backup", "read"]],
@@ -37,6 +40,10 @@ class TokenBody(BaseModel):
 class TokenCreated(BaseModel):
     """The new token, with its secret: shown here and never again."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "ci", "scopes": ["read", "backup"], "expires_at": "2027-03-03T05:00:00Z",
+         "token": "hf_3q2mXb7Kc9TzR1vW5yL8nQ0aE4sD6fG2hJ"}]})
+
     name: str = Field(examples=["ci"])
     scopes: list[ScopeName] = Field(examples=[["read", "backup"]])
     expires_at: str | None = Field(examples=["2027-03-03T05:00:00Z"])
@@ -45,6 +52,11 @@ class TokenCreated(BaseModel):
 
 class TokenOut(BaseModel):
     """A token as listed: never its secret or hash."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "ci", "scopes": ["read", "backup"], "created_by": "token:bootstrap",
+         "created_at": "2026-12-03T05:00:00Z", "last_used_at": "2026-12-03T06:12:00Z",
+         "expires_at": "2027-03-03T05:00:00Z"}]})
 
     name: str = Field(examples=["ci"])
     scopes: list[ScopeName] = Field(examples=[["read", "backup"]])
