@@ -26,7 +26,7 @@ from backup.types import utcnow
 from service.bootstrap import Services
 from service.entrypoints.api.deps import ApiContext
 from service.entrypoints.api.limits import MAX_BODY_BYTES, RequestGuard
-from service.entrypoints.api.openapi import install_openapi
+from service.entrypoints.api.openapi import install_openapi, operation_id
 from service.entrypoints.api.problems import install_error_handlers
 from service.entrypoints.api.routes import ROUTERS
 from service.observability.metrics import Metrics
@@ -51,8 +51,11 @@ def create_app(
     app = FastAPIOffline(
         title="Holdfast",
         version=holdfast_version(),
+        generate_unique_id_function=operation_id,
         description="Snapshots and restores of databases running in Docker containers. "
-                    "Every failure is `{\"error\": \"<one line>\", \"type\": \"<class>\"}`; "
+                    "Every failure is an RFC 9457 problem (`application/problem+json`): "
+                    "`type` a URI per error kind, `title`, `status`, `detail` (one line), "
+                    "`kind` (the error's class) and `error` (the same line as `detail`); "
                     f"request bodies are limited to {max_body // 1024} KiB (413 above).",
     )
     app.state.holdfast = ApiContext(services=services, jobs=jobs, metrics=metrics or Metrics(),

@@ -206,6 +206,15 @@ def test_every_v1_operation_keeps_the_bearer_scheme_and_one_scope(document: Json
         assert f"`{scope}` scope" in op["description"], (method, path)
 
 
+def test_operation_ids_are_the_route_names_and_unique(document: Json) -> None:
+    """A generated client's functions are named by these (start_backup, list_snapshots)."""
+    ids = {(method, path): op["operationId"] for method, path, op in operations(document)}
+    assert len(set(ids.values())) == len(ids)
+    assert ids[("post", "/v1/instances/{name}/backups")] == "start_backup"
+    assert ids[("get", "/v1/snapshots")] == "list_snapshots"
+    assert all(op_id.isidentifier() and "_v1_" not in op_id for op_id in ids.values())
+
+
 # --- problems ----------------------------------------------------------------------------
 
 
