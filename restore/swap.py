@@ -42,6 +42,15 @@ _SET_ASIDE = re.compile(rf".+-(?:replaced|undone)-{_STAMP}")
 _STAGING = re.compile(rf".+-restoring-{_STAMP}")
 _HOLDFAST_OWN = (RESTORED_FROM_LABEL, SOURCE_INSTANCE_LABEL)
 
+STAGING_FOR_LABEL = "holdfast.staging-for"
+"""On a staging container and the volumes created for it: the container it
+is swapped in for. With :data:`STAGING_JOB_LABEL` (the restore job's id, when
+a job runs it) and :data:`STAGING_RUNNER_LABEL` (the process, ``host:pid:start``),
+it is how start-up recovery knows a leftover is Holdfast's (never by name alone)."""
+STAGING_JOB_LABEL = "holdfast.staging-job"
+STAGING_RUNNER_LABEL = "holdfast.staging-runner"
+_STAGING_MARKS = (STAGING_FOR_LABEL, STAGING_JOB_LABEL, STAGING_RUNNER_LABEL)
+
 
 @dataclass(frozen=True)
 class RestartPolicy:
@@ -200,6 +209,53 @@ def staging_plan(plan: RestorePlan, target: str, at: str) -> RestorePlan:
         published=()))
 
 
+@dataclass(frozen=True)
+class StagingMark:
+    """Who made a staging container: the container it is for, the job (None
+    for a CLI run) and the process."""
+
+    target: str
+    job: str | None
+    runner: str | None
+
+    def labels(self) -> dict[str, str]:
+        marks = {STAGING_FOR_LABEL: self.target, STAGING_JOB_LABEL: self.job,
+                 STAGING_RUNNER_LABEL: self.runner}
+        return {key: value for key, value in marks.items() if value}
+
+
+def mark_staging(plan: RestorePlan, mark: StagingMark,
+                 extra: Mapping[str, str] | None = None) -> RestorePlan:
+    """``plan`` (a :func:`staging_plan`) with ``mark``'s labels on the
+    container and on every volume it creates (a volume's labels cannot change
+    later, so they stay on the new container's volumes after the swap), and
+    ``extra`` labels on the container."""
+    marks = mark.labels()
+    labels = {**plan.container.labels, **(extra or {}), **marks}
+    return replace(plan, container=replace(plan.container, labels=labels),
+                   volumes=tuple(replace(v, labels={**v.labels, **marks})
+                                 for v in plan.volumes))
+
+
+def staging_mark(name: str, labels: Mapping[str, str]) -> StagingMark | None:
+    """The mark on a container called ``name`` if it is a staging container
+    Holdfast made: named ``NAME-restoring-<time>`` and labelled
+    ``holdfast.staging-for=NAME`` with the job or the process that made it;
+    None otherwise (its name alone says nothing)."""
+    target = labels.get(STAGING_FOR_LABEL, "")
+    job, runner = labels.get(STAGING_JOB_LABEL) or None, labels.get(STAGING_RUNNER_LABEL) or None
+    if not target or not (job or runner) or not is_staging(name) or \
+            not re.fullmatch(rf"{re.escape(target)}-restoring-{_STAMP}", name):
+        return None
+    return StagingMark(target=target, job=job, runner=runner)
+
+
+def marked_alike(labels: Mapping[str, str], mark: StagingMark) -> bool:
+    """Whether a volume's ``labels`` say it was created for the staging
+    container ``mark`` is on (the same container, job and process)."""
+    return {k: v for k, v in labels.items() if k in _STAGING_MARKS} == mark.labels()
+
+
 def new_env(planned: Mapping[str, str], own: Mapping[str, str]) -> dict[str, str]:
     """The restored container's environment: the snapshot's (what the data was
     loaded with, secrets included), with the old container's own variables over
@@ -212,10 +268,12 @@ def final_spec(plan: RestorePlan, target: SwapTarget) -> ContainerSpec:
     """The container created under the old name: the staging container's image,
     command and volumes; the old one's networks (in its order) and aliases,
     published ports and labels, with Holdfast's restored-from labels for this
-    snapshot; the environment of :func:`new_env`."""
+    snapshot (not the staging marks: it is no staging container); the
+    environment of :func:`new_env`."""
     staged = plan.container
     own = {k: v for k, v in staged.labels.items() if k in _HOLDFAST_OWN}
-    extra = {k: v for k, v in staged.labels.items() if k not in _HOLDFAST_OWN}
+    extra = {k: v for k, v in staged.labels.items()
+             if k not in _HOLDFAST_OWN and k not in _STAGING_MARKS}
     networks = tuple(target.settings.networks)
     return ContainerSpec(
         name=target.name, image=staged.image, env=new_env(staged.env, target.env),

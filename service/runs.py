@@ -59,13 +59,15 @@ def may_be_running(runner: str | None) -> bool:
 
 class AlreadyRunning(Conflict):
     """A run of ``instance`` is in progress; ``holder`` is its job or snapshot id
-    (the API answers it as ``running``), ``kind`` says which when it helps."""
+    (the API answers it as ``running``), ``kind`` says which when it helps, and
+    ``activity`` what the run does (a backup, or a replace swapping its container)."""
 
-    def __init__(self, instance: str, holder: str, kind: str | None = None) -> None:
+    def __init__(self, instance: str, holder: str, kind: str | None = None,
+                 activity: str = "backup") -> None:
         self.instance = instance
         self.holder = holder
         named = f"{kind} {holder}" if kind else holder
-        super().__init__(f"a backup of {instance} is already running ({named}); "
+        super().__init__(f"a {activity} of {instance} is already running ({named}); "
                          "wait for it to finish")
 
 
@@ -76,18 +78,41 @@ class InstanceGate:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._holders: dict[str, str] = {}
+        self._activities: dict[str, str] = {}
 
-    def claim(self, instance: str, holder: str) -> None:
+    def claim(self, instance: str, holder: str, activity: str = "backup") -> None:
+        """Give ``instance`` to ``holder``; :class:`AlreadyRunning` naming the
+        current holder and what it does (``activity``) if another has it."""
         with self._lock:
             current = self._holders.get(instance)
             if current is not None:
-                raise AlreadyRunning(instance, current)
+                raise AlreadyRunning(instance, current,
+                                     activity=self._activities.get(instance, "backup"))
             self._holders[instance] = holder
+            self._activities[instance] = activity
+
+    def refuse_if_held(self, instance: str) -> None:
+        """:class:`AlreadyRunning` as :meth:`claim` raises it if ``instance``
+        has a holder; a check made before the instance is even looked up (a
+        replace may have its container stopped, or renamed aside)."""
+        with self._lock:
+            current = self._holders.get(instance)
+            if current is not None:
+                raise AlreadyRunning(instance, current,
+                                     activity=self._activities.get(instance, "backup"))
 
     def release(self, instance: str, holder: str) -> None:
         with self._lock:
             if self._holders.get(instance) == holder:
                 del self._holders[instance]
+                self._activities.pop(instance, None)
+
+    def release_held(self, holder: str) -> None:
+        """Release every instance ``holder`` has (a job that never ran)."""
+        with self._lock:
+            for instance in [i for i, h in self._holders.items() if h == holder]:
+                del self._holders[instance]
+                self._activities.pop(instance, None)
 
     def holder(self, instance: str) -> str | None:
         with self._lock:

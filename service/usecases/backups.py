@@ -66,6 +66,9 @@ def prepare_backup(svc: Services, name: str, target: str | None = None,
     """Every check a backup can fail on bad input, before anything is written;
     ``tags`` and ``pin`` go into the snapshot's row and manifest."""
     checked = check_tags(tags)  # bad tags are refused before the instance is looked up
+    # A run holding the instance is 409 first: a replace may have its container
+    # stopped or renamed aside, which would otherwise read as 409 or 404 for that.
+    svc.gate.refuse_if_held(name)
     return replace(prepare_backup_for(svc, find_instance(svc, name), target),
                    tags=checked, pin=pin)
 
@@ -74,6 +77,7 @@ def prepare_backup_for(svc: Services, instance: Instance,
                        target: str | None = None) -> BackupRequest:
     """:func:`prepare_backup` for an instance already discovered (the scheduler's)."""
     name = instance.name
+    svc.gate.refuse_if_held(name)  # before its container is looked at (see prepare_backup)
     assert instance.container is not None
     container = svc.docker.inspect(instance.container.id)
     if not container.running:

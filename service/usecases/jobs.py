@@ -43,6 +43,7 @@ from service.usecases.backups import (
 from service.usecases.idempotency import Idempotency, existing_job
 from service.usecases.instances import Instance
 from service.usecases.job_progress import JobWatchers, LiveJobs, wait_for_end
+from service.usecases.replace import claim_instance
 from service.usecases.restores import RestoreRequest, execute_restore
 from service.usecases.volumes import execute_clone
 
@@ -150,17 +151,35 @@ class JobRunner:
                        idempotency: Idempotency | None = None) -> JobRecord:
         """Queue a prepared restore; its result is the restore's JSON (the
         copy it makes is recorded with this job's id). Its ``bytes_total`` is
-        the snapshot's stored size, which the load reads exactly."""
+        the snapshot's stored size, which the load reads exactly. A restore
+        with ``replace`` claims the gate of the instance replaced from now to
+        its end, as a backup does: :class:`~service.runs.AlreadyRunning` while
+        a run of it is in progress, and no backup of it while it runs."""
         job_id = new_job_id()
-        return self.submit(
-            "restore",
-            lambda: execute_restore(self._services, request,
-                                    self._catalog.progress_callback(job_id), job_id=job_id,
-                                    cancelled=self._signals.of(job_id),
-                                    phase=self._catalog.phase_callback(job_id)).to_json(),
-            instance=request.snapshot.instance, snapshot_id=request.snapshot.id, job_id=job_id,
-            idempotency=idempotency, bytes_total=request.snapshot.size_bytes,
-        )
+        claimed = None if request.replace is None else \
+            claim_instance(self._services, request.replace, job_id)
+
+        def release() -> None:
+            if claimed is not None:
+                self._services.gate.release(claimed, job_id)
+
+        def work() -> dict[str, Any]:
+            try:
+                return execute_restore(self._services, request,
+                                       self._catalog.progress_callback(job_id), job_id=job_id,
+                                       cancelled=self._signals.of(job_id),
+                                       phase=self._catalog.phase_callback(job_id)).to_json()
+            finally:
+                release()  # before its final status is stored, as a backup's
+
+        try:
+            return self.submit(
+                "restore", work, instance=request.snapshot.instance,
+                snapshot_id=request.snapshot.id, job_id=job_id, on_exit=release,
+                idempotency=idempotency, bytes_total=request.snapshot.size_bytes)
+        except BaseException:
+            release()
+            raise
 
     def submit_once(self, idempotency: Idempotency | None,
                     start: Callable[[Idempotency | None], JobRecord]) -> tuple[JobRecord, bool]:
@@ -301,8 +320,8 @@ class JobRunner:
         if record is not None:
             self._catalog.save_job(replace(record, status=status, finished_at=utcnow(),
                                            error=error))
-            if record.instance is not None:
-                self._services.gate.release(record.instance, job_id)
+            # Its backup's instance, or the instance a replace would swap.
+            self._services.gate.release_held(job_id)
         self._metrics.queued_jobs.dec()
 
     def running(self) -> int:

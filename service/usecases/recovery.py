@@ -5,7 +5,10 @@ process that is gone (SIGKILL, power loss) is marked ``failed`` with the reason
 and its partial objects removed; temporary files of interrupted writes are
 swept; helper containers of a killed process are removed; and a ``complete``
 snapshot whose data object is missing or shorter than recorded is marked
-``failed`` too, so the catalog never promises data it cannot deliver.
+``failed`` too, so the catalog never promises data it cannot deliver. The
+staging container of a replace whose job did not finish (``NAME-restoring-<time>``,
+known by Holdfast's labels on it) is removed with the volumes made for it, so
+the next replace of ``NAME`` is not refused.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from backup.types import Snapshot, SnapshotStatus, utcnow
 from service.bootstrap import Services
 from service.records import JobStatus
 from service.runs import may_be_running
+from service.usecases.replace import remove_staging_leftovers
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +36,8 @@ class RecoveryReport:
     jobs: list[str] = field(default_factory=list)
     helpers: int = 0
     restarted: list[str] = field(default_factory=list)
+    staging: list[str] = field(default_factory=list)
+    """Staging containers of replaces that did not finish, removed."""
 
 
 def _restart_if_stopped_for(svc: Services, snapshot: Snapshot, report: RecoveryReport) -> None:
@@ -67,6 +73,10 @@ def recover(svc: Services) -> RecoveryReport:
         report.helpers = len(svc.docker.remove_orphan_helpers())
     except HoldfastError as exc:
         logger.error("could not remove leftover helper containers: %s", exc)
+    try:  # after the jobs: a staging container of a job now failed is a leftover
+        report.staging = remove_staging_leftovers(svc)
+    except HoldfastError as exc:
+        logger.error("could not remove leftover staging containers: %s", exc)
     busy_targets = _fail_interrupted_snapshots(svc, report)
     for target_name in sorted(svc.settings.targets):
         _check_target(svc, target_name, sweep=target_name not in busy_targets, report=report)

@@ -10,6 +10,7 @@ of the snapshot is never touched.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -59,7 +60,7 @@ from service.bootstrap import Services
 from service.usecases.checkpoints import latest_tagged_snapshot
 from service.usecases.copies import record_copy
 from service.usecases.instances import find_instance
-from service.usecases.replace import check_replace, swap_in
+from service.usecases.replace import check_replace, holding_instance, marked_plan, swap_in
 from service.usecases.snapshots import get_snapshot, read_manifest
 
 logger = logging.getLogger(__name__)
@@ -306,23 +307,32 @@ def execute_restore(svc: Services, request: RestoreRequest,
     """Run the restore, then record the container as a copy (of job
     ``job_id``, with its TTL); if it cannot be recorded it is removed again,
     so no container a restore made is unknown to the reaper. A restore
-    ``cancelled`` before it returns removes what it created, as a failed one."""
-    outcome = restore_snapshot(
-        manifest=request.manifest, plan=request.plan, engine=request.engine,
-        runtime=svc.docker, runner=svc.docker, storage=request.storage,
-        ready_timeout=svc.settings.ready_timeout, progress=progress, cancelled=cancelled,
-        phase=phase,
-    )
-    logger.info("restored %s into %s", request.snapshot.id, outcome.container.name,
-                extra={"instance": request.snapshot.instance, "snapshot": request.snapshot.id})
-    container, expires_at, replaced = outcome.container, None, None
-    if request.replace is not None:  # a replace is the old container's, not a copy
-        phase(Phase.SWAPPING)
-        swapped = swap_in(svc, request.replace.target, container, request.plan,
-                          request.engine, request.replace.at)
-        container, replaced = swapped.container, swapped.to_json()
-    else:
-        expires_at = _record(svc, request, container.id, job_id).expires_at
+    ``cancelled`` before it returns removes what it created, as a failed one.
+    A replace holds the gate of the instance replaced throughout
+    (:func:`~service.usecases.replace.holding_instance`), labels its staging
+    container with who made it, and is cancelled up to the swap's last step."""
+    plan, replacement = request.plan, request.replace
+    with contextlib.ExitStack() as held:
+        if replacement is not None:
+            held.enter_context(holding_instance(svc, replacement, job_id))
+            plan = marked_plan(plan, replacement, job_id)
+        outcome = restore_snapshot(
+            manifest=request.manifest, plan=plan, engine=request.engine,
+            runtime=svc.docker, runner=svc.docker, storage=request.storage,
+            ready_timeout=svc.settings.ready_timeout, progress=progress, cancelled=cancelled,
+            phase=phase,
+        )
+        logger.info("restored %s into %s", request.snapshot.id, outcome.container.name,
+                    extra={"instance": request.snapshot.instance,
+                           "snapshot": request.snapshot.id})
+        container, expires_at, replaced = outcome.container, None, None
+        if replacement is not None:  # a replace is the old container's, not a copy
+            phase(Phase.SWAPPING)
+            swapped = swap_in(svc, replacement.target, container, plan, request.engine,
+                              replacement.at, cancelled)
+            container, replaced = swapped.container, swapped.to_json()
+        else:
+            expires_at = _record(svc, request, container.id, job_id).expires_at
     endpoints = _endpoints(svc, container.id)
     return RestoreResult(
         snapshot_id=request.snapshot.id, container=container.name,
