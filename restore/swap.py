@@ -18,7 +18,9 @@ Everything here is pure ("decide, then apply"): names, the checks a replace
 request must pass, the new container's spec, and the list of
 :class:`Step` each carrying the step that undoes it, so whoever applies them
 (:mod:`service.usecases.replace`) rolls back a failure by applying the undos
-of the steps done, newest first.
+of the steps done, newest first. A staging container and the volumes made for
+it carry a :class:`StagingMark` (``holdfast.staging-for``, ``-job``,
+``-runner``), so a leftover of a crash is known by its labels, not its name.
 """
 
 from __future__ import annotations

@@ -11,6 +11,13 @@ started again) and then removing the staging container and its volumes;
 setting the current container aside as ``NAME-undone-<time>``. Containers are
 set aside, never removed: they keep their volumes and whatever was written to
 them, and ``docker rm -v`` removes them when they are no longer wanted.
+
+A replace (and an undo) holds the gate of the instance replaced from its start
+to its end (:func:`claim_instance`, :func:`holding_instance`), so no backup of
+it runs while its container is stopped or renamed; a cancel is seen before
+each swap step and rolls back as a failed step does; and
+:func:`remove_staging_leftovers` (start-up recovery) removes the labelled
+staging containers of replaces whose run ended without them being removed.
 """
 
 from __future__ import annotations
