@@ -188,12 +188,18 @@ class RemoteBackend:
 
     def _cancel(self, job_id: str) -> JobInterrupted:
         try:
-            self._client.request("DELETE", f"/v1/jobs/{seg(job_id)}",
-                                 timeout=httpx.Timeout(CANCEL_TIMEOUT, connect=CONNECT_TIMEOUT))
+            answer = self._client.request(
+                "DELETE", f"/v1/jobs/{seg(job_id)}",
+                timeout=httpx.Timeout(CANCEL_TIMEOUT, connect=CONNECT_TIMEOUT))
         except httpx.HTTPError:
-            return JobInterrupted(f"interrupted; job {job_id} on {self._server} may still run "
-                                  f"(cancel it: DELETE /v1/jobs/{job_id})")
-        return JobInterrupted(f"interrupted; job {job_id} on {self._server} cancelled")
+            answer = None
+        if answer is not None and answer.status_code in (200, 202):
+            return JobInterrupted(f"interrupted; job {job_id} on {self._server} cancelled")
+        if answer is not None and answer.status_code == 409:
+            return JobInterrupted(f"interrupted; job {job_id} on {self._server} had already "
+                                  f"ended (GET /v1/jobs/{job_id} shows how)")
+        return JobInterrupted(f"interrupted; job {job_id} on {self._server} may still run "
+                              f"(cancel it: DELETE /v1/jobs/{job_id})")
 
     # --- instances, backups, snapshots -----------------------------------------------
 

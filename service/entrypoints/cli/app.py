@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
-import click
 import typer
 
 from backup import errors
@@ -68,7 +67,6 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    ctx: typer.Context,
     version: Annotated[bool, typer.Option(
         "--version", callback=_print_version, is_eager=True,
         help="Print the version (holdfast X.Y.Z) and exit.")] = False,
@@ -90,21 +88,29 @@ def _root(
              "(or HOLDFAST_CA_BUNDLE); verification is always on.")] = None,
 ) -> None:
     """Snapshots and restores for databases running in Docker containers."""
+    _invocation.remote = None  # set anew by every invocation (the tests run many)
     if server:
         from service.entrypoints.cli.remote import remote_target
 
         try:
-            ctx.obj = remote_target(server, token, token_file,
-                                    os.environ.get("HOLDFAST_TOKEN"), ca_bundle)
+            _invocation.remote = remote_target(server, token, token_file,
+                                               os.environ.get("HOLDFAST_TOKEN"), ca_bundle)
         except errors.HoldfastError as exc:
             fail_with(exc)
 
 
+class _Invocation:
+    """What the root options decided for the command running now."""
+
+    remote: RemoteTarget | None = None
+
+
+_invocation = _Invocation()
+
+
 def remote() -> RemoteTarget | None:
     """The daemon this invocation runs against (``--server``), or None: local."""
-    context = click.get_current_context(silent=True)
-    target: RemoteTarget | None = context.find_root().obj if context is not None else None
-    return target
+    return _invocation.remote
 
 
 def local_only(what: str, instead: str) -> None:
