@@ -32,6 +32,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from backup import errors
 from service.entrypoints.api.auth import UNAUTHORISED_HEADERS
@@ -170,15 +171,30 @@ def validation_message(problems: Any) -> str:
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     """Starlette's own answers (no route, wrong method) in the one shape."""
     path = excerpt(request.url.path, 80)
+    headers = exc.headers
     if exc.status_code == 404:
         message = f"no route {request.method} {path}; see /docs for the routes"
     elif exc.status_code == 405:
-        allowed = (exc.headers or {}).get("allow", (exc.headers or {}).get("Allow", ""))
+        others = {k: v for k, v in (exc.headers or {}).items() if k.lower() != "allow"}
+        allowed = allowed_methods(request, (exc.headers or {}).get("Allow", ""))
+        headers = {**others, "Allow": allowed}
         message = f"{request.method} is not allowed on {path}; use {allowed or 'another method'}"
     else:
         message = str(exc.detail)
     return error_response(exc.status_code, message, _HTTP_TYPES.get(exc.status_code, "HTTPError"),
-                          headers=exc.headers)
+                          headers=headers)
+
+
+def allowed_methods(request: Request, fallback: str) -> str:
+    """Every method the OpenAPI document lists at the request's path, for
+    ``Allow``; ``fallback`` (Starlette's) for a path it does not list.
+    Starlette names only the first matching route's methods, and FastAPI
+    makes one route per method."""
+    methods: set[str] = set()
+    for template, item in request.app.openapi().get("paths", {}).items():
+        if compile_path(template)[0].match(request.url.path):
+            methods |= {method.upper() for method in item}
+    return ", ".join(sorted(methods)) or fallback
 
 
 async def _internal_error(_: Request, __: Exception) -> JSONResponse:
