@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.entrypoints.api.deps import ADMIN, AUTHORISED, BACKUP, ServicesDep
 from service.entrypoints.api.openapi import errors
@@ -23,6 +23,10 @@ router = APIRouter(prefix="/v1", dependencies=AUTHORISED)
 class Pruned(BaseModel):
     """What retention kept and forgot of one instance."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"instance": "prod-db", "policy": {"last": 3}, "kept": ["20261203T050000Z-prod-db-3f9a"],
+         "forgotten": ["20261201T050000Z-prod-db-1c2d"], "dry_run": False}]})
+
     instance: str
     policy: dict[str, int] = Field(description="the retention applied (empty: keep all)")
     kept: list[str]
@@ -32,6 +36,9 @@ class Pruned(BaseModel):
 
 class Rebuilt(BaseModel):
     """What a catalog rebuild found in the targets."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"added": 12, "updated": 0, "targets": {"local": 12}, "broken": [], "errors": {}}]})
 
     added: int
     updated: int
