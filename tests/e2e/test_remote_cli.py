@@ -12,6 +12,7 @@ copy match); an unknown snapshot exits 3 in one line; a token without the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -130,7 +131,5 @@ def test_the_cli_runs_against_a_remote_daemon_with_its_output_progress_and_exit_
             mounts = [m["Name"] for m in leftover.attrs.get("Mounts", []) if m.get("Name")]
             leftover.remove(force=True, v=True)
             for volume in mounts:
-                try:
+                with contextlib.suppress(docker.errors.NotFound):
                     docker_client.volumes.get(volume).remove(force=True)
-                except docker.errors.NotFound:
-                    pass
