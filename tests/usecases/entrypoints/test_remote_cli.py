@@ -154,6 +154,8 @@ READS = [
     ["tokens", "revoke", "nosuch"],                     # 3
     ["tokens", "create", "--name", "ci", "--scope", "read"],  # 4, taken
     ["prune", "nosuch"],                                # 3
+    ["restore", "--undo-replace", "nosuch"],            # nothing set aside
+    ["pin", "nosuch1"],                                 # 3
     ["targets", "check", "local", "--json"],
 ]
 
@@ -391,3 +393,43 @@ def test_ctrl_c_while_following_cancels_the_daemon_s_job_and_exits_130(
     assert job.status == "cancelled" and job.id in line
     wait_until(lambda: all(s.status != SnapshotStatus.RUNNING
                            for s in world.catalog.list_snapshots()))
+
+
+def test_a_start_whose_answer_was_lost_is_retried_with_its_key_and_starts_one_job(
+        world: FakeWorld, api: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    add_db(world)
+    posts: list[str | None] = []
+
+    class LosesTheFirstAnswer(httpx.BaseTransport):
+        """Forwards to the app; the first job start's answer is lost on the way back."""
+
+        def __init__(self, inner: httpx.BaseTransport) -> None:
+            self.inner = inner
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            response = self.inner.handle_request(request)
+            if request.method == "POST":
+                posts.append(request.headers.get("Idempotency-Key"))
+                if len(posts) == 1:
+                    raise httpx.RemoteProtocolError("connection closed", request=request)
+            return response
+
+    def make(target: RemoteTarget) -> RemoteBackend:
+        client = TestClient(api, base_url=target.server,
+                            headers={"Authorization": f"Bearer {target.token}"})
+        client._transport = LosesTheFirstAnswer(client._transport)
+        return RemoteBackend(client, target.server, *error_classes())
+
+    monkeypatch.setattr(CLI_MODULE, "make_remote", make)
+    result = CliRunner().invoke(app, ["--server", SERVER, "--token", TEST_TOKEN, "backup",
+                                      "shop-db", "--json"],
+                                env={"HOLDFAST_DATA_DIR": str(tmp_path)})
+    assert result.exit_code == 0, result.output
+    assert len(posts) == 2 and posts[0] is not None and posts[0] == posts[1]
+    assert len(world.catalog.list_jobs()) == 1
+    assert [s.id for s in world.catalog.list_snapshots()] == [json.loads(result.stdout)["id"]]
+
+
+def test_a_missing_ca_bundle_is_refused_in_one_line(remote: Run, tmp_path: Path) -> None:
+    line = one_line(remote("--ca-bundle", str(tmp_path / "none.pem"), "instances"), 2)
+    assert "--ca-bundle" in line
