@@ -2,7 +2,8 @@
 
 :data:`CHECKS` is what tests/e2e/test_schemathesis.py asks of every response of
 the live daemon: no 5xx, a status the document lists for the operation, a body
-that matches the documented schema, and the documented content type.
+that matches the documented schema, the documented content type, and (for a
+405) an ``Allow`` naming every method of the path.
 :func:`check_call` sends one request to an app in process (FastAPI's ASGI
 app over the fakes) and applies the same checks, so a finding of the live run
 gets a fast-tier regression test that fails the same way.
@@ -21,16 +22,17 @@ if TYPE_CHECKING:
 
 
 def checks() -> list[CheckFunction]:
-    """The four checks (imported here: the fakes' tier need not load schemathesis)."""
+    """The checks (imported here: the fakes' tier need not load schemathesis)."""
     from schemathesis.checks import not_a_server_error
     from schemathesis.specs.openapi.checks import (
+        allow_header_conformance,
         content_type_conformance,
         response_schema_conformance,
         status_code_conformance,
     )
 
     return [not_a_server_error, status_code_conformance, response_schema_conformance,
-            content_type_conformance]
+            content_type_conformance, allow_header_conformance]
 
 
 def check_call(app: FastAPI, method: str, path: str, **case: Any) -> Response:
