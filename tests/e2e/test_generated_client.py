@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -37,7 +38,7 @@ import pytest
 from docker.models.containers import Container
 
 from tests.harness.api import TEST_TOKEN
-from tests.harness.daemon import Daemon
+from tests.harness.daemon import REPO_ROOT, Daemon
 from tests.harness.docker_fixtures import (
     DEFAULT_POSTGRES_ENV,
     PGDATA,
@@ -55,7 +56,29 @@ GENERATOR_CONFIG = "post_hooks: []\n"
 """The generator runs ruff on its output by default; the test needs no formatting."""
 
 
-def generate_client(document: dict[str, Any], where: Path, package: str) -> ModuleType:
+GENERATOR = "openapi-python-client>=0.29,<0.30"
+GENERATOR_DIR = REPO_ROOT / ".codegen"
+"""Where the generator is installed, apart from the test environment: it caps
+typer and httpx below the versions Holdfast itself runs on, so installing it
+there would test the CLI on older libraries than a user gets."""
+
+
+@pytest.fixture(scope="session")
+def generator_path() -> Path:
+    """A ``pip install --target`` of the generator (made once, then reused), to
+    put first on the generator's ``PYTHONPATH`` only."""
+    if not (GENERATOR_DIR / "openapi_python_client").is_dir():
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+             "--target", str(GENERATOR_DIR), GENERATOR],
+            capture_output=True, text=True, timeout=600, check=False)
+        assert proc.returncode == 0, (f"could not install {GENERATOR} into {GENERATOR_DIR}:\n"
+                                      f"{proc.stdout}{proc.stderr}")
+    return GENERATOR_DIR
+
+
+def generate_client(document: dict[str, Any], where: Path, package: str,
+                    generator: Path) -> ModuleType:
     """The package ``openapi-python-client`` makes of ``document``, imported."""
     where.mkdir(parents=True, exist_ok=True)
     spec = where / "openapi.json"
@@ -65,7 +88,8 @@ def generate_client(document: dict[str, Any], where: Path, package: str) -> Modu
     proc = subprocess.run(
         [sys.executable, "-m", "openapi_python_client", "generate", "--path", str(spec),
          "--config", str(config), "--meta", "none", "--output-path", str(where / package)],
-        capture_output=True, text=True, timeout=300, check=False)
+        capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "PYTHONPATH": str(generator)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Warning" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     sys.path.insert(0, str(where))
@@ -88,7 +112,7 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path, docker_client: docker.DockerClient,
+def world(tmp_path: Path, generator_path: Path, docker_client: docker.DockerClient,
           postgres_image: str) -> Iterator[World]:
     prefix = f"gc{uuid.uuid4().hex[:6]}"
     scope = f"{prefix}-scope"
@@ -112,7 +136,7 @@ def world(tmp_path: Path, docker_client: docker.DockerClient,
         wait_for(lambda: database.name in daemon.instance_names(), 30,
                  "the daemon discovering the database")
         document = daemon.get("/openapi.json").json()
-        client = generate_client(document, tmp_path / "generated", package)
+        client = generate_client(document, tmp_path / "generated", package, generator_path)
         yield World(daemon=daemon, database=database, prefix=prefix, password=password,
                     client=client)
     finally:
