@@ -102,8 +102,8 @@ def fresh_debian(docker_client: Any) -> Iterator[tuple[str, int]]:
                 "apt-get update -qq && apt-get install -y -qq python3 >/tmp/apt.log 2>&1 "
                 "|| { tail -n 30 /tmp/apt.log; exit 1; }"], timeout=600)
         docker(["exec", name, "sh", "-ec",
-                "mkdir /work && tar -C /src --exclude=./.venv --exclude=./.git -cf - . "
-                "| tar -C /work -xf -"])
+                "mkdir /work && tar -C /src --exclude=./.venv --exclude=./.git "
+                "--exclude=./.codegen -cf - . | tar -C /work -xf -"])
         yield name, port
     finally:
         docker(["rm", "-f", "-v", name], check=False)
