@@ -37,6 +37,8 @@ TOKEN_PREFIX = "hf_"
 """Every secret starts so: a leaked one is recognisable (secret scanners, logs)."""
 NAME_MAX = 64
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+NAME_PATTERN = f"^{_NAME.pattern}$"
+"""A token name, as the OpenAPI document states it (JSON Schema ``pattern``)."""
 _EXPIRY = re.compile(r"([0-9]{1,9})([mhd])")
 _EXPIRY_UNITS = {"m": 60, "h": 3600, "d": 86400}
 EXPIRY_MIN = 60

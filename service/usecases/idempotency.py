@@ -27,6 +27,8 @@ from service.records import JobRecord
 
 MAX_KEY_LENGTH = 255
 _KEY = re.compile(rf"[\x20-\x7e]{{1,{MAX_KEY_LENGTH}}}")
+KEY_PATTERN = f"^{_KEY.pattern}$"
+"""An Idempotency-Key, as the OpenAPI document states it (JSON Schema ``pattern``)."""
 
 
 class InvalidIdempotencyKey(InvalidInput):

@@ -35,7 +35,7 @@ from starlette.concurrency import run_in_threadpool
 from backup.errors import Busy
 from service.entrypoints.api.responses import Job
 from service.records import JobRecord
-from service.usecases.idempotency import Idempotency
+from service.usecases.idempotency import KEY_PATTERN, Idempotency
 from service.usecases.job_progress import JobWatchers
 from service.usecases.jobs import JobRunner
 
@@ -50,7 +50,8 @@ MAX_STREAMS = 100
 IdempotencyKey = Annotated[str | None, Header(
     alias="Idempotency-Key", description="1 to 255 printable ASCII characters (a UUID "
     "will do): a retry with the same key and the same request returns the first "
-    "request's job and starts nothing; the same key with another request is 409")]
+    "request's job and starts nothing; the same key with another request is 409",
+    json_schema_extra={"pattern": KEY_PATTERN})]
 Wait = Annotated[bool, Query(description="block until the job ends (200 with its final "
                                          "state), or until `timeout` (202 as it stands)")]
 Timeout = Annotated[float | None, Query(

@@ -10,9 +10,12 @@ it stops one container and starts another.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
+from backup.names import CONTAINER_NAME_PATTERN
 from service.entrypoints.api.deps import AUTHORISED, RESTORE, ServicesDep
 from service.entrypoints.api.openapi import errors
 from service.usecases import replace
@@ -50,6 +53,8 @@ class UndoReplaceOut(BaseModel):
 
 
 @router.post("/{name}/undo-replace", dependencies=RESTORE, responses=errors(400, 404, 409))
-def undo_replace(svc: ServicesDep, name: str) -> UndoReplaceOut:
+def undo_replace(svc: ServicesDep, name: Annotated[str, Path(
+        description="the container a restore with `replace` replaced",
+        json_schema_extra={"pattern": CONTAINER_NAME_PATTERN})]) -> UndoReplaceOut:
     """Swap the newest container a replace of ``name`` set aside back in."""
     return UndoReplaceOut.model_validate(replace.undo_replace(svc, name).to_json())

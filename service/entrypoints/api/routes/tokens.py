@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from backup.types import utcnow
 from service.entrypoints.api.deps import ADMIN, AUTHORISED, ServicesDep, principal
 from service.entrypoints.api.openapi import errors
-from service.tokens import NAME_MAX
+from service.tokens import NAME_MAX, NAME_PATTERN
 from service.usecases import tokens
 from service.usecases.tokens import Principal
 
@@ -30,7 +30,8 @@ class TokenBody(BaseModel):
         {"name": "ci", "scopes": ["backup", "read"], "expires": "90d"}]})
 
     name: str = Field(max_length=NAME_MAX, examples=["ci"], description="1-64 letters, "
-                      "digits, '.', '_' or '-', starting with a letter or digit; unique")
+                      "digits, '.', '_' or '-', starting with a letter or digit; unique",
+                      json_schema_extra={"pattern": NAME_PATTERN})
     scopes: list[ScopeName] = Field(min_length=1, max_length=4, examples=[["backup", "read"]],
                                     description="admin implies all the others")
     expires: str | None = Field(default=None, examples=["90d"], description="expire this long "
