@@ -27,6 +27,8 @@ from backup.errors import InvalidName
 DOCKER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 VOLUME_NAME_MAX = 255
 CONTAINER_NAME_MAX = 128
+VOLUME_NAME_PATTERN = rf"^[a-zA-Z0-9][a-zA-Z0-9_.-]{{1,{VOLUME_NAME_MAX - 1}}}$"
+"""A volume name Holdfast takes (:func:`check_volume_name`), as a JSON Schema ``pattern``."""
 CONTAINER_NAME_PATTERN = rf"^[a-zA-Z0-9][a-zA-Z0-9_.-]{{1,{CONTAINER_NAME_MAX - 1}}}$"
 """A container name Holdfast takes (:func:`check_container_name`), as a JSON Schema ``pattern``."""
 _SHOWN_MAX = 60

@@ -17,7 +17,9 @@ from pydantic import (
     model_validator,
 )
 
+from backup.names import VOLUME_NAME_PATTERN
 from backup.tags import parse_tag_args
+from backup.volumes import LABEL_KEY_MAX, LABEL_VALUE_MAX, LABELS_MAX
 from restore.copies import RestoreOptions
 
 
@@ -101,19 +103,33 @@ class InstanceRestoreBody(RestoreBody):
         return parse_tag_args([self.tag], ":") if self.tag is not None else None
 
 
+_PLAIN_TEXT = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+VOLUME_LABELS_SCHEMA: dict[str, Any] = {
+    "maxProperties": LABELS_MAX,
+    "propertyNames": {"minLength": 1, "maxLength": LABEL_KEY_MAX, "pattern": _PLAIN_TEXT},
+    "additionalProperties": {"type": "string", "maxLength": LABEL_VALUE_MAX,
+                             "pattern": _PLAIN_TEXT},
+}
+"""What :func:`backup.volumes.check_volume_labels` takes, as JSON Schema: no
+control character (Unicode category Cc) in a key or a value."""
+
+
 class VolumeBody(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"name": "shop-data", "labels": {"team": "shop"}}]})
 
-    name: str = Field(description="name of the new volume")
-    labels: dict[str, str] = Field(default_factory=dict)
+    name: str = Field(description="name of the new volume",
+                      json_schema_extra={"pattern": VOLUME_NAME_PATTERN})
+    labels: dict[str, str] = Field(default_factory=dict,
+                                   json_schema_extra=VOLUME_LABELS_SCHEMA)
 
 
 class CloneBody(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"target": "shop-data-copy", "force": False}]})
 
-    target: str = Field(description="name of the volume to copy into")
+    target: str = Field(description="name of the volume to copy into",
+                        json_schema_extra={"pattern": VOLUME_NAME_PATTERN})
     force: bool = Field(default=False, description="replace the target's contents if it "
                         "exists (never while a container uses it)")
 

@@ -75,12 +75,17 @@ def _no_expiry(case: Any) -> Any:
      {"path_parameters": {"name": "shop-db"}, "body": {}, "query": {}}, None),
     # a container name as the path parameter's pattern documents it
     ("POST", "/v1/containers/{name}/undo-replace", {}, None),
+    # volume names, in the path and in bodies
+    ("GET", "/v1/volumes/{name}", {}, None),
+    ("DELETE", "/v1/volumes/{name}", {}, None),
+    ("POST", "/v1/volumes", {}, None),
+    ("POST", "/v1/volumes/{name}/clone", {"path_parameters": {"name": "shop-db-vol"}}, None),
 ])
 def test_values_the_document_calls_valid_are_not_refused_as_bad_input(
         app: FastAPI, method: str, path: str, fixed: dict[str, Any],
         adjust: Callable[[Any], Any] | None) -> None:
     # Found (schemathesis' positive_data_acceptance): token names, Idempotency-Key
-    # values and container names that fit the document (a bare string) were 400.
+    # values, container and volume names that fit the document (a bare string) were 400.
     import schemathesis
     from schemathesis.specs.openapi.checks import positive_data_acceptance
 
