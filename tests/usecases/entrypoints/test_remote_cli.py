@@ -116,6 +116,16 @@ def one_line(result: Result, code: int) -> str:
     return line
 
 
+def cli_line(result: Result, code: int) -> str:
+    """As :func:`one_line`, where the in-process daemon's job may log on the same
+    stderr (its failure, its cancel): the CLI's line is the only one of its
+    kind, and the last."""
+    assert result.exit_code == code, result.output
+    [line] = [ln for ln in result.stderr.splitlines() if ln.startswith("holdfast: ")]
+    assert result.stderr.splitlines()[-1] == line
+    return line
+
+
 def seeded(world: FakeWorld, local: Run) -> dict[str, Any]:
     """Two instances, tagged and pinned snapshots, a copy with a TTL, a token and a volume."""
     add_db(world, "shop-db", labels={"holdfast.schedule": "@daily",
@@ -262,11 +272,7 @@ def test_a_failed_backup_job_exits_as_the_local_failure_does(
     world.docker.dump_error = "ERROR: disk on fire"
     here, there = local("backup", "shop-db"), remote("backup", "shop-db")
     assert here.exit_code == there.exit_code == 1
-    # The in-process daemon logs the job's failure on the same stderr: the CLI's
-    # own line is the last, and the only one of its kind.
-    [line] = [ln for ln in there.stderr.splitlines() if ln.startswith("holdfast: ")]
-    assert there.stderr.splitlines()[-1] == line
-    assert "fake-dump exited 1: ERROR: disk on fire" in line
+    assert "fake-dump exited 1: ERROR: disk on fire" in cli_line(there, 1)
 
 
 def test_a_bad_token_is_exit_6_in_one_line_naming_what_to_do_and_never_shown(
@@ -387,7 +393,7 @@ def test_ctrl_c_while_following_cancels_the_daemon_s_job_and_exits_130(
 
     monkeypatch.setattr(COMMANDS, "Progress", Interrupted)
     result = remote("backup", "shop-db")
-    line = one_line(result, 130)
+    line = cli_line(result, 130)
     assert "cancelled" in line
     [job] = world.catalog.list_jobs()
     assert job.status == "cancelled" and job.id in line
