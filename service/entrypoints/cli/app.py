@@ -147,6 +147,9 @@ def backend() -> Iterator[HoldfastBackend]:
         yield client
     except errors.HoldfastError as exc:
         fail_with(exc)
+    except (TypeError, ValueError, KeyError):  # an answer not of the route's shape
+        fail(f"{target.server} answered something that is not Holdfast's API: is --server "
+             "the daemon's address, and of the same version?", 1)
     except KeyboardInterrupt as exc:
         fail(str(exc) or "interrupted", 130)
     finally:

@@ -439,3 +439,18 @@ def test_a_start_whose_answer_was_lost_is_retried_with_its_key_and_starts_one_jo
 def test_a_missing_ca_bundle_is_refused_in_one_line(remote: Run, tmp_path: Path) -> None:
     line = one_line(remote("--ca-bundle", str(tmp_path / "none.pem"), "instances"), 2)
     assert "--ca-bundle" in line
+
+
+def test_an_answer_of_another_shape_is_exit_1_in_one_line(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def listing(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=["not", "an", "object"])
+
+    def make(target: RemoteTarget) -> RemoteBackend:
+        client = httpx.Client(base_url=target.server, transport=httpx.MockTransport(listing))
+        return RemoteBackend(client, target.server, *error_classes())
+
+    monkeypatch.setattr(CLI_MODULE, "make_remote", make)
+    result = CliRunner().invoke(app, ["--server", SERVER, "pin", "abcdef123"],
+                                env={"HOLDFAST_DATA_DIR": str(tmp_path)})
+    assert "not Holdfast's API" in one_line(result, 1)
