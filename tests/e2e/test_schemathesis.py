@@ -9,7 +9,8 @@ SAFETY: schemathesis deletes what it finds (snapshots, volumes, instances,
 tokens, containers it can name). The daemon under test is pointed at a PRIVATE
 dockerd (:class:`~tests.harness.private_dockerd.PrivateDockerd`: its own data
 root, in its own network namespace) that holds only the images this module
-loads and the containers and volumes it creates, never at the shared engine;
+loads (Redis, Postgres, the helper) and the containers and volumes it creates
+(a Redis, a Postgres, a raw volume), never at the shared engine;
 :func:`world` asserts that before any request is made. Its catalog, target and
 copies live in the module's own temporary directory. The engine is stopped and
 its data root removed at the end.
@@ -42,7 +43,15 @@ from schemathesis.engine.run import PhaseName
 from tests.harness.api import TEST_TOKEN
 from tests.harness.contract_checks import checks
 from tests.harness.daemon import Daemon
-from tests.harness.docker_fixtures import HELPER_IMAGE, TEST_LABEL
+from tests.harness.docker_fixtures import (
+    DEFAULT_POSTGRES_ENV,
+    DEFAULT_POSTGRES_LABELS,
+    HELPER_IMAGE,
+    PGDATA,
+    POSTGRES_IMAGE,
+    TEST_LABEL,
+    wait_for_postgres,
+)
 from tests.harness.private_dockerd import PrivateDockerd
 
 pytestmark = pytest.mark.docker
@@ -65,6 +74,7 @@ class World:
     engine: PrivateDockerd
     daemon: Daemon
     redis: str
+    postgres: str
     volume: str
     requests: int = 0
     steps: set[str] = field(default_factory=set)
@@ -98,26 +108,33 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     daemon = Daemon(tmp_path_factory.mktemp("schemathesis"))
     try:
         engine.start()
-        for image in (REDIS_IMAGE, HELPER_IMAGE):
+        for image in (REDIS_IMAGE, POSTGRES_IMAGE, HELPER_IMAGE):
             engine.load_image(image)
         suffix = secrets.token_hex(3)
-        redis, volume = f"hf-st-redis-{suffix}", f"hf-st-raw-{suffix}"
+        redis, postgres = f"hf-st-redis-{suffix}", f"hf-st-pg-{suffix}"
+        volume = f"hf-st-raw-{suffix}"
         client = engine.client()
         try:
-            client.volumes.create(name=volume, labels={TEST_LABEL: "1"})
-            client.volumes.create(name=f"{redis}-data", labels={TEST_LABEL: "1"})
+            for name in (volume, f"{redis}-data", f"{postgres}-data"):
+                client.volumes.create(name=name, labels={TEST_LABEL: "1"})
             client.containers.run(REDIS_IMAGE, ["redis-server", "--appendonly", "yes"],
                                   name=redis, detach=True, network_mode="none",
                                   labels={TEST_LABEL: "1", "holdfast.enable": "true"},
                                   volumes={f"{redis}-data": {"bind": "/data", "mode": "rw"}})
+            wait_for_postgres(client.containers.run(
+                POSTGRES_IMAGE, name=postgres, detach=True, network_mode="none",
+                environment=dict(DEFAULT_POSTGRES_ENV), labels=dict(DEFAULT_POSTGRES_LABELS),
+                volumes={f"{postgres}-data": {"bind": PGDATA, "mode": "rw"}}))
         finally:
             client.close()
-        _assert_private(engine, {redis})
+        _assert_private(engine, {redis, postgres})
         daemon.start({"DOCKER_HOST": engine.host, "HOLDFAST_COPY_REAP_INTERVAL": "5"})
-        _assert_private(engine, {redis}, daemon)
+        _assert_private(engine, {redis, postgres}, daemon)
         daemon.wait_ready()
-        daemon.wait_for(lambda: redis in daemon.instance_names(), 30, "discovery of the redis")
-        made = World(engine=engine, daemon=daemon, redis=redis, volume=volume)
+        daemon.wait_for(lambda: {redis, postgres} <= daemon.instance_names(), 30,
+                        "discovery of the redis and the postgres")
+        made = World(engine=engine, daemon=daemon, redis=redis, postgres=postgres,
+                     volume=volume)
         _seed_state(made)
         yield made
         elapsed = time.monotonic() - made.started
@@ -132,16 +149,20 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 def _seed_state(world: World) -> None:
-    """One complete snapshot (tagged, pinned), a live copy with a TTL, and a token,
-    so the listings the links start from have something in them."""
+    """A complete snapshot of each instance (tagged, pinned), a live copy of each
+    with a TTL, and a token, so the listings the links start from have something
+    in them."""
     daemon = world.daemon
-    backup = daemon.post(f"/v1/instances/{world.redis}/backups", params={"wait": "true"},
-                         json={"tags": {"release": "v1"}, "pin": True})
-    assert backup.status_code == 200 and backup.json()["status"] == "succeeded", backup.text
-    restore = daemon.post(f"/v1/instances/{world.redis}/restore",
-                          params={"wait": "true", "timeout": 120},
-                          json={"name": f"{world.redis}-copy", "ttl": "2h"})
-    assert restore.status_code == 200 and restore.json()["status"] == "succeeded", restore.text
+    for instance in (world.redis, world.postgres):
+        backup = daemon.post(f"/v1/instances/{instance}/backups", params={"wait": "true"},
+                             json={"tags": {"release": "v1"}, "pin": True})
+        assert backup.status_code == 200 and backup.json()["status"] == "succeeded", \
+            backup.text
+        restore = daemon.post(f"/v1/instances/{instance}/restore",
+                              params={"wait": "true", "timeout": 120},
+                              json={"name": f"{instance}-copy", "ttl": "2h"})
+        assert restore.status_code == 200 and restore.json()["status"] == "succeeded", \
+            restore.text
     token = daemon.post("/v1/tokens", json={"name": "st-seed", "scopes": ["read"]})
     assert token.status_code == 201, token.text
 
