@@ -7,7 +7,11 @@ daemon; ``--help`` with ``--server`` stays as light as without.
 
 from __future__ import annotations
 
+import json
 import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -17,6 +21,41 @@ from tests.unit.test_cli_imports import HEAVY, loaded_by
 
 LOCAL_ONLY = ("sqlalchemy", "alembic", "boto3", "botocore", "docker", "fastapi", "starlette",
               "uvicorn", "pydantic_settings")
+DAEMON_ONLY = (*LOCAL_ONLY, "apscheduler", "prometheus_client", "sse_starlette")
+"""Also what a command that succeeds never needs: the daemon's scheduler and
+metrics, the error table's imports (built only when an error is mapped)."""
+
+
+class _Snapshots(BaseHTTPRequestHandler):
+    """A stand-in daemon: every GET answers an empty JSON list."""
+
+    def do_GET(self) -> None:
+        body = json.dumps([]).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def stand_in() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Snapshots)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_remote_command_that_succeeds_loads_none_of_the_daemon_s_libraries(
+        stand_in: str, tmp_path: Path) -> None:
+    modules, code, out = loaded_by(["--server", stand_in, "snapshots", "--json"], tmp_path)
+    assert (code, out) in ((0, "[]\n"), (None, "[]\n"))
+    assert sorted(modules.intersection(DAEMON_ONLY)) == []
 
 
 def test_a_remote_command_loads_nothing_of_local_mode_and_exits_5_when_the_server_is_down(

@@ -12,9 +12,10 @@ only in remote mode.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from backup import errors
@@ -109,10 +110,33 @@ def error_classes() -> tuple[ErrorClasses, StatusClasses]:
     return by_name, by_status
 
 
+class _OnFirstUse(Mapping[Any, type[errors.HoldfastError]]):
+    """One of :func:`error_classes`' maps, built when an error first needs it:
+    the error table imports the daemon's modules, which a command that
+    succeeds has no use for (its start-up stays light)."""
+
+    def __init__(self, which: int) -> None:
+        self._which = which
+        self._built: Mapping[Any, type[errors.HoldfastError]] | None = None
+
+    def _map(self) -> Mapping[Any, type[errors.HoldfastError]]:
+        if self._built is None:
+            self._built = error_classes()[self._which]
+        return self._built
+
+    def __getitem__(self, key: Any) -> type[errors.HoldfastError]:
+        return self._map()[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._map())
+
+    def __len__(self) -> int:
+        return len(self._map())
+
+
 def remote_backend(target: RemoteTarget) -> RemoteBackend:
     """A backend calling ``target``'s API."""
     from service.adapters.api_client.client import RemoteBackend, http_client
 
-    by_name, by_status = error_classes()
     return RemoteBackend(http_client(target.server, target.token, target.ca_bundle),
-                         target.server, by_name, by_status)
+                         target.server, _OnFirstUse(0), _OnFirstUse(1))
