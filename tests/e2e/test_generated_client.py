@@ -119,8 +119,10 @@ def world(tmp_path: Path, generator_path: Path, docker_client: docker.DockerClie
     password = f"gc-pw-{secrets.token_hex(8)}"
     package = f"holdfast_client_{prefix}"
     network = create_test_network(docker_client, f"{prefix}-lan", internal=False)
+    # The shortest TTL is a minute; a sweep every 2 s sees it pass soon after.
     daemon = Daemon(tmp_path / "daemon", {"HOLDFAST_SCOPE": scope,
-                                          "HOLDFAST_READY_TIMEOUT": "120"})
+                                          "HOLDFAST_READY_TIMEOUT": "120",
+                                          "HOLDFAST_COPY_REAP_INTERVAL": "2"})
     try:
         docker_client.volumes.create(f"{prefix}-prod-db-data", labels={TEST_LABEL: "1"})
         database = docker_client.containers.run(
@@ -148,7 +150,9 @@ def world(tmp_path: Path, generator_path: Path, docker_client: docker.DockerClie
             network.remove()
 
 
-def test_the_generated_client_runs_the_checkpoint_flow(world: World) -> None:
+def test_the_generated_client_runs_the_checkpoint_flow(world: World,
+                                                       docker_client: docker.DockerClient,
+                                                       ) -> None:
     api = world.client
     models = world.module("models")
     create_token = world.module("api.tokens.create_token")
@@ -199,7 +203,7 @@ def test_the_generated_client_runs_the_checkpoint_flow(world: World) -> None:
     restored = restore_latest.sync_detailed(
         client=authenticated(restorer.token), name=instance,
         body=models.InstanceRestoreBody(name=f"{world.prefix}-ci-db", tag="release:v1.4.2",
-                                        ttl="4h", publish=0),
+                                        ttl="1m", publish=0),
         wait=True, timeout=300, idempotency_key=f"copy-{world.prefix}")
     assert restored.status_code == 200, restored.content
     copy = restored.parsed
@@ -213,6 +217,20 @@ def test_the_generated_client_runs_the_checkpoint_flow(world: World) -> None:
     with psycopg.connect(url.replace("{POSTGRES_PASSWORD}", world.password),
                          connect_timeout=10) as connection:
         assert connection.execute("SELECT count(*) FROM orders").fetchone() == (ROWS,)
+
+    # The TTL passes: the daemon removes the copy and its volumes, and nothing else.
+    def copy_gone() -> bool:
+        return not docker_client.containers.list(all=True, filters={"id": result.container_id})
+    wait_for(copy_gone, 150, "the daemon removing the expired copy")
+    volumes = [v.name for v in docker_client.volumes.list()]
+    assert not set(result.volumes) & set(volumes), result.volumes
+    assert f"{world.prefix}-prod-db-data" in volumes
+    world.database.reload()
+    assert world.database.status == "running"
+    expired = wait_for(lambda: world.daemon.get(f"/v1/jobs/{copy.id}").json()["result"].get(
+        "expired"), 30, "the removal recorded on the restore job")
+    assert expired["container_removed"] and sorted(expired["volumes_removed"]) == sorted(
+        result.volumes) and not expired["error"], expired
 
 
 def _remove_leftovers(client: docker.DockerClient, prefix: str) -> None:

@@ -160,6 +160,23 @@ class RestoreResult(BaseModel):
     expires_at: Timestamp | None = Field(description="when its TTL removes it; null: never")
     replaced: ReplacedContainer | None = Field(description="with replace: the old "
                                                "container, renamed aside")
+    expired: ExpiredCopy | None = Field(default=None, description="once its TTL has "
+                                        "passed: what the daemon removed")
+
+
+class ExpiredCopy(BaseModel):
+    """What the daemon did when the copy's TTL passed."""
+
+    model_config = _example({"name": "ci-db", "container_id": CONTAINER_ID,
+                             "container_removed": True, "volumes_removed": ["ci-db-data"],
+                             "error": None, "removed_at": "2026-12-03T09:00:12Z"})
+
+    name: str
+    container_id: str
+    container_removed: bool
+    volumes_removed: list[str]
+    error: str | None = Field(description="why it was not (all) removed; null: it was")
+    removed_at: Timestamp | None
 
 
 class CloneResult(BaseModel):

@@ -123,14 +123,18 @@ def test_api_extend_a_copy(world: FakeWorld, client: TestClient, snapshot_id: st
     assert_error(client.get("/v1/copies/nope"), 404, "CopyNotFound")
 
 
-def test_api_a_reaped_copy_is_no_longer_listed(
+def test_api_a_reaped_copy_is_no_longer_listed_and_its_job_says_so(
         world: FakeWorld, client: TestClient, snapshot_id: str) -> None:
-    finished(client, client.post(f"/v1/snapshots/{snapshot_id}/restore",
-                                 json={"name": "ci-db", "ttl": "1m"}).json())
+    job = finished(client, client.post(f"/v1/snapshots/{snapshot_id}/restore",
+                                       json={"name": "ci-db", "ttl": "1m"}).json())
     from datetime import timedelta
 
     copies.reap_expired_copies(world.services, utcnow() + timedelta(minutes=5))
     assert client.get("/v1/copies").json() == []
+    # The job's typed result carries the removal (a model without the field dropped it).
+    expired = client.get(f"/v1/jobs/{job['id']}").json()["result"]["expired"]
+    assert expired["name"] == "ci-db" and expired["container_removed"]
+    assert expired["volumes_removed"] == job["result"]["volumes"] and expired["error"] is None
 
 
 # --- CLI -------------------------------------------------------------------------------
