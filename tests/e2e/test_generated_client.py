@@ -17,14 +17,11 @@ the test made is found by its unique prefix and removed at the end.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
 import os
-import secrets
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,16 +34,9 @@ import psycopg
 import pytest
 from docker.models.containers import Container
 
+from tests.e2e.conftest import scoped_postgres
 from tests.harness.api import TEST_TOKEN
 from tests.harness.daemon import REPO_ROOT, Daemon
-from tests.harness.docker_fixtures import (
-    DEFAULT_POSTGRES_ENV,
-    PGDATA,
-    TEST_LABEL,
-    create_test_network,
-    psql,
-    wait_for_postgres,
-)
 from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.docker
@@ -114,40 +104,19 @@ class World:
 @pytest.fixture
 def world(tmp_path: Path, generator_path: Path, docker_client: docker.DockerClient,
           postgres_image: str) -> Iterator[World]:
-    prefix = f"gc{uuid.uuid4().hex[:6]}"
-    scope = f"{prefix}-scope"
-    password = f"gc-pw-{secrets.token_hex(8)}"
-    package = f"holdfast_client_{prefix}"
-    network = create_test_network(docker_client, f"{prefix}-lan", internal=False)
     # The shortest TTL is a minute; a sweep every 2 s sees it pass soon after.
-    daemon = Daemon(tmp_path / "daemon", {"HOLDFAST_SCOPE": scope,
-                                          "HOLDFAST_READY_TIMEOUT": "120",
-                                          "HOLDFAST_COPY_REAP_INTERVAL": "2"})
-    try:
-        docker_client.volumes.create(f"{prefix}-prod-db-data", labels={TEST_LABEL: "1"})
-        database = docker_client.containers.run(
-            postgres_image, name=f"{prefix}-prod-db", detach=True, network=network.name,
-            environment={**DEFAULT_POSTGRES_ENV, "POSTGRES_PASSWORD": password},
-            labels={"holdfast.enable": "true", "holdfast.scope": scope, TEST_LABEL: "1"},
-            volumes={f"{prefix}-prod-db-data": {"bind": PGDATA, "mode": "rw"}})
-        wait_for_postgres(database)
-        psql(database, "CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS ref "
-                       f"FROM generate_series(1, {ROWS}) g")
-        daemon.start()
-        daemon.wait_ready(timeout=60)
-        wait_for(lambda: database.name in daemon.instance_names(), 30,
-                 "the daemon discovering the database")
-        document = daemon.get("/openapi.json").json()
-        client = generate_client(document, tmp_path / "generated", package, generator_path)
-        yield World(daemon=daemon, database=database, prefix=prefix, password=password,
-                    client=client)
-    finally:
-        daemon.close()
-        for name in [name for name in sys.modules if name.startswith(package)]:
-            del sys.modules[name]
-        _remove_leftovers(docker_client, prefix)
-        with contextlib.suppress(docker.errors.NotFound):
-            network.remove()
+    with scoped_postgres(tmp_path, docker_client, postgres_image, "gc", ROWS,
+                         {"HOLDFAST_COPY_REAP_INTERVAL": "2"}) as made:
+        package = f"holdfast_client_{made.prefix}"
+        document = made.daemon.get("/openapi.json").json()
+        try:
+            client = generate_client(document, tmp_path / "generated", package,
+                                     generator_path)
+            yield World(daemon=made.daemon, database=made.database, prefix=made.prefix,
+                        password=made.password, client=client)
+        finally:
+            for name in [name for name in sys.modules if name.startswith(package)]:
+                del sys.modules[name]
 
 
 def test_the_generated_client_runs_the_checkpoint_flow(world: World,
@@ -231,14 +200,3 @@ def test_the_generated_client_runs_the_checkpoint_flow(world: World,
         "expired"), 30, "the removal recorded on the restore job")
     assert expired["container_removed"] and sorted(expired["volumes_removed"]) == sorted(
         result.volumes) and not expired["error"], expired
-
-
-def _remove_leftovers(client: docker.DockerClient, prefix: str) -> None:
-    """Whatever the test made, found by its unique prefix only."""
-    for container in client.containers.list(all=True, filters={"name": prefix}):
-        if container.name.startswith(prefix):
-            container.remove(force=True, v=True)
-    for volume in client.volumes.list(filters={"name": prefix}):
-        if volume.name.startswith(prefix):
-            with contextlib.suppress(docker.errors.APIError):
-                volume.remove(force=True)

@@ -12,11 +12,8 @@ is not ``--internal``.
 
 from __future__ import annotations
 
-import contextlib
 import re
-import secrets
 import subprocess
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,16 +24,9 @@ import psycopg
 import pytest
 from docker.models.containers import Container
 
+from tests.e2e.conftest import scoped_postgres
 from tests.harness.daemon import REPO_ROOT, Daemon
-from tests.harness.docker_fixtures import (
-    DEFAULT_POSTGRES_ENV,
-    PGDATA,
-    TEST_LABEL,
-    create_test_network,
-    psql,
-    wait_for_postgres,
-)
-from tests.harness.waiting import wait_for
+from tests.harness.docker_fixtures import psql
 
 pytestmark = pytest.mark.docker
 
@@ -96,36 +86,12 @@ class World:
 @pytest.fixture
 def world(tmp_path: Path, docker_client: docker.DockerClient,
           postgres_image: str) -> Iterator[World]:
-    prefix = f"dp{uuid.uuid4().hex[:6]}"
-    scope = f"{prefix}-scope"
-    password = f"dp-pw-{secrets.token_hex(8)}"
-    network = create_test_network(docker_client, f"{prefix}-lan", internal=False)
-    daemon = Daemon(tmp_path / "daemon", {"HOLDFAST_SCOPE": scope,
-                                          "HOLDFAST_READY_TIMEOUT": "120"})
-    try:
-        docker_client.volumes.create(f"{prefix}-prod-db-data", labels={TEST_LABEL: "1"})
-        database = docker_client.containers.run(
-            postgres_image, name=f"{prefix}-prod-db", detach=True, network=network.name,
-            environment={**DEFAULT_POSTGRES_ENV, "POSTGRES_PASSWORD": password},
-            labels={"holdfast.enable": "true", "holdfast.scope": scope, TEST_LABEL: "1"},
-            volumes={f"{prefix}-prod-db-data": {"bind": PGDATA, "mode": "rw"}})
-        wait_for_postgres(database)
-        psql(database, f"CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS ref "
-                       f"FROM generate_series(1, {ROWS}) g")
-        daemon.start()
-        daemon.wait_ready(timeout=60)
-        wait_for(lambda: database.name in daemon.instance_names(), 30,
-                 "the daemon discovering the database")
-        made = daemon.post("/v1/tokens", json={"name": "deploy",
-                                               "scopes": ["backup", "restore", "read"]})
-        assert made.status_code == 201, made.text
-        yield World(daemon=daemon, database=database, prefix=prefix,
-                    token=made.json()["token"], password=password)
-    finally:
-        daemon.close()
-        _remove_leftovers(docker_client, prefix)
-        with contextlib.suppress(docker.errors.NotFound):
-            network.remove()
+    with scoped_postgres(tmp_path, docker_client, postgres_image, "dp", ROWS) as made:
+        token = made.daemon.post("/v1/tokens", json={
+            "name": "deploy", "scopes": ["backup", "restore", "read"]})
+        assert token.status_code == 201, token.text
+        yield World(daemon=made.daemon, database=made.database, prefix=made.prefix,
+                    token=token.json()["token"], password=made.password)
 
 
 def test_the_curl_examples_run_as_written(world: World) -> None:
@@ -177,14 +143,3 @@ def test_the_script_deploys_or_puts_the_checkpoint_back(world: World, tmp_path: 
     kept = [c for c in docker_client.containers.list(all=True, filters={"name": world.name})
             if c.name.startswith(f"{world.name}-replaced-")]
     assert [(c.id, c.status) for c in kept] == [(old_id, "exited")], kept
-
-
-def _remove_leftovers(client: docker.DockerClient, prefix: str) -> None:
-    """Whatever the test made, found by its unique prefix only."""
-    for container in client.containers.list(all=True, filters={"name": prefix}):
-        if container.name.startswith(prefix):
-            container.remove(force=True, v=True)
-    for volume in client.volumes.list(filters={"name": prefix}):
-        if volume.name.startswith(prefix):
-            with contextlib.suppress(docker.errors.APIError):
-                volume.remove(force=True)
