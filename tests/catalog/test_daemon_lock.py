@@ -134,9 +134,17 @@ def test_the_postgres_lock_is_per_database(pg_database: str, tmp_path: Path,
                                            holders: list[subprocess.Popen[str]]) -> None:
     holders.append(hold(pg_database, tmp_path / "data-1"))
     other = pg_database.rsplit("/", 1)[0] + "/postgres"  # another database, same server
+    # The same database is refused while the first holder runs...
+    with pytest.raises(DaemonAlreadyRunning):
+        PostgresLock(pg_database, key=DAEMON_LOCK_KEY).acquire(DaemonOwner.of_this_process())
+    # ...another one on the same server is not, and is held until released.
     lock = PostgresLock(other, key=DAEMON_LOCK_KEY)
     lock.acquire(DaemonOwner.of_this_process())
-    lock.release()
+    try:
+        with pytest.raises(DaemonAlreadyRunning):
+            PostgresLock(other, key=DAEMON_LOCK_KEY).acquire(DaemonOwner.of_this_process())
+    finally:
+        lock.release()
 
 
 # --- holdfast serve, twice ------------------------------------------------------------

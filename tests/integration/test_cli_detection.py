@@ -72,3 +72,5 @@ def test_engine_from_binaries_when_the_image_name_says_nothing(
                 if i["container"] in expected}
         return seen == expected
     wait_for(detected, 90, f"the engines {expected}", interval=1)
+    engines = {i["container"]: i["engine"] for i in holdfast.json("instances")}
+    assert {name: engines.get(name) for name in expected} == expected

@@ -86,6 +86,10 @@ def test_a_free_port_passes_and_stays_free() -> None:
         port = probe.getsockname()[1]
     ensure_port_free("127.0.0.1", port)
     ensure_port_free("127.0.0.1", port)  # the check let go of it
+    with socket.socket() as server:  # and a server can still listen there
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        assert server.getsockname()[1] == port
 
 
 @pytest.mark.parametrize("host", ["no-such-host.invalid", "203.0.113.7"])
