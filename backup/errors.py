@@ -234,6 +234,33 @@ class CorruptSnapshot(EngineError):
     """The snapshot data does not match its manifest (checksum, size or framing)."""
 
 
+# --- encryption ---------------------------------------------------------------
+
+
+class EncryptionError(HoldfastError):
+    """Root of the client-side encryption failures (:mod:`backup.encryption`)."""
+
+
+class InvalidRecipients(EncryptionError, InvalidInput):
+    """An age recipient (or recipients file) in the configuration does not parse."""
+
+
+class InvalidIdentity(EncryptionError, InvalidInput):
+    """An identity file cannot be read or holds no identity."""
+
+
+class IdentityRequired(EncryptionError, InvalidInput):
+    """The snapshot is encrypted and no identity was given to read it."""
+
+
+class WrongIdentity(EncryptionError, InvalidInput):
+    """The identity given is not one the snapshot was encrypted to."""
+
+
+class KeyFileExists(EncryptionError, Conflict):
+    """``holdfast keys generate`` never overwrites a file (it may be an identity)."""
+
+
 # --- storage ------------------------------------------------------------------
 
 

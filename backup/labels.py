@@ -67,6 +67,10 @@ class InstancePolicy:
     target: str = "local"
     databases: tuple[str, ...] = ()
     stop_during_backup: bool = False
+    encrypt: bool | None = None
+    """``holdfast.encrypt``: None follows the target (encrypted iff it has
+    recipients); True and False are checked against it
+    (:func:`backup.encryption.encrypt_label_problem`)."""
     errors: tuple[str, ...] = ()
 
     @property
@@ -262,6 +266,13 @@ def parse_labels(labels: Mapping[str, str], container_name: str, *,
     if stop is None:
         errors.append("holdfast.stop-during-backup: use true or false")
 
+    encrypt = None
+    raw_encrypt = labels.get(PREFIX + "encrypt", "").strip()
+    if raw_encrypt:
+        encrypt = parse_bool(raw_encrypt)
+        if encrypt is None:
+            errors.append("holdfast.encrypt: use true or false")
+
     return InstancePolicy(
         enabled=enabled,
         name=name,
@@ -271,5 +282,6 @@ def parse_labels(labels: Mapping[str, str], container_name: str, *,
         target=target.lower(),
         databases=databases,
         stop_during_backup=bool(stop),
+        encrypt=encrypt,
         errors=tuple(errors),
     )

@@ -1,4 +1,4 @@
-"""Taking a snapshot: dump -> count -> zstd -> sha256 -> storage, in one pass.
+"""Taking a snapshot: dump -> count -> zstd -> [age] -> sha256 -> storage, in one pass.
 
 The data object is committed by the storage target only after the dump stream
 ends cleanly; a dump that exits non-zero raises inside the stream, so the
@@ -14,6 +14,8 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 
+from backup.encryption import FORMAT as ENCRYPTION_FORMAT
+from backup.encryption import SUFFIX, Recipients
 from backup.engines.base import Engine
 from backup.errors import HoldfastError, InvalidName, ObjectNotFound
 from backup.labels import NAME_PATTERN
@@ -42,10 +44,16 @@ def new_snapshot_id(moment: datetime) -> str:
     return f"{moment.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
 
 
-def data_key(instance: str, snapshot_id: str) -> str:
+def data_key(instance: str, snapshot_id: str, *, encrypted: bool = False) -> str:
+    """Where a snapshot's data object lives; an encrypted one ends in ``.age``."""
     if not NAME_PATTERN.fullmatch(instance):
         raise InvalidName(f"instance name {instance!r} cannot be used as a storage key")
-    return f"{instance}/{snapshot_id}/{DATA_NAME}"
+    return f"{instance}/{snapshot_id}/{DATA_NAME}{SUFFIX if encrypted else ''}"
+
+
+def data_keys(instance: str, snapshot_id: str) -> list[str]:
+    """Every name the snapshot's data object may have (plain and encrypted)."""
+    return [data_key(instance, snapshot_id), data_key(instance, snapshot_id, encrypted=True)]
 
 
 def manifest_key(instance: str, snapshot_id: str) -> str:
@@ -81,9 +89,12 @@ def take_snapshot(
     tags: Mapping[str, str] | None = None,
     pinned: bool = False,
     phase: PhaseCallback = no_phases,
+    recipients: Recipients | None = None,
 ) -> Manifest:
     """Dump ``container`` to ``storage`` and return the manifest written beside it
-    (carrying ``tags`` and ``pinned``, so a catalog rebuild keeps them).
+    (carrying ``tags`` and ``pinned``, so a catalog rebuild keeps them). With
+    ``recipients`` the compressed stream is age-encrypted to them before it is
+    stored; the sha256 and size are then of the encrypted object.
 
     Raises :class:`DumpFailed` (nothing stored) or a storage error. ``progress``
     sees the compressed bytes as they are written; ``phase`` hears ``dumping``
@@ -94,10 +105,11 @@ def take_snapshot(
     dump = engine.dump(container, runner, databases)
     raw = Meter()
     stored = Meter(progress)
-    key = data_key(instance, snapshot_id)
-    chunks = interruptible(raw.measure(dump.chunks), cancelled)
-    info = storage.put(key, _then(stored.measure(compress(chunks)),
-                                  lambda: phase(Phase.UPLOADING)))
+    key = data_key(instance, snapshot_id, encrypted=recipients is not None)
+    chunks = compress(interruptible(raw.measure(dump.chunks), cancelled))
+    if recipients is not None:
+        chunks = recipients.encrypt(chunks)
+    info = storage.put(key, _then(stored.measure(chunks), lambda: phase(Phase.UPLOADING)))
     command, command_secrets = redact_command(container.command)
     manifest = Manifest(
         snapshot_id=snapshot_id,
@@ -123,6 +135,8 @@ def take_snapshot(
         secret_args=tuple(sorted(command_secrets)),
         tags=dict(tags or {}),
         pinned=pinned,
+        encryption=ENCRYPTION_FORMAT if recipients is not None else None,
+        recipients=recipients.fingerprints if recipients is not None else (),
     )
     try:
         storage.put(manifest_key(instance, snapshot_id), [manifest.to_bytes()])
@@ -145,7 +159,8 @@ def delete_snapshot_objects(storage: Storage, snapshots: Iterable[tuple[str, str
     recovery marks those whose data is gone as failed), never data objects that
     nothing refers to. Missing objects are not an error; storage errors raise."""
     pairs = list(snapshots)
-    storage.delete_many([data_key(instance, snapshot_id) for instance, snapshot_id in pairs])
+    storage.delete_many([key for instance, snapshot_id in pairs
+                         for key in data_keys(instance, snapshot_id)])
     storage.delete_many([manifest_key(instance, snapshot_id) for instance, snapshot_id in pairs])
 
 

@@ -231,6 +231,10 @@ class Manifest:
     pinned: bool = False
     """Whether retention keeps the snapshot whatever its policy; pin and unpin
     rewrite the manifest (:meth:`backup.storage.Storage.replace`)."""
+    encryption: str | None = None
+    """``age-v1`` when the data object is age-encrypted (:mod:`backup.encryption`)."""
+    recipients: tuple[str, ...] = ()
+    """Fingerprints of the recipients it is encrypted to; never a key."""
     version: int = MANIFEST_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -274,5 +278,7 @@ class Manifest:
             secret_args=tuple(data.get("secret_args", ())),
             tags={str(k): str(v) for k, v in (data.get("tags") or {}).items()},
             pinned=bool(data.get("pinned", False)),
+            encryption=data.get("encryption") or None,
+            recipients=tuple(str(r) for r in data.get("recipients") or ()),
             version=int(data.get("version", MANIFEST_VERSION)),
         )

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from backup.cancel import raise_if_cancelled
+from backup.encryption import Identities, readable
 from backup.engines.base import Engine
 from backup.errors import CorruptSnapshot, HoldfastError, NotReady, RestoreFailed
 from backup.phases import Phase, PhaseCallback, no_phases
@@ -82,8 +83,10 @@ def restore_snapshot(
     progress: ProgressCallback | None = None,
     phase: PhaseCallback = no_phases,
     cancelled: Callable[[], bool] = lambda: False,
+    identities: Identities | None = None,
 ) -> RestoreOutcome:
     """Build the plan's volumes and container, load the data, wait until ready.
+    An encrypted snapshot is decrypted with ``identities`` as it loads.
     ``phase`` hears ``creating``, then ``loading`` and ``waiting-for-ready`` in
     the order the engine needs them, and ``verifying`` if a failed load makes
     it re-check the stored object. ``cancelled`` is checked between steps and
@@ -107,7 +110,8 @@ def restore_snapshot(
             raise_if_cancelled(cancelled)
             container = runtime.create_container(plan.container)
             phase(Phase.LOADING)
-            databases = _load(engine, runner, storage, manifest, container, progress, cancelled)
+            databases = _load(engine, runner, storage, manifest, container, progress, cancelled,
+                              identities)
             phase(Phase.WAITING_FOR_READY)
             raise_if_cancelled(cancelled)
             container = runtime.start(container.id)
@@ -120,7 +124,8 @@ def restore_snapshot(
             container = wait_until_ready(engine, runtime, runner, container,
                                          timeout=ready_timeout, cancelled=cancelled)
             phase(Phase.LOADING)
-            databases = _load(engine, runner, storage, manifest, container, progress, cancelled)
+            databases = _load(engine, runner, storage, manifest, container, progress, cancelled,
+                              identities)
         raise_if_cancelled(cancelled)  # seen before it returns: undone, not half-reported
         return RestoreOutcome(
             container=container,
@@ -145,11 +150,14 @@ def restore_snapshot(
 
 def _load(engine: Engine, runner: ContainerExec, storage: Storage, manifest: Manifest,
           container: DatabaseContainer, progress: ProgressCallback | None,
-          cancelled: Callable[[], bool]) -> list[str]:
+          cancelled: Callable[[], bool], identities: Identities | None) -> list[str]:
     with storage.open(manifest.data_key) as stored:
         checked = verify(Meter(progress).measure(stored), sha256=manifest.sha256,
                          size=manifest.size_bytes)
-        return engine.restore(container, runner, interruptible(decompress(checked), cancelled))
+        compressed = readable(checked, encryption=manifest.encryption,
+                              recipients=manifest.recipients, identities=identities,
+                              what=f"snapshot {manifest.snapshot_id}")
+        return engine.restore(container, runner, interruptible(decompress(compressed), cancelled))
 
 
 def _raise_if_corrupt(storage: Storage, manifest: Manifest) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from backup.encryption import Identities, Recipients, load_identities, parse_recipients
 from backup.errors import StorageMisconfigured
 from backup.storage import Storage, storage_from_url
 from service.ports import CatalogPort, DaemonLock, DockerEngine
@@ -41,7 +42,31 @@ class Services:
     status: DaemonStatus = field(default_factory=DaemonStatus)
     """The daemon's discovery and scheduler report here for readiness (empty elsewhere)."""
     _targets: dict[str, Storage] = field(default_factory=dict)
+    _recipients: dict[str, Recipients | None] = field(default_factory=dict)
+    _identities: list[Identities] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def recipients_for(self, target: str) -> Recipients | None:
+        """The age recipients snapshots on ``target`` are encrypted to (its own
+        setting, else ``HOLDFAST_AGE_RECIPIENTS``), or None: stored in the clear.
+        Raises :class:`~backup.errors.InvalidRecipients` naming the setting."""
+        with self._lock:
+            if target not in self._recipients:
+                setting = self.settings.recipients_setting(target)
+                self._recipients[target] = (
+                    None if setting is None else parse_recipients(setting[1], source=setting[0]))
+            return self._recipients[target]
+
+    def identities(self) -> Identities | None:
+        """The identity file's keys (``HOLDFAST_IDENTITY_FILE``, ``--identity``),
+        read on first use; None when none is configured."""
+        path = self.settings.identity_file
+        if path is None:
+            return None
+        with self._lock:
+            if not self._identities:
+                self._identities.append(load_identities(path))
+            return self._identities[0]
 
     def target(self, name: str) -> Storage:
         """The configured target ``name``, built on first use and kept.

@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from backup.errors import InvalidInput
 
 TARGET_PREFIX = "HOLDFAST_TARGET_"
+TARGET_RECIPIENTS_SUFFIX = "_AGE_RECIPIENTS"
 _TARGET_NAME = re.compile(r"[A-Z0-9_]+")
 _SCOPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
@@ -53,6 +54,14 @@ class Settings(BaseSettings):
     helper_image: str = "debian:bookworm-slim"
     """Image for short-lived helper containers (volume archives, clones): sh and GNU tar."""
     targets: dict[str, str] = Field(default_factory=dict)
+    age_recipients: str | None = None
+    """Age recipients every target encrypts to (a comma list or a recipients
+    file); ``target_recipients`` wins for its targets (:mod:`backup.encryption`)."""
+    target_recipients: dict[str, str] = Field(default_factory=dict)
+    """Target name -> its own ``HOLDFAST_TARGET_<NAME>_AGE_RECIPIENTS``."""
+    identity_file: Path | None = None
+    """The age identity restores and verifications read encrypted snapshots
+    with (the CLI's ``--identity``); read when needed, never stored."""
     scope: str | None = None
     """Manage only containers labelled ``holdfast.scope=<scope>``; unset, only
     containers without that label (:func:`service.ports.in_scope`)."""
@@ -70,23 +79,48 @@ class Settings(BaseSettings):
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
+    @field_validator("identity_file")
+    @classmethod
+    def _identity_path(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read the environment (``os.environ`` by default) into settings."""
         env = os.environ if environ is None else environ
         targets: dict[str, str] = {}
+        recipients: dict[str, str] = {}
         for key, value in env.items():
             if key.startswith(TARGET_PREFIX) and value:
                 suffix = key[len(TARGET_PREFIX):]
+                chosen = targets
+                if suffix.endswith(TARGET_RECIPIENTS_SUFFIX):
+                    suffix, chosen = suffix[:-len(TARGET_RECIPIENTS_SUFFIX)], recipients
                 if not _TARGET_NAME.fullmatch(suffix):
                     raise InvalidInput(f"{key}: target names are letters, digits and _")
-                targets[suffix.lower()] = value
+                chosen[suffix.lower()] = value
         fields = {name[len("HOLDFAST_"):].lower(): value for name, value in env.items()
                   if name.startswith("HOLDFAST_") and not name.startswith(TARGET_PREFIX)
                   and value}
         settings = cls.model_validate({k: v for k, v in fields.items() if k in cls.model_fields})
         settings.targets = {"local": (settings.data_dir / "snapshots").as_uri(), **targets}
+        unknown = sorted(set(recipients) - set(settings.targets))
+        if unknown:
+            raise InvalidInput(f"{TARGET_PREFIX}{unknown[0].upper()}{TARGET_RECIPIENTS_SUFFIX} "
+                               f"names no configured target; configured: "
+                               f"{', '.join(sorted(settings.targets))}")
+        settings.target_recipients = recipients
         return settings
+
+    def recipients_setting(self, target: str) -> tuple[str, str] | None:
+        """``(variable, value)`` of the recipients ``target`` encrypts to, if any:
+        its own setting, else the global one."""
+        if target in self.target_recipients:
+            return (f"{TARGET_PREFIX}{target.upper()}{TARGET_RECIPIENTS_SUFFIX}",
+                    self.target_recipients[target])
+        if self.age_recipients:
+            return "HOLDFAST_AGE_RECIPIENTS", self.age_recipients
+        return None
 
     @property
     def catalog_url(self) -> str:

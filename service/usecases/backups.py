@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from backup.cancel import BY_REQUEST, requested
+from backup.encryption import Recipients, encrypt_label_problem
 from backup.engines import Engine, get_engine
 from backup.errors import (
     Cancelled,
@@ -59,6 +60,8 @@ class BackupRequest:
     """User tags for the snapshot, checked (:func:`backup.tags.check_tags`)."""
     pin: bool = False
     """Pin the snapshot from its first write: retention never removes it."""
+    recipients: Recipients | None = None
+    """The target's age recipients: the snapshot is stored encrypted to them."""
 
 
 def prepare_backup(svc: Services, name: str, target: str | None = None,
@@ -90,10 +93,17 @@ def prepare_backup_for(svc: Services, instance: Instance,
         raise UnsupportedEngine(f"instance {name}: {'; '.join(instance.errors)}")
     engine = get_engine(instance.engine)
     engine.check(container)
-    storage = svc.target(target or instance.policy.target)
+    target_name = target or instance.policy.target
+    storage = svc.target(target_name)
+    recipients = svc.recipients_for(target_name)
+    problem = encrypt_label_problem(instance.policy.encrypt, target_name,
+                                    recipients.source if recipients else None)
+    if problem is not None:
+        raise InvalidLabels(f"instance {name}: {problem}")
     storage.check_writable()
     return BackupRequest(source=instance, instance=name, container=container, engine=engine,
-                         storage=storage, databases=instance.policy.databases)
+                         storage=storage, databases=instance.policy.databases,
+                         recipients=recipients)
 
 
 def running_elsewhere(svc: Services, instance: str) -> Snapshot | None:
@@ -137,7 +147,9 @@ def execute_backup(svc: Services, request: BackupRequest,
         snapshot = Snapshot(
             id=snapshot_id, instance=request.instance, engine=request.engine.name,
             target=request.storage.name, status=SnapshotStatus.RUNNING, created_at=created,
-            data_key=data_key(request.instance, snapshot_id), image=request.container.image,
+            data_key=data_key(request.instance, snapshot_id,
+                              encrypted=request.recipients is not None),
+            image=request.container.image,
             image_id=request.container.image_id, runner=current_runner(),
             tags=dict(request.tags), pinned=request.pin,
         )
@@ -150,6 +162,7 @@ def execute_backup(svc: Services, request: BackupRequest,
                 container=request.container, engine=request.engine, runner=svc.docker,
                 storage=request.storage, databases=request.databases, progress=progress,
                 cancelled=cancelled, tags=request.tags, pinned=request.pin, phase=phase,
+                recipients=request.recipients,
             )
         except BaseException as exc:
             reason = str(exc) or type(exc).__name__

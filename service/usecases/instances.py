@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from backup.encryption import encrypt_label_problem
 from backup.engines import engine_names
 from backup.engines.detect import BINARY_HINTS, detect_engine
 from backup.errors import (
@@ -146,6 +147,11 @@ def _policy_problems(svc: Services, policy: InstancePolicy) -> list[str]:
     problems = []
     if policy.target not in svc.settings.targets:
         problems.append(f"holdfast.target: {unknown_target(policy.target, svc.settings.targets)}")
+    setting = svc.settings.recipients_setting(policy.target)
+    problem = encrypt_label_problem(policy.encrypt, policy.target,
+                                    setting[0] if setting else None)
+    if problem is not None:
+        problems.append(problem)
     if policy.schedule:
         problem = schedule_problem(policy.schedule)
         if problem is not None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from backup.encryption import Identities, require_identities
 from backup.engines import Engine, get_engine
 from backup.errors import (
     DockerRefused,
@@ -76,7 +77,8 @@ class RestoreRequest:
     options: CopyOptions = field(default_factory=CopyOptions)
     replace: Replacement | None = None
     """With ``replace``: the container the restore is swapped in for, once loaded."""
-    """Network, aliases, published port, labels and TTL, checked."""
+    identities: Identities | None = None
+    """The identity an encrypted snapshot is read with (checked to open it)."""
 
 
 @dataclass(frozen=True)
@@ -268,6 +270,10 @@ def _prepare(svc: Services, snapshot: Snapshot, new_name: str | None, image: str
             f"snapshot {snapshot_id} has data format {manifest.data_format}, "
             f"this Holdfast reads {engine.data_format}"
         )
+    identities = None
+    if manifest.encryption is not None:  # before anything is created: say which keys
+        identities = require_identities(svc.identities(), manifest.recipients,
+                                        f"snapshot {snapshot_id}")
     checked = _check_copy_options(svc, options, engine)
     replacement = None
     if replace is not None:  # planned as NAME-<time>, staged as NAME-restoring-<time>
@@ -296,7 +302,8 @@ def _prepare(svc: Services, snapshot: Snapshot, new_name: str | None, image: str
     _check_image(svc, plan.container.image, given=image is not None)
     _check_publishable(svc, plan)
     return RestoreRequest(snapshot=snapshot, manifest=manifest, plan=plan, engine=engine,
-                          storage=storage, options=checked, replace=replacement)
+                          storage=storage, options=checked, replace=replacement,
+                          identities=identities)
 
 
 def execute_restore(svc: Services, request: RestoreRequest,
@@ -320,7 +327,7 @@ def execute_restore(svc: Services, request: RestoreRequest,
             manifest=request.manifest, plan=plan, engine=request.engine,
             runtime=svc.docker, runner=svc.docker, storage=request.storage,
             ready_timeout=svc.settings.ready_timeout, progress=progress, cancelled=cancelled,
-            phase=phase,
+            phase=phase, identities=request.identities,
         )
         logger.info("restored %s into %s", request.snapshot.id, outcome.container.name,
                     extra={"instance": request.snapshot.instance,

@@ -5,7 +5,13 @@ Importing this package registers every command on :data:`app`.
 
 import sys
 
-from service.entrypoints.cli import commands, copy_commands, token_commands, volume_commands
+from service.entrypoints.cli import (
+    commands,
+    copy_commands,
+    key_commands,
+    token_commands,
+    volume_commands,
+)
 from service.entrypoints.cli.app import app
 
 _COMPLETION = ("--install-completion", "--show-completion")
@@ -23,4 +29,5 @@ def main() -> None:
     app()
 
 
-__all__ = ["app", "commands", "copy_commands", "main", "token_commands", "volume_commands"]
+__all__ = ["app", "commands", "copy_commands", "key_commands", "main", "token_commands",
+           "volume_commands"]

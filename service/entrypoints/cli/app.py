@@ -103,9 +103,26 @@ class _Invocation:
     """What the root options decided for the command running now."""
 
     remote: RemoteTarget | None = None
+    identity_file: Path | None = None
 
 
 _invocation = _Invocation()
+
+IdentityOption = Annotated[Path | None, typer.Option(
+    "--identity", metavar="FILE", exists=True, dir_okay=False, readable=True,
+    help="Age identity file to read encrypted snapshots with (wins over "
+         "HOLDFAST_IDENTITY_FILE); only on this machine, never sent to a daemon.")]
+
+
+def use_identity(path: Path | None) -> None:
+    """Read encrypted snapshots with the identity file ``path`` (``--identity``)
+    in this command. With ``--server`` it is refused: identities never leave
+    this machine, and the daemon reads them from its own HOLDFAST_IDENTITY_FILE."""
+    if path is None:
+        return
+    local_only("--identity", "the daemon reads encrypted snapshots with its own "
+               "HOLDFAST_IDENTITY_FILE; drop --identity, or run without --server")
+    _invocation.identity_file = path
 
 
 def remote() -> RemoteTarget | None:
@@ -176,13 +193,16 @@ def load_settings() -> Settings:
     from service.settings import Settings
 
     try:
-        return Settings.load()
+        settings = Settings.load()
     except ValidationError as exc:
         first = exc.errors()[0]
         field = "HOLDFAST_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
         fail(f"{field}: {first['msg']}", 2)
     except errors.HoldfastError as exc:
         fail_with(exc)
+    if _invocation.identity_file is not None:
+        settings.identity_file = _invocation.identity_file
+    return settings
 
 
 def bootstrap(settings: Settings) -> Services:

@@ -16,6 +16,7 @@ import typer
 
 from backup import errors
 from service.entrypoints.cli.app import (
+    IdentityOption,
     JsonFlag,
     app,
     backend,
@@ -24,6 +25,7 @@ from service.entrypoints.cli.app import (
     load_settings,
     local_only,
     targets_app,
+    use_identity,
 )
 from service.entrypoints.cli.checkpoint_commands import TagOption, tags_or_fail
 from service.entrypoints.cli.output import (
@@ -175,6 +177,7 @@ def restore(
     ttl: Annotated[str | None, typer.Option(
         help="Remove the copy this long after it is ready (1m to 365d, e.g. 4h); "
              "the daemon does it ('holdfast copies ls').")] = None,
+    identity: IdentityOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Restore a snapshot into a fresh container on fresh volumes; returns once it
@@ -184,6 +187,7 @@ def restore(
     from service.entrypoints.cli import replace_commands
     from service.entrypoints.cli.copy_commands import parse_labels, restore_details
 
+    use_identity(identity)
     if undo_replace is not None:
         replace_commands.undo_replace(undo_replace, snapshot_id, {
             "--name": name, "--replace": replace, "--latest": latest, "--image": image,
