@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backup.encryption import (
     OPENSSH_BEGIN,
@@ -24,6 +24,9 @@ from backup.encryption import (
     parse_recipients,
 )
 from backup.errors import InvalidIdentity, InvalidInput, InvalidRecipients, KeyFileExists
+
+if TYPE_CHECKING:
+    from service.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -91,5 +94,30 @@ def _is_identity_file(path: Path) -> bool:
     return b"AGE-SECRET-KEY-1" in head or OPENSSH_BEGIN.encode() in head
 
 
-__all__ = ["GeneratedKey", "KeyDescription", "describe_keys", "fingerprint",
-           "generate_identity_file"]
+def check_key_settings(settings: Settings) -> list[str]:
+    """Parse every target's recipients and read the identity file, so a daemon
+    with a bad key setting refuses to start (one line naming the setting)
+    instead of failing each backup later. Returns one line per target that
+    encrypts, and one for the identity, for the start-up log (fingerprints only)."""
+    lines = []
+    for target in sorted(settings.targets):
+        setting = settings.recipients_setting(target)
+        if setting is not None:
+            recipients = parse_recipients(setting[1], source=setting[0])
+            lines.append(f"target {target} encrypts to {', '.join(recipients.fingerprints)} "
+                         f"({setting[0]})")
+    if settings.identity_file is not None:
+        identities = load_identities(settings.identity_file)
+        lines.append(f"encrypted snapshots are read with {settings.identity_file} "
+                     f"({', '.join(sorted(identities.fingerprints)) or 'SSH key'})")
+    return lines
+
+
+__all__ = [
+    "GeneratedKey",
+    "KeyDescription",
+    "check_key_settings",
+    "describe_keys",
+    "fingerprint",
+    "generate_identity_file",
+]

@@ -71,7 +71,7 @@ def test_the_stored_object_holds_no_plaintext_and_the_manifest_no_key(
     assert manifest["encryption"] == "age-v1"
     assert manifest["recipients"] == [fingerprint(keys["ops"][1]), fingerprint(keys["dr"][1])]
     text = stored[manifest_key("shop", snapshot.id)].decode()
-    for path, recipient in keys.values():
+    for _path, recipient in keys.values():
         assert recipient not in text and "AGE-SECRET-KEY" not in text
     assert manifest["size_bytes"] == len(data) == snapshot.size_bytes
 
@@ -101,7 +101,7 @@ def test_a_wrong_identity_is_refused_before_anything_is_created(
         encrypted: tuple[FakeWorld, Snapshot], keys: dict[str, tuple[Path, str]]) -> None:
     world, snapshot = _with_identity(encrypted[0], keys["stranger"][0]), encrypted[1]
     volumes = set(world.docker.volumes)
-    with pytest.raises(WrongIdentity, match="stranger.txt"):
+    with pytest.raises(WrongIdentity, match=r"stranger\.txt"):
         restores.prepare_restore(world.services, snapshot.id, "copy")
     assert set(world.docker.volumes) == volumes
 
@@ -143,7 +143,7 @@ def test_encrypt_false_is_refused_while_the_target_requires_encryption(
         tmp_path: Path, keys: dict[str, tuple[Path, str]]) -> None:
     world = _world(tmp_path, {"HOLDFAST_AGE_RECIPIENTS": keys["ops"][1]})
     add_db(world, "shop", labels={"holdfast.encrypt": "false"})
-    with pytest.raises(InvalidLabels, match="requires encryption.*HOLDFAST_AGE_RECIPIENTS"):
+    with pytest.raises(InvalidLabels, match=r"requires encryption.*HOLDFAST_AGE_RECIPIENTS"):
         backups.prepare_backup(world.services, "shop")
     assert world.catalog.list_snapshots() == []
 

@@ -29,6 +29,7 @@ from service.observability.metrics import Metrics
 from service.ports import DaemonLock, DaemonOwner
 from service.settings import Settings
 from service.usecases.jobs import JobRunner
+from service.usecases.keys import check_key_settings
 from service.usecases.recovery import recover
 
 logger = logging.getLogger(__name__)
@@ -39,12 +40,15 @@ def run_daemon(settings: Settings, host: str | None = None, port: int | None = N
     """Serve until SIGTERM or SIGINT. Refuses to start, with
     :class:`~backup.errors.DaemonAlreadyRunning` (exit 4), while another daemon
     holds the data directory or the catalog (``lock``: :func:`daemon_lock` by default).
-    Refuses an address in use (:class:`~backup.errors.AddressInUse`, exit 4); with
+    Refuses an address in use (:class:`~backup.errors.AddressInUse`, exit 4), and
+    age recipients or an identity file that do not parse (exit 2); with
     authentication turned off (``--insecure-no-auth``) logs a warning."""
     configure_logging(settings.log_level, settings.log_format)
     bind_host, bind_port = host or settings.api_host, port or settings.api_port
     # Before anything is opened, so a refusal leaves nothing behind.
     exposed = check_exposure(bind_host, bind_port, insecure_no_auth=settings.api_insecure_no_auth)
+    for line in check_key_settings(settings):
+        logger.info(line)
     services = bootstrap(settings)
     held = daemon_lock(settings) if lock is None else lock
     try:
