@@ -21,7 +21,7 @@ from backup.errors import (
 )
 from backup.pipeline import manifest_key
 from backup.types import Snapshot
-from service.usecases import backups, restores
+from service.usecases import backups, restores, snapshots
 from tests.fakes.services import FakeWorld, fake_world
 from tests.usecases.support import add_db, objects, replace_object, take_backup
 
@@ -172,3 +172,22 @@ def test_a_recipients_file_is_read_with_its_comments(
     _with_identity(world, keys["dr"][0])
     restores.run_restore(world.services, snapshot.id, "copy")
     assert world.docker.data_of("copy") == CONTENT
+
+
+def test_a_new_machine_with_only_the_identity_and_the_target_restores(
+        encrypted: tuple[FakeWorld, Snapshot], keys: dict[str, tuple[Path, str]],
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's disaster recovery: a fresh catalog rebuilt from the target's
+    manifests, then a restore with the identity file and the exported password."""
+    old, snapshot = encrypted
+    new = _world(tmp_path / "new", {})
+    new.services._targets["local"] = old.storage("local")  # the same bucket, nothing else
+    rebuilt = snapshots.rebuild_catalog(new.services)
+    assert rebuilt.added == 1 and rebuilt.broken == []
+    found = new.catalog.get_snapshot(snapshot.id)
+    assert found is not None and found.data_key == snapshot.data_key
+    _with_identity(new, keys["dr"][0])
+    new.docker.images.add("fake/db:1")
+    monkeypatch.setenv("FAKE_PASSWORD", "s3cret")  # not in the bucket: the README says so
+    restores.run_restore(new.services, snapshot.id, "copy")
+    assert new.docker.data_of("copy") == CONTENT
