@@ -169,6 +169,15 @@ class Snapshot:
     """Which process writes a running snapshot (``host:pid:start``); not shown to users."""
     tags: Mapping[str, str] = field(default_factory=dict, hash=False)
     """User tags (``{"release": "v1.4.2"}``, :mod:`backup.tags`), also in the manifest."""
+    encryption: str | None = None
+    """``age-v1`` when the data object is encrypted, as its manifest says."""
+    recipients: tuple[str, ...] = ()
+    """Fingerprints of the recipients it is encrypted to (never a key)."""
+    verified_at: datetime | None = None
+    """When a verified restore of it last ended (passed or failed)."""
+    verification: Mapping[str, Any] | None = field(default=None, hash=False)
+    """That verified restore's outcome: ``result`` (``passed``/``failed``),
+    ``reason``, the figures compared (:mod:`service.usecases.verification`)."""
 
     def with_changes(self, **changes: Any) -> Snapshot:
         return replace(self, **changes)
@@ -191,6 +200,10 @@ class Snapshot:
             "error": self.error,
             "pinned": self.pinned,
             "tags": dict(self.tags),
+            "encryption": self.encryption,
+            "recipients": list(self.recipients),
+            "verified_at": isoformat(self.verified_at),
+            "verification": dict(self.verification) if self.verification else None,
         }
 
 
