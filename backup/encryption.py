@@ -45,6 +45,7 @@ MAX_KEY_FILE = 64 * 1024
 _SSH_TYPES = ("ssh-ed25519", "ssh-rsa")
 OPENSSH_BEGIN = "-----BEGIN OPENSSH PRIVATE KEY-----"
 _OPENSSH_END = "-----END OPENSSH PRIVATE KEY-----"
+_SECRET_PREFIX = "AGE-SECRET-KEY-"
 
 
 def fingerprint(recipient: str) -> str:
@@ -60,6 +61,9 @@ def fingerprint(recipient: str) -> str:
         except ValueError as exc:
             raise InvalidRecipients(f"SSH key {_shown(text)} is not valid base64") from exc
         return _ssh_fingerprint(blob)
+    if text.upper().startswith(_SECRET_PREFIX):  # not quoted: part of a secret is a leak
+        raise InvalidRecipients("an age identity (secret key) was given where a recipient "
+                                "belongs; give its public key (age1..., age-keygen -y FILE)")
     raise InvalidRecipients(f"{_shown(text)} is not an age recipient (age1...) or an SSH "
                             f"public key ({', '.join(_SSH_TYPES)})")
 
