@@ -89,6 +89,7 @@ def _root(
 ) -> None:
     """Snapshots and restores for databases running in Docker containers."""
     _invocation.remote = None  # set anew by every invocation (the tests run many)
+    _invocation.identity_file = None
     if server:
         from service.entrypoints.cli.remote import remote_target
 
