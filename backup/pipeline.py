@@ -110,6 +110,7 @@ def take_snapshot(
     if recipients is not None:
         chunks = recipients.encrypt(chunks)
     info = storage.put(key, _then(stored.measure(chunks), lambda: phase(Phase.UPLOADING)))
+    figures = dump.figures()  # valid now: the stream has ended
     command, command_secrets = redact_command(container.command)
     manifest = Manifest(
         snapshot_id=snapshot_id,
@@ -137,6 +138,7 @@ def take_snapshot(
         pinned=pinned,
         encryption=ENCRYPTION_FORMAT if recipients is not None else None,
         recipients=recipients.fingerprints if recipients is not None else (),
+        figures=figures.to_json() if figures is not None else None,
     )
     try:
         storage.put(manifest_key(instance, snapshot_id), [manifest.to_bytes()])

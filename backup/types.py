@@ -248,6 +248,9 @@ class Manifest:
     """``age-v1`` when the data object is age-encrypted (:mod:`backup.encryption`)."""
     recipients: tuple[str, ...] = ()
     """Fingerprints of the recipients it is encrypted to; never a key."""
+    figures: Mapping[str, Any] | None = field(default=None, hash=False)
+    """What the dump held (:meth:`backup.figures.Figures.to_json`), gathered as
+    it streamed; None for an engine that gathers none and in older manifests."""
     version: int = MANIFEST_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -256,6 +259,7 @@ class Manifest:
         data["finished_at"] = isoformat(self.finished_at)
         data["env"] = dict(self.env)
         data["tags"] = dict(self.tags)
+        data["figures"] = dict(self.figures) if self.figures is not None else None
         return data
 
     def to_bytes(self) -> bytes:
@@ -293,5 +297,6 @@ class Manifest:
             pinned=bool(data.get("pinned", False)),
             encryption=data.get("encryption") or None,
             recipients=tuple(str(r) for r in data.get("recipients") or ()),
+            figures=data.get("figures") or None,
             version=int(data.get("version", MANIFEST_VERSION)),
         )

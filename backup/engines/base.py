@@ -10,10 +10,11 @@ object to be a :class:`~backup.ports.HelperContainers`.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
+from backup.figures import Figures
 from backup.ports import ContainerExec
 from backup.types import DatabaseContainer
 
@@ -24,10 +25,15 @@ class Dump:
 
     ``chunks`` is lazy: the dump commands run as it is consumed, and it raises
     :class:`~backup.errors.DumpFailed` at the end if any of them failed.
+    ``figures`` is valid once ``chunks`` is exhausted: what the stream held,
+    gathered from it as it passed (no second scan of the data); None when the
+    engine gathers none or could not read its own stream (which does not fail
+    the dump: the engine's restore tools are the authority on the data).
     """
 
     databases: tuple[str, ...]
     chunks: Iterator[bytes]
+    figures: Callable[[], Figures | None] = lambda: None
 
 
 class Engine(Protocol):
@@ -73,6 +79,15 @@ class Engine(Protocol):
     def is_ready(self, container: DatabaseContainer, runner: ContainerExec) -> bool:
         """True once the final server (not an init-time temporary one) accepts
         authenticated connections. Never raises for "not yet"."""
+        ...
+
+    def measure(
+        self, container: DatabaseContainer, runner: ContainerExec, databases: Sequence[str] = ()
+    ) -> Figures:
+        """The figures :meth:`dump` records, measured directly on ``container``
+        (a restored throwaway copy, so exact counts are affordable), for
+        ``databases`` (all user databases when empty). Raises
+        :class:`~backup.errors.RestoreFailed` when the copy cannot be measured."""
         ...
 
     def restore(

@@ -28,6 +28,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from backup.engines.base import Dump
+from backup.engines.tarscan import TreeDigest, tar_reader
 from backup.errors import (
     CorruptSnapshot,
     DumpFailed,
@@ -37,6 +38,7 @@ from backup.errors import (
     RestoreFailed,
     last_line,
 )
+from backup.figures import Figures, Scanner, scan
 from backup.framing import pack, unpack
 from backup.labels import PREFIX, parse_bool
 from backup.ports import ContainerExec, HelperContainers
@@ -59,6 +61,9 @@ _END_MARKER = 2 * _BLOCK
 _TAR_CREATE = (
     "tar", "--create", "--file=-", "--directory=/", "--format=posix", "--numeric-owner",
     "--sparse", "--acls", "--xattrs",
+    # Name order makes the archive of one tree always the same, which is what
+    # lets its figures (backup.engines.tarscan) be measured again and match.
+    "--sort=name",
     # Access and change times would make two archives of unchanged data differ.
     "--pax-option=delete=atime,delete=ctime",
 )
@@ -161,11 +166,35 @@ class VolumeEngine:
         }).encode()
         argv = ["sh", "-c", dump_script(members)]
         destinations = tuple(sorted(mount.destination for mount in mounts))
+        tree = TreeDigest()
+        scanner = Scanner(tar_reader(tree), f"the tar of {container.name}")
         return Dump(databases=destinations,
-                    chunks=self._stream(container, helpers, argv, meta, stop))
+                    chunks=self._stream(container, helpers, argv, meta, stop, scanner),
+                    figures=lambda: tree.figures() if scanner.done and not scanner.failed
+                    else None)
+
+    def measure(self, container: DatabaseContainer, runner: ContainerExec,
+                databases: Sequence[str] = ()) -> Figures:
+        """The figures of the files in ``container``'s volumes (created or
+        running), from the same tar a dump runs, in a read-only helper.
+        Raises :class:`RestoreFailed` when the tar fails or does not parse."""
+        helpers = _helpers(runner, RestoreFailed)
+        members = top_level([mount.destination for mount in archived_mounts(container.mounts)])
+        tree = TreeDigest()
+        tar = helpers.helper_stream(["sh", "-c", dump_script(members)],
+                                    volumes_from=container.id, read_only=True)
+        try:
+            whole = scan(tar_reader(tree), tar, f"the tar of {container.name}")
+        except ExecFailed as exc:
+            raise RestoreFailed(f"cannot measure the volumes of {container.name}: "
+                                f"tar {exc.outcome}: {tar_complaint(exc.stderr_tail)}") from exc
+        if not whole:
+            raise RestoreFailed(f"cannot measure the volumes of {container.name}: its tar "
+                                "does not parse")
+        return tree.figures()
 
     def _stream(self, container: DatabaseContainer, helpers: HelperContainers,
-                argv: list[str], meta: bytes, stop: bool) -> Iterator[bytes]:
+                argv: list[str], meta: bytes, stop: bool, scanner: Scanner) -> Iterator[bytes]:
         tar = helpers.helper_stream(argv, volumes_from=container.id, read_only=True)
         stopped = False
         failure: BaseException | None = None
@@ -180,7 +209,8 @@ class VolumeEngine:
                     raise DumpFailed(f"cannot stop {container.name} for its backup: {exc}") \
                         from exc
             yield from pack([(META_MEMBER, [meta]),
-                             (TAR_MEMBER, _checked_tar(tar, container, consistent=stop))])
+                             (TAR_MEMBER, scanner.watch(
+                                 _checked_tar(tar, container, consistent=stop)))])
         except BaseException as exc:
             failure = exc
             raise
