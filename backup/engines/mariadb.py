@@ -67,6 +67,7 @@ from typing import ClassVar
 
 from backup.engines.base import Dump
 from backup.engines.connections import mysql_url
+from backup.engines.sqlscan import RowCounter
 from backup.errors import (
     CorruptSnapshot,
     DumpFailed,
@@ -76,6 +77,7 @@ from backup.errors import (
     RestoreFailed,
     last_line,
 )
+from backup.figures import Figures
 from backup.framing import pack, unpack
 from backup.ports import ContainerExec, ExecResult
 from backup.types import DatabaseContainer
@@ -95,6 +97,8 @@ _TRAILER = b"-- Dump completed"
 # Both dump tools and both clients accept these; 1G is the protocol's maximum,
 # so a large row never fails on the client side.
 _PACKET = "--max-allowed-packet=1G"
+MEASURE_METHOD = "SELECT COUNT(*) of every base table"
+_COUNT_BATCH = 200
 
 # Reads a _FILE secret inside the container (the value never leaves it), then
 # runs the first of the tools that is installed; `exec` keeps the tool itself
@@ -407,20 +411,61 @@ class MariaDBEngine:
             "tool": tool.name, "tool_version": tool.version, "accounts": accounts,
         }).encode()
         env = creds.exec_env()
+        counter = RowCounter()
 
         def members() -> Iterator[tuple[str, Iterable[bytes]]]:
             yield META_MEMBER, [meta]
-            yield SQL_MEMBER, self._checked(
+            yield SQL_MEMBER, counter.watch(self._checked(
                 runner.stream(container.id, launch_argv(
                     [tool.name], dump_arguments(tool, creds.user, selected)), env=env),
-                f"{tool.name} of {', '.join(selected)}", creds)
+                f"{tool.name} of {', '.join(selected)}", creds))
             if accounts:
                 yield ACCOUNTS_MEMBER, self._checked(
                     runner.stream(container.id, launch_argv(
                         [tool.name], accounts_arguments(creds.user)), env=env),
                     f"{tool.name} --system=users", creds)
 
-        return Dump(databases=tuple(selected), chunks=pack(members()))
+        return Dump(databases=tuple(selected), chunks=pack(members()),
+                    figures=lambda: counter.figures() if counter.complete else None)
+
+    def measure(self, container: DatabaseContainer, runner: ContainerExec,
+                databases: Sequence[str] = ()) -> Figures:
+        """``SELECT COUNT(*)`` of every base table of ``databases`` (every
+        user database when empty), as ``db.table`` -> rows. CHECKSUM TABLE
+        is not taken: on InnoDB it reads every row, and the dump side could
+        not compute the same sum from the SQL without a second scan."""
+        creds = self.credentials(container)
+        try:
+            selected = list(databases) or self.list_databases(container, runner, creds)
+        except DumpFailed as exc:
+            raise RestoreFailed(str(exc)) from exc
+        wanted = ", ".join(f"'{name.encode('utf-8', 'surrogateescape').hex().upper()}'"
+                           for name in selected) or "''"
+        listing = self._measured(container, runner, creds, (
+            "SELECT HEX(TABLE_SCHEMA), HEX(TABLE_NAME) FROM information_schema.TABLES "
+            "WHERE TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') "
+            f"AND HEX(TABLE_SCHEMA) IN ({wanted})"))
+        names = parse_hex_lines(listing)
+        tables = list(zip(names[::2], names[1::2], strict=True))
+        rows: dict[str, int] = {}
+        for start in range(0, len(tables), _COUNT_BATCH):
+            batch = tables[start:start + _COUNT_BATCH]
+            query = " UNION ALL ".join(
+                f"SELECT {index}, COUNT(*) FROM {quote_identifier(db)}.{quote_identifier(table)}"
+                for index, (db, table) in enumerate(batch))
+            for line in self._measured(container, runner, creds, query).decode().splitlines():
+                index, count = line.split("\t")
+                db, table = batch[int(index)]
+                rows[f"{db}.{table}"] = int(count)
+        return Figures(kind="tables", values=rows, method=MEASURE_METHOD)
+
+    def _measured(self, container: DatabaseContainer, runner: ContainerExec,
+                  creds: Credentials, sql: str) -> bytes:
+        result = self._query(container, runner, creds, sql)
+        if result.exit_code != 0:
+            raise RestoreFailed(f"cannot count the rows of {container.name}: "
+                                f"{last_line(result.stderr) or result.exit_code}")
+        return result.stdout
 
     def _checked(self, chunks: Iterator[bytes], what: str,
                  creds: Credentials) -> Iterator[bytes]:

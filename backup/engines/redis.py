@@ -5,7 +5,11 @@ Dump: ``redis-cli --rdb -`` (redis 7.0+) asks the server for a replication
 snapshot (``REPLCONF rdb-only``) and writes the RDB to stdout, so nothing is
 written to the container's disk and the snapshot is a point in time. The
 archive holds ``meta.json`` (the databases and key counts seen by ``INFO
-keyspace`` just before the dump) and ``dump.rdb``.
+keyspace`` just before the dump) and ``dump.rdb``. Those key counts are the
+dump's figures (:mod:`backup.figures`): the RDB carries each database's size
+in a RESIZEDB record, but only the first one can be reached without parsing
+every value encoding, so a key written between ``INFO`` and the fork makes
+the recorded count differ from the copy's.
 
 Credentials: the password comes from a ``--requirepass X`` argument in the
 container's command (how users of the official image set one) or else from
@@ -46,6 +50,7 @@ from backup.errors import (
     RestoreFailed,
     last_line,
 )
+from backup.figures import Figures
 from backup.framing import pack, unpack
 from backup.ports import ContainerExec, ExecResult
 from backup.types import DatabaseContainer
@@ -53,6 +58,9 @@ from backup.types import DatabaseContainer
 DATA_DIR = "/data"
 META_MEMBER = "meta.json"
 RDB_MEMBER = "dump.rdb"
+DUMP_METHOD = ("key count per database from INFO keyspace just before the RDB was taken "
+               "(the RDB is not parsed: finding each database's RESIZEDB needs every value read)")
+MEASURE_METHOD = "key count per database from INFO keyspace"
 _KEYSPACE_LINE = re.compile(r"^(db\d+):keys=(\d+)")
 _RESTORE_DIR = "/tmp/holdfast-restore-"
 SYNC_TIMEOUT_S = 600.0
@@ -164,7 +172,18 @@ class RedisEngine:
                 "redis-cli --rdb -", container,
             )
 
-        return Dump(databases=selected, chunks=pack(members()))
+        figures = Figures(kind="keys", values=counts, method=DUMP_METHOD)
+        return Dump(databases=selected, chunks=pack(members()), figures=lambda: figures)
+
+    def measure(self, container: DatabaseContainer, runner: ContainerExec,
+                databases: Sequence[str] = ()) -> Figures:
+        """``INFO keyspace`` of ``container`` (a snapshot covers every database)."""
+        try:
+            counts = self.keyspace(container, runner)
+        except ExecFailed as exc:
+            raise RestoreFailed(f"cannot measure the keyspace of {container.name}: {exc}") \
+                from exc
+        return Figures(kind="keys", values=counts, method=MEASURE_METHOD)
 
     def _checked(self, chunks: Iterator[bytes], what: str,
                  container: DatabaseContainer) -> Iterator[bytes]:
