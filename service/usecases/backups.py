@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from backup.cancel import BY_REQUEST, requested
+from backup.encryption import FORMAT as ENCRYPTION_FORMAT
 from backup.encryption import Recipients, encrypt_label_problem
 from backup.engines import Engine, get_engine
 from backup.errors import (
@@ -152,6 +153,8 @@ def execute_backup(svc: Services, request: BackupRequest,
             image=request.container.image,
             image_id=request.container.image_id, runner=current_runner(),
             tags=dict(request.tags), pinned=request.pin,
+            encryption=ENCRYPTION_FORMAT if request.recipients is not None else None,
+            recipients=request.recipients.fingerprints if request.recipients else (),
         )
         svc.catalog.add_snapshot(snapshot)
         context = {"instance": request.instance, "snapshot": snapshot_id}

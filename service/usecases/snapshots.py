@@ -149,6 +149,11 @@ def _row_from(manifest: Manifest, target: str, existing: Snapshot | None,
         image_id=manifest.image_id,
         pinned=whole and (manifest.pinned or (existing is not None and existing.pinned)),
         tags=dict(manifest.tags),
+        encryption=manifest.encryption, recipients=manifest.recipients,
+        # A verification is the catalog's record (the manifest is written once):
+        # a rebuild keeps the one the row has.
+        verified_at=existing.verified_at if existing else None,
+        verification=existing.verification if existing else None,
         error=None if whole else f"data object {problem} in target {target} at catalog "
                                  "rebuild",
     )

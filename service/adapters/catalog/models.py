@@ -99,6 +99,12 @@ class SnapshotRow(Base):
     runner: Mapped[str | None] = mapped_column(String(255))
     tags: Mapped[dict[str, str]] = mapped_column(JSON, nullable=False,
                                                  server_default=text("'{}'"))
+    encryption: Mapped[str | None] = mapped_column(String(32))
+    # Fingerprints only (backup.encryption): never a key.
+    recipients: Mapped[list[str]] = mapped_column(JSON, nullable=False,
+                                                  server_default=text("'[]'"))
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    verification: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)
 
 
 class JobRow(Base):

@@ -310,6 +310,10 @@ def _snapshot_values(s: Snapshot) -> dict[str, Any]:
         "pinned": s.pinned,
         "runner": s.runner,
         "tags": dict(s.tags),
+        "encryption": s.encryption,
+        "recipients": list(s.recipients),
+        "verified_at": s.verified_at,
+        "verification": dict(s.verification) if s.verification else None,
     }
 
 
@@ -332,6 +336,10 @@ def _snapshot(row: SnapshotRow) -> Snapshot:
         pinned=row.pinned,
         runner=row.runner,
         tags=dict(row.tags or {}),
+        encryption=row.encryption,
+        recipients=tuple(row.recipients or ()),
+        verified_at=row.verified_at,
+        verification=row.verification,
     )
 
 

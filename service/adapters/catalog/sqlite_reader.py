@@ -40,8 +40,10 @@ _Record = TypeVar("_Record", InstanceRecord, JobRecord, Snapshot, TokenRecord)
 # naive UTC text, JSON as text, Boolean as 0/1, enums as their value.
 # tests/catalog/test_sqlite_reader.py checks these against the models.
 _TIMES = {"first_seen", "last_seen", "created_at", "finished_at", "started_at",
-          "progress_at", "transfer_started_at", "last_used_at", "expires_at"}
-_JSON = {"labels", "policy_override", "result", "tags", "scopes"}
+          "progress_at", "transfer_started_at", "last_used_at", "expires_at", "verified_at"}
+_JSON = {"labels", "policy_override", "result", "tags", "scopes", "verification", "recipients"}
+_JSON_TUPLES = {"recipients"}
+"""JSON lists the records hold as tuples."""
 _FLAGS = {"pinned"}
 _ENUMS: dict[type[Any], type[Any]] = {Snapshot: SnapshotStatus, JobRecord: JobStatus}
 
@@ -239,7 +241,8 @@ def _value(kind: type[Any], column: str, stored: Any) -> Any:
     if column in _TIMES:
         return datetime.fromisoformat(stored).replace(tzinfo=UTC)
     if column in _JSON:
-        return json.loads(stored)
+        loaded = json.loads(stored)
+        return tuple(loaded) if column in _JSON_TUPLES else loaded
     if column in _FLAGS:
         return bool(stored)
     if column == "status":

@@ -45,7 +45,45 @@ _SNAPSHOT_EXAMPLE: dict[str, Any] = {
     "image": "postgres:15", "image_id": "sha256:1a2b3c4d5e6f",
     "data_key": "prod-db/20261203T050000Z-prod-db-3f9a.dump.zst", "error": None,
     "pinned": True, "tags": {"release": "v1.4.2"},
+    "encryption": "age-v1", "recipients": ["age:4e5102c425db2503"],
+    "verified_at": None, "verification": None,
 }
+
+
+class FigureDifference(BaseModel):
+    """One figure a verified restore found different from its backup's record."""
+
+    model_config = _example({"name": "shop.public.orders", "recorded": 1200, "measured": 1199})
+
+    name: str = Field(description="what was compared: db.schema.table, role:NAME, db0, "
+                      "files, bytes or tree_sha256")
+    recorded: int | str | None = Field(description="at backup time (null: not recorded)")
+    measured: int | str | None = Field(description="on the restored copy (null: absent)")
+
+
+class Verification(BaseModel):
+    """The outcome of a snapshot's last verified restore."""
+
+    model_config = _example({
+        "result": "failed", "reason": "table shop.public.orders: 1200 rows recorded, 1199 "
+        "restored", "job_id": "job-20261203T050500Z-1a2b3c", "seconds": 41.2, "exact": True,
+        "method": "rows counted in the dump's own COPY data",
+        "figures": {"shop.public.orders": 1199, "role:app": 1}, "truncated": False,
+        "differences": [{"name": "shop.public.orders", "recorded": 1200, "measured": 1199}]})
+
+    result: Literal["passed", "failed"]
+    reason: str | None = Field(description="why it failed, in one line; null when it passed")
+    job_id: str | None = None
+    seconds: float | None = Field(None, description="how long the restore and checks took")
+    exact: bool | None = Field(None, description="false: the recorded figures are estimates "
+                               "(pg_class), compared as such")
+    method: str | None = Field(None, description="how the figures were taken at backup time")
+    figures: dict[str, int | str] = Field(
+        default_factory=dict, description="the figures compared, as measured on the copy "
+        "(at most 1,000; see truncated)")
+    truncated: bool = False
+    differences: list[FigureDifference] = Field(
+        default_factory=list, description="the figures that differ (at most 100)")
 
 
 class Snapshot(BaseModel):
@@ -69,6 +107,12 @@ class Snapshot(BaseModel):
     error: str | None
     pinned: bool = Field(description="retention never removes it; it cannot be deleted")
     tags: dict[str, str] = Field(description="user tags, also in its manifest")
+    encryption: str | None = Field(description="age-v1 when its data object is encrypted")
+    recipients: list[str] = Field(description="fingerprints of the age recipients it is "
+                                  "encrypted to (age:<16 hex> or SHA256:...), never a key")
+    verified_at: Timestamp | None = Field(description="when a verified restore of it last ended")
+    verification: Verification | None = Field(
+        description="that verified restore's outcome, with the figures compared")
 
 
 class BackupResult(Snapshot):
