@@ -63,6 +63,10 @@ class TokenNotFound(NotFound):
     """No API token of that name."""
 
 
+class TargetNotFound(NotFound):
+    """No storage target of that name is configured (a request naming one to check)."""
+
+
 class Unauthorised(HoldfastError):
     """A request carries no token, or one that is not valid (unknown, expired,
     revoked): who is asking is not known, so nothing is allowed."""

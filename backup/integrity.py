@@ -30,7 +30,7 @@ from backup.encryption import Identities
 from backup.errors import CorruptSnapshot, ObjectNotFound, WrongIdentity
 from backup.framing import unpack
 from backup.pipeline import COMPRESSION, is_manifest_key, manifest_key
-from backup.storage.base import ObjectInfo, Storage
+from backup.storage.base import Storage
 from backup.streams import ProgressCallback, decompress, interruptible, read_all
 from backup.types import Manifest, Snapshot, SnapshotStatus
 
@@ -424,15 +424,19 @@ def catalog_without_manifest(catalog: Sequence[Snapshot], listing: Mapping[str, 
 
 
 def check_target(storage: Storage, catalog: Sequence[Snapshot], identities: Identities | None,
-                 *, ignore: Sequence[str] = (),
+                 *, reread_catalog: Callable[[], Sequence[Snapshot]] = lambda: (),
+                 ignore: Sequence[str] = (),
                  cancelled: Callable[[], bool] = lambda: False) -> TargetReport:
     """Check every snapshot in ``storage`` against its manifest (as
     :func:`check_snapshot`: an identity that does not open one is reported for
     it, and its layers left unchecked) and the listing against ``catalog`` (the
-    catalog's rows of this target). Keys starting with one of ``ignore`` are
+    catalog's rows of this target, read before the listing). ``reread_catalog``
+    reads them again after it: a snapshot that was not complete before is in
+    flight, its objects no orphans. Keys starting with one of ``ignore`` are
     not Holdfast's snapshots (a target probe's). Raises only storage errors and
     :class:`~backup.errors.Cancelled`."""
-    listing = {info.key: info.size for info in _listed(storage, ignore)}
+    listing = {i.key: i.size for i in storage.list() if not i.key.startswith(tuple(ignore))}
+    running = _in_flight(catalog, reread_catalog())
     reports: list[SnapshotReport] = []
     problems: list[Problem] = []
     claimed: list[str] = []
@@ -449,7 +453,6 @@ def check_target(storage: Storage, catalog: Sequence[Snapshot], identities: Iden
         problems.append(Problem("no-manifest", manifest_key(row.instance, row.id),
                                 f"the catalog lists snapshot {row.id} as complete but its "
                                 "manifest is not in the target", row.id))
-    running = [f"{s.instance}/{s.id}/" for s in catalog if s.status == SnapshotStatus.RUNNING]
     for key in unclaimed(listing, claimed, running):
         problems.append(Problem("orphan", key, f"{listing[key]} bytes that no manifest claims"))
     return TargetReport(target=storage.name, objects=len(listing), snapshots=tuple(reports),
@@ -458,8 +461,12 @@ def check_target(storage: Storage, catalog: Sequence[Snapshot], identities: Iden
                                                         if r.identity_problem})))
 
 
-def _listed(storage: Storage, ignore: Sequence[str]) -> Iterator[ObjectInfo]:
-    return (info for info in storage.list() if not info.key.startswith(tuple(ignore)))
+def _in_flight(before: Sequence[Snapshot], after: Sequence[Snapshot]) -> set[str]:
+    """Snapshot directories of backups that may be writing: running in either
+    reading of the catalog, or new in the second (started during the listing)."""
+    known = {s.id for s in before}
+    return {f"{s.instance}/{s.id}/" for s in (*before, *after)
+            if s.status == SnapshotStatus.RUNNING or s.id not in known}
 
 
 def _check_listed(storage: Storage, key: str, listing: Mapping[str, int],
@@ -468,13 +475,12 @@ def _check_listed(storage: Storage, key: str, listing: Mapping[str, int],
     if isinstance(manifest, str):
         parts = key.split("/")
         return unreadable_manifest(parts[1], parts[0], storage.name, manifest)
-    opener = identities
     if manifest.encryption is not None and identities is not None:
         try:
             identities.check_opens(manifest.recipients, f"snapshot {manifest.snapshot_id}")
         except WrongIdentity as wrong:
             return _refused(check_snapshot(storage, manifest, None, cancelled=cancelled), wrong)
-    return check_snapshot(storage, manifest, opener, cancelled=cancelled)
+    return check_snapshot(storage, manifest, identities, cancelled=cancelled)
 
 
 def _refused(report: SnapshotReport, wrong: WrongIdentity) -> SnapshotReport:
@@ -486,8 +492,7 @@ def _refused(report: SnapshotReport, wrong: WrongIdentity) -> SnapshotReport:
 
 
 def _problems_of(report: SnapshotReport, key: str) -> list[Problem]:
-    kind = report.problem()
-    failure = report.first_failure()
+    kind, failure = report.problem(), report.first_failure()
     if kind is None or failure is None:
         return []
     where = key if kind == "manifest" else (report.data_key or key)
