@@ -22,6 +22,7 @@ from typing import ClassVar
 
 from backup.engines.base import Dump
 from backup.engines.connections import postgres_url
+from backup.engines.pgscan import RoleLines, archive_reader
 from backup.errors import (
     CorruptSnapshot,
     DumpFailed,
@@ -30,6 +31,7 @@ from backup.errors import (
     RestoreFailed,
     last_line,
 )
+from backup.figures import Figures, Scanner
 from backup.framing import pack, unpack
 from backup.ports import ContainerExec
 from backup.types import DatabaseContainer
@@ -39,6 +41,22 @@ GLOBALS_MEMBER = "globals.sql"
 META_MEMBER = "meta.json"
 DATABASE_MEMBER_PREFIX = "db/"
 _CREATE_ROLE = re.compile(r'^CREATE ROLE "?([^";]+)"?;\s*$')
+DUMP_METHOD = ("exact row counts from the COPY data of each pg_dump (taken inside its own "
+               "snapshot), roles from pg_dumpall --globals-only")
+MEASURE_METHOD = "SELECT count(*) of every table, roles from pg_roles"
+# One row per ordinary table outside the system schemas (not those an
+# extension owns, whose data pg_dump leaves out): hex schema, hex name, rows.
+_COUNT_TABLES = """
+SELECT encode(convert_to(n.nspname, getdatabaseencoding()), 'hex') || ' ' ||
+       encode(convert_to(c.relname, getdatabaseencoding()), 'hex') || ' ' ||
+       (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I',
+                                                   n.nspname, c.relname), false, true, '')))[1]
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname !~ '^pg_(toast|temp)'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                  AND d.objid = c.oid AND d.deptype = 'e')
+"""
 
 
 class PostgresEngine:
@@ -125,22 +143,61 @@ class PostgresEngine:
             selected = present
         env = self._env(container)
         meta = json.dumps({"databases": selected, "user": self._user(container)}).encode()
+        roles = RoleLines()
+        counts: dict[str, int] = {}
+        scanners = {database: Scanner(archive_reader(counts, database),
+                                      f"the pg_dump of {database}") for database in selected}
 
         def members() -> Iterator[tuple[str, Iterable[bytes]]]:
             yield META_MEMBER, [meta]
-            yield GLOBALS_MEMBER, self._checked(
+            yield GLOBALS_MEMBER, roles.watch(self._checked(
                 runner.stream(container.id, ["pg_dumpall", "--globals-only",
                                              "-l", self._maintenance_db(container)], env=env),
                 "pg_dumpall --globals-only",
-            )
+            ))
             for database in selected:
-                yield DATABASE_MEMBER_PREFIX + database, self._checked(
+                yield DATABASE_MEMBER_PREFIX + database, scanners[database].watch(self._checked(
                     runner.stream(container.id, ["pg_dump", "--format=custom", "--compress=0",
                                                  "--dbname", database], env=env),
                     f"pg_dump of database {database}",
-                )
+                ))
 
-        return Dump(databases=tuple(selected), chunks=pack(members()))
+        def figures() -> Figures | None:
+            whole = roles.complete and all(s.done and not s.failed for s in scanners.values())
+            return _figures(selected, roles.roles, counts, DUMP_METHOD) if whole else None
+
+        return Dump(databases=tuple(selected), chunks=pack(members()), figures=figures)
+
+    def measure(self, container: DatabaseContainer, runner: ContainerExec,
+                databases: Sequence[str] = ()) -> Figures:
+        """Exact ``count(*)`` of every ordinary table of ``databases`` (every
+        database when empty) and the roles in ``pg_roles`` but the built-in
+        ``pg_*`` ones, named as the dump's figures are."""
+        try:
+            selected = list(databases) or self.list_databases(container, runner)
+            roles = [role for role in self._roles(container, runner)
+                     if not role.startswith("pg_")]
+            counts: dict[str, int] = {}
+            for database in selected:
+                counts.update(self._count_tables(container, runner, database))
+        except (DumpFailed, ExecFailed) as exc:
+            raise RestoreFailed(f"cannot measure {container.name}: {exc}") from exc
+        return _figures(selected, roles, counts, MEASURE_METHOD)
+
+    def _count_tables(self, container: DatabaseContainer, runner: ContainerExec,
+                      database: str) -> dict[str, int]:
+        result = runner.run(
+            container.id,
+            ["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", database,
+             "-c", _COUNT_TABLES],
+            env=self._env(container),
+        )
+        counts = {}
+        for line in result.stdout.decode().split("\n"):
+            if line:
+                schema, table, rows = line.split(" ")
+                counts[f"{database}.{_unhex(schema)}.{_unhex(table)}"] = int(rows)
+        return counts
 
     @staticmethod
     def _checked(chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
@@ -204,10 +261,10 @@ class PostgresEngine:
         result = runner.run(
             container.id,
             ["psql", "-X", "-A", "-t", "-d", self._maintenance_db(container), "-c",
-             "SELECT rolname FROM pg_roles"],
+             "SELECT encode(convert_to(rolname, getdatabaseencoding()), 'hex') FROM pg_roles"],
             env=self._env(container),
         )
-        return result.stdout.decode().split()
+        return [_unhex(line) for line in result.stdout.decode().split()]
 
     @staticmethod
     def _run_restore(
@@ -222,6 +279,18 @@ class PostgresEngine:
             runner.run(container.id, argv, env=env, stdin=chunks)
         except ExecFailed as exc:
             raise RestoreFailed(f"restoring {what} into {container.name} failed: {exc}") from exc
+
+
+def _unhex(text: str) -> str:
+    return bytes.fromhex(text).decode("utf-8", "surrogateescape")
+
+
+def _figures(databases: Sequence[str], roles: Sequence[str], counts: dict[str, int],
+             method: str) -> Figures:
+    values: dict[str, int | str] = {f"database:{name}": 1 for name in databases}
+    values.update({f"role:{name}": 1 for name in roles})
+    values.update(counts)
+    return Figures(kind="tables", values=values, method=method)
 
 
 def _skip_existing_roles(chunks: Iterable[bytes], existing: set[str]) -> Iterator[bytes]:

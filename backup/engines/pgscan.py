@@ -1,0 +1,178 @@
+"""Exact per-table row counts read from a ``pg_dump --format=custom --compress=0``
+stream as it passes, and role names from the ``pg_dumpall --globals-only`` script.
+
+A custom-format archive written to a pipe is: a header (``PGDMP``, the
+archive version, integer and offset sizes, the format, the compression, the
+creation time, database and server versions), the table of contents (one
+entry per object: its dump id, tag, description, schema, statements, owner,
+dependencies and a data offset), then the data blocks in order, each a block
+type, a dump id and length-prefixed chunks up to a zero length. The data of a
+``TABLE DATA`` entry is the table's ``COPY`` text: one line per row (newlines
+inside values escaped as ``\\n``) up to a ``\\.`` line. Counting
+them gives the rows pg_dump read inside its own snapshot. Archive versions
+1.12 (PostgreSQL 9.6/10) to 1.16 (17) are read; a compressed archive, or any
+other version, is refused by raising (the scan then records no figures).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Generator, Iterable, Iterator
+
+from backup.figures import Need, Pass, Reader
+
+_MAGIC = b"PGDMP"
+_CUSTOM_FORMAT = 1
+_BLOCK_DATA, _BLOCK_BLOBS = 1, 3
+_OLDEST, _NEWEST = (1, 12), (1, 16)
+_ROLE_LINE = re.compile(rb'^CREATE ROLE ("(?:[^"]|"")+"|[^\s;]+);\s*$')
+_ROLE_LINE_LIMIT = 64 * 1024
+_COPY_END = b"\n\\.\n"
+
+
+def _int(int_size: int) -> Generator[Need | Pass, bytes, int]:
+    """pg_dump's ReadInt: a sign byte, then ``int_size`` bytes little-endian."""
+    raw = yield Need(1 + int_size)
+    value = int.from_bytes(raw[1:], "little")
+    return -value if raw[0] else value
+
+
+def _str(int_size: int) -> Generator[Need | Pass, bytes, str | None]:
+    """pg_dump's ReadStr: a length (negative: NULL), then the bytes."""
+    length = yield from _int(int_size)
+    if length < 0:
+        return None
+    raw = yield Need(length)
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def archive_reader(counts: dict[str, int], database: str) -> Reader:
+    """A :data:`~backup.figures.Reader` adding ``database.schema.table`` -> rows
+    to ``counts`` for every table whose data the archive holds."""
+    head = yield Need(len(_MAGIC) + 6)
+    if head[:5] != _MAGIC:
+        raise ValueError("not a pg_dump custom-format archive")
+    version, int_size, off_size, archive_format = (head[5], head[6]), head[8], head[9], head[10]
+    if not _OLDEST <= version <= _NEWEST or archive_format != _CUSTOM_FORMAT:
+        raise ValueError(f"pg_dump archive version {version[0]}.{version[1]} "
+                         f"(format {archive_format}) is not read")
+    if version >= (1, 15):
+        compression = (yield Need(1))[0]
+    else:
+        compression = yield from _int(int_size)
+    if compression != 0:
+        raise ValueError("the pg_dump archive is compressed")
+    for _ in range(7):  # creation time
+        yield from _int(int_size)
+    for _ in range(3):  # database, server version, pg_dump version
+        yield from _str(int_size)
+    tables = yield from _toc(version, int_size, off_size)
+    for schema, table in tables.values():
+        counts[f"{database}.{schema}.{table}"] = 0
+    while True:
+        block = yield Need(1, end_ok=True)
+        if not block:
+            return
+        dump_id = yield from _int(int_size)
+        if block[0] == _BLOCK_DATA:
+            name = tables.get(dump_id)
+            yield from _chunks(int_size, _CopyRows(counts, f"{database}.{name[0]}.{name[1]}")
+                               if name else _ignore)
+        elif block[0] == _BLOCK_BLOBS:
+            while (yield from _int(int_size)) != 0:  # each large object's oid
+                yield from _chunks(int_size, _ignore)
+        else:
+            raise ValueError(f"pg_dump archive has an unknown block type {block[0]}")
+
+
+def _toc(version: tuple[int, int], int_size: int,
+         off_size: int) -> Generator[Need | Pass, bytes, dict[int, tuple[str, str]]]:
+    """Read the table of contents; the dump ids of table data, with schema and name."""
+    tables: dict[int, tuple[str, str]] = {}
+    for _ in range((yield from _int(int_size))):
+        dump_id = yield from _int(int_size)
+        yield from _int(int_size)  # has a data dumper
+        fields: list[str | None] = []
+        for _ in range(9):  # tableoid, oid, tag, desc, section(int), defn, drop, copy, namespace
+            fields.append((yield from _str(int_size)) if len(fields) != 4
+                          else str((yield from _int(int_size))))
+        yield from _str(int_size)  # tablespace
+        if version >= (1, 14):
+            yield from _str(int_size)  # table access method
+        if version >= (1, 16):
+            yield from _int(int_size)  # relkind
+        yield from _str(int_size)  # owner
+        yield from _str(int_size)  # "false" (with oids, long gone)
+        while (yield from _str(int_size)) is not None:  # dependencies
+            pass
+        yield Need(1 + off_size)  # the data offset (unknown in a pipe)
+        tag, desc, namespace = fields[2], fields[3], fields[8]
+        if desc == "TABLE DATA" and tag is not None:
+            tables[dump_id] = (namespace or "", tag)
+    return tables
+
+
+def _chunks(int_size: int,
+            sink: Callable[[memoryview], None]) -> Generator[Need | Pass, bytes, None]:
+    while (length := (yield from _int(int_size))) != 0:
+        if length < 0:
+            raise ValueError("pg_dump archive has a negative chunk length")
+        yield Pass(length, sink)
+
+
+class _CopyRows:
+    """Counts the rows of one table's COPY text: its lines up to the ``\\.``
+    line pg_dump ends the data with (a data line is never exactly that: a
+    backslash in a value is written doubled). An empty line is a row (an
+    empty string in a one-column table)."""
+
+    def __init__(self, counts: dict[str, int], name: str) -> None:
+        self._counts = counts
+        self._name = name
+        self._tail = b"\n"  # the data starts a line
+        self._ended = False
+
+    def __call__(self, piece: memoryview) -> None:
+        if self._ended:
+            return
+        data = self._tail + piece.tobytes()
+        start = len(self._tail)
+        end = data.find(_COPY_END)
+        if end >= 0:
+            self._ended = True
+            self._counts[self._name] += data.count(b"\n", start, max(start, end + 1))
+        else:
+            self._counts[self._name] += data.count(b"\n", start)
+            self._tail = data[-(len(_COPY_END) - 1):]
+
+
+def _ignore(_: memoryview) -> None:
+    return None
+
+
+class RoleLines:
+    """Collects ``CREATE ROLE name;`` from a globals script as it passes."""
+
+    def __init__(self) -> None:
+        self.roles: list[str] = []
+        self.complete = False
+        self._pending = b""
+
+    def watch(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            *lines, self._pending = (self._pending + chunk).split(b"\n")
+            for line in lines:
+                self._line(line)
+            # A line this long is no CREATE ROLE; keep only a bounded tail.
+            self._pending = self._pending[-_ROLE_LINE_LIMIT:]
+            yield chunk
+        self._line(self._pending)
+        self.complete = True
+
+    def _line(self, line: bytes) -> None:
+        match = _ROLE_LINE.match(line)
+        if match:
+            name = match.group(1)
+            if name.startswith(b'"'):
+                name = name[1:-1].replace(b'""', b'"')
+            self.roles.append(name.decode("utf-8", "surrogateescape"))
