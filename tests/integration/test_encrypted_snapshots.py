@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import docker
 import pytest
 import zstandard
@@ -33,7 +32,11 @@ from tests.integration.conftest import (
     volume_exists,
 )
 from tests.integration.conftest import fingerprint as rows_of
-from tests.integration.test_s3_roundtrip import PREFIX, bucket_keys, s3_env
+from tests.integration.test_s3_roundtrip import (  # noqa: F401  (s3: a fixture)
+    PREFIX,
+    bucket_keys,
+    s3,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -170,17 +173,10 @@ def test_encrypt_false_is_refused_while_recipients_are_set(
     assert plain["errors"] == []  # without recipients the label is no problem
 
 
-@pytest.fixture
-def s3(moto_server: Any, s3_bucket: str) -> tuple[Any, str, dict[str, str]]:
-    client = boto3.client("s3", endpoint_url=moto_server.endpoint, region_name="us-east-1",
-                          aws_access_key_id="testing-key", aws_secret_access_key="testing-secret")
-    return client, s3_bucket, s3_env(moto_server.endpoint, s3_bucket)
-
-
 def test_an_encrypted_round_trip_through_s3(
     holdfast: Holdfast, keys: Keys, postgres_container_factory: PostgresFactory,
     docker_client: docker.DockerClient, docker_cleanup: DockerCleanup,
-    s3: tuple[Any, str, dict[str, str]],
+    s3: tuple[Any, str, dict[str, str]],  # noqa: F811  (test_s3_roundtrip's fixture)
 ) -> None:
     client, bucket, env = s3
     env = {**env, "HOLDFAST_TARGET_OFFSITE_AGE_RECIPIENTS": keys.ops_recipient}

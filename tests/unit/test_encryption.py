@@ -202,11 +202,15 @@ def test_exactly_the_maximum_of_recipients_is_accepted() -> None:
     assert len(parse_recipients(",".join(keys), source=SETTING).keys) == MAX_RECIPIENTS
 
 
-def test_a_secret_key_given_as_a_recipient_is_refused_without_echoing_it() -> None:
+def test_a_secret_key_given_as_a_recipient_is_refused_without_echoing_it(
+        tmp_path: Path) -> None:
     secret = _OPS_TEXT.splitlines()[-1]
-    message = refused(secret)
-    assert "secret" in message
-    assert secret[len("AGE-SECRET-KEY-1"):][:6] not in message, message
+    identity_as_recipients = tmp_path / "ops-identity.txt"  # the file age-keygen wrote
+    identity_as_recipients.write_text(_OPS_TEXT)
+    for value in (secret, f"{DR},{secret}", str(identity_as_recipients)):
+        message = refused(value)
+        assert "secret key" in message and "age-keygen -y" in message, message
+        assert secret[len("AGE-SECRET-KEY-1"):][:6] not in message, message
 
 
 # --- identity files --------------------------------------------------------------------
