@@ -8,17 +8,42 @@ the real engines, and needs ``FAKE_PASSWORD`` in the container's environment
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import hashlib
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import ClassVar
 
 from backup.engines import register_engine
 from backup.engines.base import Dump
-from backup.errors import MissingCredentials, RestoreFailed
+from backup.errors import ExecFailed, MissingCredentials, RestoreFailed
+from backup.figures import Figures
 from backup.ports import ContainerExec
 from backup.types import DatabaseContainer
 from tests.fakes.docker import DATA_PATH, DUMP, LOAD, READY
 
 SECRET = "FAKE_PASSWORD"
+METHOD = "size and sha256 of the fake database's bytes"
+
+
+class ContentFigures:
+    """The fake's figures: its content's size and sha256, as it passes."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.sha = hashlib.sha256()
+        self.complete = False
+
+    def watch(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self.size += len(chunk)
+            self.sha.update(chunk)
+            yield chunk
+        self.complete = True
+
+    def figures(self) -> Figures | None:
+        if not self.complete:
+            return None
+        return Figures(kind="tree", method=METHOD, values={
+            "files": 1, "bytes": self.size, "tree_sha256": self.sha.hexdigest()})
 
 
 class FakeEngine:
@@ -42,8 +67,24 @@ class FakeEngine:
     def dump(self, container: DatabaseContainer, runner: ContainerExec,
              databases: Sequence[str] = ()) -> Dump:
         env = {SECRET: container.env[SECRET]}
+        content = ContentFigures()
         return Dump(databases=tuple(databases) or ("main",),
-                    chunks=runner.stream(container.id, [DUMP], env=env))
+                    chunks=content.watch(runner.stream(container.id, [DUMP], env=env)),
+                    figures=content.figures)
+
+    def measure(self, container: DatabaseContainer, runner: ContainerExec,
+                databases: Sequence[str] = ()) -> Figures:
+        """The same figures, read from the container's content directly."""
+        content = ContentFigures()
+        try:
+            for _ in content.watch(runner.stream(container.id, [DUMP],
+                                                 env={SECRET: container.env.get(SECRET, "")})):
+                pass
+        except ExecFailed as exc:
+            raise RestoreFailed(f"cannot measure {container.name}: {exc}") from exc
+        figures = content.figures()
+        assert figures is not None
+        return figures
 
     def is_ready(self, container: DatabaseContainer, runner: ContainerExec) -> bool:
         return runner.run(container.id, [READY], check=False).exit_code == 0
