@@ -42,6 +42,12 @@ from service.usecases.backups import (
 )
 from service.usecases.idempotency import Idempotency, existing_job
 from service.usecases.instances import Instance
+from service.usecases.integrity import (
+    VerifyRequest,
+    VerifyTargetRequest,
+    execute_verify,
+    execute_verify_target,
+)
 from service.usecases.job_progress import JobWatchers, LiveJobs, wait_for_end
 from service.usecases.replace import claim_instance
 from service.usecases.restores import RestoreRequest, execute_restore
@@ -228,6 +234,26 @@ class JobRunner:
         complete = self._services.catalog.list_snapshots(instance=instance,
                                                          status=SnapshotStatus.COMPLETE)
         return complete[0].size_bytes if complete else None
+
+    def submit_verify(self, request: VerifyRequest, *,
+                      idempotency: Idempotency | None = None) -> JobRecord:
+        """Queue a prepared verification of one snapshot (kind ``verify``); its
+        result is the report, ``whole: false`` when it found damage."""
+        job_id = new_job_id()
+        snapshot = request.snapshot
+        return self.submit("verify", lambda: execute_verify(
+            request, self._catalog.progress_callback(job_id),
+            self._signals.of(job_id)).to_json(), instance=snapshot.instance,
+            snapshot_id=snapshot.id, job_id=job_id, idempotency=idempotency,
+            bytes_total=snapshot.size_bytes)
+
+    def submit_verify_target(self, request: VerifyTargetRequest, *,
+                             idempotency: Idempotency | None = None) -> JobRecord:
+        """Queue a verification of a whole target (kind ``verify-target``)."""
+        job_id = new_job_id()
+        return self.submit("verify-target", lambda: execute_verify_target(
+            self._services, request, self._signals.of(job_id)).to_json(), job_id=job_id,
+            idempotency=idempotency)
 
     def submit_clone(self, plan: ClonePlan) -> JobRecord:
         """Queue a decided volume clone; its result is the clone's JSON."""

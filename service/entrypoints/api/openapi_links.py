@@ -24,7 +24,7 @@ _INSTANCE = "/v1/instances/{name}"
 _JOB_TARGETS = ((_JOB, "get"), (f"{_JOB}/events", "get"), (_JOB, "delete"))
 _SNAPSHOT_TARGETS = ((_SNAPSHOT, "get"), (f"{_SNAPSHOT}/pin", "put"),
                      (f"{_SNAPSHOT}/pin", "delete"), (f"{_SNAPSHOT}/restore", "post"),
-                     (_SNAPSHOT, "delete"))
+                     (f"{_SNAPSHOT}/verify", "post"), (_SNAPSHOT, "delete"))
 _COPY_TARGETS = ((_COPY, "get"), (_COPY, "patch"),
                  ("/v1/containers/{name}/undo-replace", "post"))
 _VOLUME_TARGETS = ((_VOLUME, "get"), (f"{_VOLUME}/clone", "post"), (_VOLUME, "delete"))
@@ -44,6 +44,10 @@ _LINKS: tuple[tuple[str, str, tuple[str, ...], str, str, _Targets], ...] = (
     ("/v1/snapshots/{snapshot_id}/restore", "post", ("200", "202"), "job_id",
      "$response.body#/id", _JOB_TARGETS),
     ("/v1/volumes/{name}/clone", "post", ("202",), "job_id", "$response.body#/id", _JOB_TARGETS),
+    ("/v1/snapshots/{snapshot_id}/verify", "post", ("200", "202"), "job_id",
+     "$response.body#/id", _JOB_TARGETS),
+    ("/v1/targets/{name}/verify", "post", ("200", "202"), "job_id", "$response.body#/id",
+     _JOB_TARGETS),
     ("/v1/instances/{name}/restore", "post", ("200",), "name",
      "$response.body#/result/container", _COPY_TARGETS),
     ("/v1/snapshots/{snapshot_id}/restore", "post", ("200",), "name",

@@ -39,7 +39,7 @@ from service.entrypoints.api.problems import (
 from service.entrypoints.api.routes import ROUTERS
 from service.entrypoints.error_table import ERROR_TABLE, http_status_for
 from service.runs import AlreadyRunning
-from service.usecases import copies, instances, snapshots, tokens, volumes
+from service.usecases import copies, instances, integrity, snapshots, tokens, volumes
 from service.usecases import jobs as job_usecases
 from service.usecases.jobs import JobRunner
 from tests.fakes.docker import DUMP
@@ -360,6 +360,11 @@ def test_each_body_is_the_use_case_json_and_fits_its_model(
     assert api.call("DELETE", f"/v1/snapshots/{sid}/pin")["pinned"] is False
     assert api.call("PUT", f"/v1/snapshots/{sid}/pin") == \
         snapshots.get_snapshot(svc, sid).to_json()
+    verify = finished(client, api.call("POST", f"/v1/snapshots/{sid}/verify", 202))
+    assert verify["result"] == integrity.verify_snapshot(svc, sid).to_json()
+    assert api.call("GET", f"/v1/jobs/{verify['id']}") == jobs_json(world, verify["id"])
+    target = api.call("POST", "/v1/targets/local/verify?wait=true&timeout=30")
+    assert target["result"] == integrity.verify_target(svc, "local").to_json()
 
     restore = api.call("POST", f"/v1/snapshots/{sid}/restore", (200, 202), json={
         "name": "ci-db", "network": "ci-net", "alias": "db", "publish": 0,

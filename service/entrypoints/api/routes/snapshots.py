@@ -1,4 +1,4 @@
-"""``/v1/snapshots``: list, look up, delete and restore snapshots. Wherever a route
+"""``/v1/snapshots``: list, look up, delete, restore and verify snapshots. Wherever a route
 takes ``{snapshot_id}``, an unambiguous prefix of one (6 characters or more) will do."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from service.entrypoints.api.openapi import errors
 from service.entrypoints.api.responses import Job, Snapshot
 from service.entrypoints.api.schemas import RestoreBody
 from service.records import JobRecord
-from service.usecases import checkpoints, restores, snapshots
+from service.usecases import checkpoints, integrity, restores, snapshots
 from service.usecases.idempotency import Idempotency, idempotency_for
 
 router = APIRouter(prefix="/v1/snapshots", dependencies=AUTHORISED)
@@ -101,5 +101,27 @@ async def start_restore(svc: ServicesDep, jobs: JobsDep, snapshot_id: str, body:
         request = restores.prepare_restore(svc, snapshot_id, body.name, body.image, body.force,
                                            options=body.options(), replace=body.replace)
         return jobs.submit_restore(request, idempotency=idempotency)
+
+    return await answer_with_job(jobs, idempotency, start, wait=wait, timeout=timeout)
+
+
+@router.post("/{snapshot_id}/verify", tags=["snapshots"], status_code=status.HTTP_202_ACCEPTED,
+             dependencies=READ, response_model=Job,
+             responses={**JOB_RESPONSES, **errors(400, 404, 409)})
+async def start_verify(svc: ServicesDep, jobs: JobsDep, snapshot_id: str,
+                       idempotency_key: IdempotencyKey = None, wait: Wait = False,
+                       timeout: Timeout = None) -> JSONResponse:
+    """Re-read a snapshot's stored object and check its size, sha256, that it
+    decrypts (with the daemon's HOLDFAST_IDENTITY_FILE), decompresses and that
+    its framing is whole, without restoring; returns the job (202), or with
+    ``wait=true`` its final state (200). The job succeeds with the report as its
+    result, ``whole: false`` if a check failed. Read scope: it changes nothing.
+    400 if the snapshot is encrypted and the daemon has no identity that opens it."""
+    idempotency = idempotency_for(idempotency_key, "verify", f"snapshots/{snapshot_id}/verify",
+                                  None)
+
+    def start(idempotency: Idempotency | None) -> JobRecord:
+        return jobs.submit_verify(integrity.prepare_verify(svc, snapshot_id),
+                                  idempotency=idempotency)
 
     return await answer_with_job(jobs, idempotency, start, wait=wait, timeout=timeout)
