@@ -39,6 +39,9 @@ class Services:
     storage_factory: StorageFactory = storage_from_url
     gate: InstanceGate = field(default_factory=InstanceGate)
     """One run per instance at a time in this process."""
+    verify_gate: InstanceGate = field(default_factory=InstanceGate)
+    """One verified restore per instance at a time in this process, apart from
+    its runs: a verification never touches the instance itself."""
     status: DaemonStatus = field(default_factory=DaemonStatus)
     """The daemon's discovery and scheduler report here for readiness (empty elsewhere)."""
     _targets: dict[str, Storage] = field(default_factory=dict)

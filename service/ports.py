@@ -156,6 +156,22 @@ class Networking(Protocol):
         one, silently (moby/moby#36174). False for any other network or none."""
         ...
 
+    def create_network(self, name: str, *, internal: bool,
+                       labels: Mapping[str, str]) -> None:
+        """Create a bridge network (``internal``: no route off the host, as
+        ``docker network create --internal``). Raises
+        :class:`~backup.errors.NameTaken` if one of that name exists."""
+        ...
+
+    def remove_network(self, name: str) -> None:
+        """Remove a network; a missing one is not an error. Containers still on
+        it make this fail (:class:`~backup.errors.DockerRefused`)."""
+        ...
+
+    def labelled_networks(self, label: str) -> dict[str, dict[str, str]]:
+        """Networks carrying ``label`` (any value): name -> all their labels."""
+        ...
+
     def published_host_ports(self) -> set[tuple[str, int]]:
         """``(host ip, host port)`` of every port a running container publishes
         (host processes' ports are not seen: starting then fails with

@@ -120,7 +120,7 @@ class RestoreResult:
         }
 
 
-def _secret_values(svc: Services, manifest: Manifest) -> dict[str, str]:
+def secret_values(svc: Services, manifest: Manifest) -> dict[str, str]:
     """Secrets the new container needs: from the live source container if it
     still exists, else from Holdfast's own environment. Never from storage."""
     values: dict[str, str] = {}
@@ -233,7 +233,7 @@ def _check_publishable(svc: Services, plan: RestorePlan) -> None:
                            "or onto a network that is not internal")
 
 
-def _check_image(svc: Services, image: str, given: bool) -> None:
+def check_image(svc: Services, image: str, given: bool) -> None:
     """The image the new container will run is a valid reference and on the engine."""
     hint = "pull it or pass --image" if not given else "pull it first"
     if not given and reference_problem(image) is not None:
@@ -292,14 +292,14 @@ def _prepare(svc: Services, snapshot: Snapshot, new_name: str | None, image: str
         manifest, new_name=new_name,
         default_data_paths=engine.data_paths(DatabaseContainer(
             id="", name=new_name, image=manifest.image, image_id="", env=manifest.env)),
-        secret_values=_secret_values(svc, manifest),
+        secret_values=secret_values(svc, manifest),
         taken_container_names=svc.docker.container_names(),
         existing_volumes=existing, image=image, force=force, volume_users=users,
         options=checked,
     )
     if replacement is not None:
         plan = staging_plan(plan, replacement.target.name, replacement.at)
-    _check_image(svc, plan.container.image, given=image is not None)
+    check_image(svc, plan.container.image, given=image is not None)
     _check_publishable(svc, plan)
     return RestoreRequest(snapshot=snapshot, manifest=manifest, plan=plan, engine=engine,
                           storage=storage, options=checked, replace=replacement,

@@ -170,6 +170,8 @@ class FakeDocker:
         """User-defined networks; a container joining another one is refused."""
         self.internal_networks: set[str] = set()
         """Those of :attr:`networks` created ``--internal``."""
+        self.network_labels: dict[str, dict[str, str]] = {}
+        """Labels of the networks made through :meth:`create_network`."""
         self.host_ports: set[tuple[str, int]] = set()
         """Host ports bound by processes outside the engine (a start publishing one fails)."""
         self._free_ports = itertools.count(49153)
@@ -434,6 +436,33 @@ class FakeDocker:
     def network_internal(self, name: str) -> bool:
         self._reachable()
         return name in self.networks and name in self.internal_networks
+
+    def create_network(self, name: str, *, internal: bool,
+                       labels: Mapping[str, str]) -> None:
+        self._reachable()
+        with self._lock:
+            if name in self.networks:
+                raise NameTaken(f"a network named {name} already exists")
+            self.networks.add(name)
+            if internal:
+                self.internal_networks.add(name)
+            self.network_labels[name] = dict(labels)
+
+    def remove_network(self, name: str) -> None:
+        self._reachable()
+        with self._lock:
+            users = [c.name for c in self.containers.values() if name in c.networks]
+            if users:
+                raise DockerRefused(f"Docker refused: network {name} has active endpoints "
+                                    f"({', '.join(users)})")
+            self.networks.discard(name)
+            self.internal_networks.discard(name)
+            self.network_labels.pop(name, None)
+
+    def labelled_networks(self, label: str) -> dict[str, dict[str, str]]:
+        self._reachable()
+        return {name: dict(labels) for name, labels in self.network_labels.items()
+                if label in labels}
 
     def published_host_ports(self) -> set[tuple[str, int]]:
         self._reachable()

@@ -169,6 +169,16 @@ class DockerAdapter:
     def network_internal(self, name: str) -> bool:
         return self._networks.network_internal(name)
 
+    def create_network(self, name: str, *, internal: bool,
+                       labels: Mapping[str, str]) -> None:
+        self._networks.create_network(name, internal=internal, labels=labels)
+
+    def remove_network(self, name: str) -> None:
+        self._networks.remove_network(name)
+
+    def labelled_networks(self, label: str) -> dict[str, dict[str, str]]:
+        return self._networks.labelled_networks(label)
+
     def published_host_ports(self) -> set[tuple[str, int]]:
         return self._networks.published_host_ports()
 

@@ -9,10 +9,11 @@ bound to (:class:`backup.ports.ContainerEndpoints`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
-from backup.errors import NotFound
+from backup.errors import NameTaken, NotFound
 from backup.ports import ContainerEndpoints, NetworkEndpoint
 from service.adapters.docker.connection import DockerConnection
 
@@ -36,6 +37,22 @@ class Networks:
         except NotFound:
             return False
         return bool(data.get("Internal"))
+
+    def create_network(self, name: str, *, internal: bool,
+                       labels: Mapping[str, str]) -> None:
+        if self.network_exists(name):
+            raise NameTaken(f"a network named {name} already exists")
+        self._connection.call(lambda: self._connection.api.create_network(
+            name, driver="bridge", internal=internal, labels=dict(labels)))
+
+    def remove_network(self, name: str) -> None:
+        with contextlib.suppress(NotFound):  # already gone is what was asked
+            self._connection.call(lambda: self._connection.api.remove_network(name))
+
+    def labelled_networks(self, label: str) -> dict[str, dict[str, str]]:
+        found = self._connection.call(lambda: self._connection.api.networks(
+            filters={"label": label}))
+        return {net["Name"]: dict(net.get("Labels") or {}) for net in found}
 
     def published_host_ports(self) -> set[tuple[str, int]]:
         """``(host ip, host port)`` of every port a running container publishes."""
