@@ -263,6 +263,14 @@ class RemoteBackend:
         return list(self._call("GET", "/v1/targets/check", params=params,
                                read=SLOW_READ_TIMEOUT))
 
+    def verify_snapshot(self, ref: str, progress: Follow) -> Json:
+        """The report of the daemon's ``verify`` job (it succeeds, ``whole: false``
+        on damage), so the exit status is the local one."""
+        return self._follow(self._start_job(f"/v1/snapshots/{seg(ref)}/verify", {}), progress)
+
+    def verify_target(self, name: str, progress: Follow) -> Json:
+        return self._follow(self._start_job(f"/v1/targets/{seg(name)}/verify", {}), progress)
+
     def rebuild_catalog(self) -> Json:
         return dict(self._call("POST", "/v1/catalog/rebuild", read=SLOW_READ_TIMEOUT))
 

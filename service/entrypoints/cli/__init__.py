@@ -10,6 +10,7 @@ from service.entrypoints.cli import (
     copy_commands,
     key_commands,
     token_commands,
+    verify_commands,
     volume_commands,
 )
 from service.entrypoints.cli.app import app
@@ -30,4 +31,4 @@ def main() -> None:
 
 
 __all__ = ["app", "commands", "copy_commands", "key_commands", "main", "token_commands",
-           "volume_commands"]
+           "verify_commands", "volume_commands"]

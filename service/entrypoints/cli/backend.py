@@ -64,6 +64,14 @@ class HoldfastBackend(Protocol):
     def check_targets(self, names: list[str] | None) -> list[Json]:
         """Probe each configured target (or those named)."""
 
+    def verify_snapshot(self, ref: str, progress: Follow) -> Json:
+        """The verification report of snapshot ``ref`` (``whole``, ``checks``);
+        ``progress`` is entered while the object is read."""
+
+    def verify_target(self, name: str, progress: Follow) -> Json:
+        """The verification report of every snapshot in target ``name``
+        (``whole``, ``problems``, ``summary``, ``snapshots``)."""
+
     def rebuild_catalog(self) -> Json:
         """Rebuild the catalog's snapshot rows from the manifests."""
 

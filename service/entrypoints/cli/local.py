@@ -101,6 +101,20 @@ class LocalBackend:
 
         return [r.to_json() for r in targets.check_targets(self.services, names)]
 
+    def verify_snapshot(self, ref: str, progress: Follow) -> Json:
+        from service.usecases import integrity
+
+        request = integrity.prepare_verify(self.services, ref)
+        with progress as shown:
+            return integrity.execute_verify(request, shown).to_json()
+
+    def verify_target(self, name: str, progress: Follow) -> Json:
+        from service.usecases import integrity
+
+        request = integrity.prepare_verify_target(self.services, name)
+        with progress:
+            return integrity.execute_verify_target(self.services, request).to_json()
+
     def rebuild_catalog(self) -> Json:
         from service.usecases import snapshots
 
