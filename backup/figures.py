@@ -37,7 +37,7 @@ ESTIMATE_TOLERANCE = 0.1
 recorded count, or by at most :data:`ESTIMATE_SLACK` (small tables)."""
 ESTIMATE_SLACK = 10
 _REDIS_DB = re.compile(r"db\d+")
-_VOLUME_UNITS = {"files": "files", "bytes": "bytes", "entries": "entries"}
+_TREE_NAMES = frozenset({"files", "bytes", "entries", "tree_sha256"})
 
 Value = int | str
 
@@ -98,9 +98,7 @@ def _subject(name: str) -> tuple[str, str | None]:
     for prefix in ("role:", "database:"):
         if name.startswith(prefix):
             return f"{prefix[:-1]} {name[len(prefix):]}", None
-    if name == "tree_sha256":
-        return "tree checksum", ""
-    if name in _VOLUME_UNITS:
+    if name in _TREE_NAMES:
         return name, ""
     if name == "kind":
         return "kind of figures", ""

@@ -2,7 +2,8 @@
 
 The dump writes ``USE `db`;`` before each database, ``CREATE TABLE `t` (``
 for each table and its rows as extended inserts, ``INSERT INTO `t` VALUES
-(...),(...);``, each statement starting a line. :class:`RowCounter` is a
+(...),(...);`` (MariaDB's tool since 10.x puts each tuple on a line of its
+own), each statement starting a line. :class:`RowCounter` is a
 small state machine over those bytes: between statements it looks only at
 the start of each line (a bounded prefix, so a long line costs no memory);
 inside the values of an insert it counts the tuples that open at depth zero,
@@ -23,7 +24,7 @@ from backup.figures import Figures
 
 METHOD = "row tuples counted in the dump's INSERT statements as it streamed"
 _LINE_PREFIX = 1024
-_INSERT = re.compile(rb"INSERT INTO `((?:[^`]|``)+)` (?:\(.*?\) )?VALUES ")
+_INSERT = re.compile(rb"INSERT INTO `((?:[^`]|``)+)` (?:\(.*?\) )?VALUES\b")
 _USE = re.compile(rb"USE `((?:[^`]|``)+)`;")
 _CREATE = re.compile(rb"CREATE TABLE `((?:[^`]|``)+)` \(")
 _DELIMITER = re.compile(rb"DELIMITER (\S+)")

@@ -5,8 +5,12 @@ An engine's test class inherits :class:`EngineContract` and supplies fixtures:
 :class:`DatabaseContainer`), ``fresh_source`` (a factory for another running
 container of the same image and environment, to restore into) and
 ``fingerprint`` (a callable returning a comparable summary of the data: row
-counts and checksums). Everything runs on a real Docker engine through the
-real adapter.
+counts and checksums). For the figures (:mod:`backup.figures`) it also
+supplies ``known_figures`` (values the seeded source's figures must hold) and
+``remove_one`` (deletes one row, key or file from a restored copy and returns
+the names of the figures that must then differ); ``still_source`` is the
+source with nothing writing to it (the source itself unless overridden).
+Everything runs on a real Docker engine through the real adapter.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import pytest
 
 from backup.engines.base import Engine
 from backup.errors import CorruptSnapshot, DumpFailed, ExecFailed
+from backup.figures import Figures, compare
 from backup.pipeline import take_snapshot
 from backup.ports import ExecResult
 from backup.storage.local import LocalStorage
@@ -29,6 +34,7 @@ from backup.types import DatabaseContainer, utcnow
 from service.adapters.docker import DockerAdapter
 
 Fingerprint = Callable[[DatabaseContainer], Any]
+RemoveOne = Callable[[DatabaseContainer], set[str]]
 
 
 class RecordingExec:
@@ -80,6 +86,10 @@ class BreakingExec:
 
 
 class EngineContract:
+    @pytest.fixture
+    def still_source(self, source: DatabaseContainer) -> DatabaseContainer:
+        return source
+
     def _snapshot(self, engine: Engine, source: DatabaseContainer, runner: Any,
                   storage: LocalStorage) -> Any:
         return take_snapshot(snapshot_id="contract", instance="contract", created_at=utcnow(),
@@ -117,3 +127,35 @@ class EngineContract:
             data = b"".join(decompress(chunks))
         with pytest.raises(CorruptSnapshot):
             engine.restore(fresh_target, adapter, [data[: len(data) * 2 // 3]])
+
+    def test_figures_recorded_at_backup_match_the_source_and_the_restored_copy(
+        self, engine: Engine, still_source: DatabaseContainer, fresh_target: DatabaseContainer,
+        adapter: DockerAdapter, known_figures: Mapping[str, Any], remove_one: RemoveOne,
+        tmp_path: Path,
+    ) -> None:
+        """The figures a dump gathered as it streamed equal those measured on
+        the source (nothing wrote in between) and on the restored copy; the
+        copy with one row, key or file removed differs in exactly the figures
+        that removal touches, each named in its one-line description."""
+        storage = LocalStorage("local", (tmp_path / "figures-store").as_uri())
+        manifest = self._snapshot(engine, still_source, adapter, storage)
+        assert manifest.figures is not None
+        recorded = Figures.from_json(manifest.figures)
+        assert recorded.exact and recorded.method
+        known = {name: recorded.values.get(name) for name in known_figures}
+        assert known == dict(known_figures), recorded.values
+        databases = list(manifest.databases)
+        source_differences = compare(recorded, engine.measure(still_source, adapter, databases))
+        assert source_differences == [], source_differences
+        with storage.open(manifest.data_key) as chunks:
+            restored = engine.restore(fresh_target, adapter, decompress(chunks))
+        measured = engine.measure(fresh_target, adapter, restored)
+        assert measured.kind == recorded.kind and measured.exact
+        assert compare(recorded, measured) == [], compare(recorded, measured)
+        touched = remove_one(fresh_target)
+        differences = compare(recorded, engine.measure(fresh_target, adapter, restored))
+        assert {difference.name for difference in differences} == touched, differences
+        for difference in differences:
+            line = difference.describe()
+            assert difference.name in line and "\n" not in line
+            assert str(difference.recorded)[:12] in line

@@ -397,6 +397,18 @@ class _MariaDBContract(EngineContract):
     def fingerprint(self, adapter: DockerAdapter) -> Any:
         return lambda container: fingerprint(adapter, container.id)
 
+    @pytest.fixture
+    def known_figures(self) -> dict[str, int]:
+        return {"shop.customers": 5000, "shop.orders": 20000, "shop.blobs": 501,
+                "reports-2024.kpi": 366, "reports-2024.legacy": 2}
+
+    @pytest.fixture
+    def remove_one(self, adapter: DockerAdapter) -> Any:
+        def remove(container: DatabaseContainer) -> set[str]:
+            sql(adapter, container.id, "DELETE FROM shop.blobs WHERE id = 1000")
+            return {"shop.blobs"}
+        return remove
+
 
 class TestMariaDBEngine(_MariaDBContract):
     env = MARIADB_STYLE_ENV

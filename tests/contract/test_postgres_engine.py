@@ -77,6 +77,19 @@ class TestPostgresEngine(EngineContract):
         return adapter.inspect(postgres_container_factory().id)
 
     @pytest.fixture
+    def known_figures(self) -> dict[str, int]:
+        return {"appdb.public.customers": 5000, "appdb.public.orders": 20000,
+                "reports.public.kpi": 60, "role:reader": 1, "role:app": 1,
+                "database:reports": 1, "database:appdb": 1}
+
+    @pytest.fixture
+    def remove_one(self, docker_client: Any) -> Any:
+        def remove(container: DatabaseContainer) -> set[str]:
+            psql(docker_client.containers.get(container.id), "DELETE FROM orders WHERE id = 7")
+            return {"appdb.public.orders"}
+        return remove
+
+    @pytest.fixture
     def fingerprint(self, docker_client: Any) -> Any:
         def take(container: DatabaseContainer) -> tuple[str, str]:
             real = docker_client.containers.get(container.id)

@@ -214,6 +214,18 @@ class TestRedisEngine(EngineContract):
         return adapter.inspect(redis_factory().id)
 
     @pytest.fixture
+    def known_figures(self) -> dict[str, int]:
+        return {"db0": 5002, "db3": 50}
+
+    @pytest.fixture
+    def remove_one(self, docker_client: docker.DockerClient, redis_password: str | None) -> Any:
+        def remove(container: DatabaseContainer) -> set[str]:
+            real = docker_client.containers.get(container.id)
+            assert redis_cli(real, redis_password, "-n", "3", "DEL", "other-db:7").strip() == "1"
+            return {"db3"}
+        return remove
+
+    @pytest.fixture
     def fingerprint(self, docker_client: docker.DockerClient,
                     redis_password: str | None) -> Any:
         def take(container: DatabaseContainer) -> dict[int, str]:

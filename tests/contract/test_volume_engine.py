@@ -354,6 +354,35 @@ class TestVolumeEngine(EngineContract):
             return without_live_log(listing(docker_client, container.id))
         return take
 
+    @pytest.fixture
+    def still_source(self, source: DatabaseContainer, docker_client: docker.DockerClient,
+                     adapter: DockerAdapter) -> DatabaseContainer:
+        """The app stopped, so its live log holds still between two measurements."""
+        docker_client.containers.get(source.id).stop(timeout=5)
+        return adapter.inspect(source.id)
+
+    @pytest.fixture
+    def known_figures(self, still_source: DatabaseContainer,
+                      docker_client: docker.DockerClient) -> dict[str, int]:
+        """Counted from the independent ``find`` listing of the archived mounts
+        (the nested cache is seen through its parent, as tar sees it): every
+        path is an entry; a regular file counts once however many names it has."""
+        trees = listing(docker_client, still_source.id, (DATA, UPLOADS, BIND))["trees"]
+        entries = sum(len(tree) for tree in trees.values())
+        files: dict[Any, int] = {}
+        for destination, tree in trees.items():
+            for path, (kind, *_, size, _, _, _, group, _, _) in tree.items():
+                if kind == "f":
+                    files[group or (destination, path)] = size
+        return {"entries": entries, "files": len(files), "bytes": sum(files.values())}
+
+    @pytest.fixture
+    def remove_one(self, adapter: DockerAdapter) -> Any:
+        def remove(container: DatabaseContainer) -> set[str]:
+            adapter.helper_run(["rm", f"{UPLOADS}/text.txt"], volumes_from=container.id)
+            return {"files", "bytes", "entries", "tree_sha256"}
+        return remove
+
     # pytest passes fixtures by name, so this override needs one more fixture
     # (docker_client) than the shared test; no signature can say that.
     def test_dump_then_restore_reproduces_the_data(  # type: ignore[override]
