@@ -48,11 +48,13 @@ def _manifest(world: FakeWorld, snapshot: Snapshot) -> Manifest:
     return Manifest.from_bytes(objects(world)[manifest_key(snapshot.instance, snapshot.id)])
 
 
-def _store_as_recorded(world: FakeWorld, snapshot: Snapshot, data: bytes, **changes: str) -> None:
+def _store_as_recorded(world: FakeWorld, snapshot: Snapshot, data: bytes,
+                       data_format: str | None = None) -> None:
     """Replace the snapshot's data object with ``data`` and rewrite its manifest
-    to record exactly that object (so size and sha256 pass)."""
-    manifest = replace(_manifest(world, snapshot), size_bytes=len(data),
-                       sha256=hashlib.sha256(data).hexdigest(), **changes)
+    to record exactly that object (so size and sha256 pass), in ``data_format``."""
+    recorded = _manifest(world, snapshot)
+    manifest = replace(recorded, size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
+                       data_format=data_format or recorded.data_format)
     replace_object(world, snapshot.data_key, data)
     replace_object(world, manifest_key(snapshot.instance, snapshot.id), manifest.to_bytes())
 
