@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from backup.encryption import Identities, require_identities
 from backup.errors import Conflict, TargetNotFound, WrongIdentity
@@ -32,6 +33,11 @@ from service.bootstrap import Services
 from service.runs import may_be_running
 from service.usecases.snapshots import get_snapshot
 from service.usecases.targets import PROBE_PREFIX
+
+if TYPE_CHECKING:  # the job runner imports the use cases, not the other way round
+    from service.records import JobRecord
+    from service.usecases.idempotency import Idempotency
+    from service.usecases.jobs import JobRunner
 
 Cancelled = Callable[[], bool]
 
@@ -118,3 +124,24 @@ def execute_verify_target(svc: Services, request: VerifyTargetRequest,
 def verify_target(svc: Services, name: str) -> TargetReport:
     """:func:`prepare_verify_target` then :func:`execute_verify_target`."""
     return execute_verify_target(svc, prepare_verify_target(svc, name))
+
+
+def submit_verify(jobs: JobRunner, request: VerifyRequest,
+                  idempotency: Idempotency | None = None) -> JobRecord:
+    """Queue a prepared verification of one snapshot (kind ``verify``); its
+    result is the report, ``whole: false`` when it found damage."""
+    snapshot = request.snapshot
+    return jobs.submit_watched(
+        "verify", lambda progress, cancelled: execute_verify(request, progress,
+                                                             cancelled).to_json(),
+        instance=snapshot.instance, snapshot_id=snapshot.id, idempotency=idempotency,
+        bytes_total=snapshot.size_bytes)
+
+
+def submit_verify_target(svc: Services, jobs: JobRunner, request: VerifyTargetRequest,
+                         idempotency: Idempotency | None = None) -> JobRecord:
+    """Queue a verification of a whole target (kind ``verify-target``)."""
+    return jobs.submit_watched(
+        "verify-target", lambda _, cancelled: execute_verify_target(svc, request,
+                                                                   cancelled).to_json(),
+        idempotency=idempotency)

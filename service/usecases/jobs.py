@@ -28,6 +28,7 @@ from typing import Any
 from backup.cancel import CancelSignals, raise_if_cancelled
 from backup.errors import Cancelled, Conflict, HoldfastError, InvalidInput, JobNotFound
 from backup.phases import Phase
+from backup.streams import ProgressCallback
 from backup.types import SnapshotStatus, utcnow
 from backup.volumes import ClonePlan
 from service.bootstrap import Services
@@ -42,12 +43,6 @@ from service.usecases.backups import (
 )
 from service.usecases.idempotency import Idempotency, existing_job
 from service.usecases.instances import Instance
-from service.usecases.integrity import (
-    VerifyRequest,
-    VerifyTargetRequest,
-    execute_verify,
-    execute_verify_target,
-)
 from service.usecases.job_progress import JobWatchers, LiveJobs, wait_for_end
 from service.usecases.replace import claim_instance
 from service.usecases.restores import RestoreRequest, execute_restore
@@ -56,6 +51,7 @@ from service.usecases.volumes import execute_clone
 logger = logging.getLogger(__name__)
 
 JobWork = Callable[[], dict[str, Any]]
+WatchedWork = Callable[[ProgressCallback, Callable[[], bool]], dict[str, Any]]
 
 CANCELLED_BY_REQUEST = "cancelled by request"
 """The error of a job cancelled through ``DELETE /v1/jobs/{id}``."""
@@ -235,25 +231,16 @@ class JobRunner:
                                                          status=SnapshotStatus.COMPLETE)
         return complete[0].size_bytes if complete else None
 
-    def submit_verify(self, request: VerifyRequest, *,
-                      idempotency: Idempotency | None = None) -> JobRecord:
-        """Queue a prepared verification of one snapshot (kind ``verify``); its
-        result is the report, ``whole: false`` when it found damage."""
+    def submit_watched(self, kind: str, work: WatchedWork, *, instance: str | None = None,
+                       snapshot_id: str | None = None, idempotency: Idempotency | None = None,
+                       bytes_total: int | None = None) -> JobRecord:
+        """Queue ``work(progress, cancelled)`` as a job of ``kind``, handing it the
+        job's own progress callback and cancel signal (a verification's read)."""
         job_id = new_job_id()
-        snapshot = request.snapshot
-        return self.submit("verify", lambda: execute_verify(
-            request, self._catalog.progress_callback(job_id),
-            self._signals.of(job_id)).to_json(), instance=snapshot.instance,
-            snapshot_id=snapshot.id, job_id=job_id, idempotency=idempotency,
-            bytes_total=snapshot.size_bytes)
-
-    def submit_verify_target(self, request: VerifyTargetRequest, *,
-                             idempotency: Idempotency | None = None) -> JobRecord:
-        """Queue a verification of a whole target (kind ``verify-target``)."""
-        job_id = new_job_id()
-        return self.submit("verify-target", lambda: execute_verify_target(
-            self._services, request, self._signals.of(job_id)).to_json(), job_id=job_id,
-            idempotency=idempotency)
+        return self.submit(kind, lambda: work(self._catalog.progress_callback(job_id),
+                                              self._signals.of(job_id)),
+                           instance=instance, snapshot_id=snapshot_id, job_id=job_id,
+                           idempotency=idempotency, bytes_total=bytes_total)
 
     def submit_clone(self, plan: ClonePlan) -> JobRecord:
         """Queue a decided volume clone; its result is the clone's JSON."""

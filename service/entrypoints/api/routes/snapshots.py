@@ -121,7 +121,7 @@ async def start_verify(svc: ServicesDep, jobs: JobsDep, snapshot_id: str,
                                   None)
 
     def start(idempotency: Idempotency | None) -> JobRecord:
-        return jobs.submit_verify(integrity.prepare_verify(svc, snapshot_id),
-                                  idempotency=idempotency)
+        return integrity.submit_verify(jobs, integrity.prepare_verify(svc, snapshot_id),
+                                       idempotency)
 
     return await answer_with_job(jobs, idempotency, start, wait=wait, timeout=timeout)

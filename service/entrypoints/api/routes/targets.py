@@ -46,7 +46,7 @@ async def start_verify_target(svc: ServicesDep, jobs: JobsDep, name: str,
                                   None)
 
     def start(idempotency: Idempotency | None) -> JobRecord:
-        return jobs.submit_verify_target(integrity.prepare_verify_target(svc, name),
-                                         idempotency=idempotency)
+        return integrity.submit_verify_target(
+            svc, jobs, integrity.prepare_verify_target(svc, name), idempotency)
 
     return await answer_with_job(jobs, idempotency, start, wait=wait, timeout=timeout)
