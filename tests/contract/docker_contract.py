@@ -6,7 +6,8 @@ the real :class:`~service.adapters.docker.DockerAdapter` on a Docker engine and
 against :class:`~tests.fakes.docker.FakeDocker`, so the Docker-free use-case
 tier rests on a fake that behaves like the engine where the use cases look:
 errors (class and the name in the message), discovery, volume users, the stop
-and start that recovery relies on, and what create and remove leave behind.
+and start that recovery relies on, what create and remove leave behind, and
+the labelled internal networks a verified restore makes and removes.
 When the two disagree, the real adapter is the reference.
 
 Fixtures a test class provides:
@@ -42,7 +43,14 @@ from typing import Protocol
 
 import pytest
 
-from backup.errors import ImagePullFailed, NameTaken, NotFound, VolumeInUse, VolumeNotFound
+from backup.errors import (
+    DockerRefused,
+    ImagePullFailed,
+    NameTaken,
+    NotFound,
+    VolumeInUse,
+    VolumeNotFound,
+)
 from backup.ports import ContainerSpec, PublishedPort, VolumeSpec
 from backup.types import Mount
 from restore.swap import NO_RESTART, ContainerSettings, RestartPolicy
@@ -276,6 +284,63 @@ class DockerEngineContract:
 
         assert docker_engine.container_endpoints(started.id).ports == {}
         assert network in docker_engine.container_endpoints(started.id).networks
+
+    def test_created_networks_are_internal_as_asked_and_listed_with_their_labels(
+        self, docker_engine: DockerEngine, unique_name: NameFactory,
+    ) -> None:
+        internal, bridged = unique_name("net"), unique_name("net")
+        marked = {"holdfast.test": "1", "holdfast.contract": internal}
+        try:
+            docker_engine.create_network(internal, internal=True, labels=marked)
+            docker_engine.create_network(bridged, internal=False, labels={"holdfast.test": "1"})
+            assert docker_engine.network_exists(internal) and docker_engine.network_exists(bridged)
+            assert docker_engine.network_internal(internal) is True
+            assert docker_engine.network_internal(bridged) is False
+            listed = docker_engine.labelled_networks("holdfast.contract")
+            assert listed.get(internal) == marked  # every label, not just the one asked for
+            assert bridged not in listed
+        finally:
+            docker_engine.remove_network(internal)
+            docker_engine.remove_network(bridged)
+        assert not docker_engine.network_exists(internal)
+        assert internal not in docker_engine.labelled_networks("holdfast.contract")
+
+    def test_a_second_network_of_one_name_is_refused_and_a_missing_one_removes_quietly(
+        self, docker_engine: DockerEngine, unique_name: NameFactory,
+    ) -> None:
+        name = unique_name("net")
+        try:
+            docker_engine.create_network(name, internal=True, labels={"first": "1"})
+            with pytest.raises(NameTaken) as caught:
+                docker_engine.create_network(name, internal=False, labels={"second": "1"})
+            assert name in str(caught.value)
+            assert docker_engine.network_internal(name)  # the first one is untouched
+            assert docker_engine.labelled_networks("first").get(name) == {"first": "1"}
+            assert name not in docker_engine.labelled_networks("second")
+        finally:
+            docker_engine.remove_network(name)
+        docker_engine.remove_network(name)  # gone already: what was asked
+        docker_engine.remove_network(unique_name("missing"))
+
+    def test_a_network_with_a_container_on_it_is_not_removed(
+        self, docker_engine: DockerEngine, container_spec: SpecFactory,
+        unique_name: NameFactory,
+    ) -> None:
+        network, name = unique_name("net"), unique_name("ctr")
+        docker_engine.create_network(network, internal=True, labels={"holdfast.test": "1"})
+        try:
+            started = docker_engine.start_container(
+                replace(container_spec(name, {}), networks=(network,)))
+            assert network in docker_engine.container_endpoints(started.id).networks
+            with pytest.raises(DockerRefused):
+                docker_engine.remove_network(network)
+            assert docker_engine.network_exists(network)
+            docker_engine.remove_container(started.id)
+            docker_engine.remove_network(network)
+            assert not docker_engine.network_exists(network)
+        finally:
+            docker_engine.remove_container(name)
+            docker_engine.remove_network(network)
 
     # --- named volumes -------------------------------------------------------------
 
