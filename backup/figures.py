@@ -37,6 +37,9 @@ ESTIMATE_TOLERANCE = 0.1
 recorded count, or by at most :data:`ESTIMATE_SLACK` (small tables)."""
 ESTIMATE_SLACK = 10
 _REDIS_DB = re.compile(r"db\d+")
+NEED_LIMIT = 64 * 1024 * 1024
+"""The most a reader may ask to hold at once; more means a damaged stream (or
+a format it misreads), and the scan fails rather than buffer it."""
 _TREE_NAMES = frozenset({"files", "bytes", "entries", "tree_sha256"})
 
 Value = int | str
@@ -186,7 +189,10 @@ class Scanner:
     def _step(self, value: bytes | None) -> Need | Pass | None:
         try:
             # A generator starts with send(None); every later step sends bytes.
-            return self._reader.send(value)  # type: ignore[arg-type]
+            request = self._reader.send(value)  # type: ignore[arg-type]
+            if isinstance(request, Need) and not 0 <= request.count <= NEED_LIMIT:
+                raise ValueError(f"a record of {request.count} bytes is not plausible")
+            return request
         except StopIteration:
             self.done = True
         except Exception as exc:  # any reader fault only costs the figures

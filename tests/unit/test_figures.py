@@ -25,6 +25,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from backup.engines import sqlscan
 from backup.engines.pgscan import RoleLines, archive_reader
 from backup.engines.sqlscan import RowCounter
 from backup.engines.tarscan import Entry, TreeDigest, tar_reader
@@ -315,6 +316,21 @@ def test_the_row_counter_counts_every_row_of_generated_dumps(
                                         for (db, table), table_rows in tables.items()}
 
 
+@pytest.mark.parametrize("limit", [16, 300, 4 * 1024 * 1024])
+@pytest.mark.parametrize("mariadb_style", [True, False])
+def test_lines_over_the_fast_path_limit_are_counted_by_the_state_machine(
+        monkeypatch: pytest.MonkeyPatch, limit: int, mariadb_style: bool) -> None:
+    monkeypatch.setattr(sqlscan, "FAST_LINE_LIMIT", limit)
+    table_rows = [[str(n), sql_string(f"it's ({n}); \\ \n"), "'a''b'", "0x00FF"]
+                  for n in range(200)]
+    dump = render_dump({("shop", "t"): table_rows, ("shop", "u"): table_rows[:3]}, 60,
+                       mariadb_style)
+    counter = RowCounter()
+    for piece in pieces(dump, [7, 500, 64]):
+        counter.feed(piece)
+    assert counter.rows == {"shop.t": 200, "shop.u": 3}
+
+
 def test_the_row_counter_passes_long_lines_in_bounded_memory() -> None:
     counter = RowCounter()
     body = b"-- " + b"x" * 5_000_000 + b"\nUSE `d`;\nINSERT INTO `t` VALUES (1),(2);\n"
@@ -420,3 +436,15 @@ def test_a_manifest_written_before_figures_has_none() -> None:
         "created_at": "2026-01-01T00:00:00Z", "finished_at": "2026-01-01T00:00:01Z",
         "size_bytes": 1, "raw_bytes": 1, "sha256": "0" * 64}).encode())
     assert manifest.figures is None
+
+
+def test_a_reader_asking_for_an_implausible_record_fails_instead_of_buffering(
+        caplog: pytest.LogCaptureFixture) -> None:
+    archive = bytearray((DATA / "pg15-custom.dump").read_bytes())
+    # After the 11-byte start, the compression and the 7 time fields (5 bytes
+    # each) comes the length of the database name: make it 2 GiB.
+    archive[51:56] = b"\x00\xff\xff\xff\x7f"
+    scanner = Scanner(archive_reader({}, "db"), "pg_dump")
+    scanner.feed(bytes(archive))
+    assert scanner.failed and not scanner.finish()
+    assert "2147483647 bytes is not plausible" in caplog.text
