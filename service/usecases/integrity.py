@@ -17,14 +17,8 @@ from typing import TYPE_CHECKING
 
 from backup.encryption import Identities, require_identities
 from backup.errors import Conflict, TargetNotFound, WrongIdentity
-from backup.integrity import (
-    SnapshotReport,
-    TargetReport,
-    check_snapshot,
-    check_target,
-    read_manifest,
-    unreadable_manifest,
-)
+from backup.integrity import SnapshotReport, check_snapshot, read_manifest, unreadable_manifest
+from backup.integrity_target import TargetReport, check_target
 from backup.pipeline import manifest_key
 from backup.storage import Storage
 from backup.streams import ProgressCallback

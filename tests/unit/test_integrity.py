@@ -18,13 +18,8 @@ from hypothesis import strategies as st
 
 from backup.encryption import Identities, load_identities, new_identity, parse_recipients
 from backup.framing import pack
-from backup.integrity import (
-    Outcome,
-    SnapshotReport,
-    check_snapshot,
-    check_target,
-    unclaimed,
-)
+from backup.integrity import Outcome, SnapshotReport, check_snapshot
+from backup.integrity_target import check_target, unclaimed
 from backup.pipeline import data_key, manifest_key
 from backup.storage.memory import MemoryStorage
 from backup.streams import compress, read_all
