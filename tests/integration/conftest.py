@@ -68,7 +68,7 @@ def last_line(proc: subprocess.CompletedProcess[str]) -> str:
     return lines[-1] if lines else ""
 
 
-PROGRESS_LINE = re.compile(r"(backup|restore|clone) [^:\s]+: .+")
+PROGRESS_LINE = re.compile(r"(backup|restore|clone|verify|verify target) [^:\s]+: .+")
 """A progress report off a terminal (service/entrypoints/cli/progress.py): one
 every few seconds while a job runs, so a slow machine prints some before the error."""
 
