@@ -8,6 +8,10 @@ through the exec environment (``PGPASSWORD``), never argv. Dumps are taken
 uncompressed (``-Z0``) because the pipeline compresses the whole stream with
 zstd; compressing twice only burns CPU.
 
+The figures of a dump (:mod:`backup.figures`) are read from its own streams
+(:mod:`backup.engines.pgscan`): exact row counts from each archive's COPY
+data, roles from the globals; :meth:`PostgresEngine.measure` counts again.
+
 Readiness is judged over TCP on 127.0.0.1 with a real authenticated query: the
 official image's init-time temporary server listens on the unix socket only,
 so this check cannot pass until the final server is up.

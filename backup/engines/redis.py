@@ -5,11 +5,11 @@ Dump: ``redis-cli --rdb -`` (redis 7.0+) asks the server for a replication
 snapshot (``REPLCONF rdb-only``) and writes the RDB to stdout, so nothing is
 written to the container's disk and the snapshot is a point in time. The
 archive holds ``meta.json`` (the databases and key counts seen by ``INFO
-keyspace`` just before the dump) and ``dump.rdb``. Those key counts are the
-dump's figures (:mod:`backup.figures`): the RDB carries each database's size
-in a RESIZEDB record, but only the first one can be reached without parsing
-every value encoding, so a key written between ``INFO`` and the fork makes
-the recorded count differ from the copy's.
+keyspace`` just before the dump) and ``dump.rdb``. The dump's figures
+(:mod:`backup.figures`) are the keys without a TTL per database, counted in
+the RDB as it streams (:mod:`backup.engines.rdbscan`), so they are exactly
+what the snapshot holds; if the RDB does not parse (a value type of a newer
+Redis), the ``INFO`` counts stand in, and the method says so.
 
 Credentials: the password comes from a ``--requirepass X`` argument in the
 container's command (how users of the official image set one) or else from
@@ -43,6 +43,7 @@ from typing import ClassVar
 
 from backup.engines.base import Dump
 from backup.engines.connections import redis_url
+from backup.engines.rdbscan import rdb_reader
 from backup.errors import (
     CorruptSnapshot,
     DumpFailed,
@@ -50,7 +51,7 @@ from backup.errors import (
     RestoreFailed,
     last_line,
 )
-from backup.figures import Figures
+from backup.figures import Figures, Scanner
 from backup.framing import pack, unpack
 from backup.ports import ContainerExec, ExecResult
 from backup.types import DatabaseContainer
@@ -58,10 +59,12 @@ from backup.types import DatabaseContainer
 DATA_DIR = "/data"
 META_MEMBER = "meta.json"
 RDB_MEMBER = "dump.rdb"
-DUMP_METHOD = ("key count per database from INFO keyspace just before the RDB was taken "
-               "(the RDB is not parsed: finding each database's RESIZEDB needs every value read)")
-MEASURE_METHOD = "key count per database from INFO keyspace"
-_KEYSPACE_LINE = re.compile(r"^(db\d+):keys=(\d+)")
+DUMP_METHOD = ("keys without a TTL per database, counted in the RDB as it streamed (keys "
+               "with a TTL may expire before a restore and are not compared)")
+FALLBACK_METHOD = ("keys without a TTL per database from INFO keyspace just before the RDB "
+                   "was taken (the RDB did not parse)")
+MEASURE_METHOD = "keys without a TTL per database from INFO keyspace"
+_KEYSPACE_LINE = re.compile(r"^(db\d+):keys=(\d+)(?:,expires=(\d+))?")
 _RESTORE_DIR = "/tmp/holdfast-restore-"
 SYNC_TIMEOUT_S = 600.0
 _WRITE_RDB = 'umask 077 && mkdir -p "$1" && cat > "$1/dump.rdb"'
@@ -131,8 +134,10 @@ class RedisEngine:
         return result.stdout.decode(errors="replace").strip()
 
     def keyspace(self, container: DatabaseContainer, runner: ContainerExec,
-                 port: int | None = None, auth: bool = True) -> dict[str, int]:
-        """``{"db0": keys, ...}`` from ``INFO keyspace``."""
+                 port: int | None = None, auth: bool = True,
+                 persistent: bool = False) -> dict[str, int]:
+        """``{"db0": keys, ...}`` from ``INFO keyspace``; with ``persistent``
+        only the keys without a TTL."""
         result = self._cli(container, runner, "INFO", "keyspace", port=port, auth=auth)
         text = self._reply(result)
         if result.exit_code != 0 or not text.startswith("#"):
@@ -142,7 +147,8 @@ class RedisEngine:
         for line in text.splitlines():
             match = _KEYSPACE_LINE.match(line.strip())
             if match:
-                counts[match.group(1)] = int(match.group(2))
+                expiring = int(match.group(3) or 0) if persistent else 0
+                counts[match.group(1)] = int(match.group(2)) - expiring
         return counts
 
     # --- dump ---------------------------------------------------------------
@@ -153,6 +159,7 @@ class RedisEngine:
         self.check(container)
         try:
             counts = self.keyspace(container, runner)
+            persistent = self.keyspace(container, runner, persistent=True)
         except ExecFailed as exc:
             raise DumpFailed(f"cannot read the keyspace of {container.name}: {exc}"
                              + self._auth_hint(container, str(exc))) from exc
@@ -164,22 +171,29 @@ class RedisEngine:
         selected = tuple(sorted(counts, key=lambda name: int(name[2:])))
         meta = json.dumps({"databases": list(selected), "keys": counts}).encode()
         env = self._env(container)
+        keys: dict[str, int] = {}
+        scanner = Scanner(rdb_reader(keys), f"the RDB of {container.name}")
 
         def members() -> Iterator[tuple[str, Iterable[bytes]]]:
             yield META_MEMBER, [meta]
-            yield RDB_MEMBER, self._checked(
+            yield RDB_MEMBER, scanner.watch(self._checked(
                 runner.stream(container.id, ["redis-cli", "--rdb", "-"], env=env),
                 "redis-cli --rdb -", container,
-            )
+            ))
 
-        figures = Figures(kind="keys", values=counts, method=DUMP_METHOD)
-        return Dump(databases=selected, chunks=pack(members()), figures=lambda: figures)
+        def figures() -> Figures:
+            if scanner.done and not scanner.failed:
+                return Figures(kind="keys", values=keys, method=DUMP_METHOD)
+            return Figures(kind="keys", values=persistent, method=FALLBACK_METHOD)
+
+        return Dump(databases=selected, chunks=pack(members()), figures=figures)
 
     def measure(self, container: DatabaseContainer, runner: ContainerExec,
                 databases: Sequence[str] = ()) -> Figures:
-        """``INFO keyspace`` of ``container`` (a snapshot covers every database)."""
+        """``INFO keyspace`` of ``container``, keys without a TTL (a snapshot
+        covers every database)."""
         try:
-            counts = self.keyspace(container, runner)
+            counts = self.keyspace(container, runner, persistent=True)
         except ExecFailed as exc:
             raise RestoreFailed(f"cannot measure the keyspace of {container.name}: {exc}") \
                 from exc

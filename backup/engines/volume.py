@@ -15,6 +15,8 @@ one helper empties its fresh volumes (Docker copies image files into a new
 volume, and they must not survive next to the snapshot's) and extracts the tar
 into them. How a live archive is treated, and what
 ``holdfast.stop-during-backup`` changes, is stated on :meth:`VolumeEngine.dump`.
+The tar streams through a reader (:mod:`backup.engines.tarscan`) that records
+the tree's figures; :meth:`VolumeEngine.measure` runs the same tar on a copy.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 from backup.engines import sqlscan
 from backup.engines.pgscan import RoleLines, archive_reader
+from backup.engines.rdbscan import rdb_reader
 from backup.engines.sqlscan import RowCounter
 from backup.engines.tarscan import Entry, TreeDigest, tar_reader
 from backup.figures import Difference, Figures, Scanner, compare, scan
@@ -405,6 +406,53 @@ def test_roles_come_from_the_create_role_lines_of_the_globals() -> None:
     roles = RoleLines()
     assert b"".join(roles.watch(pieces(script, [5]))) == script
     assert roles.complete and roles.roles == ["app", 'we "ird" one']
+
+
+# --- the RDB reader -------------------------------------------------------------------
+
+
+@settings(max_examples=30, deadline=None)
+@given(chunk_sizes)
+def test_the_rdb_reader_counts_the_keys_without_a_ttl_of_a_real_rdb(sizes: list[int]) -> None:
+    """redis7.rdb: ``redis-cli --rdb`` of a Redis 7 with, in db0, strings (one
+    of 100 kB), small and large lists, sets (intset, listpack, hashtable),
+    hashes, sorted sets, a stream with a consumer group and a pending entry,
+    and a key with a TTL; in db2, one string."""
+    keys: dict[str, int] = {}
+    data = (DATA / "redis7.rdb").read_bytes()
+    assert scan(rdb_reader(keys), pieces(data, sizes), "rdb")
+    assert keys == {"db0": 12, "db2": 1}
+
+
+def _rdb_length(value: int) -> bytes:
+    return bytes([value]) if value < 64 else b"\x80" + value.to_bytes(4, "big")
+
+
+def _rdb_string(raw: bytes) -> bytes:
+    return _rdb_length(len(raw)) + raw
+
+
+def test_the_rdb_reader_reads_the_encodings_a_small_rdb_does_not_show() -> None:
+    """Integer and LZF-compressed strings, the old sorted set with its
+    textual scores, a module value, expiry in seconds, LFU and idle hints."""
+    records = [
+        b"REDIS0011", b"\xfa", _rdb_string(b"redis-ver"), _rdb_string(b"7.2.0"),
+        b"\xfe\x05", b"\xfb\x04\x01",
+        b"\x00", b"\xc0\x07", b"\xc1\x01\x02",  # key: int8 7, value: int16
+        b"\x00", _rdb_string(b"lzf"), b"\xc3\x03\x0a", b"abc",  # LZF: 3 of 10 bytes
+        b"\x03", _rdb_string(b"old-zset"), b"\x02", _rdb_string(b"a"), b"\x031.5",
+        _rdb_string(b"b"), b"\xfd",  # score +inf
+        b"\xf9\x05", b"\xf8\x03",
+        b"\x07", _rdb_string(b"module"), b"\x81" + (42).to_bytes(8, "big"),
+        b"\x02\x09", b"\x05", _rdb_string(b"state"), b"\x04", bytes(8), b"\x00",
+        b"\xfd", bytes(4), b"\x00", _rdb_string(b"expires"), _rdb_string(b"soon"),
+        b"\xff", bytes(8),
+    ]
+    keys: dict[str, int] = {}
+    assert scan(rdb_reader(keys), pieces(b"".join(records), [1]), "rdb")
+    assert keys == {"db5": 4}
+    unknown = b"REDIS0012\xfe\x00\x63" + _rdb_string(b"k") + b"\xff" + bytes(8)
+    assert not scan(rdb_reader({}), [unknown], "rdb")
 
 
 # --- the pipeline records them ----------------------------------------------------------
