@@ -3,7 +3,10 @@
 Registered as ``holdfast.engine=fake`` by :func:`register_fake_engine`. It
 reaches the container only through :class:`~backup.ports.ContainerExec`, like
 the real engines, and needs ``FAKE_PASSWORD`` in the container's environment
-(a secret, so restores must find it, as with real engines).
+(a secret, so restores must find it, as with real engines). Its figures
+(:mod:`backup.figures`, kind ``tree``) are the size and sha256 of the bytes
+its dump streamed; :meth:`FakeEngine.measure` reads them again from the
+container, so a verification of a fake snapshot compares real data.
 """
 
 from __future__ import annotations

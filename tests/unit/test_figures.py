@@ -244,6 +244,28 @@ def test_a_changed_byte_a_mode_or_an_owner_changes_the_tree_checksum(tree_root: 
     assert len(sums) == 3
 
 
+def test_a_pax_sparse_member_counts_its_real_size_and_hashes_what_tar_stores() -> None:
+    """GNU tar's pax sparse format 1.0: the member is named GNUSparseFile.N/…,
+    its real name and size are pax records, and its data is the sparse map
+    (decimal lines, padded to a block) followed by the data segments."""
+    stored = b"1\n1048576\n6\n".ljust(512, b"\0") + b"middle"
+    info = tarfile.TarInfo("./GNUSparseFile.0/disk.img")
+    info.size = len(stored)
+    info.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0",
+                        "GNU.sparse.name": "var/lib/app/disk.img",
+                        "GNU.sparse.realsize": str(200 * 1024 * 1024)}
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        archive.addfile(info, io.BytesIO(stored))
+    tree = TreeDigest()
+    assert scan(tar_reader(tree), pieces(buffer.getvalue(), [100]), "tar")
+    expected = TreeDigest()
+    expected.add(Entry(kind="file", path="var/lib/app/disk.img", size=200 * 1024 * 1024,
+                       digest=hashlib.sha256(stored).hexdigest(), mode=0o644))
+    assert tree.figures() == expected.figures()
+    assert tree.figures().values["bytes"] == 200 * 1024 * 1024
+
+
 def test_a_truncated_tar_gives_no_figures(tree_root: Path) -> None:
     data = tar_bytes(tree_root, tarfile.PAX_FORMAT)
     assert not scan(tar_reader(TreeDigest()), [data[: len(data) // 2]], "tar")
