@@ -10,7 +10,8 @@ and those it measures on the throwaway copy the snapshot was restored into
     postgres also ``"role:NAME"`` -> 1 for every role and ``"database:NAME"``
     -> 1 for every database, so a missing role or an empty database shows too.
 ``keys`` (redis)
-    ``"db0"`` -> keys.
+    ``"db0"`` -> keys without a TTL (one with a TTL may expire before a
+    restore; a database holding only such keys is left out).
 ``tree`` (volume)
     ``"files"`` (regular files), ``"bytes"`` (their total size),
     ``"entries"`` (every archived path) -> int, ``"tree_sha256"`` -> hex.

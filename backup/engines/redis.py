@@ -134,21 +134,24 @@ class RedisEngine:
         return result.stdout.decode(errors="replace").strip()
 
     def keyspace(self, container: DatabaseContainer, runner: ContainerExec,
-                 port: int | None = None, auth: bool = True,
-                 persistent: bool = False) -> dict[str, int]:
-        """``{"db0": keys, ...}`` from ``INFO keyspace``; with ``persistent``
-        only the keys without a TTL."""
+                 port: int | None = None, auth: bool = True) -> dict[str, int]:
+        """``{"db0": keys, ...}`` from ``INFO keyspace``."""
+        return {db: keys for db, (keys, _) in
+                self._keyspace(container, runner, port=port, auth=auth).items()}
+
+    def _keyspace(self, container: DatabaseContainer, runner: ContainerExec,
+                  port: int | None = None, auth: bool = True) -> dict[str, tuple[int, int]]:
+        """``{"db0": (keys, keys with a TTL), ...}`` from ``INFO keyspace``."""
         result = self._cli(container, runner, "INFO", "keyspace", port=port, auth=auth)
         text = self._reply(result)
         if result.exit_code != 0 or not text.startswith("#"):
             raise ExecFailed("redis-cli INFO keyspace", result.exit_code,
                              result.stderr + "\n" + text)
-        counts: dict[str, int] = {}
+        counts: dict[str, tuple[int, int]] = {}
         for line in text.splitlines():
             match = _KEYSPACE_LINE.match(line.strip())
             if match:
-                expiring = int(match.group(3) or 0) if persistent else 0
-                counts[match.group(1)] = int(match.group(2)) - expiring
+                counts[match.group(1)] = (int(match.group(2)), int(match.group(3) or 0))
         return counts
 
     # --- dump ---------------------------------------------------------------
@@ -158,8 +161,7 @@ class RedisEngine:
     ) -> Dump:
         self.check(container)
         try:
-            counts = self.keyspace(container, runner)
-            persistent = self.keyspace(container, runner, persistent=True)
+            keyspace = self._keyspace(container, runner)
         except ExecFailed as exc:
             raise DumpFailed(f"cannot read the keyspace of {container.name}: {exc}"
                              + self._auth_hint(container, str(exc))) from exc
@@ -168,6 +170,8 @@ class RedisEngine:
                 "a redis snapshot always covers the whole server (every numbered "
                 "database); do not select databases"
             )
+        counts = {db: keys for db, (keys, _) in keyspace.items()}
+        persistent = {db: keys - expiring for db, (keys, expiring) in keyspace.items()}
         selected = tuple(sorted(counts, key=lambda name: int(name[2:])))
         meta = json.dumps({"databases": list(selected), "keys": counts}).encode()
         env = self._env(container)
@@ -183,8 +187,8 @@ class RedisEngine:
 
         def figures() -> Figures:
             if scanner.done and not scanner.failed:
-                return Figures(kind="keys", values=keys, method=DUMP_METHOD)
-            return Figures(kind="keys", values=persistent, method=FALLBACK_METHOD)
+                return _key_figures(keys, DUMP_METHOD)
+            return _key_figures(persistent, FALLBACK_METHOD)
 
         return Dump(databases=selected, chunks=pack(members()), figures=figures)
 
@@ -193,11 +197,12 @@ class RedisEngine:
         """``INFO keyspace`` of ``container``, keys without a TTL (a snapshot
         covers every database)."""
         try:
-            counts = self.keyspace(container, runner, persistent=True)
+            keyspace = self._keyspace(container, runner)
         except ExecFailed as exc:
             raise RestoreFailed(f"cannot measure the keyspace of {container.name}: {exc}") \
                 from exc
-        return Figures(kind="keys", values=counts, method=MEASURE_METHOD)
+        return _key_figures({db: keys - expiring for db, (keys, expiring) in keyspace.items()},
+                            MEASURE_METHOD)
 
     def _checked(self, chunks: Iterator[bytes], what: str,
                  container: DatabaseContainer) -> Iterator[bytes]:
@@ -328,6 +333,13 @@ class RedisEngine:
         with contextlib.suppress(ExecFailed):
             runner.run(container.id, ["sh", "-c", script, "sh", workdir, str(port)],
                        check=False)
+
+
+def _key_figures(persistent: Mapping[str, int], method: str) -> Figures:
+    """A database whose keys all have a TTL is left out: once they expired, a
+    copy no longer lists it at all, and that proves nothing."""
+    return Figures(kind="keys", method=method,
+                   values={db: keys for db, keys in persistent.items() if keys})
 
 
 def _info_fields(text: str) -> Mapping[str, str]:
