@@ -291,7 +291,10 @@ cell = st.one_of(
     st.integers(-10**12, 10**12).map(str), st.just("NULL"), nasty.map(sql_string),
     st.binary(max_size=12).map(lambda raw: "0x" + raw.hex().upper() if raw else "''"),
     nasty.map(lambda text: "_binary " + sql_string(text)),
-    nasty.map(lambda text: "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"),
+    # Doubled quotes, which the tools read but do not write; newlines inside
+    # strings they always escape.
+    nasty.map(lambda text: "'" + text.replace("\\", "\\\\").replace("'", "''")
+              .replace("\n", "\\n").replace("\r", "\\r") + "'"),
 )
 rows = st.lists(st.lists(cell, min_size=1, max_size=4), max_size=25)
 
