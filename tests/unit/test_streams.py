@@ -57,6 +57,17 @@ def test_compress_round_trip_and_truncation() -> None:
         b"".join(decompress([joined[: len(joined) // 2]]))
 
 
+def test_a_highly_compressible_stream_decompresses_in_bounded_pieces() -> None:
+    zeros = b"".join(compress(bytes(1 << 20) for _ in range(256)))  # 256 MiB -> ~8 KiB
+    assert len(zeros) < 64 * 1024
+    total, largest = 0, 0
+    for piece in decompress([zeros]):  # one input chunk: the decoder's worst case
+        total += len(piece)
+        largest = max(largest, len(piece))
+        assert not piece.strip(b"\0")
+    assert total == 256 << 20 and largest <= 64 << 20
+
+
 def test_meter_counts_and_hashes() -> None:
     seen: list[int] = []
     meter = Meter(progress=lambda done, _elapsed: seen.append(done), interval=0)
