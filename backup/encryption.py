@@ -170,7 +170,9 @@ class Identities:
     def check_opens(self, fingerprints: Collection[str], what: str) -> None:
         """Raise :class:`WrongIdentity` if none of these identities is one of the
         recipients ``what`` (a snapshot) was encrypted to."""
-        if fingerprints and not self.fingerprints & set(fingerprints):
+        # An SSH identity whose public half could not be read has no fingerprint:
+        # whether it opens the snapshot is then for the decryption to say.
+        if fingerprints and self.fingerprints and not self.fingerprints & set(fingerprints):
             raise WrongIdentity(f"identity {self.path} ({', '.join(sorted(self.fingerprints))}) "
                                 f"does not open {what}, which is encrypted to "
                                 f"{', '.join(fingerprints)}; pass one of their identities")

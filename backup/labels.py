@@ -29,6 +29,8 @@ MIN_INTERVAL = 1
 MAX_INTERVAL = 366 * 86400
 """The longest ``@every`` interval, in seconds (366 days: a yearly run, leap years included)."""
 INTERVAL_RANGE = "1s to 366d"
+AFTER_BACKUP = "after-backup"
+"""The ``holdfast.verify`` value that verifies each new snapshot once it is complete."""
 MAX_RETENTION = 1_000_000
 """The largest count a retention rule takes."""
 _CRON_FIELDS = ("minute", "hour", "day", "month", "weekday")
@@ -67,6 +69,10 @@ class InstancePolicy:
     target: str = "local"
     databases: tuple[str, ...] = ()
     stop_during_backup: bool = False
+    verify: str | None = None
+    """``holdfast.verify``: when the daemon runs a verified restore of the
+    newest complete snapshot: a schedule (as ``holdfast.schedule``) or
+    :data:`AFTER_BACKUP`."""
     encrypt: bool | None = None
     """``holdfast.encrypt``: None follows the target (encrypted iff it has
     recipients); True and False are checked against it
@@ -136,6 +142,19 @@ def validate_schedule(text: str) -> str:
                          "@monthly or @every <duration>")
     cron_values(value)
     return value
+
+
+def validate_verify(text: str) -> str:
+    """``holdfast.verify``: :data:`AFTER_BACKUP`, or a schedule as
+    :func:`validate_schedule` accepts (``@daily``, ``@weekly``, a cron, ``@every``);
+    returned normalised. Raises ValueError."""
+    value = " ".join(text.split())
+    if value.lower() == AFTER_BACKUP:
+        return AFTER_BACKUP
+    try:
+        return validate_schedule(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; or use {AFTER_BACKUP}") from None
 
 
 def cron_values(schedule: str) -> tuple[frozenset[int], ...]:
@@ -266,6 +285,14 @@ def parse_labels(labels: Mapping[str, str], container_name: str, *,
     if stop is None:
         errors.append("holdfast.stop-during-backup: use true or false")
 
+    verify = None
+    raw_verify = labels.get(PREFIX + "verify", "").strip()
+    if raw_verify:
+        try:
+            verify = validate_verify(raw_verify)
+        except ValueError as exc:
+            errors.append(f"holdfast.verify: {exc}")
+
     encrypt = None
     raw_encrypt = labels.get(PREFIX + "encrypt", "").strip()
     if raw_encrypt:
@@ -282,6 +309,7 @@ def parse_labels(labels: Mapping[str, str], container_name: str, *,
         target=target.lower(),
         databases=databases,
         stop_during_backup=bool(stop),
+        verify=verify,
         encrypt=encrypt,
         errors=tuple(errors),
     )

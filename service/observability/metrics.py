@@ -33,6 +33,15 @@ class Metrics:
             registry=self.registry)
         self.queued_jobs = Gauge(
             "holdfast_queued_jobs", "Jobs waiting for a free slot.", registry=self.registry)
+        self.last_verified = Gauge(
+            "holdfast_last_verified_timestamp_seconds",
+            "Unix time of the newest verified restore that passed, by instance.",
+            ["instance"], registry=self.registry)
+        self.verifications = Counter(
+            "holdfast_verifications",
+            "Verified restores finished, by instance and result: passed, failed (the "
+            "snapshot did not restore, or its copy differs), error (it could not run).",
+            ["instance", "result"], registry=self.registry)
 
     def seed(self, snapshots: list[Snapshot]) -> None:
         """Set the last-success gauges from the catalog at start-up."""
@@ -43,6 +52,23 @@ class Metrics:
                 newest[snapshot.instance] = max(newest.get(snapshot.instance, stamp), stamp)
         for instance, stamp in newest.items():
             self.last_success.labels(instance).set(stamp)
+        verified: dict[str, float] = {}
+        for snapshot in snapshots:
+            if _passed(snapshot) and snapshot.verified_at is not None:
+                stamp = snapshot.verified_at.timestamp()
+                verified[snapshot.instance] = max(verified.get(snapshot.instance, stamp), stamp)
+        for instance, stamp in verified.items():
+            self.last_verified.labels(instance).set(stamp)
+
+    def observe_verification(self, instance: str, snapshot: Snapshot | None) -> None:
+        """A verified restore of ``instance`` ended: with the snapshot it
+        recorded its verdict on, or None when it could not run (``error``)."""
+        if snapshot is None or snapshot.verification is None:
+            self.verifications.labels(instance, "error").inc()
+            return
+        self.verifications.labels(instance, str(snapshot.verification["result"])).inc()
+        if _passed(snapshot) and snapshot.verified_at is not None:
+            self.last_verified.labels(instance).set(snapshot.verified_at.timestamp())
 
     def observe(self, snapshot: Snapshot) -> None:
         self.snapshots.labels(snapshot.instance, str(snapshot.status)).inc()
@@ -52,3 +78,7 @@ class Metrics:
         if snapshot.status == SnapshotStatus.COMPLETE and snapshot.finished_at is not None:
             self.last_success.labels(snapshot.instance).set(snapshot.finished_at.timestamp())
             self.bytes_written.labels(snapshot.instance).inc(snapshot.size_bytes or 0)
+
+
+def _passed(snapshot: Snapshot) -> bool:
+    return snapshot.verification is not None and snapshot.verification.get("result") == "passed"

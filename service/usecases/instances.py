@@ -72,6 +72,8 @@ class InstanceView:
     databases: list[str]
     errors: list[str]
     last_snapshot: dict[str, Any] | None = field(default=None)
+    verify: str | None = None
+    """``holdfast.verify``: when verified restores of it run (None: never)."""
     next_run: datetime | None = None
     policy_source: str = "labels"
 
@@ -88,6 +90,7 @@ class InstanceView:
             "retention": self.retention,
             "target": self.target,
             "databases": self.databases,
+            "verify": self.verify,
             "errors": self.errors,
             "last_snapshot": self.last_snapshot,
             "next_run": isoformat(self.next_run),
@@ -258,7 +261,7 @@ def _live_view(instance: Instance, record: InstanceRecord | None, latest: Snapsh
         schedule=policy.schedule, retention=dict(policy.retention), target=policy.target,
         databases=list(policy.databases), errors=list(instance.errors),
         last_snapshot=_last_snapshot(latest), policy_source=_policy_source(record),
-        next_run=due,
+        next_run=due, verify=policy.verify,
     )
 
 
@@ -270,18 +273,18 @@ def _missing_view(record: InstanceRecord, latest: Snapshot | None) -> InstanceVi
         engine=record.engine, image=record.image, enabled=False,
         schedule=policy.schedule, retention=dict(policy.retention), target=policy.target,
         databases=list(policy.databases), errors=[], last_snapshot=_last_snapshot(latest),
-        policy_source=_policy_source(record),
+        policy_source=_policy_source(record), verify=policy.verify,
     )
 
 
-POLICY_FIELDS = ("schedule", "retention", "target", "databases")
+POLICY_FIELDS = ("schedule", "retention", "target", "databases", "verify")
 
 
 def set_policy(svc: Services, name: str, override: Mapping[str, str | None] | None, *,
                applied: Callable[[], object] | None = None,
                next_run: NextRun | None = None) -> InstanceView:
     """Store an API-set policy for ``name`` (fields: schedule, retention, target,
-    databases, in label syntax) that overrides its labels and survives restarts;
+    databases, verify, in label syntax) that overrides its labels and survives restarts;
     ``None`` or an empty mapping clears it. Refuses values that do not parse.
     ``applied`` runs after the change (the daemon's discovery refresh, so the
     scheduler follows at once); returns the instance as it is now."""

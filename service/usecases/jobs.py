@@ -27,6 +27,7 @@ from typing import Any
 
 from backup.cancel import CancelSignals, raise_if_cancelled
 from backup.errors import Cancelled, Conflict, HoldfastError, InvalidInput, JobNotFound
+from backup.labels import AFTER_BACKUP
 from backup.phases import Phase
 from backup.streams import ProgressCallback
 from backup.types import SnapshotStatus, utcnow
@@ -38,14 +39,18 @@ from service.runs import AlreadyRunning
 from service.usecases.backups import (
     BackupRequest,
     backup_then_prune,
-    prepare_backup_for,
     refuse_if_running_elsewhere,
 )
 from service.usecases.idempotency import Idempotency, existing_job
-from service.usecases.instances import Instance
 from service.usecases.job_progress import JobWatchers, LiveJobs, wait_for_end
 from service.usecases.replace import claim_instance
 from service.usecases.restores import RestoreRequest, execute_restore
+from service.usecases.verification import (
+    VerifiedRestoreRequest,
+    execute_verified_restore,
+    prepare_verified_restore,
+    verification_result,
+)
 from service.usecases.volumes import execute_clone
 
 logger = logging.getLogger(__name__)
@@ -137,7 +142,12 @@ class JobRunner:
                 # releases a job that never ran).
                 gate.release(request.instance, job_id)
             self._metrics.observe(snapshot)
-            return {**snapshot.to_json(), "pruned": pruned}
+            verifying = None
+            if request.source.policy.verify == AFTER_BACKUP:
+                verifying = start_verified_restore(self._services, self, snapshot.id,
+                                                   trigger="after-backup")
+            return {**snapshot.to_json(), "pruned": pruned,
+                    "verification_job": verifying.id if verifying else None}
 
         try:
             refuse_if_running_elsewhere(self._services, request.instance)
@@ -241,6 +251,52 @@ class JobRunner:
                                               self._signals.of(job_id)),
                            instance=instance, snapshot_id=snapshot_id, job_id=job_id,
                            idempotency=idempotency, bytes_total=bytes_total)
+
+    def submit_verified_restore(self, request: VerifiedRestoreRequest, *,
+                                trigger: str = "api",
+                                idempotency: Idempotency | None = None) -> JobRecord:
+        """Queue a prepared verified restore (kind ``verify-restore``); its
+        result is the verdict recorded on the snapshot, ``result: failed``
+        when the snapshot did not restore or its copy differs. Claims the
+        instance's verification gate from now to its end:
+        :class:`~service.runs.AlreadyRunning` while one of it is queued or runs."""
+        job_id = new_job_id()
+        instance = request.snapshot.instance
+        gate = self._services.verify_gate
+        gate.claim(instance, job_id, activity="verification")
+        signal = self._signals.of(job_id)
+
+        def work() -> dict[str, Any]:
+            try:
+                snapshot = execute_verified_restore(
+                    self._services, request, job_id=job_id, holder=job_id,
+                    progress=self._catalog.progress_callback(job_id), cancelled=signal,
+                    phase=self._catalog.phase_callback(job_id))
+            except HoldfastError:
+                if not signal.requested:
+                    self._metrics.observe_verification(instance, None)
+                raise
+            finally:
+                gate.release(instance, job_id)
+            self._metrics.observe_verification(instance, snapshot)
+            return verification_result(snapshot)
+
+        try:
+            job = self.submit("verify-restore", work, instance=instance,
+                              snapshot_id=request.snapshot.id, job_id=job_id,
+                              on_exit=lambda: gate.release(instance, job_id),
+                              idempotency=idempotency,
+                              bytes_total=request.snapshot.size_bytes)
+        except BaseException:
+            gate.release(instance, job_id)
+            raise
+        logger.info("verified restore of %s queued as %s (%s)", request.snapshot.id, job.id,
+                    trigger, extra={"instance": instance, "job": job.id})
+        return job
+
+    def observe_verification_error(self, instance: str) -> None:
+        """Count a verified restore of ``instance`` that could not start."""
+        self._metrics.observe_verification(instance, None)
 
     def submit_clone(self, plan: ClonePlan) -> JobRecord:
         """Queue a decided volume clone; its result is the clone's JSON."""
@@ -399,22 +455,23 @@ def list_jobs(svc: Services, *, kind: str | None = None,
     return svc.catalog.list_jobs(limit, wanted or None, kind=kind, instance=instance)
 
 
-def start_scheduled_backup(svc: Services, jobs: JobRunner,
-                           instance: Instance) -> JobRecord | None:
-    """Queue the scheduled backup of ``instance``. A run already in progress
-    skips this one; a check that fails (container stopped, labels, target) is
-    logged as an error. Returns the job, or None when nothing was queued."""
-    name = instance.name
+def start_verified_restore(svc: Services, jobs: JobRunner, snapshot_id: str, *,
+                           trigger: str) -> JobRecord | None:
+    """Queue a verified restore of ``snapshot_id`` for the daemon (``trigger``:
+    ``schedule`` or ``after-backup``). One of the instance already queued or
+    running skips this one; a check that fails (no identity for an encrypted
+    snapshot, the image gone) is logged as an error and counted as an
+    ``error`` verification. Returns the job, or None when nothing was queued."""
     try:
-        request = prepare_backup_for(svc, instance)
-        job = jobs.submit_backup(request, trigger="schedule")
+        request = prepare_verified_restore(svc, snapshot_id)
+        return jobs.submit_verified_restore(request, trigger=trigger)
     except AlreadyRunning as exc:
-        logger.info("scheduled backup of %s skipped: %s", name, exc, extra={"instance": name})
-        return None
+        logger.info("%s verified restore of %s skipped: %s", trigger, snapshot_id, exc,
+                    extra={"snapshot": snapshot_id})
     except HoldfastError as exc:
-        logger.error("scheduled backup of %s cannot start: %s", name, exc,
-                     extra={"instance": name})
-        return None
-    logger.info("scheduled backup of %s queued as %s", name, job.id,
-                extra={"instance": name, "job": job.id})
-    return job
+        snapshot = svc.catalog.get_snapshot(snapshot_id)
+        instance = snapshot.instance if snapshot else "?"
+        jobs.observe_verification_error(instance)
+        logger.error("%s verified restore of %s cannot start: %s", trigger, snapshot_id, exc,
+                     extra={"snapshot": snapshot_id, "instance": instance})
+    return None

@@ -8,7 +8,8 @@ snapshot whose data object is missing or shorter than recorded is marked
 ``failed`` too, so the catalog never promises data it cannot deliver. The
 staging container of a replace whose job did not finish (``NAME-restoring-<time>``,
 known by Holdfast's labels on it) is removed with the volumes made for it, so
-the next replace of ``NAME`` is not refused.
+the next replace of ``NAME`` is not refused; so are the throwaway container,
+volumes and network of a verified restore whose process is gone.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from service.bootstrap import Services
 from service.records import JobStatus
 from service.runs import may_be_running
 from service.usecases.replace import remove_staging_leftovers
+from service.usecases.verification import remove_verification_leftovers
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,8 @@ class RecoveryReport:
     restarted: list[str] = field(default_factory=list)
     staging: list[str] = field(default_factory=list)
     """Staging containers of replaces that did not finish, removed."""
+    verifications: list[str] = field(default_factory=list)
+    """Containers, volumes and networks of verified restores that did not finish, removed."""
 
 
 def _restart_if_stopped_for(svc: Services, snapshot: Snapshot, report: RecoveryReport) -> None:
@@ -77,6 +81,10 @@ def recover(svc: Services) -> RecoveryReport:
         report.staging = remove_staging_leftovers(svc)
     except HoldfastError as exc:
         logger.error("could not remove leftover staging containers: %s", exc)
+    try:
+        report.verifications = remove_verification_leftovers(svc)
+    except HoldfastError as exc:
+        logger.error("could not remove what interrupted verified restores left: %s", exc)
     busy_targets = _fail_interrupted_snapshots(svc, report)
     for target_name in sorted(svc.settings.targets):
         _check_target(svc, target_name, sweep=target_name not in busy_targets, report=report)

@@ -21,7 +21,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from backup.labels import cron_values, parse_duration
+from backup.labels import AFTER_BACKUP, cron_values, parse_duration
 from backup.types import utcnow
 
 if TYPE_CHECKING:
@@ -112,6 +112,16 @@ def scheduled_instances(instances: Iterable[Instance]) -> dict[str, str]:
     return {instance.name: instance.policy.schedule for instance in instances
             if instance.policy.schedule and not instance.errors
             and instance.container is not None and instance.container.running}
+
+
+def verification_schedules(instances: Iterable[Instance]) -> dict[str, str]:
+    """Instance name -> ``holdfast.verify`` schedule, for those whose verified
+    restores run on a schedule (``after-backup`` ones follow their backups),
+    with no label errors. A stopped container does not matter: a verification
+    restores the snapshot, never touches the instance."""
+    return {instance.name: instance.policy.verify for instance in instances
+            if instance.policy.verify and instance.policy.verify != AFTER_BACKUP
+            and not instance.errors}
 
 
 def overdue_instances(svc: Services, schedules: Mapping[str, str],

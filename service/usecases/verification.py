@@ -39,7 +39,14 @@ from backup.phases import Phase, PhaseCallback, no_phases
 from backup.ports import ContainerSpec, VolumeSpec
 from backup.storage import Storage
 from backup.streams import ProgressCallback
-from backup.types import DatabaseContainer, Manifest, Snapshot, SnapshotStatus, utcnow
+from backup.types import (
+    DatabaseContainer,
+    Manifest,
+    Snapshot,
+    SnapshotStatus,
+    isoformat,
+    utcnow,
+)
 from restore.copies import CopyOptions
 from restore.planner import RestorePlan, plan_restore
 from restore.runner import restore_snapshot
@@ -118,21 +125,34 @@ def execute_verified_restore(svc: Services, request: VerifiedRestoreRequest, *,
                              job_id: str | None = None,
                              progress: ProgressCallback | None = None,
                              cancelled: Callable[[], bool] = lambda: False,
-                             phase: PhaseCallback = no_phases) -> Snapshot:
+                             phase: PhaseCallback = no_phases,
+                             holder: str | None = None) -> Snapshot:
     """Run the verified restore and record its verdict on the snapshot (which
     is returned, as it is now). At most one verification of an instance runs
-    in this process at a time (:class:`~service.runs.AlreadyRunning`); what it
-    creates is removed on success, failure and cancellation alike."""
+    in this process at a time (:class:`~service.runs.AlreadyRunning`):
+    ``holder`` is who already claimed it in ``svc.verify_gate`` (a job);
+    without one, the run claims it itself. What it creates is removed on
+    success, failure and cancellation alike."""
     snapshot = request.snapshot
-    holder = job_id or throwaway_name(snapshot.id)
-    svc.verify_gate.claim(snapshot.instance, holder, activity="verification")
+    owned = holder is None
+    claimant = holder or job_id or throwaway_name(snapshot.id)
+    if owned:
+        svc.verify_gate.claim(snapshot.instance, claimant, activity="verification")
     try:
         started = time.monotonic()
         verdict = _verify_in_throwaway(svc, request, progress, cancelled, phase)
         verdict = replace(verdict, job_id=job_id, seconds=time.monotonic() - started)
         return record_verdict(svc, snapshot.id, verdict)
     finally:
-        svc.verify_gate.release(snapshot.instance, holder)
+        if owned:
+            svc.verify_gate.release(snapshot.instance, claimant)
+
+
+def verification_result(snapshot: Snapshot) -> dict[str, object]:
+    """What a verified restore answers (a job's result, the CLI's JSON): the
+    snapshot it checked and the verdict recorded on it."""
+    return {"snapshot_id": snapshot.id, "instance": snapshot.instance,
+            "verified_at": isoformat(snapshot.verified_at), **(snapshot.verification or {})}
 
 
 def _verify_in_throwaway(svc: Services, request: VerifiedRestoreRequest,

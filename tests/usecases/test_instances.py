@@ -140,12 +140,14 @@ def test_listing_shows_live_and_missing_instances_and_writes_nothing(world: Fake
 
 def test_a_listed_instance_as_json(world: FakeWorld) -> None:
     container = add_db(world, "db", labels={"holdfast.retention": "last=2",
-                                            "holdfast.databases": "app, audit"})
+                                            "holdfast.databases": "app, audit",
+                                            "holdfast.verify": "After-Backup"})
     assert _view(world, "db").to_json() == {
         "name": "db", "container": "db", "container_id": container.id, "status": "running",
         "engine": "fake", "image": "fake/db:1", "enabled": True, "schedule": None,
         "retention": {"last": 2}, "target": "local", "databases": ["app", "audit"],
-        "errors": [], "last_snapshot": None, "next_run": None, "policy_source": "labels"}
+        "verify": "after-backup", "errors": [], "last_snapshot": None, "next_run": None,
+        "policy_source": "labels"}
 
 
 def test_a_catalogued_instance_whose_container_is_gone_is_missing(world: FakeWorld) -> None:

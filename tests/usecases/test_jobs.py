@@ -15,7 +15,7 @@ from service.adapters.catalog.urls import CatalogUnavailable
 from service.observability.metrics import Metrics
 from service.records import JobRecord, JobStatus
 from service.runs import AlreadyRunning
-from service.usecases import backups, instances, jobs, restores, volumes
+from service.usecases import backups, instances, jobs, restores, scheduled, volumes
 from service.usecases.jobs import JobRunner, ShuttingDown
 from tests.fakes.services import FakeWorld
 from tests.usecases.support import add_db, objects, take_backup, wait_until
@@ -288,7 +288,7 @@ def test_shutdown_cuts_the_streams_of_a_job_that_ignores_cancel(
 
 def test_a_scheduled_backup_is_queued_and_runs(world: FakeWorld, runner: JobRunner) -> None:
     add_db(world, "shop", labels={"holdfast.schedule": "@hourly"})
-    job = jobs.start_scheduled_backup(world.services, runner,
+    job = scheduled.start_scheduled_backup(world.services, runner,
                                       instances.find_instance(world.services, "shop"))
     assert job is not None and _finished(world, job.id).status == JobStatus.SUCCEEDED
     assert [s.status for s in world.catalog.list_snapshots()] == [SnapshotStatus.COMPLETE]
@@ -298,7 +298,7 @@ def test_a_scheduled_backup_that_cannot_start_queues_nothing(
         world: FakeWorld, runner: JobRunner) -> None:
     add_db(world, "shop", running=False)
     instance = instances.find_instance(world.services, "shop")
-    assert jobs.start_scheduled_backup(world.services, runner, instance) is None
+    assert scheduled.start_scheduled_backup(world.services, runner, instance) is None
     assert world.catalog.list_jobs() == []
 
 
@@ -306,5 +306,5 @@ def test_a_scheduled_backup_is_skipped_while_one_runs(world: FakeWorld, runner: 
     add_db(world, "shop")
     instance = instances.find_instance(world.services, "shop")
     world.services.gate.claim("shop", "job-earlier")
-    assert jobs.start_scheduled_backup(world.services, runner, instance) is None
+    assert scheduled.start_scheduled_backup(world.services, runner, instance) is None
     assert world.catalog.list_jobs() == []

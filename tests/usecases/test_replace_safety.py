@@ -28,7 +28,8 @@ from restore.swap import (
 from service.records import JobRecord, JobStatus
 from service.runs import AlreadyRunning, current_runner
 from service.usecases import backups, instances, recovery, replace, restores
-from service.usecases.jobs import JobRunner, start_scheduled_backup
+from service.usecases.jobs import JobRunner
+from service.usecases.scheduled import start_scheduled_backup
 from tests.fakes.docker import DATA_PATH, FakeContainer, FakeVolume
 from tests.fakes.services import FakeWorld
 from tests.usecases.support import (
@@ -128,7 +129,7 @@ def test_no_backup_of_the_instance_starts_while_a_replace_job_runs(
         assert refused.value.holder == job.id
         [instance] = [i for i in instances.live_instances(world.services)
                       if i.name == "prod-db"]
-        with caplog.at_level(logging.INFO, logger="service.usecases.jobs"):
+        with caplog.at_level(logging.INFO, logger="service.usecases.scheduled"):
             assert start_scheduled_backup(world.services, runner, instance) is None
         assert f"scheduled backup of prod-db skipped: a replace of prod-db is already " \
                f"running ({job.id})" in caplog.text

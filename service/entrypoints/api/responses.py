@@ -120,9 +120,11 @@ class Snapshot(BaseModel):
 class BackupResult(Snapshot):
     """A backup job's result: the snapshot taken, and what retention removed after it."""
 
-    model_config = _example({**_SNAPSHOT_EXAMPLE, "pruned": []})
+    model_config = _example({**_SNAPSHOT_EXAMPLE, "pruned": [], "verification_job": None})
 
     pruned: list[str] = Field(description="ids of the snapshots retention removed after it")
+    verification_job: str | None = Field(
+        None, description="the verified restore it queued (holdfast.verify=after-backup)")
 
 
 # --- restores, clones --------------------------------------------------------------------
@@ -299,7 +301,7 @@ class Instance(BaseModel):
         "name": "prod-db", "container": "prod-db", "container_id": CONTAINER_ID,
         "status": "running", "engine": "postgres", "image": "postgres:15", "enabled": True,
         "schedule": "@daily", "retention": {"last": 3, "daily": 7}, "target": "local",
-        "databases": [], "errors": [],
+        "databases": [], "verify": "after-backup", "errors": [],
         "last_snapshot": {"id": SNAPSHOT_ID, "status": "complete",
                           "created_at": "2026-12-03T05:00:00Z", "error": None},
         "next_run": "2026-12-04T00:00:00Z", "policy_source": "labels"})
@@ -316,6 +318,8 @@ class Instance(BaseModel):
                                       "yearly: how many to keep")
     target: str
     databases: list[str] = Field(description="databases dumped; empty: all user databases")
+    verify: str | None = Field(description="holdfast.verify: a schedule or after-backup; "
+                               "null: no verified restores")
     errors: list[str] = Field(description="label values that do not parse, and why")
     last_snapshot: LastSnapshot | None
     next_run: Timestamp | None

@@ -144,4 +144,7 @@ class PolicyBody(BaseModel):
     retention: str | None = Field(default=None, examples=["last=3,daily=7"])
     target: str | None = None
     databases: str | None = Field(default=None, examples=["app,reports"])
+    verify: str | None = Field(default=None, description="when the daemon runs a verified "
+                               "restore of the newest complete snapshot: a schedule, or "
+                               "after-backup", examples=["@weekly", "after-backup"])
 

@@ -115,10 +115,12 @@ def backup(
     with backend() as holdfast:
         snapshot = holdfast.backup(instance, target, tags, pin, Progress(f"backup {instance}"))
     pruned = snapshot.pop("pruned", None) or []
+    verifying = snapshot.pop("verification_job", None)
     show(as_json, snapshot,
          f"snapshot {snapshot['id']} complete: {human_bytes(snapshot['size_bytes'])} "
          f"({human_bytes(snapshot['raw_bytes'])} before compression) in target "
-         f"{snapshot['target']}" + (f"; retention removed {len(pruned)}" if pruned else ""))
+         f"{snapshot['target']}" + (f"; retention removed {len(pruned)}" if pruned else "")
+         + (f"; verified restore queued as job {verifying}" if verifying else ""))
 
 
 @app.command()

@@ -50,7 +50,8 @@ class LocalBackend:
                                          pin=pin)
         with progress as shown:
             snapshot, pruned = backups.backup_then_prune(self.services, request, shown)
-        return {**snapshot.to_json(), "pruned": pruned}
+        # Verified restores after a backup are the daemon's (holdfast.verify), not a CLI run's.
+        return {**snapshot.to_json(), "pruned": pruned, "verification_job": None}
 
     def list_snapshots(self, instance: str | None, tags: Mapping[str, str]) -> list[Json]:
         from service.usecases import snapshots

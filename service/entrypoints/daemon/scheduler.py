@@ -23,13 +23,18 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from service.bootstrap import Services
 from service.usecases.instances import Instance
-from service.usecases.jobs import JobRunner, start_scheduled_backup
+from service.usecases.jobs import JobRunner
+from service.usecases.scheduled import start_scheduled_backup, start_scheduled_verification
 from service.usecases.schedules import (
     overdue_instances,
     schedule_problem,
     scheduled_instances,
     trigger_for,
+    verification_schedules,
 )
+
+VERIFY_PREFIX = "verify:"
+"""APScheduler job id prefix of an instance's verified restores (its backups: the name)."""
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +50,7 @@ class Scheduler:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
         self._schedules: dict[str, str] = {}
+        """APScheduler job id (the instance, or VERIFY_PREFIX + it) -> its schedule."""
         self._failed: dict[str, str] = {}
         """Instance -> the schedule that could not be scheduled (logged once)."""
         self._instances: dict[str, Instance] = {}
@@ -84,6 +90,8 @@ class Scheduler:
         other instance is still scheduled."""
         known = list(instances)
         wanted = scheduled_instances(known)
+        wanted.update({VERIFY_PREFIX + name: schedule
+                       for name, schedule in verification_schedules(known).items()})
         with self._lock:
             self._instances = {instance.name: instance for instance in known}
             for name in set(self._schedules) - set(wanted):
@@ -97,19 +105,26 @@ class Scheduler:
             self._failed = {name: schedule for name, schedule in self._failed.items()
                             if wanted.get(name) == schedule}
         if catch_up:
-            for name in overdue_instances(self._services, scheduled):
+            backups = {name: schedule for name, schedule in scheduled.items()
+                       if not name.startswith(VERIFY_PREFIX)}
+            for name in overdue_instances(self._services, backups):
                 logger.info("%s missed its schedule while Holdfast was down; running once",
                             name, extra={"instance": name})
                 self._fire(name)
 
     def _schedule(self, name: str, schedule: str) -> bool:
-        """Add or replace ``name``'s job; False (logged once per schedule) if its
+        """Add or replace job ``name`` (an instance's backups, or its verified
+        restores: :data:`VERIFY_PREFIX`); False (logged once per schedule) if its
         trigger cannot be built or cannot say when it next fires."""
         problem = schedule_problem(schedule)
         if problem is None:
+            verifies = name.startswith(VERIFY_PREFIX)
             try:
-                self._scheduler.add_job(self._fire, trigger_for(schedule), args=[name], id=name,
-                                        name=f"backup {name}", replace_existing=True)
+                self._scheduler.add_job(
+                    self._fire_verification if verifies else self._fire, trigger_for(schedule),
+                    args=[name.removeprefix(VERIFY_PREFIX)], id=name, replace_existing=True,
+                    name=f"verified restore {name[len(VERIFY_PREFIX):]}" if verifies
+                    else f"backup {name}")
             except Exception as exc:  # this instance's trigger, not the scheduler's fault
                 problem = f"holdfast.schedule {schedule!r} cannot be scheduled: {exc}"
         if problem is None:
@@ -121,6 +136,9 @@ class Scheduler:
             self._failed[name] = schedule
             logger.error("not scheduling %s: %s", name, problem, extra={"instance": name})
         return False
+
+    def _fire_verification(self, name: str) -> None:
+        start_scheduled_verification(self._services, self._jobs, name)
 
     def _fire(self, name: str) -> None:
         with self._lock:
