@@ -110,6 +110,8 @@ class World:
     services: Services
     labels: dict[str, str]
     cases: dict[str, Case] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)
+    """Every source container started (its volume is ``<name>-data``), removed at teardown."""
     snapshots: list[str] = field(default_factory=list)
     """Every snapshot verified here: whatever a failing test left of one goes at teardown."""
 
@@ -132,15 +134,17 @@ def made_for(client: docker.DockerClient, snapshot_id: str) -> list[str]:
     """Every container, volume and network on the engine that a verification of
     ``snapshot_id`` made, found by name prefix and by label alike."""
     prefix = f"{NAME_PREFIX}{snapshot_id}-"
-    by_label = {"label": f"{VERIFICATION_LABEL}={snapshot_id}"}
+    label = f"{VERIFICATION_LABEL}={snapshot_id}"
+    listings: dict[str, Callable[[dict[str, str]], list[Any]]] = {
+        "container": lambda filters: client.containers.list(all=True, filters=filters),
+        "volume": lambda filters: client.volumes.list(filters=filters),
+        "network": lambda filters: client.networks.list(filters=filters),
+    }
     found = set()
-    for filters in ({"name": prefix}, by_label):
-        found |= {f"container {c.name}" for c in client.containers.list(all=True, filters=filters)
-                  if c.name.startswith(prefix) or "label" in filters}
-        found |= {f"volume {v.name}" for v in client.volumes.list(filters=filters)
-                  if v.name.startswith(prefix) or "label" in filters}
-        found |= {f"network {n.name}" for n in client.networks.list(filters=filters)
-                  if n.name.startswith(prefix) or "label" in filters}
+    for kind, listing in listings.items():
+        # The engine's name filter matches anywhere in the name: keep the prefixed.
+        named = {o.name for o in listing({"name": prefix}) if o.name.startswith(prefix)}
+        found |= {f"{kind} {name}" for name in named | {o.name for o in listing({"label": label})}}
     return sorted(found)
 
 
@@ -216,16 +220,19 @@ def _start_mariadb(world: World, name: str) -> Case:
 
 
 def _start_redis(world: World, name: str) -> Case:
+    password = f"hf-vr-redis-{secrets.token_hex(8)}"
+    KNOWN_SECRETS.add(password)
     world.client.volumes.create(name=f"{name}-data", labels={TEST_LABEL: "1"})
     container = world.client.containers.run(
-        require_image(world.client, REDIS_IMAGE), ["redis-server", "--appendonly", "yes"],
+        require_image(world.client, REDIS_IMAGE),
+        ["redis-server", "--appendonly", "yes", "--requirepass", password],
         name=name, detach=True, labels=world.labels, network=world.network,
         volumes={f"{name}-data": {"bind": "/data", "mode": "rw"}})
-    _until(lambda: container.exec_run(["redis-cli", "PING"]).output.strip() == b"PONG",
-           container)
+    _until(lambda: container.exec_run(["redis-cli", "PING"], environment={
+        "REDISCLI_AUTH": password}).output.strip() == b"PONG", container)
     fill = "for i = 1, tonumber(ARGV[1]) do redis.call('SET', 'key:' .. i, i) end"
-    redis_cli(container, None, "-n", "0", "EVAL", fill, "0", "300")
-    redis_cli(container, None, "-n", "3", "EVAL", fill, "0", "7")
+    redis_cli(container, password, "-n", "0", "EVAL", fill, "0", "300")
+    redis_cli(container, password, "-n", "3", "EVAL", fill, "0", "7")
     return Case("redis", name, figures={"db0": 300, "db3": 7}, edited="db0",
                 edited_line="database db0: 301 keys recorded, 300 restored")
 
@@ -277,19 +284,19 @@ def world(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.Docker
         services.close()
         for snapshot_id in world.snapshots:
             remove_made_for(docker_client, snapshot_id)
-        for case in world.cases.values():
+        for name in world.sources:
             with contextlib.suppress(NotFound):
-                docker_client.containers.get(case.instance).remove(force=True, v=True)
+                docker_client.containers.get(name).remove(force=True, v=True)
             with contextlib.suppress(NotFound):
-                docker_client.volumes.get(f"{case.instance}-data").remove(force=True)
+                docker_client.volumes.get(f"{name}-data").remove(force=True)
 
 
 def source(world: World, engine: str) -> Case:
     """The module's one source of ``engine``, started (and seeded) on first use."""
     if engine not in world.cases:
         name = f"hf-vr-{engine}-{secrets.token_hex(3)}"
-        world.cases[engine] = Case(engine, name, {}, "", "")  # removed at teardown even if
-        world.cases[engine] = STARTERS[engine](world, name)  # the start fails half-way
+        world.sources.append(name)  # removed at teardown even if the start fails half-way
+        world.cases[engine] = STARTERS[engine](world, name)
     return world.cases[engine]
 
 
@@ -337,6 +344,7 @@ def test_a_good_snapshot_passes_with_the_known_figures_on_an_internal_network(
     assert not any((copy["NetworkSettings"].get("Ports") or {}).values())
     assert copy["Config"]["Labels"].items() >= marks(
         snapshot_id, current_runner(), world.scope).items()
+    assert "holdfast.enable" not in copy["Config"]["Labels"]  # never itself backed up
     assert made_for(world.client, snapshot_id) == []
 
 
