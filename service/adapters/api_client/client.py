@@ -268,6 +268,12 @@ class RemoteBackend:
         on damage), so the exit status is the local one."""
         return self._follow(self._start_job(f"/v1/snapshots/{seg(ref)}/verify", {}), progress)
 
+    def verify_restore(self, ref: str, progress: Follow) -> Json:
+        """The verdict of the daemon's ``verify-restore`` job (it succeeds,
+        ``result: failed`` when the snapshot differs), as the local one."""
+        return self._follow(self._start_job(f"/v1/snapshots/{seg(ref)}/verify-restore", {}),
+                            progress)
+
     def verify_target(self, name: str, progress: Follow) -> Json:
         return self._follow(self._start_job(f"/v1/targets/{seg(name)}/verify", {}), progress)
 

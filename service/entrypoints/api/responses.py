@@ -88,6 +88,23 @@ class Verification(BaseModel):
         default_factory=list, description="the figures that differ (at most 100)")
 
 
+class VerifiedRestoreResult(Verification):
+    """A ``verify-restore`` job's result (``holdfast verify --restore --json``):
+    the snapshot restored and measured, and the verdict recorded on it; the job
+    succeeds with ``result: failed`` when the snapshot did not restore or differs."""
+
+    model_config = _example({
+        "snapshot_id": SNAPSHOT_ID, "instance": "prod-db",
+        "verified_at": "2026-12-03T05:05:41Z", "result": "passed", "reason": None,
+        "job_id": "job-20261203T050500Z-1a2b3c", "seconds": 41.2, "exact": True,
+        "method": "rows counted in the dump's own COPY data", "truncated": False,
+        "figures": {"shop.public.orders": 1200, "role:app": 1}, "differences": []})
+
+    snapshot_id: str
+    instance: str
+    verified_at: Timestamp
+
+
 class Snapshot(BaseModel):
     """One snapshot, as ``holdfast snapshots --json`` prints it."""
 
@@ -258,7 +275,7 @@ class Job(BaseModel):
     model_config = _example(_JOB_EXAMPLE)
 
     id: str
-    kind: Literal["backup", "restore", "clone", "verify", "verify-target"]
+    kind: Literal["backup", "restore", "clone", "verify", "verify-target", "verify-restore"]
     status: JobStatus
     instance: str | None
     snapshot_id: str | None = Field(description="the snapshot made or restored")
@@ -269,8 +286,9 @@ class Job(BaseModel):
     error_type: str | None = Field(default=None, description="a failed job's error class "
                                    "(as a problem's kind), e.g. DumpFailed")
     result: BackupResult | RestoreResult | CloneResult | VerifyResult | VerifyTargetResult | \
-        None = Field(description="once succeeded: the snapshot (backup), the restore, the "
-                     "clone, or the verification's report")
+        VerifiedRestoreResult | None = Field(
+            description="once succeeded: the snapshot (backup), the restore, the clone, the "
+            "verification's report, or a verified restore's verdict")
     phase: Phase | None
     bytes_done: int | None
     bytes_total: int | None = Field(description="the size, where known (a backup's is the "

@@ -68,6 +68,10 @@ class HoldfastBackend(Protocol):
         """The verification report of snapshot ``ref`` (``whole``, ``checks``);
         ``progress`` is entered while the object is read."""
 
+    def verify_restore(self, ref: str, progress: Follow) -> Json:
+        """A verified restore of snapshot ``ref``: its verdict (``result``,
+        ``reason``, ``figures``, ``differences``), also recorded on the snapshot."""
+
     def verify_target(self, name: str, progress: Follow) -> Json:
         """The verification report of every snapshot in target ``name``
         (``whole``, ``problems``, ``summary``, ``snapshots``)."""

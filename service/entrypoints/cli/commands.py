@@ -138,8 +138,8 @@ def snapshots(
         print_json(found)
         return
     table([snapshot_row(s) for s in found],
-           ["ID", "INSTANCE", "ENGINE", "STATUS", "SIZE", "TARGET", "CREATED", "TAGS"],
-           keep=("ID",))
+           ["ID", "INSTANCE", "ENGINE", "STATUS", "SIZE", "TARGET", "CREATED", "VERIFIED",
+            "TAGS"], keep=("ID",))
 
 
 @app.command()

@@ -109,6 +109,15 @@ class LocalBackend:
         with progress as shown:
             return integrity.execute_verify(request, shown).to_json()
 
+    def verify_restore(self, ref: str, progress: Follow) -> Json:
+        from service.usecases import verification
+
+        request = verification.prepare_verified_restore(self.services, ref)
+        with progress as shown:
+            snapshot = verification.execute_verified_restore(self.services, request,
+                                                             progress=shown)
+        return verification.verification_result(snapshot)
+
     def verify_target(self, name: str, progress: Follow) -> Json:
         from service.usecases import integrity
 

@@ -119,19 +119,30 @@ def moment_text(moment: str | None, none: str = "-") -> str:
 
 
 def snapshot_row(snapshot: Mapping[str, Any]) -> list[str]:
-    """ID, INSTANCE, ENGINE, STATUS (``pinned`` added), SIZE, TARGET, CREATED,
+    """ID, INSTANCE, ENGINE, STATUS (``pinned`` and ``encrypted`` added), SIZE,
+    TARGET, CREATED, VERIFIED (the last verified restore's result and time),
     TAGS (``k=v,k2=v2``, cut at 40 characters; ``--json`` has them whole), of a
     snapshot's JSON."""
     from backup.tags import tags_text
 
-    status = str(snapshot["status"]) + (", pinned" if snapshot.get("pinned") else "")
+    status = str(snapshot["status"]) + (", pinned" if snapshot.get("pinned") else "") \
+        + (", encrypted" if snapshot.get("encryption") else "")
     if snapshot.get("error"):
         status += f" ({snapshot['error'][:60]})"
     tags = tags_text(snapshot.get("tags") or {})
     return [snapshot["id"], snapshot["instance"], snapshot["engine"], status,
             human_bytes(snapshot.get("size_bytes")), snapshot["target"],
-            moment_text(snapshot["created_at"]),
+            moment_text(snapshot["created_at"]), verified_text(snapshot),
             tags if len(tags) <= 40 else tags[:39] + "…"]
+
+
+def verified_text(snapshot: Mapping[str, Any]) -> str:
+    """``passed 2026-12-03 05:05:41Z``, ``FAILED …``, or ``-`` never verified."""
+    verification = snapshot.get("verification")
+    if not verification:
+        return "-"
+    result = "passed" if verification.get("result") == "passed" else "FAILED"
+    return f"{result} {moment_text(snapshot.get('verified_at'))}"
 
 
 def volume_row(volume: Mapping[str, Any]) -> list[str]:

@@ -37,6 +37,7 @@ EXPECTED: dict[tuple[str, str], set[int]] = {
     ("put", "/v1/snapshots/{snapshot_id}/pin"): V1 | {400, 404, 409},
     ("delete", "/v1/snapshots/{snapshot_id}/pin"): V1 | {400, 404},
     ("post", "/v1/snapshots/{snapshot_id}/verify"): V1 | {400, 404, 409},
+    ("post", "/v1/snapshots/{snapshot_id}/verify-restore"): V1 | {400, 404, 409},
     ("get", "/v1/volumes"): V1 | {400, 409},
     ("post", "/v1/volumes"): V1 | BODY | {409},
     ("get", "/v1/volumes/{name}"): V1 | {400, 404},

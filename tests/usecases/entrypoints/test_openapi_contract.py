@@ -39,7 +39,7 @@ from service.entrypoints.api.problems import (
 from service.entrypoints.api.routes import ROUTERS
 from service.entrypoints.error_table import ERROR_TABLE, http_status_for
 from service.runs import AlreadyRunning
-from service.usecases import copies, instances, integrity, snapshots, tokens, volumes
+from service.usecases import copies, instances, integrity, snapshots, tokens, verification, volumes
 from service.usecases import jobs as job_usecases
 from service.usecases.jobs import JobRunner
 from tests.fakes.docker import DUMP
@@ -365,6 +365,11 @@ def test_each_body_is_the_use_case_json_and_fits_its_model(
     assert api.call("GET", f"/v1/jobs/{verify['id']}") == jobs_json(world, verify["id"])
     target = api.call("POST", "/v1/targets/local/verify?wait=true&timeout=30")
     assert target["result"] == integrity.verify_target(svc, "local").to_json()
+    checked = api.call("POST", f"/v1/snapshots/{sid}/verify-restore?wait=true&timeout=30")
+    assert checked["kind"] == "verify-restore" and checked["result"]["result"] == "passed"
+    assert checked["result"] == verification.verification_result(
+        snapshots.get_snapshot(svc, sid))
+    assert api.call("GET", f"/v1/snapshots/{sid}")["verification"]["result"] == "passed"
 
     restore = api.call("POST", f"/v1/snapshots/{sid}/restore", (200, 202), json={
         "name": "ci-db", "network": "ci-net", "alias": "db", "publish": 0,

@@ -1,4 +1,5 @@
-"""``/v1/snapshots``: list, look up, delete, restore and verify snapshots. Wherever a route
+"""``/v1/snapshots``: list, look up, delete, restore and verify snapshots (their
+stored objects, or by a verified restore). Wherever a route
 takes ``{snapshot_id}``, an unambiguous prefix of one (6 characters or more) will do."""
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from service.entrypoints.api.openapi import errors
 from service.entrypoints.api.responses import Job, Snapshot
 from service.entrypoints.api.schemas import RestoreBody
 from service.records import JobRecord
-from service.usecases import checkpoints, integrity, restores, snapshots
+from service.usecases import checkpoints, integrity, restores, snapshots, verification
 from service.usecases.idempotency import Idempotency, idempotency_for
 
 router = APIRouter(prefix="/v1/snapshots", dependencies=AUTHORISED)
@@ -123,5 +124,27 @@ async def start_verify(svc: ServicesDep, jobs: JobsDep, snapshot_id: str,
     def start(idempotency: Idempotency | None) -> JobRecord:
         return integrity.submit_verify(jobs, integrity.prepare_verify(svc, snapshot_id),
                                        idempotency)
+
+    return await answer_with_job(jobs, idempotency, start, wait=wait, timeout=timeout)
+
+
+@router.post("/{snapshot_id}/verify-restore", tags=["snapshots"],
+             status_code=status.HTTP_202_ACCEPTED, dependencies=RESTORE, response_model=Job,
+             responses={**JOB_RESPONSES, **errors(400, 404, 409)})
+async def start_verified_restore(svc: ServicesDep, jobs: JobsDep, snapshot_id: str,
+                                 idempotency_key: IdempotencyKey = None, wait: Wait = False,
+                                 timeout: Timeout = None) -> JSONResponse:
+    """Restore a snapshot into a throwaway container on an internal network of
+    its own, compare what it holds with the figures recorded at backup time,
+    remove it, and record the verdict on the snapshot; returns the job (202), or
+    with ``wait=true`` its final state (200). The job succeeds with ``result:
+    failed`` when the snapshot does not restore or its copy differs. Restore
+    scope: it runs a restore. 409 while one of the instance is queued or runs."""
+    idempotency = idempotency_for(idempotency_key, "verify-restore",
+                                  f"snapshots/{snapshot_id}/verify-restore", None)
+
+    def start(idempotency: Idempotency | None) -> JobRecord:
+        request = verification.prepare_verified_restore(svc, snapshot_id)
+        return jobs.submit_verified_restore(request, idempotency=idempotency)
 
     return await answer_with_job(jobs, idempotency, start, wait=wait, timeout=timeout)
