@@ -200,6 +200,10 @@ def load_identities(path: Path) -> Identities:
     comments, as ``age-keygen`` writes) or an unencrypted OpenSSH private key.
     Raises :class:`InvalidIdentity` saying what is wrong with it."""
     text = _read_small(path, what="identity file")
+    if "-----BEGIN" in text and "PRIVATE KEY-----" in text and OPENSSH_BEGIN not in text:
+        raise InvalidIdentity(f"identity file {path} is a PEM private key, which age cannot "
+                              "use; convert it with ssh-keygen -p -f FILE (it rewrites the key "
+                              "in the OpenSSH format) or use an age identity")
     if OPENSSH_BEGIN in text:
         return _ssh_identity(path, text)
     from pyrage import IdentityError, x25519

@@ -138,7 +138,12 @@ def unpack(chunks: Iterable[bytes]) -> Iterator[Member]:
         if kind != b"M":
             raise CorruptSnapshot(f"snapshot archive has a bad record {kind!r}")
         (length,) = struct.unpack(">H", reader.read_exact(2))
-        member = Member(reader.read_exact(length).decode(), reader)
+        raw_name = reader.read_exact(length)
+        try:
+            name = raw_name.decode()
+        except UnicodeDecodeError:
+            raise CorruptSnapshot("snapshot archive has a damaged member name") from None
+        member = Member(name, reader)
         yield member
         if not member.done:
             member.skip()

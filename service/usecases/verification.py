@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
+from backup.cancel import raise_if_cancelled
 from backup.encryption import Identities, require_identities
 from backup.engines import Engine, get_engine
 from backup.errors import (
@@ -192,6 +193,7 @@ def _measured_verdict(svc: Services, manifest: Manifest, engine: Engine,
         if cancelled():
             raise
         return Verdict(result="failed", reason=f"measuring the restored copy failed: {exc}")
+    raise_if_cancelled(cancelled)  # a cancel heard while measuring records no verdict
     return judge(manifest.figures, measured)
 
 

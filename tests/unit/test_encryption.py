@@ -320,3 +320,12 @@ def test_the_age_cli_opens_holdfast_output_with_an_ssh_key(tmp_path: Path) -> No
     plain = subprocess.run([age, "-d", "-i", str(key)], input=ciphertext, check=True,
                            capture_output=True).stdout
     assert plain == PLAIN
+
+
+def test_a_pem_private_key_is_refused_saying_how_to_convert_it(tmp_path: Path) -> None:
+    path = tmp_path / "id_rsa"
+    path.write_text("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n"
+                    "-----END RSA PRIVATE KEY-----\n")
+    with pytest.raises(InvalidIdentity, match="PEM private key") as refused:
+        load_identities(path)
+    assert "ssh-keygen -p" in str(refused.value) and "MIIE" not in str(refused.value)

@@ -40,6 +40,14 @@ def test_truncated_archive_is_detected(cut: int) -> None:
             member.skip()
 
 
+def test_a_damaged_member_name_is_corrupt_not_a_decoding_crash() -> None:
+    archive = bytearray(b"".join(pack([("db/app", [b"x" * 10])])))
+    name_at = archive.index(b"db/app")
+    archive[name_at] = 0xFF  # no UTF-8 sequence starts with 0xFF
+    with pytest.raises(CorruptSnapshot, match="damaged member name"):
+        list(unpack([bytes(archive)]))
+
+
 def test_trailing_garbage_and_bad_header_are_detected() -> None:
     archive = b"".join(pack([("a", [b"x"])]))
     with pytest.raises(CorruptSnapshot, match="after its end"):

@@ -200,3 +200,24 @@ def test_the_manifest_figures_come_from_the_backup_itself(
     manifest = Manifest.from_bytes(objects(world)[manifest_key("shop", snapshot.id)])
     assert manifest.figures is not None
     assert manifest.figures["values"]["bytes"] == len(CONTENT)
+
+
+def test_a_cancel_heard_while_measuring_records_no_verdict(
+        world: FakeWorld, snapshot: Snapshot, monkeypatch: pytest.MonkeyPatch) -> None:
+    stop = threading.Event()
+    engine = get_engine("fake")
+    measure = type(engine).measure
+
+    def measure_then_cancel(self: object, container: object, runner: object,
+                            databases: object = ()) -> object:
+        figures = measure(self, container, runner, databases)  # type: ignore[arg-type]
+        stop.set()  # the cancel arrives as measuring ends
+        return figures
+
+    monkeypatch.setattr(type(engine), "measure", measure_then_cancel)
+    request = verification.prepare_verified_restore(world.services, snapshot.id)
+    with pytest.raises(Cancelled):
+        verification.execute_verified_restore(world.services, request, cancelled=stop.is_set)
+    found = world.catalog.get_snapshot(snapshot.id)
+    assert found is not None and found.verification is None
+    assert _made_by_verification(world) == []
