@@ -268,6 +268,10 @@ _JOB_EXAMPLE: dict[str, Any] = {
 }
 
 
+JobKind = Literal["backup", "restore", "clone", "verify", "verify-target", "verify-restore"]
+"""Every kind of job the daemon runs (``GET /v1/jobs?kind=`` filters by one)."""
+
+
 class Job(BaseModel):
     """A backup, restore, clone or verification started through the API; ``result``
     once it succeeded (a verification that found damage succeeds, ``whole: false``)."""
@@ -275,7 +279,7 @@ class Job(BaseModel):
     model_config = _example(_JOB_EXAMPLE)
 
     id: str
-    kind: Literal["backup", "restore", "clone", "verify", "verify-target", "verify-restore"]
+    kind: JobKind
     status: JobStatus
     instance: str | None
     snapshot_id: str | None = Field(description="the snapshot made or restored")

@@ -3,7 +3,7 @@ listed, one by one, and streamed as Server-Sent Events."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse
@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from service.entrypoints.api.deps import AUTHORISED, READ, JobsDep, ServicesDep, principal
 from service.entrypoints.api.job_waits import event_stream, stream_slots
 from service.entrypoints.api.openapi import errors
-from service.entrypoints.api.responses import Job
+from service.entrypoints.api.responses import Job, JobKind
 from service.records import JobStatus
 from service.tokens import Scope
 from service.usecases import cancellation, jobs
@@ -40,7 +40,7 @@ SSE_EVENT_SCHEMA: dict[str, object] = {
             responses=errors(400))
 def list_jobs(
     svc: ServicesDep,
-    kind: Annotated[Literal["backup", "restore", "clone"] | None,
+    kind: Annotated[JobKind | None,
                     Query(description="only jobs of this kind")] = None,
     job_status: Annotated[list[JobStatus] | None, Query(
         alias="status", description="only jobs in this status (repeat for several)")] = None,
