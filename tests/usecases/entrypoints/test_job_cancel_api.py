@@ -167,3 +167,28 @@ def test_a_restore_job_is_cancelled_with_the_restore_scope_and_leaves_no_contain
     assert response.json()["status"] == "cancelled"
     assert "copy" not in world.docker.container_names()
     assert "copy-data" not in world.docker.volumes
+
+
+def test_a_verified_restore_is_cancelled_with_the_restore_scope_and_leaves_nothing(
+        world: FakeWorld, client: TestClient) -> None:
+    add_db(world)
+    done = _ended(client, client.post("/v1/instances/shop-db/backups").json()["id"])
+    world.docker.stall.add(LOAD)
+    started = client.post(f"/v1/snapshots/{done['snapshot_id']}/verify-restore")
+    assert started.status_code == 202, started.text
+    job = started.json()
+    wait_until(lambda: (job["id"], LOAD) in world.docker.stalled)
+    secrets = {scopes: tokens.create_token(world.services, "t-" + scopes.replace("+", "-"),
+                                           scopes.split("+"), None, "test", utcnow()).secret
+               for scopes in ("backup+read", "restore+read")}
+    refused = client.delete(f"/v1/jobs/{job['id']}", headers=bearer(secrets["backup+read"]))
+    assert refused.status_code == 403 and "'restore' scope" in refused.json()["error"]
+
+    response = client.delete(f"/v1/jobs/{job['id']}", headers=bearer(secrets["restore+read"]))
+
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "cancelled"
+    assert not [name for name in (*world.docker.container_names(), *world.docker.volumes,
+                                  *world.docker.networks) if name.startswith("holdfast-verify-")]
+    snapshot = world.catalog.get_snapshot(done["snapshot_id"])
+    assert snapshot is not None and snapshot.verification is None

@@ -73,7 +73,9 @@ async def job_events(request: Request, runner: JobsDep, job_id: str) -> EventSou
     return event_stream(runner, job, stream_slots(request))
 
 
-_CANCEL_SCOPE = {"backup": Scope.BACKUP, "restore": Scope.RESTORE}
+_CANCEL_SCOPE = {"backup": Scope.BACKUP, "restore": Scope.RESTORE,
+                 "verify-restore": Scope.RESTORE, "verify": Scope.READ,
+                 "verify-target": Scope.READ}
 """Cancelling a job needs the scope that starts jobs of its kind (clones: admin)."""
 
 
