@@ -15,16 +15,53 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from backup.alerts import DEFAULT_EVENTS, EventName, parse_events
 from backup.errors import InvalidInput
 
 TARGET_PREFIX = "HOLDFAST_TARGET_"
 TARGET_RECIPIENTS_SUFFIX = "_AGE_RECIPIENTS"
 _TARGET_NAME = re.compile(r"[A-Z0-9_]+")
 _SCOPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+NOTIFY_PREFIX = "HOLDFAST_NOTIFY_"
+_CHANNEL_SECRET, _CHANNEL_EVENTS = "_SECRET", "_EVENTS"
+_CHANNEL_URL = re.compile(r"[a-z][a-z0-9+.-]{0,31}://\S+", re.IGNORECASE)
+MAX_CHANNELS = 32
+MAX_CHANNEL_URL = 2048
+WEBHOOK_SCHEMES = ("http", "https")
+
+
+class ChannelSetting(BaseModel):
+    """One notification channel, ``HOLDFAST_NOTIFY_<NAME>=<url>``: Holdfast's own
+    signed JSON webhook for an ``http(s)://`` URL, apprise for any other scheme.
+    The URL and secret are secrets (a chat token sits in the URL)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    url: SecretStr
+    secret: SecretStr | None = None
+    events: frozenset[EventName] = DEFAULT_EVENTS
+
+    @property
+    def scheme(self) -> str:
+        return urlsplit(self.url.get_secret_value()).scheme.lower()
+
+    @property
+    def kind(self) -> str:
+        return "webhook" if self.scheme in WEBHOOK_SCHEMES else "apprise"
+
+    def described(self) -> str:
+        """What logs and the API may show: the webhook's scheme and host, or
+        the apprise service's scheme; never a path, a user or a token."""
+        if self.kind == "webhook":
+            host = urlsplit(self.url.get_secret_value()).hostname or "?"
+            return f"{self.scheme}://{host}"
+        return f"apprise {self.scheme}://"
 
 
 class Settings(BaseSettings):
@@ -62,6 +99,10 @@ class Settings(BaseSettings):
     identity_file: Path | None = None
     """The age identity restores and verifications read encrypted snapshots
     with (the CLI's ``--identity``); read when needed, never stored."""
+    notify_channels: dict[str, ChannelSetting] = Field(default_factory=dict)
+    """Channel name -> its ``HOLDFAST_NOTIFY_<NAME>`` (with ``_SECRET``, ``_EVENTS``)."""
+    notify_retry_for: float = Field(default=600.0, ge=0, le=86_400)
+    """Seconds a failed delivery is retried for (with back-off) before it is recorded failed."""
     scope: str | None = None
     """Manage only containers labelled ``holdfast.scope=<scope>``; unset, only
     containers without that label (:func:`service.ports.in_scope`)."""
@@ -102,7 +143,10 @@ class Settings(BaseSettings):
         fields = {name[len("HOLDFAST_"):].lower(): value for name, value in env.items()
                   if name.startswith("HOLDFAST_") and not name.startswith(TARGET_PREFIX)
                   and value}
-        settings = cls.model_validate({k: v for k, v in fields.items() if k in cls.model_fields})
+        # Parsed here, never from one variable: HOLDFAST_NOTIFY_CHANNELS is a channel.
+        own = set(cls.model_fields) - {"notify_channels"}
+        channels = notify_channels(env, reserved=own)
+        settings = cls.model_validate({k: v for k, v in fields.items() if k in own})
         settings.targets = {"local": (settings.data_dir / "snapshots").as_uri(), **targets}
         unknown = sorted(set(recipients) - set(settings.targets))
         if unknown:
@@ -110,6 +154,7 @@ class Settings(BaseSettings):
                                f"names no configured target; configured: "
                                f"{', '.join(sorted(settings.targets))}")
         settings.target_recipients = recipients
+        settings.notify_channels = channels
         return settings
 
     def recipients_setting(self, target: str) -> tuple[str, str] | None:
@@ -127,3 +172,54 @@ class Settings(BaseSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return f"sqlite:///{self.data_dir / 'catalog.sqlite3'}"
+
+
+def notify_channels(env: Mapping[str, str], *, reserved: set[str]) -> dict[str, ChannelSetting]:
+    """The ``HOLDFAST_NOTIFY_<NAME>`` channels in ``env``, with their
+    ``_SECRET`` and ``_EVENTS``. Names that are settings of their own
+    (``HOLDFAST_NOTIFY_RETRY_FOR``) are not channels. Raises InvalidInput
+    naming the variable, never echoing a URL (it may hold a token)."""
+    urls: dict[str, str] = {}
+    extras: dict[str, dict[str, str]] = {}
+    for key, value in env.items():
+        if not key.startswith(NOTIFY_PREFIX) or not value or \
+                key[len("HOLDFAST_"):].lower() in reserved:
+            continue
+        name, part = key[len(NOTIFY_PREFIX):], "url"
+        for suffix in (_CHANNEL_SECRET, _CHANNEL_EVENTS):
+            if name.endswith(suffix):
+                name, part = name[:-len(suffix)], suffix
+        if not _TARGET_NAME.fullmatch(name):
+            raise InvalidInput(f"{key}: channel names are letters, digits and _")
+        if part == "url":
+            urls[name] = value.strip()
+        else:
+            extras.setdefault(name, {})[part] = value
+    orphans = sorted(set(extras) - set(urls))
+    if orphans:
+        raise InvalidInput(f"{NOTIFY_PREFIX}{orphans[0]}{next(iter(extras[orphans[0]]))} is set "
+                           f"but {NOTIFY_PREFIX}{orphans[0]} (the channel's URL) is not")
+    if len(urls) > MAX_CHANNELS:
+        raise InvalidInput(f"{len(urls)} notification channels are configured; "
+                           f"the most is {MAX_CHANNELS}")
+    return {name.lower(): _channel(name, url, extras.get(name, {}))
+            for name, url in sorted(urls.items())}
+
+
+def _channel(name: str, url: str, extras: Mapping[str, str]) -> ChannelSetting:
+    variable = NOTIFY_PREFIX + name
+    if len(url) > MAX_CHANNEL_URL or not _CHANNEL_URL.fullmatch(url):
+        raise InvalidInput(f"{variable} is not a notification URL: use https://host/path "
+                           "(Holdfast's signed webhook) or an apprise URL such as "
+                           f"ntfy://host/topic, at most {MAX_CHANNEL_URL} characters")
+    if urlsplit(url).scheme.lower() in WEBHOOK_SCHEMES and not urlsplit(url).hostname:
+        raise InvalidInput(f"{variable}: a webhook URL needs a host, as in https://host/path")
+    events = DEFAULT_EVENTS
+    if _CHANNEL_EVENTS in extras:
+        try:
+            events = parse_events(extras[_CHANNEL_EVENTS], source=variable + _CHANNEL_EVENTS)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+    secret = extras.get(_CHANNEL_SECRET)
+    return ChannelSetting(name=name.lower(), url=SecretStr(url), events=events,
+                          secret=None if secret is None else SecretStr(secret))
