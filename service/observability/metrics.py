@@ -6,14 +6,51 @@ registry with prometheus-client's exposition format.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from backup.types import Snapshot, SnapshotStatus
 
+ALERT_RULES = "prometheus-alerts.yml"
+"""Prometheus alert rules for these metrics, beside this module (README: Metrics)."""
+
+
+class SnapshotAges(Collector):
+    """``holdfast_snapshot_age_seconds{instance}``: seconds since each
+    instance's newest complete snapshot finished, computed at scrape time."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._newest: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def completed(self, instance: str, stamp: float) -> None:
+        with self._lock:
+            self._newest[instance] = max(self._newest.get(instance, stamp), stamp)
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "holdfast_snapshot_age_seconds",
+            "Seconds since the newest complete snapshot of each instance finished.",
+            labels=["instance"])
+        now = self._clock()
+        with self._lock:
+            newest = sorted(self._newest.items())
+        for instance, stamp in newest:
+            family.add_metric([instance], max(0.0, now - stamp))
+        yield family
+
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.snapshot_ages = SnapshotAges(clock)
+        self.registry.register(self.snapshot_ages)
         self.snapshots = Counter(
             "holdfast_snapshots", "Snapshots finished, by instance and status.",
             ["instance", "status"], registry=self.registry)
@@ -52,6 +89,7 @@ class Metrics:
                 newest[snapshot.instance] = max(newest.get(snapshot.instance, stamp), stamp)
         for instance, stamp in newest.items():
             self.last_success.labels(instance).set(stamp)
+            self.snapshot_ages.completed(instance, stamp)
         verified: dict[str, float] = {}
         for snapshot in snapshots:
             if _passed(snapshot) and snapshot.verified_at is not None:
@@ -77,6 +115,7 @@ class Metrics:
                 (snapshot.finished_at - snapshot.created_at).total_seconds())
         if snapshot.status == SnapshotStatus.COMPLETE and snapshot.finished_at is not None:
             self.last_success.labels(snapshot.instance).set(snapshot.finished_at.timestamp())
+            self.snapshot_ages.completed(snapshot.instance, snapshot.finished_at.timestamp())
             self.bytes_written.labels(snapshot.instance).inc(snapshot.size_bytes or 0)
 
 
