@@ -197,7 +197,7 @@ def retry_delays(budget: float, *, first: float = 2.0, factor: float = 2.0,
     ``budget`` (``HOLDFAST_NOTIFY_RETRY_FOR``)."""
     delays: list[float] = []
     delay, spent = first, 0.0
-    while delay > 0 and spent + delay <= budget:
+    while delay > 0 and spent + delay <= budget + 1e-9:  # 0.05 + 0.1 + 0.2 is 0.35
         delays.append(delay)
         spent += delay
         delay = min(delay * factor, longest)

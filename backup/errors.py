@@ -288,6 +288,13 @@ class StoragePermissionDenied(StorageError):
     pass
 
 
+class DeliveryFailed(HoldfastError):
+    """A notification channel or ping URL did not take a message; the message
+    is one line and names no secret (no URL path, token or password)."""
+
+    retryable = True
+
+
 class StorageMisconfigured(StorageError, InvalidInput):
     pass
 

@@ -118,7 +118,7 @@ def test_a_weekday_schedule_is_not_stale_over_the_weekend() -> None:
 @given(st.floats(min_value=0, max_value=86_400))
 def test_retries_stay_within_their_budget_and_back_off(budget: float) -> None:
     delays = retry_delays(budget)
-    assert sum(delays) <= budget
+    assert sum(delays) <= budget + 1e-6
     assert all(0 < delay <= 300 for delay in delays)
     assert delays == sorted(delays)
     if budget >= 2:
