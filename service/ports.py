@@ -24,7 +24,7 @@ from backup.types import DatabaseContainer, Snapshot, SnapshotStatus
 from backup.volumes import VolumeInfo
 from restore.copies import CopyRecord
 from restore.swap import ContainerSettings, RestartPolicy
-from service.records import InstanceRecord, JobRecord, JobStatus
+from service.records import InstanceRecord, JobRecord, JobStatus, Message
 from service.tokens import TokenRecord
 
 SCOPE_LABEL = "holdfast.scope"
@@ -369,3 +369,10 @@ class DaemonLock(Protocol):
     def release(self) -> None:
         """Give the lock up; releasing one not held is harmless."""
         ...
+
+
+class Sender(Protocol):
+    def send(self, message: Message) -> None:
+        """Deliver ``message`` once, within the sender's own timeout. Raises
+        :class:`~backup.errors.DeliveryFailed` with a one-line reason that
+        names no secret (no URL path, token or password)."""

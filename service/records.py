@@ -1,4 +1,5 @@
-"""What the catalog hands out: plain frozen records for instances and jobs.
+"""What the catalog hands out: plain frozen records for instances, jobs and
+notification deliveries.
 
 Snapshots use :class:`backup.types.Snapshot` directly; instances and jobs only
 exist in the service, so their records live here. None of them carries an ORM
@@ -7,7 +8,7 @@ object or a database session, so callers can keep them across threads and calls.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -107,3 +108,37 @@ class JobRecord:
             "rate": None if rate is None else round(rate, 1),
             "eta_seconds": None if eta is None else round(eta, 1),
         }
+
+
+class DeliveryStatus(StrEnum):
+    QUEUED = "queued"
+    RETRYING = "retrying"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    DROPPED = "dropped"
+
+
+@dataclass(frozen=True)
+class Message:
+    """What one destination is sent: ``payload`` is the webhook's JSON body,
+    ``title`` and ``body`` the text chat services show."""
+
+    event: str
+    title: str
+    body: str
+    payload: dict[str, Any] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message to one destination, as the catalog records it (no secrets:
+    ``destination`` is a channel name or ``ping:<instance>``, never a URL)."""
+
+    id: str
+    destination: str
+    message: Message
+    status: DeliveryStatus
+    created_at: datetime
+    attempts: int = 0
+    error: str | None = None
+    finished_at: datetime | None = None

@@ -19,13 +19,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from datetime import datetime
-from enum import StrEnum
-from typing import Any, Protocol
+from dataclasses import dataclass, replace
 
 from backup.alerts import retry_delays
 from backup.types import utcnow
+from service.ports import Sender
+from service.records import Delivery, DeliveryStatus, Message
 
 logger = logging.getLogger(__name__)
 
@@ -33,47 +32,6 @@ QUEUE_LIMIT = 1000
 """Messages one destination may have waiting; a newer one past this is dropped."""
 ERROR_LIMIT = 300
 """Characters of a delivery's last error that are kept."""
-
-
-class DeliveryStatus(StrEnum):
-    QUEUED = "queued"
-    RETRYING = "retrying"
-    DELIVERED = "delivered"
-    FAILED = "failed"
-    DROPPED = "dropped"
-
-
-@dataclass(frozen=True)
-class Message:
-    """What one destination is sent: ``payload`` is the webhook's JSON body,
-    ``title`` and ``body`` the text chat services show."""
-
-    event: str
-    title: str
-    body: str
-    payload: dict[str, Any] = field(hash=False)
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One message to one destination, as the catalog records it (no secrets:
-    ``destination`` is a channel name or ``ping:<instance>``, never a URL)."""
-
-    id: str
-    destination: str
-    message: Message
-    status: DeliveryStatus
-    created_at: datetime
-    attempts: int = 0
-    error: str | None = None
-    finished_at: datetime | None = None
-
-
-class Sender(Protocol):
-    def send(self, message: Message) -> None:
-        """Deliver ``message`` once, within the sender's own timeout. Raises
-        :class:`~backup.errors.DeliveryFailed` with a one-line reason that
-        names no secret (no URL path, token or password)."""
 
 
 SenderFor = Callable[[str], Sender]

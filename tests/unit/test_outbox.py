@@ -10,7 +10,8 @@ from collections import defaultdict
 import pytest
 
 from backup.errors import DeliveryFailed
-from service.usecases.outbox import QUEUE_LIMIT, Delivery, DeliveryStatus, Message, Outbox
+from service.records import Delivery, DeliveryStatus, Message
+from service.usecases.outbox import QUEUE_LIMIT, Outbox
 
 
 def _message(n: int) -> Message:
