@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 PREFIX = "holdfast."
 COMPOSE_PROJECT = "com.docker.compose.project"
@@ -77,6 +78,13 @@ class InstancePolicy:
     """``holdfast.encrypt``: None follows the target (encrypted iff it has
     recipients); True and False are checked against it
     (:func:`backup.encryption.encrypt_label_problem`)."""
+    notify: tuple[str, ...] | None = None
+    """``holdfast.notify``: the channels this instance's events go to (None: every channel)."""
+    ping: str | None = None
+    """``holdfast.ping``: the dead-man ping URL its runs call (start, success, fail)."""
+    stale_after: int | None = None
+    """``holdfast.stale_after``: seconds without a complete snapshot before it is
+    stale (None: two runs of its schedule, :func:`backup.alerts.stale_deadline`)."""
     errors: tuple[str, ...] = ()
 
     @property
@@ -311,5 +319,41 @@ def parse_labels(labels: Mapping[str, str], container_name: str, *,
         stop_during_backup=bool(stop),
         verify=verify,
         encrypt=encrypt,
+        **_alerting(labels, errors),
         errors=tuple(errors),
     )
+
+
+MAX_PING_URL = 2048
+_PING_URL = re.compile(r"https?://[^\s/?#@]+(?:[/?#]\S*)?\Z", re.IGNORECASE)
+
+
+def _alerting(labels: Mapping[str, str], errors: list[str]) -> dict[str, Any]:
+    """``holdfast.notify``, ``holdfast.ping`` and ``holdfast.stale_after``; their
+    problems go to ``errors``. A ping URL is never echoed (its path is the secret)."""
+    found: dict[str, Any] = {}
+    raw_notify = labels.get(PREFIX + "notify", "").strip()
+    if raw_notify:
+        channels = tuple(sorted({part.strip().lower() for part in raw_notify.split(",")
+                                 if part.strip()}))
+        bad = [name for name in channels if not name.isascii() or
+               not _TARGET_NAME.fullmatch(name)]
+        if bad or not channels:
+            errors.append(f"holdfast.notify {_shown(raw_notify)}: list channel names "
+                          "(letters, digits and _), as in holdfast.notify=ops,pager")
+        else:
+            found["notify"] = channels
+    raw_ping = labels.get(PREFIX + "ping", "").strip()
+    if raw_ping:
+        if len(raw_ping) > MAX_PING_URL or not _PING_URL.match(raw_ping):
+            errors.append("holdfast.ping: use an http:// or https:// URL with a host, at most "
+                          f"{MAX_PING_URL} characters (as https://hc-ping.com/<uuid>)")
+        else:
+            found["ping"] = raw_ping
+    raw_stale = labels.get(PREFIX + "stale_after", "").strip()
+    if raw_stale:
+        try:
+            found["stale_after"] = parse_duration(raw_stale)
+        except ValueError as exc:
+            errors.append(f"holdfast.stale_after: {exc}")
+    return found

@@ -113,3 +113,32 @@ def test_parse_labels_never_raises(labels: dict[str, str], container: str) -> No
     prefixed = {f"holdfast.{key}": value for key, value in labels.items()}
     policy = parse_labels(prefixed, container, known_engines=engine_names())
     assert isinstance(policy.errors, tuple)
+
+
+def test_alerting_labels_name_channels_a_ping_url_and_a_stale_window() -> None:
+    policy = parse_labels({"holdfast.enable": "true", "holdfast.notify": " Pager, ops,ops ",
+                           "holdfast.ping": "https://hc-ping.com/5d1c-uuid",
+                           "holdfast.stale_after": "26h"}, "db", known_engines={"postgres"})
+    assert policy.ok, policy.errors
+    assert policy.notify == ("ops", "pager")
+    assert policy.ping == "https://hc-ping.com/5d1c-uuid"
+    assert policy.stale_after == 26 * 3600
+    plain = parse_labels({"holdfast.enable": "true"}, "db", known_engines={"postgres"})
+    assert (plain.notify, plain.ping, plain.stale_after) == (None, None, None)
+
+
+@pytest.mark.parametrize(("label", "value", "message"), [
+    ("holdfast.notify", "ops;pager", "holdfast.notify 'ops;pager': list channel names"),
+    ("holdfast.notify", " , ", "list channel names"),
+    ("holdfast.ping", "ftp://hc/SECRET-UUID", "holdfast.ping: use an http:// or https:// URL"),
+    ("holdfast.ping", "https:///SECRET-UUID", "with a host"),
+    ("holdfast.ping", "https://hc/" + "SECRET-UUID" * 200, "at most 2048"),
+    ("holdfast.stale_after", "0s", "holdfast.stale_after: interval '0s' must be longer"),
+    ("holdfast.stale_after", "soon", "is not a duration"),
+])
+def test_bad_alerting_labels_are_the_instance_s_errors(label: str, value: str,
+                                                       message: str) -> None:
+    policy = parse_labels({"holdfast.enable": "true", label: value}, "db",
+                          known_engines={"postgres"})
+    assert len(policy.errors) == 1 and message in policy.errors[0], policy.errors
+    assert "SECRET-UUID" not in policy.errors[0]
