@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from backup.alerts import Alarm, Condition
 from backup.ports import ContainerEndpoints, ContainerExec, ContainerRuntime, HelperContainers
 from backup.types import DatabaseContainer, Snapshot, SnapshotStatus
 from backup.volumes import VolumeInfo
 from restore.copies import CopyRecord
 from restore.swap import ContainerSettings, RestartPolicy
-from service.records import InstanceRecord, JobRecord, JobStatus, Message
+from service.records import Delivery, DeliveryStatus, InstanceRecord, JobRecord, JobStatus, Message
 from service.tokens import TokenRecord
 
 SCOPE_LABEL = "holdfast.scope"
@@ -238,7 +239,41 @@ class TokenStore(Protocol):
         ...
 
 
-class CatalogPort(TokenStore, Protocol):
+class NotificationLog(Protocol):
+    """Notification deliveries (their latest state) and the alarms open now."""
+
+    def save_delivery(self, d: Delivery) -> None:
+        """Insert or replace the delivery with ``d.id`` (its first ``created_at`` stays)."""
+        ...
+
+    def list_deliveries(self, limit: int = 100, *, destination: str | None = None,
+                        event: str | None = None, instance: str | None = None,
+                        status: DeliveryStatus | None = None) -> list[Delivery]:
+        """The newest ``limit`` deliveries (by ``created_at``, then id,
+        descending), optionally only those matching every filter given."""
+        ...
+
+    def prune_deliveries(self, keep: int) -> int:
+        """Forget all but the newest ``keep`` deliveries (ties at the cut go
+        too); returns how many were removed."""
+        ...
+
+    def get_alarm(self, condition: Condition, subject: str) -> Alarm | None: ...
+
+    def save_alarm(self, a: Alarm) -> None:
+        """Open or update the alarm of ``(a.condition, a.subject)``."""
+        ...
+
+    def clear_alarm(self, condition: Condition, subject: str) -> bool:
+        """Close that alarm; False if none was open."""
+        ...
+
+    def list_alarms(self) -> list[Alarm]:
+        """Every open alarm, by condition and subject."""
+        ...
+
+
+class CatalogPort(TokenStore, NotificationLog, Protocol):
     """What Holdfast remembers: instances, snapshots and jobs, as plain records.
 
     Every method raises :class:`~service.adapters.catalog.CatalogUnavailable`

@@ -142,3 +142,9 @@ class Delivery:
     attempts: int = 0
     error: str | None = None
     finished_at: datetime | None = None
+
+    @property
+    def instance(self) -> str | None:
+        """The instance the message is about (its payload's), if any."""
+        value = self.message.payload.get("instance")
+        return value if isinstance(value, str) else None

@@ -8,14 +8,16 @@ from dataclasses import fields, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from backup.alerts import Alarm, Condition
 from backup.errors import Conflict, InstanceNotFound, NameTaken
 from backup.types import Snapshot, SnapshotStatus
 from restore.copies import CopyRecord
 from service.adapters.catalog.urls import CatalogUnavailable
-from service.records import InstanceRecord, JobRecord, JobStatus
+from service.records import Delivery, DeliveryStatus, InstanceRecord, JobRecord, JobStatus
 from service.tokens import TokenRecord
 
-_Record = TypeVar("_Record", InstanceRecord, JobRecord, Snapshot, CopyRecord, TokenRecord)
+_Record = TypeVar("_Record", InstanceRecord, JobRecord, Snapshot, CopyRecord, TokenRecord,
+                   Delivery, Alarm)
 
 
 def _in_utc(record: _Record) -> _Record:
@@ -35,6 +37,8 @@ class InMemoryCatalog:
         self._jobs: dict[str, JobRecord] = {}
         self._copies: dict[str, CopyRecord] = {}
         self._tokens: dict[str, TokenRecord] = {}
+        self._deliveries: dict[str, Delivery] = {}
+        self._alarms: dict[tuple[str, str], Alarm] = {}
         self._lock = threading.RLock()
         self.down = False
         self.closed = False
@@ -171,6 +175,59 @@ class InMemoryCatalog:
                      and (kind is None or j.kind == kind)
                      and (instance is None or j.instance == instance)]
         return sorted(found, key=lambda j: (j.created_at, j.id), reverse=True)[:limit]
+
+    # --- notifications -----------------------------------------------------------
+
+    def save_delivery(self, d: Delivery) -> None:
+        self._check()
+        with self._lock:
+            first = self._deliveries.get(d.id)
+            kept = d if first is None else replace(d, created_at=first.created_at)
+            self._deliveries[d.id] = _in_utc(kept)
+
+    def list_deliveries(self, limit: int = 100, *, destination: str | None = None,
+                        event: str | None = None, instance: str | None = None,
+                        status: DeliveryStatus | None = None) -> list[Delivery]:
+        self._check()
+        with self._lock:
+            found = [d for d in self._deliveries.values()
+                     if (destination is None or d.destination == destination)
+                     and (event is None or d.message.event == event)
+                     and (instance is None or d.instance == instance)
+                     and (status is None or d.status == status)]
+        return sorted(found, key=lambda d: (d.created_at, d.id), reverse=True)[:limit]
+
+    def prune_deliveries(self, keep: int) -> int:
+        self._check()
+        with self._lock:
+            newest = sorted((d.created_at for d in self._deliveries.values()), reverse=True)
+            if len(newest) <= keep:
+                return 0
+            cutoff = newest[keep]
+            doomed = [i for i, d in self._deliveries.items() if d.created_at <= cutoff]
+            for delivery_id in doomed:
+                del self._deliveries[delivery_id]
+            return len(doomed)
+
+    def get_alarm(self, condition: Condition, subject: str) -> Alarm | None:
+        self._check()
+        with self._lock:
+            return self._alarms.get((str(condition), subject))
+
+    def save_alarm(self, a: Alarm) -> None:
+        self._check()
+        with self._lock:
+            self._alarms[(str(a.condition), a.subject)] = _in_utc(a)
+
+    def clear_alarm(self, condition: Condition, subject: str) -> bool:
+        self._check()
+        with self._lock:
+            return self._alarms.pop((str(condition), subject), None) is not None
+
+    def list_alarms(self) -> list[Alarm]:
+        self._check()
+        with self._lock:
+            return [self._alarms[key] for key in sorted(self._alarms)]
 
     # --- copies ------------------------------------------------------------------
 

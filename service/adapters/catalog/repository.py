@@ -22,6 +22,7 @@ from backup.errors import Conflict, InstanceNotFound
 from backup.types import Snapshot, SnapshotStatus
 from service.adapters.catalog.copies import CopyRows
 from service.adapters.catalog.models import Base, InstanceRow, JobRow, SnapshotRow
+from service.adapters.catalog.notifications import NotificationRows
 from service.adapters.catalog.tokens import TokenRows
 from service.adapters.catalog.urls import (
     SUPPORTED_BACKENDS,
@@ -36,10 +37,11 @@ from service.records import InstanceRecord, JobRecord, JobStatus
 _INSTANCE_KEEP_ON_UPDATE = ("first_seen", "policy_override")
 
 
-class Catalog(CopyRows, TokenRows):
+class Catalog(CopyRows, TokenRows, NotificationRows):
     """Thread-safe access to the catalog database behind ``engine``. Copies
     (the containers restores created) are :class:`~.copies.CopyRows`; API
-    tokens are :class:`~.tokens.TokenRows`."""
+    tokens are :class:`~.tokens.TokenRows`; notification deliveries and open
+    alarms are :class:`~.notifications.NotificationRows`."""
 
     def __init__(self, engine: Engine) -> None:
         if engine.dialect.name not in SUPPORTED_BACKENDS:
