@@ -59,7 +59,7 @@ class NotificationRows:
                 return 0
             result = session.execute(delete(NotificationRow)
                                      .where(NotificationRow.created_at <= cutoff))
-            return int(getattr(result, "rowcount", 0) or 0)
+            return int(result.rowcount)  # type: ignore[attr-defined]
 
     def get_alarm(self, condition: Condition, subject: str) -> Alarm | None:
         with self._session() as session:
@@ -76,7 +76,7 @@ class NotificationRows:
         with self._session() as session:
             result = session.execute(delete(AlarmRow).where(
                 AlarmRow.condition == str(condition), AlarmRow.subject == subject))
-            return bool(getattr(result, "rowcount", 0))
+            return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def list_alarms(self) -> list[Alarm]:
         with self._session() as session:
