@@ -34,6 +34,14 @@ class EventName(StrEnum):
     RECOVERED = "recovered"
 
 
+class PingKind(StrEnum):
+    """The dead-man pings a run sends to its instance's ``holdfast.ping`` URL."""
+
+    START = "ping.start"
+    SUCCESS = "ping.success"
+    FAIL = "ping.fail"
+
+
 DEFAULT_EVENTS = frozenset(EventName) - {EventName.BACKUP_SUCCEEDED}
 """What a channel gets unless ``HOLDFAST_NOTIFY_<NAME>_EVENTS`` lists its own."""
 

@@ -324,6 +324,9 @@ def parse_labels(labels: Mapping[str, str], container_name: str, *,
     )
 
 
+UNSTORED_LABELS = frozenset({PREFIX + "ping"})
+"""Labels whose value is a secret (a ping URL's path is its key): read from
+the container each time, never copied into the catalog."""
 MAX_PING_URL = 2048
 _PING_URL = re.compile(r"https?://[^\s/?#@]+(?:[/?#]\S*)?\Z", re.IGNORECASE)
 

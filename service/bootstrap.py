@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from backup.encryption import Identities, Recipients, load_identities, parse_recipients
 from backup.errors import StorageMisconfigured
 from backup.storage import Storage, storage_from_url
-from service.ports import CatalogPort, DaemonLock, DockerEngine
+from service.ports import CatalogPort, DaemonLock, DockerEngine, SenderRoutes
 from service.runs import InstanceGate
 from service.status import DaemonStatus
 
@@ -42,6 +42,8 @@ class Services:
     verify_gate: InstanceGate = field(default_factory=InstanceGate)
     """One verified restore per instance at a time in this process, apart from
     its runs: a verification never touches the instance itself."""
+    senders: SenderRoutes | None = None
+    """Where notifications and pings go (None: this process sends none)."""
     status: DaemonStatus = field(default_factory=DaemonStatus)
     """The daemon's discovery and scheduler report here for readiness (empty elsewhere)."""
     _targets: dict[str, Storage] = field(default_factory=dict)
@@ -102,6 +104,7 @@ def bootstrap(settings: Settings, docker: DockerEngine | None = None, *,
     ``quick_reads`` (one-shot CLI commands) reads a local SQLite catalog with the
     standard library (:mod:`service.adapters.catalog.sqlite_reader`)."""
     from service.adapters.docker import DockerAdapter
+    from service.adapters.notify.registry import Destinations
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if quick_reads:
@@ -109,7 +112,8 @@ def bootstrap(settings: Settings, docker: DockerEngine | None = None, *,
     else:
         from service.adapters.catalog.db import open_catalog as opener
     return Services(settings=settings, catalog=opener(settings.catalog_url),
-                    docker=docker or DockerAdapter(helper_image=settings.helper_image))
+                    docker=docker or DockerAdapter(helper_image=settings.helper_image),
+                    senders=Destinations(settings.notify_channels))
 
 
 def daemon_lock(settings: Settings) -> DaemonLock:

@@ -411,3 +411,26 @@ class Sender(Protocol):
         """Deliver ``message`` once, within the sender's own timeout. Raises
         :class:`~backup.errors.DeliveryFailed` with a one-line reason that
         names no secret (no URL path, token or password)."""
+
+
+class Postbox(Protocol):
+    def put(self, destination: str, message: Message) -> Delivery:
+        """Queue ``message`` for ``destination`` and return at once with its
+        record; never raises for a destination that is down (the outbox retries)."""
+        ...
+
+
+class PingRoutes(Protocol):
+    def ping_destination(self, instance: str, url: str) -> str:
+        """Remember ``url`` as ``instance``'s dead-man ping URL; returns the
+        destination name its pings are put under (``ping:<instance>``, never the URL)."""
+        ...
+
+
+class SenderRoutes(PingRoutes, Protocol):
+    """Destination name -> its sender: a channel's name, or ``ping:<instance>``."""
+
+    def __call__(self, destination: str) -> Sender:
+        """The sender for ``destination``; raises
+        :class:`~backup.errors.DeliveryFailed` for a name that is not configured."""
+        ...

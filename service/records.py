@@ -148,3 +148,20 @@ class Delivery:
         """The instance the message is about (its payload's), if any."""
         value = self.message.payload.get("instance")
         return value if isinstance(value, str) else None
+
+    def to_json(self) -> dict[str, Any]:
+        """As ``GET /v1/notifications`` shows it: the channel (or ``ping:<instance>``),
+        never a URL; the message's event, instance and one-line reason."""
+        reason = self.message.payload.get("reason")
+        return {
+            "id": self.id,
+            "channel": self.destination,
+            "event": self.message.event,
+            "instance": self.instance,
+            "reason": reason if isinstance(reason, str) else self.message.body,
+            "status": str(self.status),
+            "attempts": self.attempts,
+            "error": self.error,
+            "created_at": isoformat(self.created_at),
+            "finished_at": isoformat(self.finished_at),
+        }

@@ -35,6 +35,9 @@ MAX_CHANNEL_URL = 2048
 WEBHOOK_SCHEMES = ("http", "https")
 
 
+MAX_PUBLIC_URL = 512
+
+
 class ChannelSetting(BaseModel):
     """One notification channel, ``HOLDFAST_NOTIFY_<NAME>=<url>``: Holdfast's own
     signed JSON webhook for an ``http(s)://`` URL, apprise for any other scheme.
@@ -103,6 +106,14 @@ class Settings(BaseSettings):
     """Channel name -> its ``HOLDFAST_NOTIFY_<NAME>`` (with ``_SECRET``, ``_EVENTS``)."""
     notify_retry_for: float = Field(default=600.0, ge=0, le=86_400)
     """Seconds a failed delivery is retried for (with back-off) before it is recorded failed."""
+    public_url: str | None = Field(default=None, max_length=MAX_PUBLIC_URL,
+                                   pattern=r"^https?://[^\s/?#]+[^\s?#]*$")
+    """Where people reach this daemon (``https://holdfast.example``): the base of
+    the link each notification carries; unset, the address it serves on."""
+    watch_interval: float = Field(default=30.0, ge=1, le=3600)
+    """Seconds between the daemon's checks for stale instances."""
+    target_check_interval: float = Field(default=300.0, ge=0, le=86_400)
+    """Seconds between probes of every target for ``target.unreachable`` (0: none)."""
     scope: str | None = None
     """Manage only containers labelled ``holdfast.scope=<scope>``; unset, only
     containers without that label (:func:`service.ports.in_scope`)."""

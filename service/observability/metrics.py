@@ -15,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from backup.types import Snapshot, SnapshotStatus
+from service.records import Delivery
 
 ALERT_RULES = "prometheus-alerts.yml"
 """Prometheus alert rules for these metrics, beside this module (README: Metrics)."""
@@ -79,6 +80,17 @@ class Metrics:
             "Verified restores finished, by instance and result: passed, failed (the "
             "snapshot did not restore, or its copy differs), error (it could not run).",
             ["instance", "result"], registry=self.registry)
+        self.notifications = Counter(
+            "holdfast_notifications",
+            "Notifications ended, by channel (ping for dead-man pings) and result: "
+            "delivered, failed (after its retries), dropped (its queue was full).",
+            ["channel", "result"], registry=self.registry)
+
+    def observe_delivery(self, delivery: Delivery) -> None:
+        """A notification or ping ended (delivered, failed or dropped); pings
+        count under ``channel="ping"``, one series for every instance's."""
+        channel = "ping" if delivery.destination.startswith("ping:") else delivery.destination
+        self.notifications.labels(channel, str(delivery.status)).inc()
 
     def seed(self, snapshots: list[Snapshot]) -> None:
         """Set the last-success gauges from the catalog at start-up."""

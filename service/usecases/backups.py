@@ -42,7 +42,7 @@ from backup.types import (
 from service.bootstrap import Services
 from service.runs import AlreadyRunning, current_runner, may_be_running
 from service.usecases.instances import Instance, find_instance, record_instances
-from service.usecases.retention import apply_retention
+from service.usecases.retention import PruneResult, apply_retention
 
 logger = logging.getLogger(__name__)
 
@@ -200,9 +200,9 @@ def backup_then_prune(svc: Services, request: BackupRequest,
                       progress: ProgressCallback | None = None, *,
                       holder: str | None = None,
                       cancelled: Callable[[], bool] = lambda: False,
-                      phase: PhaseCallback = no_phases) -> tuple[Snapshot, list[str]]:
+                      phase: PhaseCallback = no_phases) -> tuple[Snapshot, PruneResult]:
     """A backup followed by the instance's retention, as every entry point runs it.
-    Returns the snapshot and the ids retention removed."""
+    Returns the snapshot and what retention did (the ids removed, its failures)."""
     snapshot = execute_backup(svc, request, progress, holder=holder, cancelled=cancelled,
                               phase=phase)
     return snapshot, apply_retention(svc, request.instance)

@@ -25,7 +25,7 @@ from backup.errors import (
     InvalidLabels,
     NotFound,
 )
-from backup.labels import PREFIX, InstancePolicy, parse_bool, parse_labels
+from backup.labels import PREFIX, UNSTORED_LABELS, InstancePolicy, parse_bool, parse_labels
 from backup.types import (
     DatabaseContainer,
     Snapshot,
@@ -76,6 +76,12 @@ class InstanceView:
     """``holdfast.verify``: when verified restores of it run (None: never)."""
     next_run: datetime | None = None
     policy_source: str = "labels"
+    notify: list[str] | None = None
+    """``holdfast.notify``: the channels its events go to (None: every channel)."""
+    stale_after: int | None = None
+    """``holdfast.stale_after`` in seconds (None: twice its schedule's interval)."""
+    ping: bool = False
+    """Whether ``holdfast.ping`` is set (the URL itself is a secret, never shown)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -95,6 +101,9 @@ class InstanceView:
             "last_snapshot": self.last_snapshot,
             "next_run": isoformat(self.next_run),
             "policy_source": self.policy_source,
+            "notify": self.notify,
+            "stale_after": self.stale_after,
+            "ping": self.ping,
         }
 
 
@@ -146,7 +155,8 @@ def classify(svc: Services, container: DatabaseContainer) -> Instance | None:
 def _policy_problems(svc: Services, policy: InstancePolicy) -> list[str]:
     """What a policy that parses still cannot do here: a target that is not
     configured (the message a backup to it is refused with), a schedule whose
-    trigger fails. Each stays this instance's error; the others are unaffected."""
+    trigger fails, a ``holdfast.notify`` channel that is not configured. Each
+    stays this instance's error; the others are unaffected."""
     problems = []
     if policy.target not in svc.settings.targets:
         problems.append(f"holdfast.target: {unknown_target(policy.target, svc.settings.targets)}")
@@ -159,6 +169,12 @@ def _policy_problems(svc: Services, policy: InstancePolicy) -> list[str]:
         problem = schedule_problem(policy.schedule)
         if problem is not None:
             problems.append(problem)
+    unknown = sorted(set(policy.notify or ()) - set(svc.settings.notify_channels))
+    if unknown:
+        known = ", ".join(sorted(svc.settings.notify_channels)) or "none"
+        problems.append(f"holdfast.notify: no notification channel named {unknown[0]!r}; "
+                        f"configured: {known} (define one with HOLDFAST_NOTIFY_"
+                        f"{unknown[0].upper()}=<url>)")
     return problems
 
 
@@ -184,7 +200,8 @@ def record_instances(svc: Services, instances: Iterable[Instance]) -> None:
             container_id=instance.container.id,
             container_name=instance.container.name,
             image=instance.container.image,
-            labels={k: v for k, v in instance.container.labels.items() if k.startswith(PREFIX)},
+            labels={k: v for k, v in instance.container.labels.items()
+                    if k.startswith(PREFIX) and k not in UNSTORED_LABELS},
             error="; ".join(instance.errors) or None,
             first_seen=existing.first_seen if existing else now,
             last_seen=now,
@@ -261,8 +278,13 @@ def _live_view(instance: Instance, record: InstanceRecord | None, latest: Snapsh
         schedule=policy.schedule, retention=dict(policy.retention), target=policy.target,
         databases=list(policy.databases), errors=list(instance.errors),
         last_snapshot=_last_snapshot(latest), policy_source=_policy_source(record),
-        next_run=due, verify=policy.verify,
+        next_run=due, verify=policy.verify, **_alerting(policy),
     )
+
+
+def _alerting(policy: InstancePolicy) -> dict[str, Any]:
+    return {"notify": None if policy.notify is None else list(policy.notify),
+            "stale_after": policy.stale_after, "ping": policy.ping is not None}
 
 
 def _missing_view(record: InstanceRecord, latest: Snapshot | None) -> InstanceView:
@@ -273,18 +295,20 @@ def _missing_view(record: InstanceRecord, latest: Snapshot | None) -> InstanceVi
         engine=record.engine, image=record.image, enabled=False,
         schedule=policy.schedule, retention=dict(policy.retention), target=policy.target,
         databases=list(policy.databases), errors=[], last_snapshot=_last_snapshot(latest),
-        policy_source=_policy_source(record), verify=policy.verify,
+        policy_source=_policy_source(record), verify=policy.verify, **_alerting(policy),
     )
 
 
-POLICY_FIELDS = ("schedule", "retention", "target", "databases", "verify")
+POLICY_FIELDS = ("schedule", "retention", "target", "databases", "verify", "notify",
+                 "stale_after")
 
 
 def set_policy(svc: Services, name: str, override: Mapping[str, str | None] | None, *,
                applied: Callable[[], object] | None = None,
                next_run: NextRun | None = None) -> InstanceView:
     """Store an API-set policy for ``name`` (fields: schedule, retention, target,
-    databases, verify, in label syntax) that overrides its labels and survives restarts;
+    databases, verify, notify, stale_after, in label syntax) that overrides its
+    labels and survives restarts;
     ``None`` or an empty mapping clears it. Refuses values that do not parse.
     ``applied`` runs after the change (the daemon's discovery refresh, so the
     scheduler follows at once); returns the instance as it is now."""

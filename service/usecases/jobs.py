@@ -30,7 +30,7 @@ from backup.errors import Cancelled, Conflict, HoldfastError, InvalidInput, JobN
 from backup.labels import AFTER_BACKUP
 from backup.phases import Phase
 from backup.streams import ProgressCallback
-from backup.types import SnapshotStatus, utcnow
+from backup.types import Snapshot, SnapshotStatus, utcnow
 from backup.volumes import ClonePlan
 from service.bootstrap import Services
 from service.observability.metrics import Metrics
@@ -43,12 +43,14 @@ from service.usecases.backups import (
 )
 from service.usecases.idempotency import Idempotency, existing_job
 from service.usecases.job_progress import JobWatchers, LiveJobs, wait_for_end
+from service.usecases.notifications import RunAlerts, Silent
 from service.usecases.replace import claim_instance
 from service.usecases.restores import RestoreRequest, execute_restore
 from service.usecases.verification import (
     VerifiedRestoreRequest,
     execute_verified_restore,
     prepare_verified_restore,
+    verification_failure,
     verification_result,
 )
 from service.usecases.volumes import execute_clone
@@ -71,8 +73,11 @@ class ShuttingDown(HoldfastError):
 
 
 class JobRunner:
-    def __init__(self, services: Services, workers: int, metrics: Metrics | None = None) -> None:
+    def __init__(self, services: Services, workers: int, metrics: Metrics | None = None,
+                 alerts: RunAlerts | None = None) -> None:
         self._services = services
+        self.alerts: RunAlerts = alerts or Silent()
+        """Told how each run ends (:mod:`service.usecases.notifications`); never raises."""
         self.watchers = JobWatchers()
         """Told of every write of a job this runner queued (``?wait``, SSE)."""
         # Writes of this runner's jobs go through their LiveJob: progress and
@@ -126,15 +131,17 @@ class JobRunner:
         gate.claim(request.instance, job_id)
 
         def work() -> dict[str, Any]:
+            self.alerts.run_started(request.instance, job=job_id)
             try:
                 snapshot, pruned = backup_then_prune(
                     self._services, request, self._catalog.progress_callback(job_id),
                     holder=job_id, cancelled=self._signals.of(job_id),
                     phase=self._catalog.phase_callback(job_id))
-            except HoldfastError:
+            except Exception as exc:
                 failed = self._catalog.latest_snapshot(request.instance)
                 if failed is not None and failed.status == SnapshotStatus.FAILED:
                     self._metrics.observe(failed)
+                self._backup_failed(request.instance, job_id, failed, exc)
                 raise
             finally:
                 # Before the job's final status is stored: a client that sees it
@@ -142,11 +149,14 @@ class JobRunner:
                 # releases a job that never ran).
                 gate.release(request.instance, job_id)
             self._metrics.observe(snapshot)
+            self.alerts.backup_finished(request.instance, job=job_id, snapshot=snapshot,
+                                        error=None)
+            self.alerts.retention_finished(request.instance, failures=pruned.failures)
             verifying = None
             if request.source.policy.verify == AFTER_BACKUP:
                 verifying = start_verified_restore(self._services, self, snapshot.id,
                                                    trigger="after-backup")
-            return {**snapshot.to_json(), "pruned": pruned,
+            return {**snapshot.to_json(), "pruned": pruned.forgotten,
                     "verification_job": verifying.id if verifying else None}
 
         try:
@@ -158,6 +168,18 @@ class JobRunner:
         except BaseException:
             gate.release(request.instance, job_id)
             raise
+
+    def _backup_failed(self, instance: str, job_id: str, snapshot: Snapshot | None,
+                       exc: Exception) -> None:
+        """Tell the alerts: a failure, or (cancelled on request or at shutdown)
+        only the end of its ping; ops asked for that stop."""
+        reason = str(exc) or type(exc).__name__
+        if self._signals.of(job_id).requested or isinstance(exc, Cancelled):
+            self.alerts.backup_cancelled(instance, job=job_id, reason=reason)
+            return
+        failed = snapshot if snapshot is not None and snapshot.status == SnapshotStatus.FAILED \
+            else None
+        self.alerts.backup_finished(instance, job=job_id, snapshot=failed, error=reason)
 
     def submit_restore(self, request: RestoreRequest, *,
                        idempotency: Idempotency | None = None) -> JobRecord:
@@ -181,6 +203,12 @@ class JobRunner:
                                        self._catalog.progress_callback(job_id), job_id=job_id,
                                        cancelled=self._signals.of(job_id),
                                        phase=self._catalog.phase_callback(job_id)).to_json()
+            except Exception as exc:
+                if not self._signals.of(job_id).requested and not isinstance(exc, Cancelled):
+                    self.alerts.restore_failed(request.snapshot.instance, job=job_id,
+                                               snapshot=request.snapshot.id,
+                                               error=str(exc) or type(exc).__name__)
+                raise
             finally:
                 release()  # before its final status is stored, as a backup's
 
@@ -272,13 +300,20 @@ class JobRunner:
                     self._services, request, job_id=job_id, holder=job_id,
                     progress=self._catalog.progress_callback(job_id), cancelled=signal,
                     phase=self._catalog.phase_callback(job_id))
-            except HoldfastError:
+            except Exception as exc:
                 if not signal.requested:
                     self._metrics.observe_verification(instance, None)
+                    if not isinstance(exc, Cancelled):
+                        self.alerts.verification_finished(
+                            instance, job=job_id, snapshot=request.snapshot.id,
+                            error=f"verified restore of {request.snapshot.id} could not "
+                                  f"run: {exc}")
                 raise
             finally:
                 gate.release(instance, job_id)
             self._metrics.observe_verification(instance, snapshot)
+            self.alerts.verification_finished(instance, job=job_id, snapshot=snapshot.id,
+                                              error=verification_failure(snapshot))
             return verification_result(snapshot)
 
         try:
@@ -294,9 +329,12 @@ class JobRunner:
                     trigger, extra={"instance": instance, "job": job.id})
         return job
 
-    def observe_verification_error(self, instance: str) -> None:
-        """Count a verified restore of ``instance`` that could not start."""
+    def observe_verification_error(self, instance: str, snapshot_id: str, error: str) -> None:
+        """Count and report a verified restore of ``instance`` that could not start."""
         self._metrics.observe_verification(instance, None)
+        self.alerts.verification_finished(instance, job=None, snapshot=snapshot_id,
+                                          error=f"verified restore of {snapshot_id} cannot "
+                                                f"start: {error}")
 
     def submit_clone(self, plan: ClonePlan) -> JobRecord:
         """Queue a decided volume clone; its result is the clone's JSON."""
@@ -471,7 +509,7 @@ def start_verified_restore(svc: Services, jobs: JobRunner, snapshot_id: str, *,
     except HoldfastError as exc:
         snapshot = svc.catalog.get_snapshot(snapshot_id)
         instance = snapshot.instance if snapshot else "?"
-        jobs.observe_verification_error(instance)
+        jobs.observe_verification_error(instance, snapshot_id, str(exc))
         logger.error("%s verified restore of %s cannot start: %s", trigger, snapshot_id, exc,
                      extra={"snapshot": snapshot_id, "instance": instance})
     return None

@@ -8,7 +8,7 @@ keeps its catalog rows so the next prune tries again.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from backup.errors import (
@@ -36,10 +36,13 @@ class PruneResult:
     kept: list[str]
     forgotten: list[str]
     dry_run: bool
+    failures: list[str] = field(default_factory=list)
+    """One line per target whose deletions failed (their rows are kept for the next prune)."""
 
     def to_json(self) -> dict[str, Any]:
         return {"instance": self.instance, "policy": self.policy, "kept": self.kept,
-                "forgotten": self.forgotten, "dry_run": self.dry_run}
+                "forgotten": self.forgotten, "dry_run": self.dry_run,
+                "failures": self.failures}
 
 
 def retention_policy(svc: Services, instance: str) -> RetentionPolicy:
@@ -57,6 +60,7 @@ def prune_instance(svc: Services, instance: str, *, dry_run: bool = False) -> Pr
     policy = retention_policy(svc, instance)
     plan = plan_retention(svc.catalog.list_snapshots(instance=instance), policy)
     forgotten = list(plan.forget)
+    failures: list[str] = []
     if not dry_run:
         by_target: dict[str, list[Snapshot]] = {}
         for snapshot in forgotten:
@@ -69,17 +73,19 @@ def prune_instance(svc: Services, instance: str, *, dry_run: bool = False) -> Pr
                 logger.error("cannot prune %d snapshot(s) of %s in target %s: %s", len(doomed),
                              instance, target, exc, extra={"instance": instance})
                 forgotten = [s for s in forgotten if s.target != target]
+                failures.append(f"cannot prune {len(doomed)} snapshot(s) of {instance} in "
+                                f"target {target}: {exc}")
                 continue
             for snapshot in doomed:
                 svc.catalog.delete_snapshot(snapshot.id)
     return PruneResult(instance=instance, policy=policy.to_dict(),
                        kept=[s.id for s in plan.keep], forgotten=[s.id for s in forgotten],
-                       dry_run=dry_run)
+                       dry_run=dry_run, failures=failures)
 
 
-def apply_retention(svc: Services, instance: str) -> list[str]:
-    """Retention after a successful snapshot; returns the ids it removed."""
-    return prune_instance(svc, instance).forgotten
+def apply_retention(svc: Services, instance: str) -> PruneResult:
+    """Retention after a successful snapshot: what it removed, and what failed."""
+    return prune_instance(svc, instance)
 
 
 def prune(svc: Services, instance: str | None = None, *,

@@ -37,7 +37,8 @@ def start_scheduled_backup(svc: Services, jobs: JobRunner,
                            instance: Instance) -> JobRecord | None:
     """Queue the scheduled backup of ``instance``. A run already in progress
     skips this one; a check that fails (container stopped, labels, target) is
-    logged as an error. Returns the job, or None when nothing was queued."""
+    logged as an error and reported as a failed backup. Returns the job, or
+    None when nothing was queued."""
     name = instance.name
     try:
         request = prepare_backup_for(svc, instance)
@@ -48,6 +49,8 @@ def start_scheduled_backup(svc: Services, jobs: JobRunner,
     except HoldfastError as exc:
         logger.error("scheduled backup of %s cannot start: %s", name, exc,
                      extra={"instance": name})
+        jobs.alerts.backup_finished(name, job=None, snapshot=None,
+                                    error=f"scheduled backup of {name} cannot start: {exc}")
         return None
     logger.info("scheduled backup of %s queued as %s", name, job.id,
                 extra={"instance": name, "job": job.id})

@@ -156,6 +156,16 @@ def verification_result(snapshot: Snapshot) -> dict[str, object]:
             "verified_at": isoformat(snapshot.verified_at), **(snapshot.verification or {})}
 
 
+def verification_failure(snapshot: Snapshot) -> str | None:
+    """The one-line reason ``snapshot``'s recorded verified restore failed, or
+    None when it passed."""
+    verdict = snapshot.verification or {}
+    if verdict.get("result") == "passed":
+        return None
+    reason = verdict.get("reason") or "no verdict was recorded"
+    return f"verified restore of {snapshot.id} failed: {reason}"
+
+
 def _verify_in_throwaway(svc: Services, request: VerifiedRestoreRequest,
                          progress: ProgressCallback | None, cancelled: Callable[[], bool],
                          phase: PhaseCallback) -> Verdict:

@@ -241,10 +241,10 @@ def test_backup_then_prune_applies_the_retention_label(world: FakeWorld) -> None
     add_db(world, "shop", labels={"holdfast.retention": "last=1"})
     first, pruned = backups.backup_then_prune(
         world.services, backups.prepare_backup(world.services, "shop"))
-    assert pruned == []
+    assert pruned.forgotten == []
     second, pruned = backups.backup_then_prune(
         world.services, backups.prepare_backup(world.services, "shop"))
-    assert pruned == [first.id]
+    assert pruned.forgotten == [first.id]
     assert world.catalog.list_snapshots() == [second]
     assert set(objects(world)) == snapshot_keys(second)
 
@@ -254,5 +254,5 @@ def test_without_retention_labels_every_snapshot_is_kept(world: FakeWorld) -> No
     results = [backups.backup_then_prune(world.services,
                                          backups.prepare_backup(world.services, "shop"))
                for _ in range(3)]
-    assert [pruned for _, pruned in results] == [[], [], []]
+    assert [pruned.forgotten for _, pruned in results] == [[], [], []]
     assert len(world.catalog.list_snapshots()) == 3

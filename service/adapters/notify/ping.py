@@ -8,18 +8,13 @@ body is the run's one-line reason (healthchecks.io shows it).
 
 from __future__ import annotations
 
-from enum import StrEnum
 from urllib.parse import urlsplit, urlunsplit
 
+from backup.alerts import PingKind
 from service.adapters.notify.http import request
 from service.records import Message
 
-
-class PingKind(StrEnum):
-    START = "ping.start"
-    SUCCESS = "ping.success"
-    FAIL = "ping.fail"
-
+__all__ = ["PingKind", "PingSender", "ping_url"]
 
 _SUFFIXES = {PingKind.START: "/start", PingKind.SUCCESS: "", PingKind.FAIL: "/fail"}
 

@@ -326,7 +326,8 @@ class Instance(BaseModel):
         "databases": [], "verify": "after-backup", "errors": [],
         "last_snapshot": {"id": SNAPSHOT_ID, "status": "complete",
                           "created_at": "2026-12-03T05:00:00Z", "error": None},
-        "next_run": "2026-12-04T00:00:00Z", "policy_source": "labels"})
+        "next_run": "2026-12-04T00:00:00Z", "policy_source": "labels",
+        "notify": ["ops"], "stale_after": None, "ping": True})
 
     name: str
     container: str | None
@@ -346,6 +347,11 @@ class Instance(BaseModel):
     last_snapshot: LastSnapshot | None
     next_run: Timestamp | None
     policy_source: Literal["labels", "api"]
+    notify: list[str] | None = Field(description="holdfast.notify: the channels its events "
+                                     "go to; null: every channel")
+    stale_after: int | None = Field(description="holdfast.stale_after in seconds; null: "
+                                    "stale after two scheduled runs without a snapshot")
+    ping: bool = Field(description="whether holdfast.ping is set (its URL is never shown)")
 
 
 class Forgotten(BaseModel):

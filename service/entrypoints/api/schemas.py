@@ -147,4 +147,10 @@ class PolicyBody(BaseModel):
     verify: str | None = Field(default=None, description="when the daemon runs a verified "
                                "restore of the newest complete snapshot: a schedule, or "
                                "after-backup", examples=["@weekly", "after-backup"])
+    notify: str | None = Field(default=None, description="the notification channels its "
+                               "events go to (a comma list of configured channel names)",
+                               examples=["ops,pager"])
+    stale_after: str | None = Field(default=None, description="how long without a complete "
+                                    "snapshot before backup.stale fires",
+                                    examples=["26h", "90m"])
 

@@ -51,7 +51,7 @@ class LocalBackend:
         with progress as shown:
             snapshot, pruned = backups.backup_then_prune(self.services, request, shown)
         # Verified restores after a backup are the daemon's (holdfast.verify), not a CLI run's.
-        return {**snapshot.to_json(), "pruned": pruned, "verification_job": None}
+        return {**snapshot.to_json(), "pruned": pruned.forgotten, "verification_job": None}
 
     def list_snapshots(self, instance: str | None, tags: Mapping[str, str]) -> list[Json]:
         from service.usecases import snapshots

@@ -18,18 +18,23 @@ import signal
 
 import uvicorn
 
+from backup.errors import DeliveryFailed
+from backup.labels import InstancePolicy
 from service.bootstrap import Services, bootstrap, daemon_lock
 from service.entrypoints.api import create_app
 from service.entrypoints.daemon.binding import check_exposure, ensure_port_free
 from service.entrypoints.daemon.discovery import Discovery
 from service.entrypoints.daemon.reaper import CopyReaper
 from service.entrypoints.daemon.scheduler import Scheduler
+from service.entrypoints.daemon.watchdog import Watchdog
 from service.observability.logs import configure_logging
 from service.observability.metrics import Metrics
-from service.ports import DaemonLock, DaemonOwner
+from service.ports import DaemonLock, DaemonOwner, Sender
 from service.settings import Settings
 from service.usecases.jobs import JobRunner
 from service.usecases.keys import check_key_settings
+from service.usecases.notifications import DeliveryRecorder, Notifier, default_link_base
+from service.usecases.outbox import Outbox
 from service.usecases.recovery import recover
 
 logger = logging.getLogger(__name__)
@@ -84,10 +89,19 @@ def _serve(settings: Settings, services: Services, bind_host: str, bind_port: in
                        report.discarded, report.helpers)
     metrics = Metrics()
     metrics.seed(services.catalog.list_snapshots())
-    jobs = JobRunner(services, settings.job_workers, metrics)
+    outbox = Outbox(services.senders or _no_senders, DeliveryRecorder(
+        services.catalog, metrics.observe_delivery), retry_for=settings.notify_retry_for)
+    notifier = Notifier(
+        services.catalog, {name: c.events for name, c in settings.notify_channels.items()},
+        outbox, services.senders or _NO_PINGS,
+        policy_of=lambda name: _policy_of(discovery, name),
+        link_base=default_link_base(settings.public_url, bind_host, bind_port))
+    jobs = JobRunner(services, settings.job_workers, metrics, alerts=notifier)
     scheduler = Scheduler(services, jobs)
     discovery = Discovery(services, lambda instances, catch_up: scheduler.sync(
         instances, catch_up=catch_up))
+    watchdog = Watchdog(services, notifier, lambda: discovery.instances()
+                        if discovery.connected.is_set() else None)
     services.status.watch("discovery", discovery.health)  # /readyz asks both
     services.status.watch("scheduler", scheduler.health)
     app = create_app(services, jobs, next_run=lambda name, _: scheduler.next_run(name),
@@ -99,6 +113,10 @@ def _serve(settings: Settings, services: Services, bind_host: str, bind_port: in
     discovery.start()
     reaper = CopyReaper(services, settings.copy_reap_interval)
     reaper.start()  # its first sweep runs at once: copies that expired while it was down
+    watchdog.start()
+    for name, channel in sorted(settings.notify_channels.items()):
+        logger.info("notification channel %s: %s, events %s", name, channel.described(),
+                    ",".join(sorted(channel.events)))
     logger.info("holdfast serving on http://%s:%d (data in %s)", bind_host, bind_port,
                 settings.data_dir)
     # uvicorn stops serving on SIGTERM, then re-raises the signal with the
@@ -113,6 +131,25 @@ def _serve(settings: Settings, services: Services, bind_host: str, bind_port: in
         discovery.stop()
         scheduler.shutdown()
         reaper.shutdown()
+        watchdog.shutdown()
         jobs.shutdown(grace=settings.shutdown_grace)
+        # After the jobs: the events of runs cancelled at shutdown still go out.
+        outbox.close(timeout=5.0)
         services.close()
         logger.info("stopped")
+
+
+def _policy_of(discovery: Discovery, name: str) -> InstancePolicy | None:
+    return next((i.policy for i in discovery.instances() if i.name == name), None)
+
+
+def _no_senders(destination: str) -> Sender:
+    raise DeliveryFailed(f"no sender for {destination}: this daemon has no notification routes")
+
+
+class _NoPings:
+    def ping_destination(self, instance: str, url: str) -> str:
+        return f"ping:{instance}"
+
+
+_NO_PINGS = _NoPings()
