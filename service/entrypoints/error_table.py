@@ -48,6 +48,7 @@ ERROR_TABLE: tuple[tuple[type[errors.HoldfastError], Outcome], ...] = (
     (errors.StoragePermissionDenied, BAD_INPUT),
     (errors.DockerUnavailable, UNAVAILABLE),
     (errors.StorageUnavailable, UNAVAILABLE),
+    (errors.DeliveryFailed, UNAVAILABLE),
     (CatalogUnavailable, UNAVAILABLE),
     # holdfast --server: the daemon did not answer.
     (ServerUnreachable, UNAVAILABLE),

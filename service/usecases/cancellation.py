@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from backup.errors import Conflict
 from service.bootstrap import Services
 from service.records import JobRecord
-from service.usecases.jobs import JobRunner, get_job
+from service.usecases.job_queries import get_job
+from service.usecases.jobs import JobRunner
 
 CANCEL_WAIT = 5.0
 """Seconds a cancel waits for its job to end before answering with the job as it stands."""

@@ -20,13 +20,13 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import Any
 
 from backup.cancel import CancelSignals, raise_if_cancelled
-from backup.errors import Cancelled, Conflict, HoldfastError, InvalidInput, JobNotFound
+from backup.errors import Cancelled, Conflict, HoldfastError
 from backup.labels import AFTER_BACKUP
 from backup.phases import Phase
 from backup.streams import ProgressCallback
@@ -43,6 +43,7 @@ from service.usecases.backups import (
 )
 from service.usecases.idempotency import Idempotency, existing_job
 from service.usecases.job_progress import JobWatchers, LiveJobs, wait_for_end
+from service.usecases.job_queries import get_job
 from service.usecases.notifications import RunAlerts, Silent
 from service.usecases.replace import claim_instance
 from service.usecases.restores import RestoreRequest, execute_restore
@@ -468,29 +469,6 @@ class JobRunner:
             if future.cancel():
                 self._end_unstarted(job_id, JobStatus.FAILED,
                                     "cancelled: Holdfast shut down before it started")
-
-
-def get_job(svc: Services, job_id: str) -> JobRecord:
-    """A job as the catalog records it; any process reading the catalog sees it."""
-    record = svc.catalog.get_job(job_id)
-    if record is None:
-        raise JobNotFound(f"no job {job_id!r}; job ids come from the POST that started them")
-    return record
-
-
-MAX_JOB_LIST = 1000
-"""The most jobs one listing returns."""
-
-
-def list_jobs(svc: Services, *, kind: str | None = None,
-              statuses: Iterable[JobStatus] | None = None, instance: str | None = None,
-              limit: int = 100) -> list[JobRecord]:
-    """The newest ``limit`` jobs (1 to :data:`MAX_JOB_LIST`), newest first,
-    optionally of one kind and instance and in any of ``statuses``."""
-    if not 1 <= limit <= MAX_JOB_LIST:
-        raise InvalidInput(f"limit must be 1 to {MAX_JOB_LIST}, not {limit}")
-    wanted = list(statuses or ())
-    return svc.catalog.list_jobs(limit, wanted or None, kind=kind, instance=instance)
 
 
 def start_verified_restore(svc: Services, jobs: JobRunner, snapshot_id: str, *,

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from backup.alerts import Condition, Event, EventName, Observation, PingKind, channels_for, decide
 from backup.errors import DeliveryFailed, InvalidInput, NotFound
@@ -30,6 +30,10 @@ from backup.labels import InstancePolicy
 from backup.types import Snapshot, utcnow
 from service.ports import NotificationLog, PingRoutes, Postbox, Sender
 from service.records import Delivery, DeliveryStatus, Message
+
+if TYPE_CHECKING:
+    from service.bootstrap import Services
+    from service.settings import ChannelSetting
 
 logger = logging.getLogger(__name__)
 
@@ -292,8 +296,9 @@ def send_test(log: NotificationLog, senders: Callable[[str], Sender],
               channels: Mapping[str, object], name: str, *,
               clock: Callable[[], datetime] = utcnow) -> Delivery:
     """Send :func:`test_message` to channel ``name`` now, once, and record the
-    outcome with the other deliveries. Returns it (``delivered`` or
-    ``failed`` with the one-line reason); ChannelNotFound for an unknown name."""
+    outcome with the other deliveries. Returns the delivered record; raises
+    DeliveryFailed with the one-line reason once the failure is recorded, and
+    ChannelNotFound for an unknown name."""
     channel = require_channel(channels, name)
     now = clock()
     delivery = Delivery(id=f"ntf-{secrets.token_hex(6)}", destination=channel,
@@ -307,7 +312,27 @@ def send_test(log: NotificationLog, senders: Callable[[str], Sender],
     else:
         delivery = replace(delivery, status=DeliveryStatus.DELIVERED, finished_at=clock())
     log.save_delivery(delivery)
+    if delivery.status is DeliveryStatus.FAILED:
+        raise DeliveryFailed(f"the test message to channel {channel} was not delivered"
+                             f" ({delivery.id}): {delivery.error}")
     return delivery
+
+
+def test_channel(svc: Services, name: str) -> Delivery:
+    """:func:`send_test` with this process's senders and configured channels."""
+    if svc.senders is None:
+        raise DeliveryFailed("this process sends no notifications; run the daemon's"
+                             " own `holdfast notify test`")
+    return send_test(svc.catalog, svc.senders, svc.settings.notify_channels, name)
+
+
+def describe_channels(channels: Mapping[str, ChannelSetting]) -> list[dict[str, Any]]:
+    """The configured channels as ``holdfast notify channels`` and the API show
+    them: name, kind, scheme and host (never a path, user or token), their
+    events and whether their webhook is signed."""
+    return [{"name": name, "kind": channel.kind, "destination": channel.described(),
+             "events": sorted(channel.events), "signed": channel.secret is not None}
+            for name, channel in sorted(channels.items())]
 
 
 KEEP_DELIVERIES = 10_000

@@ -12,6 +12,7 @@ from service.settings import Settings
 from tests.fakes.catalog import InMemoryCatalog
 from tests.fakes.docker import FakeDocker
 from tests.fakes.engine import register_fake_engine
+from tests.fakes.notify import FakeSenders
 from tests.harness.api import TEST_TOKEN
 
 
@@ -22,13 +23,15 @@ class FakeWorld:
     services: Services
     docker: FakeDocker
     catalog: InMemoryCatalog
+    senders: FakeSenders
 
     def storage(self, name: str = "local") -> Storage:
         return self.services.target(name)
 
 
 def fake_world(tmp_path: Path, env: Mapping[str, str] | None = None) -> FakeWorld:
-    """Services over a fake engine, an in-memory catalog and ``memory://`` targets
+    """Services over a fake engine, an in-memory catalog, recording notification
+    senders and ``memory://`` targets
     (``local`` and ``offsite``, plus any ``HOLDFAST_TARGET_*`` in ``env``); the
     bootstrap API token is :data:`~tests.harness.api.TEST_TOKEN` unless ``env``
     sets another."""
@@ -38,7 +41,7 @@ def fake_world(tmp_path: Path, env: Mapping[str, str] | None = None) -> FakeWorl
                               "HOLDFAST_TARGET_LOCAL": "memory://local",
                               "HOLDFAST_TARGET_OFFSITE": "memory://offsite",
                               "HOLDFAST_READY_TIMEOUT": "5", **(env or {})})
-    docker, catalog = FakeDocker(), InMemoryCatalog()
+    docker, catalog, senders = FakeDocker(), InMemoryCatalog(), FakeSenders()
     services = Services(settings=settings, catalog=catalog, docker=docker,
-                        storage_factory=storage_from_url)
-    return FakeWorld(services=services, docker=docker, catalog=catalog)
+                        storage_factory=storage_from_url, senders=senders)
+    return FakeWorld(services=services, docker=docker, catalog=catalog, senders=senders)

@@ -147,7 +147,7 @@ def test_a_listed_instance_as_json(world: FakeWorld) -> None:
         "engine": "fake", "image": "fake/db:1", "enabled": True, "schedule": None,
         "retention": {"last": 2}, "target": "local", "databases": ["app", "audit"],
         "verify": "after-backup", "errors": [], "last_snapshot": None, "next_run": None,
-        "policy_source": "labels"}
+        "policy_source": "labels", "notify": None, "stale_after": None, "ping": False}
 
 
 def test_a_catalogued_instance_whose_container_is_gone_is_missing(world: FakeWorld) -> None:

@@ -15,7 +15,7 @@ from service.adapters.catalog.urls import CatalogUnavailable
 from service.observability.metrics import Metrics
 from service.records import JobRecord, JobStatus
 from service.runs import AlreadyRunning
-from service.usecases import backups, instances, jobs, restores, scheduled, volumes
+from service.usecases import backups, instances, job_queries, restores, scheduled, volumes
 from service.usecases.jobs import JobRunner, ShuttingDown
 from tests.fakes.services import FakeWorld
 from tests.usecases.support import add_db, objects, take_backup, wait_until
@@ -186,12 +186,12 @@ def test_get_job_returns_the_record(world: FakeWorld, runner: JobRunner) -> None
     release.set()
     job = _blocker(runner, release)
     _finished(world, job.id)
-    assert jobs.get_job(world.services, job.id) == _job(world, job.id)
+    assert job_queries.get_job(world.services, job.id) == _job(world, job.id)
 
 
 def test_get_job_of_an_unknown_id_is_refused(world: FakeWorld) -> None:
     with pytest.raises(JobNotFound, match="no job 'job-nope'; job ids come from the POST"):
-        jobs.get_job(world.services, "job-nope")
+        job_queries.get_job(world.services, "job-nope")
 
 
 # --- shutting down -------------------------------------------------------------------

@@ -46,7 +46,7 @@ def test_last_n_keeps_the_n_newest_and_deletes_the_rest(world: FakeWorld) -> Non
     result = retention.prune_instance(world.services, "db")
     assert result.to_json() == {"instance": "db", "policy": {"last": 2},
                                 "kept": [new2.id, new1.id], "forgotten": [old2.id, old1.id],
-                                "dry_run": False}
+                                "dry_run": False, "failures": []}
     assert world.catalog.list_snapshots() == [new2, new1]
     assert set(objects(world)) == _keys([new1, new2])
 

@@ -298,6 +298,20 @@ class RemoteBackend:
     def revoke_token(self, name: str) -> None:
         self._call("DELETE", f"/v1/tokens/{seg(name)}")
 
+    def list_notifications(self, limit: int, channel: str | None, event: str | None,
+                           instance: str | None, status: str | None) -> list[Json]:
+        wanted = {"limit": limit, "channel": channel, "event": event, "instance": instance,
+                  "status": status}
+        return list(self._call("GET", "/v1/notifications",
+                               params={k: v for k, v in wanted.items() if v is not None}))
+
+    def list_channels(self) -> list[Json]:
+        return list(self._call("GET", "/v1/notifications/channels"))
+
+    def test_channel(self, channel: str) -> Json:
+        return dict(self._call("POST", "/v1/notifications/test", json={"channel": channel},
+                               read=SLOW_READ_TIMEOUT))
+
     def list_volumes(self, sizes: bool) -> list[Json]:
         return list(self._call("GET", "/v1/volumes", params={"sizes": sizes},
                                read=SLOW_READ_TIMEOUT))

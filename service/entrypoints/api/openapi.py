@@ -35,8 +35,8 @@ DESCRIPTIONS: dict[int, str] = {
     409: "Conflicts with the current state: a run in progress, a name taken, a volume in use",
     413: "The request body is over the API's limit (256 KiB)",
     500: "Internal error; the daemon's log has the details",
-    503: "The catalog, the Docker engine or a storage target is unreachable, "
-         "or the daemon is shutting down",
+    503: "The catalog, the Docker engine, a storage target or a notification channel is "
+         "unreachable, or the daemon is shutting down",
 }
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 _WWW_AUTHENTICATE = {"WWW-Authenticate": {

@@ -369,13 +369,62 @@ class PruneResult(BaseModel):
     """What retention kept and removed (or, with dry_run, would remove)."""
 
     model_config = _example({"instance": "prod-db", "policy": {"last": 3},
-                             "kept": [SNAPSHOT_ID], "forgotten": [], "dry_run": True})
+                             "kept": [SNAPSHOT_ID], "forgotten": [], "dry_run": True,
+                             "failures": []})
 
     instance: str
-    policy: dict[str, int]
+    policy: dict[str, int] = Field(description="the retention applied (empty: keep all)")
     kept: list[str]
-    forgotten: list[str]
+    forgotten: list[str] = Field(description="ids deleted (with dry_run: that would be)")
     dry_run: bool
+    failures: list[str] = Field(default_factory=list, description=(
+        "one line per target whose deletions failed; their snapshots are tried again"
+        " at the next prune"))
+
+
+# --- notifications -------------------------------------------------------------------------
+
+DeliveryState = Literal["queued", "retrying", "delivered", "failed", "dropped"]
+
+
+class Delivery(BaseModel):
+    """One notification or ping to one channel: its event, reason and outcome."""
+
+    model_config = _example({
+        "id": "ntf-3f9a0c1b2d4e", "channel": "ops", "event": "backup.failed",
+        "instance": "prod-db", "reason": "pg_dump: connection refused", "status": "delivered",
+        "attempts": 1, "error": None, "created_at": "2026-12-03T05:00:01Z",
+        "finished_at": "2026-12-03T05:00:01Z"})
+
+    id: str
+    channel: str = Field(description="the channel's name, or ping:<instance> for a "
+                         "dead-man ping; never a URL")
+    event: str = Field(description="backup.failed, backup.succeeded, backup.stale, "
+                       "verify.failed, restore.failed, retention.failed, target.unreachable, "
+                       "recovered, test, or ping.start / ping.success / ping.fail")
+    instance: str | None
+    reason: str = Field(description="the event's one-line reason")
+    status: DeliveryState = Field(description="queued and retrying until it ends delivered, "
+                                  "failed (retries ran out) or dropped (the queue was full)")
+    attempts: int
+    error: str | None = Field(description="the last attempt's failure; names no secret")
+    created_at: str
+    finished_at: str | None
+
+
+class Channel(BaseModel):
+    """A configured notification channel, shown without its URL's path or token."""
+
+    model_config = _example({"name": "ops", "kind": "webhook",
+                             "destination": "https://hooks.example.com",
+                             "events": ["backup.failed", "backup.stale", "recovered"],
+                             "signed": True})
+
+    name: str
+    kind: Literal["webhook", "apprise"]
+    destination: str = Field(description="scheme and host only")
+    events: list[str]
+    signed: bool = Field(description="the webhook carries X-Holdfast-Signature")
 
 
 # --- volumes, targets, health ------------------------------------------------------------

@@ -9,6 +9,7 @@ from service.entrypoints.cli import (
     commands,
     copy_commands,
     key_commands,
+    notify_commands,
     token_commands,
     verify_commands,
     volume_commands,
@@ -30,5 +31,5 @@ def main() -> None:
     app()
 
 
-__all__ = ["app", "commands", "copy_commands", "key_commands", "main", "token_commands",
-           "verify_commands", "volume_commands"]
+__all__ = ["app", "commands", "copy_commands", "key_commands", "main", "notify_commands",
+           "token_commands", "verify_commands", "volume_commands"]

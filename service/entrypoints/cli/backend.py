@@ -94,6 +94,17 @@ class HoldfastBackend(Protocol):
     def revoke_token(self, name: str) -> None:
         """Revoke token ``name``."""
 
+    def list_notifications(self, limit: int, channel: str | None, event: str | None,
+                           instance: str | None, status: str | None) -> list[Json]:
+        """Recent deliveries, newest first (``GET /v1/notifications``)."""
+
+    def list_channels(self) -> list[Json]:
+        """The configured channels, without their URLs' paths or tokens."""
+
+    def test_channel(self, channel: str) -> Json:
+        """Send a test message to ``channel`` now; its delivered record, else
+        DeliveryFailed (exit 5) once the failure is recorded."""
+
     def list_volumes(self, sizes: bool) -> list[Json]:
         """Named volumes (with sizes if ``sizes``)."""
 

@@ -158,6 +158,25 @@ class LocalBackend:
 
         tokens.revoke_token(self.services, name)
 
+    def list_notifications(self, limit: int, channel: str | None, event: str | None,
+                           instance: str | None, status: str | None) -> list[Json]:
+        from service.records import DeliveryStatus
+        from service.usecases import notifications
+
+        return [d.to_json() for d in notifications.list_deliveries(
+            self.services.catalog, limit=limit, channel=channel, event=event,
+            instance=instance, status=DeliveryStatus(status) if status else None)]
+
+    def list_channels(self) -> list[Json]:
+        from service.usecases import notifications
+
+        return notifications.describe_channels(self.services.settings.notify_channels)
+
+    def test_channel(self, channel: str) -> Json:
+        from service.usecases import notifications
+
+        return notifications.test_channel(self.services, channel).to_json()
+
     def list_volumes(self, sizes: bool) -> list[Json]:
         from service.usecases import volumes
 

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Callable
 
 import uvicorn
 
-from backup.errors import DeliveryFailed
 from backup.labels import InstancePolicy
+from service.adapters.notify.registry import Destinations, check_channels
 from service.bootstrap import Services, bootstrap, daemon_lock
 from service.entrypoints.api import create_app
 from service.entrypoints.daemon.binding import check_exposure, ensure_port_free
@@ -29,7 +30,7 @@ from service.entrypoints.daemon.scheduler import Scheduler
 from service.entrypoints.daemon.watchdog import Watchdog
 from service.observability.logs import configure_logging
 from service.observability.metrics import Metrics
-from service.ports import DaemonLock, DaemonOwner, Sender
+from service.ports import DaemonLock, DaemonOwner
 from service.settings import Settings
 from service.usecases.jobs import JobRunner
 from service.usecases.keys import check_key_settings
@@ -54,6 +55,7 @@ def run_daemon(settings: Settings, host: str | None = None, port: int | None = N
     exposed = check_exposure(bind_host, bind_port, insecure_no_auth=settings.api_insecure_no_auth)
     for line in check_key_settings(settings):
         logger.info(line)
+    check_channels(settings.notify_channels)
     services = bootstrap(settings)
     held = daemon_lock(settings) if lock is None else lock
     try:
@@ -89,13 +91,8 @@ def _serve(settings: Settings, services: Services, bind_host: str, bind_port: in
                        report.discarded, report.helpers)
     metrics = Metrics()
     metrics.seed(services.catalog.list_snapshots())
-    outbox = Outbox(services.senders or _no_senders, DeliveryRecorder(
-        services.catalog, metrics.observe_delivery), retry_for=settings.notify_retry_for)
-    notifier = Notifier(
-        services.catalog, {name: c.events for name, c in settings.notify_channels.items()},
-        outbox, services.senders or _NO_PINGS,
-        policy_of=lambda name: _policy_of(discovery, name),
-        link_base=default_link_base(settings.public_url, bind_host, bind_port))
+    outbox, notifier = _alerting(settings, services, metrics, (bind_host, bind_port),
+                                 policy_of=lambda name: _policy_of(discovery, name))
     jobs = JobRunner(services, settings.job_workers, metrics, alerts=notifier)
     scheduler = Scheduler(services, jobs)
     discovery = Discovery(services, lambda instances, catch_up: scheduler.sync(
@@ -143,13 +140,15 @@ def _policy_of(discovery: Discovery, name: str) -> InstancePolicy | None:
     return next((i.policy for i in discovery.instances() if i.name == name), None)
 
 
-def _no_senders(destination: str) -> Sender:
-    raise DeliveryFailed(f"no sender for {destination}: this daemon has no notification routes")
-
-
-class _NoPings:
-    def ping_destination(self, instance: str, url: str) -> str:
-        return f"ping:{instance}"
-
-
-_NO_PINGS = _NoPings()
+def _alerting(settings: Settings, services: Services, metrics: Metrics,
+              bound: tuple[str, int], policy_of: Callable[[str], InstancePolicy | None],
+              ) -> tuple[Outbox, Notifier]:
+    """The outbox that delivers in the background and the notifier that decides."""
+    routes = services.senders or Destinations({})
+    outbox = Outbox(routes, DeliveryRecorder(services.catalog, metrics.observe_delivery),
+                    retry_for=settings.notify_retry_for)
+    notifier = Notifier(
+        services.catalog, {name: c.events for name, c in settings.notify_channels.items()},
+        outbox, routes, policy_of=policy_of,
+        link_base=default_link_base(settings.public_url, *bound))
+    return outbox, notifier

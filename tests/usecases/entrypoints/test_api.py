@@ -550,6 +550,7 @@ EXPECTED: dict[type[errors.HoldfastError], tuple[int, int]] = {
     errors.InvalidInput: (400, 2),
     errors.DockerUnavailable: (503, 5),
     errors.StorageUnavailable: (503, 5),
+    errors.DeliveryFailed: (503, 5),
     errors.StoragePermissionDenied: (400, 2),
     CatalogUnavailable: (503, 5),
     ShuttingDown: (503, 5),

@@ -342,12 +342,12 @@ def test_a_use_case_error_never_echoes_a_long_input_whole(client: TestClient) ->
 
 def test_an_unexpected_failure_is_500_in_the_error_shape(
         client: TestClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
-    from service.usecases import jobs
+    from service.usecases import job_queries
 
     def broken(*_: object) -> None:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(jobs, "get_job", broken)
+    monkeypatch.setattr(job_queries, "get_job", broken)
     response = TestClient(app, raise_server_exceptions=False).get("/v1/jobs/job-1",
                                                                  headers=AUTH)
     assert response.status_code == 500

@@ -57,6 +57,9 @@ EXPECTED: dict[tuple[str, str], set[int]] = {
     ("post", "/v1/tokens"): V1 | BODY | {409},
     ("delete", "/v1/tokens/{name}"): V1 | {404},
     ("post", "/v1/prune"): V1 | {400},
+    ("get", "/v1/notifications"): V1 | {400},
+    ("get", "/v1/notifications/channels"): V1,
+    ("post", "/v1/notifications/test"): V1 | BODY | {404},
     ("post", "/v1/catalog/rebuild"): V1,
 }
 """What each route's use case and the app around it can answer, written out by hand."""

@@ -39,8 +39,18 @@ from service.entrypoints.api.problems import (
 from service.entrypoints.api.routes import ROUTERS
 from service.entrypoints.error_table import ERROR_TABLE, http_status_for
 from service.runs import AlreadyRunning
-from service.usecases import copies, instances, integrity, snapshots, tokens, verification, volumes
-from service.usecases import jobs as job_usecases
+from service.settings import notify_channels
+from service.usecases import (
+    copies,
+    instances,
+    integrity,
+    notifications,
+    snapshots,
+    tokens,
+    verification,
+    volumes,
+)
+from service.usecases import job_queries as job_usecases
 from service.usecases.jobs import JobRunner
 from tests.fakes.docker import DUMP
 from tests.fakes.services import FakeWorld, fake_world
@@ -408,7 +418,7 @@ def test_each_body_is_the_use_case_json_and_fits_its_model(
     api.call("PUT", "/v1/instances/prod-db/policy", json={"schedule": "@every 6h"})
     api.call("DELETE", "/v1/instances/prod-db/policy")
     pruned = api.call("POST", "/v1/instances/prod-db/prune?dry_run=true")
-    assert set(pruned) == {"instance", "policy", "kept", "forgotten", "dry_run"}
+    assert set(pruned) == {"instance", "policy", "kept", "forgotten", "dry_run", "failures"}
     checks = api.call("GET", "/v1/targets/check")
     assert checks and all(set(check) == {"name", "url", "ok", "seconds", "error"}
                           for check in checks)
@@ -417,6 +427,16 @@ def test_each_body_is_the_use_case_json_and_fits_its_model(
         api.call("POST", "/v1/prune?dry_run=true")
     if "/v1/catalog/rebuild" in paths:
         api.call("POST", "/v1/catalog/rebuild")
+
+    svc.settings.notify_channels = notify_channels(
+        {"HOLDFAST_NOTIFY_OPS": "https://hooks.example/T0k3nInPath"}, reserved=set())
+    sent = api.call("POST", "/v1/notifications/test", json={"channel": "ops"})
+    assert (sent["status"], world.senders.events("ops")) == ("delivered", ["test"])
+    assert api.call("GET", "/v1/notifications?channel=ops") == [
+        d.to_json() for d in notifications.list_deliveries(svc.catalog, channel="ops")]
+    shown = api.call("GET", "/v1/notifications/channels")
+    assert shown == notifications.describe_channels(svc.settings.notify_channels)
+    assert "T0k3n" not in str(shown)
 
     made = api.call("POST", "/v1/tokens", 201, json={"name": "ci", "scopes": ["read"]})
     assert set(made) == {"name", "scopes", "expires_at", "token"}

@@ -167,6 +167,10 @@ READS = [
     ["restore", "--undo-replace", "nosuch"],            # nothing set aside
     ["pin", "nosuch1"],                                 # 3
     ["targets", "check", "local", "--json"],
+    ["notify", "ls"], ["notify", "ls", "--json", "--status", "failed"],
+    ["notify", "channels"], ["notify", "channels", "--json"],
+    ["notify", "test", "nosuch"],                       # 3, no such channel
+    ["notify", "ls", "--status", "sent"],               # 2, parsed by the CLI
 ]
 
 

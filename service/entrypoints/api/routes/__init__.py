@@ -9,6 +9,7 @@ from service.entrypoints.api.routes import (
     instances,
     jobs,
     maintenance,
+    notifications,
     snapshots,
     targets,
     tokens,
@@ -17,6 +18,7 @@ from service.entrypoints.api.routes import (
 
 ROUTERS: tuple[APIRouter, ...] = (health.router, instances.router, snapshots.router,
                                   volumes.router, targets.router, jobs.router, copies.router,
-                                  tokens.router, containers.router, maintenance.router)
+                                  tokens.router, containers.router, maintenance.router,
+                                  notifications.router)
 
 __all__ = ["ROUTERS"]

@@ -16,7 +16,7 @@ from service.entrypoints.api.openapi import errors
 from service.entrypoints.api.responses import Job, JobKind
 from service.records import JobStatus
 from service.tokens import Scope
-from service.usecases import cancellation, jobs
+from service.usecases import cancellation, job_queries
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=AUTHORISED)
 
@@ -45,11 +45,11 @@ def list_jobs(
     job_status: Annotated[list[JobStatus] | None, Query(
         alias="status", description="only jobs in this status (repeat for several)")] = None,
     instance: Annotated[str | None, Query(description="only jobs of this instance")] = None,
-    limit: Annotated[int, Query(ge=1, le=jobs.MAX_JOB_LIST,
+    limit: Annotated[int, Query(ge=1, le=job_queries.MAX_JOB_LIST,
                                 description="at most this many (1 to 1000)")] = 100,
 ) -> list[dict[str, Any]]:
     """Jobs, newest first: status, phase, bytes done, rate and ETA, result or error."""
-    return [job.to_json() for job in jobs.list_jobs(
+    return [job.to_json() for job in job_queries.list_jobs(
         svc, kind=kind, statuses=job_status, instance=instance, limit=limit)]
 
 
@@ -58,7 +58,7 @@ def list_jobs(
 def get_job(svc: ServicesDep, job_id: str) -> dict[str, Any]:
     """A job's status and progress (``phase``, ``bytes_done``, ``rate`` in bytes/s,
     ``eta_seconds`` where the size is known), and its result or error once ended."""
-    return jobs.get_job(svc, job_id).to_json()
+    return job_queries.get_job(svc, job_id).to_json()
 
 
 @router.get("/{job_id}/events", dependencies=READ, response_class=EventSourceResponse,
@@ -93,7 +93,7 @@ def cancel_job(request: Request, svc: ServicesDep, runner: JobsDep,
     the final job when it ends within 5 s, else 202 with it as it stands; 409 if
     it already ended. Needs ``read`` and the scope that starts jobs of its kind:
     ``backup`` or ``restore`` (``admin`` for a clone)."""
-    kind = jobs.get_job(svc, job_id).kind
+    kind = job_queries.get_job(svc, job_id).kind
     principal(request, svc).require(_CANCEL_SCOPE.get(kind, Scope.ADMIN))
     outcome = cancellation.cancel_job(svc, runner, job_id)
     return JSONResponse(status_code=status.HTTP_200_OK if outcome.ended

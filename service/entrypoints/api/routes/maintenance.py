@@ -15,23 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.entrypoints.api.deps import ADMIN, AUTHORISED, BACKUP, ServicesDep
 from service.entrypoints.api.openapi import errors
+from service.entrypoints.api.responses import PruneResult
 from service.usecases import retention, snapshots
 
 router = APIRouter(prefix="/v1", dependencies=AUTHORISED)
-
-
-class Pruned(BaseModel):
-    """What retention kept and forgot of one instance."""
-
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"instance": "prod-db", "policy": {"last": 3}, "kept": ["20261203T050000Z-prod-db-3f9a"],
-         "forgotten": ["20261201T050000Z-prod-db-1c2d"], "dry_run": False}]})
-
-    instance: str
-    policy: dict[str, int] = Field(description="the retention applied (empty: keep all)")
-    kept: list[str]
-    forgotten: list[str] = Field(description="ids deleted (with dry_run: that would be)")
-    dry_run: bool
 
 
 class Rebuilt(BaseModel):
@@ -47,7 +34,7 @@ class Rebuilt(BaseModel):
     errors: dict[str, str] = Field(description="targets that could not be read, and why")
 
 
-@router.post("/prune", tags=["snapshots"], dependencies=BACKUP, response_model=list[Pruned],
+@router.post("/prune", tags=["snapshots"], dependencies=BACKUP, response_model=list[PruneResult],
              responses=errors(400))
 def prune_all(svc: ServicesDep, dry_run: bool = False) -> list[dict[str, Any]]:
     """Apply every instance's retention now (``dry_run`` lists what would go):
