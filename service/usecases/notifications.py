@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote
 
 from backup.alerts import Condition, Event, EventName, Observation, PingKind, channels_for, decide
 from backup.errors import DeliveryFailed, InvalidInput, NotFound
@@ -123,9 +124,9 @@ def link_for(base: str | None, event: Event) -> str | None:
         return f"{root}/v1/jobs/{event.job}"
     if event.snapshot:
         return f"{root}/v1/snapshots/{event.snapshot}"
-    if event.instance:
-        return f"{root}/v1/instances/{event.instance}"
-    return f"{root}/v1/targets"
+    if event.instance:  # stale: what the instance has, newest first
+        return f"{root}/v1/snapshots?instance={quote(event.instance)}"
+    return f"{root}/v1/targets/check"
 
 
 def message_for(event: Event, link: str | None) -> Message:

@@ -12,6 +12,7 @@ from prometheus_client import generate_latest
 
 from backup.types import Snapshot, SnapshotStatus
 from service.observability.metrics import ALERT_RULES, Metrics
+from service.records import Delivery, DeliveryStatus, Message
 
 FINISHED = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 NOW = FINISHED + timedelta(hours=30)
@@ -50,6 +51,9 @@ def test_every_rule_is_well_formed_and_names_exported_metrics() -> None:
     metrics.seed([_snapshot("pg", SnapshotStatus.COMPLETE, 0)])
     metrics.observe(_snapshot("pg", SnapshotStatus.FAILED, 1))
     metrics.observe_verification("pg", None)
+    metrics.observe_delivery(Delivery(
+        id="ntf-1", destination="ops", status=DeliveryStatus.FAILED, created_at=NOW,
+        message=Message(event="backup.failed", title="t", body="b", payload={})))
     exported = set(re.findall(r"^(holdfast_[a-z_]+)", _exported(metrics), re.MULTILINE))
     for rule in rules:
         assert set(rule) >= {"alert", "expr", "labels", "annotations"}, rule["alert"]

@@ -172,6 +172,7 @@ def test_a_stale_instance_fires_once_and_a_backup_clears_it(s: Setup) -> None:
     fired = watch.check_freshness(s.world.services, s.notifier, shop, later)
     assert [e.name for e in fired] == [EventName.BACKUP_STALE]
     assert "stale_after=3600s" in fired[0].reason
+    assert link_for("https://h.example", fired[0]) == "https://h.example/v1/snapshots?instance=shop"
     assert watch.check_freshness(s.world.services, s.notifier, shop,
                                  later + timedelta(minutes=5)) == []
     assert _backup(s, "shop") == JobStatus.SUCCEEDED
@@ -215,7 +216,7 @@ def test_a_target_that_fails_its_probe_fires_once_then_recovers(s: Setup) -> Non
     assert again == []
     assert [(e.name, e.cleared) for e in back] == [(EventName.RECOVERED,
                                                     EventName.TARGET_UNREACHABLE)]
-    assert link_for("https://h.example", first[0]) == "https://h.example/v1/targets"
+    assert link_for("https://h.example", first[0]) == "https://h.example/v1/targets/check"
 
 
 def test_a_catalog_failure_while_deciding_never_fails_the_backup(s: Setup) -> None:
