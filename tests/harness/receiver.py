@@ -8,13 +8,11 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True)
-class Received:
+class Received(NamedTuple):
     method: str
     path: str
     headers: dict[str, str]

@@ -4,9 +4,7 @@ what they send, how they sign it, and failures that never name the URL's secret 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -15,44 +13,16 @@ from backup.errors import DeliveryFailed
 from service.adapters.notify.ping import PingKind, PingSender, ping_url
 from service.adapters.notify.webhook import WebhookSender
 from service.records import Message
+from tests.harness.receiver import Receiver, running_receiver
 
 SECRET = "wh-s3cret"
 TOKEN = "T0K3N-in-path"
 
 
-class Receiver(ThreadingHTTPServer):
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
-        self.status = 200
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.server.requests.append(("POST", self.path, dict(self.headers), body))
-        self.send_response(self.server.status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with running_receiver() as server:
+        yield server
 
 
 PAYLOAD = {"event": "backup.failed", "instance": "pg-main", "reason": "dump failed",
