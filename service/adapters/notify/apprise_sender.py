@@ -23,27 +23,43 @@ if TYPE_CHECKING:
     import apprise
 
 _URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
+_SEPARATORS = re.compile(r"[/:@,;]+")
 _MIN_SECRET_PART = 4
 """Shorter URL parts (``on``, ``443``) are too common to be a token worth blanking."""
 MAX_REASON = 300
 
 
 def _secret_parts(url: str) -> list[str]:
-    """Pieces of ``url`` that may be a credential: user, password, path and query values."""
-    parts = urlsplit(url)
-    pieces = [parts.username or "", parts.password or ""]
-    pieces += [unquote(p) for p in parts.path.split("/")]
-    pieces += [value for _, value in parse_qsl(parts.query)]
-    if parts.hostname and "@" not in parts.netloc and parts.scheme not in ("mailto", "mailtos"):
-        pieces.append(parts.hostname)  # tgram://<bot token>/<chat>: the "host" is the token
-    return sorted({p for p in pieces if len(p) >= _MIN_SECRET_PART}, key=len, reverse=True)
+    """Pieces of ``url`` that may be a credential, raw and percent-decoded: every
+    run between ``/ : @ , ;`` after the scheme and every query value, but for a
+    host name with a dot in it (``hooks.example.com``, ``127.0.0.1``): a bot
+    token sits where a host would (``tgram://<id>:<token>/<chat>``), a real
+    host is worth showing."""
+    rest, _, query = url.split("://", 1)[-1].partition("?")
+    raws = [*_SEPARATORS.split(rest.split("#")[0]),
+            *(value for _, value in parse_qsl(query, keep_blank_values=True))]
+    pieces = {piece for raw in raws for piece in (raw, unquote(raw))}
+    host = urlsplit(url).hostname or ""
+    return sorted((p for p in pieces if len(p) >= _MIN_SECRET_PART
+                   and not ("." in p and p.lower() == host)), key=len, reverse=True)
+
+
+def _cut(match: re.Match[str]) -> str:
+    """A URL found in apprise's text as its scheme and host, its trailing punctuation kept."""
+    found = match.group(0)
+    kept = found.rstrip(".,;:)]'\"")
+    try:
+        return shown(kept) + found[len(kept):]
+    except ValueError:  # not a URL that parses (a bad port): show none of it
+        return "<url>" + found[len(kept):]
 
 
 def redacted(text: str, url: str) -> str:
-    """``text`` with URLs cut to their scheme and host and ``url``'s secret parts blanked."""
-    text = _URL_IN_TEXT.sub(lambda m: shown(m.group(0).rstrip(".,;)")), text)
+    """``text`` with URLs cut to their scheme and host and ``url``'s secret parts
+    blanked (in any letter case), on one line of at most :data:`MAX_REASON`."""
+    text = _URL_IN_TEXT.sub(_cut, text)
     for part in _secret_parts(url):
-        text = text.replace(part, "***")
+        text = re.sub(re.escape(part), "***", text, flags=re.IGNORECASE)
     return " ".join(text.split())[:MAX_REASON]
 
 
@@ -52,8 +68,10 @@ def _load(url: str) -> apprise.Apprise:
 
     bundle = apprise.Apprise()
     if not bundle.add(url):
-        raise InvalidInput(f"apprise cannot use this {urlsplit(url).scheme}:// URL; check it"
-                           " against https://github.com/caronc/apprise/wiki")
+        scheme = urlsplit(url).scheme if "://" in url else ""
+        what = f"this {scheme}:// URL" if scheme else "a URL without a scheme://"
+        raise InvalidInput(f"apprise cannot use {what}; check it against"
+                           " https://github.com/caronc/apprise/wiki")
     return bundle
 
 
