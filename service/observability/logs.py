@@ -55,5 +55,13 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("urllib3", "docker", "botocore", "boto3", "s3transfer", "apscheduler"):
+    # httpx logs every request's full URL at INFO: a webhook's or ping's path is its key.
+    for noisy in ("urllib3", "docker", "botocore", "boto3", "s3transfer", "apscheduler",
+                  "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # apprise prints its services' URLs, tokens and all, at DEBUG; its warnings
+    # reach the log only as the redacted delivery errors AppriseSender makes of
+    # them (it reads them from apprise's own per-call capture, not from here).
+    apprise = logging.getLogger("apprise")
+    apprise.setLevel(logging.WARNING)
+    apprise.propagate = False
