@@ -23,12 +23,9 @@ import os
 import secrets
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +35,7 @@ from tests.e2e.conftest import Daemon
 from tests.harness.api import TEST_TOKEN
 from tests.harness.daemon import REPO_ROOT, free_port, holdfast_env
 from tests.harness.docker_fixtures import PostgresFactory, container_env, psql
+from tests.harness.receiver import Receiver, running_receiver
 
 pytestmark = pytest.mark.docker
 
@@ -56,83 +54,15 @@ def unique(name: str) -> str:
 # --- the receiver ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Received:
-    """One request the receiver answered: header names are lower-cased."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> dict[str, Any]:
-        return dict(json.loads(self.body))
-
-
-class Receiver:
-    """An HTTP server on 127.0.0.1 (the daemon runs on this host) that records
-    every request and answers 200, from a thread of its own."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._seen: list[Received] = []
-        record = self._record
-
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                record(Received(self.command, self.path,
-                                {k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            do_GET = do_POST = do_PUT = _answer
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port: int = self._server.socket.getsockname()[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        name="notification-receiver")
-        self._thread.start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def _record(self, request: Received) -> None:
-        with self._lock:
-            self._seen.append(request)
-
-    def requests(self) -> list[Received]:
-        with self._lock:
-            return list(self._seen)
-
-    def to(self, path: str) -> list[Received]:
-        """The requests to ``path`` exactly (no query string is ever sent)."""
-        return [r for r in self.requests() if r.path == path]
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(10)
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    try:
+    with running_receiver() as server:
         yield server
-    finally:
-        server.close()
 
 
 def events(receiver: Receiver, path: str, instance: str | None = None) -> list[dict[str, Any]]:
     """The webhook payloads POSTed to ``path``, oldest first (of ``instance`` only, if given)."""
-    return [payload for r in receiver.to(path) if r.method == "POST"
+    return [payload for r in receiver.at(path) if r.method == "POST"
             and (payload := r.json()) and (instance is None or payload["instance"] == instance)]
 
 
@@ -187,12 +117,12 @@ def test_failed_backups_notify_once_signed_retry_a_dead_channel_ping_and_recover
     ping = f"/ping/{ping_key}"
     source = scoped_source(postgres_container_factory, prefix, "pg",
                            env={"POSTGRES_PASSWORD": password, "POSTGRES_INITDB_ARGS": LOCAL_SCRAM},
-                           labels={"holdfast.ping": receiver.url(ping)})
+                           labels={"holdfast.ping": receiver.base + ping})
     user = container_env(source)["POSTGRES_USER"]
     daemon = daemon_factory(HOLDFAST_SCOPE=prefix,
-                            HOLDFAST_NOTIFY_OPS=receiver.url("/hook"),
+                            HOLDFAST_NOTIFY_OPS=receiver.base + "/hook",
                             HOLDFAST_NOTIFY_OPS_SECRET=secret,
-                            HOLDFAST_NOTIFY_CHAT=f"json://127.0.0.1:{receiver.port}/apprise",
+                            HOLDFAST_NOTIFY_CHAT=f"json://127.0.0.1:{receiver.server_address[1]}/apprise",
                             HOLDFAST_NOTIFY_DEAD=f"http://127.0.0.1:{free_port()}/x",
                             HOLDFAST_NOTIFY_RETRY_FOR="3").start()
     daemon.wait_for(lambda: daemon.instance(instance), 30, "discovery of the database")
@@ -213,20 +143,20 @@ def test_failed_backups_notify_once_signed_retry_a_dead_channel_ping_and_recover
     assert sorted((d["channel"], d["instance"]) for d in failures) == \
         [("chat", instance), ("dead", instance), ("ops", instance)]
 
-    (hook,) = daemon.wait_for(lambda: receiver.to("/hook"), 30, "the backup.failed webhook")
+    (hook,) = daemon.wait_for(lambda: receiver.at("/hook"), 30, "the backup.failed webhook")
     payload = hook.json()
     assert hook.method == "POST" and set(payload) == PAYLOAD_KEYS, payload
     assert (payload["event"], payload["instance"], payload["job"], payload["cleared"]) == \
         ("backup.failed", instance, first["id"], None)
     assert payload["reason"] and payload["time"].endswith("Z")
     assert payload["link"] == f"{daemon.url}/v1/jobs/{first['id']}"
-    assert hook.headers["content-type"] == "application/json"
-    assert hook.headers["x-holdfast-event"] == "backup.failed"
+    assert hook.headers["Content-Type"] == "application/json"
+    assert hook.headers["X-Holdfast-Event"] == "backup.failed"
     expected = hmac.new(secret.encode(), hook.body, hashlib.sha256).hexdigest()
-    assert hook.headers["x-holdfast-signature"] == f"sha256={expected}"
+    assert hook.headers["X-Holdfast-Signature"] == f"sha256={expected}"
 
-    chat = daemon.wait_for(lambda: receiver.to("/apprise"), 30, "the apprise message")[0]
-    assert chat.method == "POST" and chat.headers["content-type"].startswith("application/json")
+    chat = daemon.wait_for(lambda: receiver.at("/apprise"), 30, "the apprise message")[0]
+    assert chat.method == "POST" and chat.headers["Content-Type"].startswith("application/json")
     said = json.dumps(chat.json())
     assert "backup.failed" in said and instance in said
 
@@ -240,13 +170,13 @@ def test_failed_backups_notify_once_signed_retry_a_dead_channel_ping_and_recover
     psql(source, f"ALTER ROLE {user} PASSWORD '{password}'", password=wrong)
     third = backup(daemon, instance)
     assert third["status"] == "succeeded", third
-    daemon.wait_for(lambda: len(receiver.to("/hook")) >= 2, 30, "the recovered webhook")
+    daemon.wait_for(lambda: len(receiver.at("/hook")) >= 2, 30, "the recovered webhook")
     recovered = events(receiver, "/hook")[1]
     assert (recovered["event"], recovered["instance"], recovered["cleared"],
             recovered["job"]) == ("recovered", instance, "backup.failed", third["id"])
     assert [e["event"] for e in events(receiver, "/hook")] == ["backup.failed", "recovered"]
 
-    pings = daemon.wait_for(lambda: (p := [r.path for r in receiver.requests()
+    pings = daemon.wait_for(lambda: (p := [r.path for r in receiver.requests
                                            if r.path.startswith(ping)]) and len(p) >= 6 and p,
                             30, "six pings")
     assert pings == [f"{ping}/start", f"{ping}/fail", f"{ping}/start", f"{ping}/fail",
@@ -254,7 +184,7 @@ def test_failed_backups_notify_once_signed_retry_a_dead_channel_ping_and_recover
 
     sent = remote_cli(daemon, tmp_path, "notify", "test", "ops")
     assert sent.returncode == 0, sent.stdout + sent.stderr
-    daemon.wait_for(lambda: len(receiver.to("/hook")) >= 3, 30, "the test webhook")
+    daemon.wait_for(lambda: len(receiver.at("/hook")) >= 3, 30, "the test webhook")
     assert [e["event"] for e in events(receiver, "/hook")] == \
         ["backup.failed", "recovered", "test"]
     refused = remote_cli(daemon, tmp_path, "notify", "test", "dead")
@@ -266,7 +196,7 @@ def test_failed_backups_notify_once_signed_retry_a_dead_channel_ping_and_recover
     secrets_ = {"the database password": password, "the changed password": wrong,
                 "the webhook secret": secret, "the ping key": ping_key}
     sent_out = [(f"{r.method} {r.path}", json.dumps(r.headers) + r.body.decode(errors="replace")
-                 + ("" if r.path.startswith(ping) else r.path)) for r in receiver.requests()]
+                 + ("" if r.path.startswith(ping) else r.path)) for r in receiver.requests]
     answers = [("GET /v1/notifications", json.dumps(deliveries(daemon))),
                ("GET /v1/notifications/channels", json.dumps(channels)),
                (f"GET /v1/instances/{instance}", json.dumps(daemon.instance(instance))),
@@ -287,7 +217,7 @@ def test_a_stale_instance_fires_backup_stale_once_and_a_fresh_snapshot_recovers_
     scoped_source(postgres_container_factory, prefix, "pg",
                   labels={"holdfast.schedule": "@yearly", "holdfast.stale_after": "4s"})
     daemon = daemon_factory(HOLDFAST_SCOPE=prefix, HOLDFAST_WATCH_INTERVAL="1",
-                            HOLDFAST_NOTIFY_OPS=receiver.url("/hook")).start()
+                            HOLDFAST_NOTIFY_OPS=receiver.base + "/hook").start()
 
     def stale() -> list[dict[str, Any]]:
         return [e for e in events(receiver, "/hook", instance) if e["event"] == "backup.stale"]
