@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from tests.e2e.conftest import Daemon
 from tests.harness.api import TEST_TOKEN
 from tests.harness.daemon import REPO_ROOT, free_port, holdfast_env
 from tests.harness.docker_fixtures import PostgresFactory, container_env, psql
-from tests.harness.receiver import Receiver, running_receiver
+from tests.harness.receiver import Receiver
 
 pytestmark = pytest.mark.docker
 
@@ -52,12 +52,6 @@ def unique(name: str) -> str:
 
 
 # --- the receiver ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with running_receiver() as server:
-        yield server
 
 
 def events(receiver: Receiver, path: str, instance: str | None = None) -> list[dict[str, Any]]:

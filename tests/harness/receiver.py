@@ -1,5 +1,6 @@
 """A real HTTP receiver on 127.0.0.1 for notification tests: it records every
-request (method, path, headers, raw body) and answers with ``status``."""
+request (method, path, headers, raw body) and answers with ``status``. The
+``receiver`` fixture is registered for every test (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
+
+import pytest
 
 
 class Received(NamedTuple):
@@ -73,6 +76,13 @@ def running_receiver() -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A running :class:`Receiver`, shut at the end of the test."""
+    with running_receiver() as server:
+        yield server
 
 
 def closed_port() -> int:

@@ -12,7 +12,6 @@ senders that reach the receiver.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,17 +25,11 @@ from service.adapters.notify.registry import Destinations, check_channels
 from service.adapters.notify.webhook import WebhookSender
 from service.records import Message
 from service.settings import ChannelSetting
-from tests.harness.receiver import Receiver, closed_port, running_receiver
+from tests.harness.receiver import Receiver, closed_port
 
 TOKEN = "S3cr3tT0ken123"
 MESSAGE = Message("backup.failed", "Backup of pg-main failed",
                   "pg-main: pg_dump exited with status 1", {"event": "backup.failed"})
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with running_receiver() as server:
-        yield server
 
 
 def port_of(receiver: Receiver) -> int:

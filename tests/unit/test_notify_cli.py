@@ -9,22 +9,13 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from backup.alerts import SIGNATURE_HEADER, signature_matches
-from tests.harness.receiver import Receiver, closed_port, running_receiver
+from tests.harness.receiver import Receiver, closed_port
 
 SECRET = "cli-s3cret-value"
 PATH_TOKEN = "Tok3nInThePath"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with running_receiver() as server:
-        yield server
 
 
 def holdfast(tmp_path: Path, receiver: Receiver, *args: str) -> subprocess.CompletedProcess[str]:

@@ -4,7 +4,6 @@ what they send, how they sign it, and failures that never name the URL's secret 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
@@ -13,16 +12,10 @@ from backup.errors import DeliveryFailed
 from service.adapters.notify.ping import PingKind, PingSender, ping_url
 from service.adapters.notify.webhook import WebhookSender
 from service.records import Message
-from tests.harness.receiver import Receiver, running_receiver
+from tests.harness.receiver import Receiver
 
 SECRET = "wh-s3cret"
 TOKEN = "T0K3N-in-path"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with running_receiver() as server:
-        yield server
 
 
 PAYLOAD = {"event": "backup.failed", "instance": "pg-main", "reason": "dump failed",
