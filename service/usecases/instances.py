@@ -155,8 +155,10 @@ def classify(svc: Services, container: DatabaseContainer) -> Instance | None:
 def _policy_problems(svc: Services, policy: InstancePolicy) -> list[str]:
     """What a policy that parses still cannot do here: a target that is not
     configured (the message a backup to it is refused with), a schedule whose
-    trigger fails, a ``holdfast.notify`` channel that is not configured. Each
-    stays this instance's error; the others are unaffected."""
+    trigger fails. Each stays this instance's error; the others are unaffected.
+    (A ``holdfast.notify`` channel this process lacks is not one: the CLI has
+    no channels, and no notification setting may stop a backup; the daemon
+    warns of it instead, :class:`~service.usecases.notifications.Notifier`.)"""
     problems = []
     if policy.target not in svc.settings.targets:
         problems.append(f"holdfast.target: {unknown_target(policy.target, svc.settings.targets)}")
@@ -169,12 +171,6 @@ def _policy_problems(svc: Services, policy: InstancePolicy) -> list[str]:
         problem = schedule_problem(policy.schedule)
         if problem is not None:
             problems.append(problem)
-    unknown = sorted(set(policy.notify or ()) - set(svc.settings.notify_channels))
-    if unknown:
-        known = ", ".join(sorted(svc.settings.notify_channels)) or "none"
-        problems.append(f"holdfast.notify: no notification channel named {unknown[0]!r}; "
-                        f"configured: {known} (define one with HOLDFAST_NOTIFY_"
-                        f"{unknown[0].upper()}=<url>)")
     return problems
 
 

@@ -147,6 +147,7 @@ class Notifier:
         # One decision at a time: the runner and the watchdog may both see an
         # instance's freshness recover, and only one may fire ``recovered``.
         self._deciding = threading.Lock()
+        self._warned: set[tuple[str, str]] = set()
 
     # --- what the runner, the scheduler and the watchdog report ----------------------
 
@@ -216,6 +217,8 @@ class Notifier:
         """Put ``event`` in the outbox for every channel that gets it."""
         policy = self._policy_of(event.instance) if event.instance else None
         narrowed = policy.notify if policy is not None else None
+        if narrowed and event.instance:
+            self._warn_unknown(event.instance, narrowed)
         message = message_for(event, link_for(self._link_base, event))
         deliveries = [self._outbox.put(name, message) for name in
                       channels_for(self._channels.items(), event.name, narrowed)]
@@ -224,6 +227,18 @@ class Notifier:
                         ", ".join(d.destination for d in deliveries),
                         extra={"instance": event.instance, "target": event.target})
         return deliveries
+
+    def _warn_unknown(self, instance: str, narrowed: Sequence[str]) -> None:
+        """Warn, once per instance and name, of a ``holdfast.notify`` channel
+        this daemon does not have: its events reach the other listed ones."""
+        for name in narrowed:
+            if name not in self._channels and (instance, name) not in self._warned:
+                self._warned.add((instance, name))
+                known = ", ".join(sorted(self._channels)) or "none"
+                logger.warning("holdfast.notify of %s names channel %r, which is not "
+                               "configured (configured: %s; define it with "
+                               "HOLDFAST_NOTIFY_%s=<url>)", instance, name, known,
+                               name.upper(), extra={"instance": instance})
 
     def _ping(self, instance: str, kind: PingKind, reason: str, job: str | None) -> None:
         policy = self._policy_of(instance)

@@ -125,10 +125,17 @@ def test_holdfast_notify_narrows_the_channels(s: Setup) -> None:
     assert s.postbox.events("audit") == ["backup.failed"]
 
 
-def test_an_unknown_channel_in_holdfast_notify_is_the_instance_error(s: Setup) -> None:
-    add_db(s.world, "shop", labels={"holdfast.notify": "pager"})
+def test_an_unknown_channel_in_holdfast_notify_is_warned_of_and_never_stops_a_backup(
+        s: Setup, caplog: pytest.LogCaptureFixture) -> None:
+    add_db(s.world, "shop", labels={"holdfast.notify": "pager,audit"})
     shop = next(i for i in live_instances(s.world.services) if i.name == "shop")
-    assert any("no notification channel named 'pager'" in e for e in shop.errors)
+    assert not shop.errors
+    s.world.docker.dump_error, s.world.docker.dump_error_after = "disk on fire", 0
+    assert _backup(s, "shop") == JobStatus.FAILED
+    assert _backup(s, "shop") == JobStatus.FAILED
+    assert s.postbox.events("audit") == ["backup.failed"]
+    warned = [r.getMessage() for r in caplog.records if "'pager'" in r.getMessage()]
+    assert len(warned) == 1 and "HOLDFAST_NOTIFY_PAGER=<url>" in warned[0]
 
 
 def test_pings_bracket_every_run_in_order_and_carry_no_secret(s: Setup) -> None:
