@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from service.entrypoints.cli.app import JsonFlag, app, backend
+from service.entrypoints.cli.app import JsonFlag, app, backend, fail
 from service.entrypoints.cli.output import moment_text, print_json, show, table
 
 notify_app = typer.Typer(help="Notifications: send a test message, list deliveries and "
@@ -52,8 +52,8 @@ def notify_ls(
 ) -> None:
     """Recent deliveries, newest first: channel, event, instance, outcome."""
     if status is not None and status not in STATUSES:
-        raise typer.BadParameter(f"{status[:20]!r} is not one of {', '.join(STATUSES)}",
-                                 param_hint="--status")
+        fail(f"--status {status[:20]!r} is not a delivery status; use one of "
+             f"{', '.join(STATUSES)}", 2)
     with backend() as holdfast:
         found = holdfast.list_notifications(limit, channel, event, instance, status)
     if as_json:
