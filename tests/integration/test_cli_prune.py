@@ -27,11 +27,13 @@ def test_retention_after_backup_and_prune_with_dry_run(
 
     planned = holdfast.json("prune", name, "--dry-run")
     assert planned == [{"instance": name, "policy": {"last": 1}, "kept": [taken[-1]],
-                        "forgotten": sorted(taken[:-1], reverse=True), "dry_run": True}]
+                        "forgotten": sorted(taken[:-1], reverse=True), "dry_run": True,
+                        "failures": []}]
     assert sorted(p.name for p in (holdfast.snapshots_dir / name).iterdir()) == sorted(taken)
 
     applied = holdfast.json("prune", name)
     assert applied[0]["forgotten"] == planned[0]["forgotten"] and not applied[0]["dry_run"]
+    assert applied[0]["failures"] == []
     assert [s["id"] for s in holdfast.json("snapshots", name)] == [taken[-1]]
     assert [p.name for p in (holdfast.snapshots_dir / name).iterdir()] == [taken[-1]]
 
