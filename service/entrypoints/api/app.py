@@ -11,7 +11,7 @@ checked (:mod:`~service.entrypoints.api.limits`) before a body is read, and
 its scope (:func:`~service.entrypoints.api.deps.requires`); bodies are capped
 at 256 KiB. ``/docs`` and ``/redoc``
 serve their scripts from the installed ``fastapi-offline`` package, so they work
-without a network.
+without a network; the web dashboard (:mod:`service.entrypoints.ui`) is under ``/ui``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from service.entrypoints.api.limits import MAX_BODY_BYTES, RequestGuard
 from service.entrypoints.api.openapi import install_openapi, operation_id
 from service.entrypoints.api.problems import install_error_handlers
 from service.entrypoints.api.routes import ROUTERS
+from service.entrypoints.ui.app import install_dashboard
 from service.observability.metrics import Metrics
 from service.usecases import tokens
 from service.usecases.instances import Instance
@@ -66,5 +67,6 @@ def create_app(
                        authenticate=lambda header: tokens.authenticate(services, header, utcnow()))
     for router in ROUTERS:
         app.include_router(router)
+    install_dashboard(app)
     install_openapi(app)
     return app

@@ -79,6 +79,11 @@ _CANCEL_SCOPE = {"backup": Scope.BACKUP, "restore": Scope.RESTORE,
 """Cancelling a job needs the scope that starts jobs of its kind (clones: admin)."""
 
 
+def cancel_scope(kind: str) -> Scope:
+    """The scope that may cancel a job of ``kind`` (besides ``read``)."""
+    return _CANCEL_SCOPE.get(kind, Scope.ADMIN)
+
+
 @router.delete("/{job_id}", dependencies=READ, status_code=status.HTTP_202_ACCEPTED,
                response_model=Job,
                responses={200: {"model": Job, "description": "The job ended (normally "
@@ -94,7 +99,7 @@ def cancel_job(request: Request, svc: ServicesDep, runner: JobsDep,
     it already ended. Needs ``read`` and the scope that starts jobs of its kind:
     ``backup`` or ``restore`` (``admin`` for a clone)."""
     kind = job_queries.get_job(svc, job_id).kind
-    principal(request, svc).require(_CANCEL_SCOPE.get(kind, Scope.ADMIN))
+    principal(request, svc).require(cancel_scope(kind))
     outcome = cancellation.cancel_job(svc, runner, job_id)
     return JSONResponse(status_code=status.HTTP_200_OK if outcome.ended
                         else status.HTTP_202_ACCEPTED, content=outcome.job.to_json())
