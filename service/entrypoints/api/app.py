@@ -29,7 +29,6 @@ from service.entrypoints.api.limits import MAX_BODY_BYTES, RequestGuard
 from service.entrypoints.api.openapi import install_openapi, operation_id
 from service.entrypoints.api.problems import install_error_handlers
 from service.entrypoints.api.routes import ROUTERS
-from service.entrypoints.ui.app import install_dashboard
 from service.observability.metrics import Metrics
 from service.usecases import tokens
 from service.usecases.instances import Instance
@@ -67,6 +66,10 @@ def create_app(
                        authenticate=lambda header: tokens.authenticate(services, header, utcnow()))
     for router in ROUTERS:
         app.include_router(router)
+    # Imported here: the dashboard builds on this package's modules, so a top-level
+    # import would run while service.entrypoints.api itself is being imported.
+    from service.entrypoints.ui.app import install_dashboard
+
     install_dashboard(app)
     install_openapi(app)
     return app

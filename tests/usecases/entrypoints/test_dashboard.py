@@ -22,14 +22,7 @@ from tests.usecases.support import make_snapshot
 @pytest.fixture
 def browser(world: FakeWorld, jobs: JobRunner) -> TestClient:
     """A client with no Authorization header: a browser, signing in by the form."""
-    world.services.settings.api_token = _secret(TEST_TOKEN)
     return TestClient(create_app(world.services, jobs), follow_redirects=False)
-
-
-def _secret(value: str) -> object:
-    from pydantic import SecretStr
-
-    return SecretStr(value)
 
 
 def backed_up(world: FakeWorld, name: str) -> Snapshot:
