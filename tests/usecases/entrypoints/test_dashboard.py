@@ -20,7 +20,7 @@ from tests.usecases.support import make_snapshot
 
 
 @pytest.fixture
-def browser(world: FakeWorld, jobs: JobRunner) -> TestClient:
+def web(world: FakeWorld, jobs: JobRunner) -> TestClient:
     """A client with no Authorization header: a browser, signing in by the form."""
     return TestClient(create_app(world.services, jobs), follow_redirects=False)
 
@@ -48,99 +48,99 @@ def sign_in(client: TestClient, token: str) -> str:
     return csrf.group(1)
 
 
-def test_a_page_without_a_session_goes_to_the_sign_in_form(browser: TestClient) -> None:
-    answer = browser.get("/ui/jobs")
+def test_a_page_without_a_session_goes_to_the_sign_in_form(web: TestClient) -> None:
+    answer = web.get("/ui/jobs")
     assert answer.status_code == 303
     assert answer.headers["location"] == "/ui/login?next=%2Fui%2Fjobs"
-    form = browser.get("/ui/login").text
+    form = web.get("/ui/login").text
     assert '<input type="password" id="token" name="token"' in form
-    assert browser.get("/").headers["location"] == "/ui"
+    assert web.get("/").headers["location"] == "/ui"
 
 
-def test_a_wrong_token_is_one_line_and_no_cookie(browser: TestClient) -> None:
-    form = browser.get("/ui/login")
+def test_a_wrong_token_is_one_line_and_no_cookie(web: TestClient) -> None:
+    form = web.get("/ui/login")
     nonce = re.search(r'name="nonce" value="([^"]+)"', form.text)
     assert nonce
-    answer = browser.post("/ui/login", data={"token": "hf_wrong", "nonce": nonce.group(1)})
+    answer = web.post("/ui/login", data={"token": "hf_wrong", "nonce": nonce.group(1)})
     assert answer.status_code == 401
     assert 'id="login-error"' in answer.text and "hf_wrong" not in answer.text
     assert TOKEN_COOKIE not in answer.headers.get("set-cookie", "")
 
 
-def test_the_sign_in_form_refuses_a_post_without_its_nonce(browser: TestClient) -> None:
-    answer = browser.post("/ui/login", data={"token": TEST_TOKEN, "nonce": "forged"})
+def test_the_sign_in_form_refuses_a_post_without_its_nonce(web: TestClient) -> None:
+    answer = web.post("/ui/login", data={"token": TEST_TOKEN, "nonce": "forged"})
     assert answer.status_code == 403
     assert TOKEN_COOKIE not in answer.headers.get("set-cookie", "")
 
 
-def test_overview_lists_instances_failing_first(world: FakeWorld, browser: TestClient) -> None:
+def test_overview_lists_instances_failing_first(world: FakeWorld, web: TestClient) -> None:
     add_db(world, "good-db")
     add_db(world, "bad-db")
     add_db(world, "zz-db")
     backed_up(world, "good-db")
     backed_up(world, "zz-db")
     make_snapshot(world, "zz-db", at=utcnow(), status=SnapshotStatus.FAILED)
-    sign_in(browser, TEST_TOKEN)
-    page = browser.get("/ui").text
+    sign_in(web, TEST_TOKEN)
+    page = web.get("/ui").text
     rows = re.findall(r'data-instance="([^"]+)" data-health="([^"]+)"', page)
     assert rows == [("zz-db", "failing"), ("bad-db", "new"), ("good-db", "unverified")]
     assert 'id="total-failing">1<' in page and 'id="total-protected">1<' in page
 
 
 def test_back_up_from_the_dashboard_needs_the_csrf_token(world: FakeWorld,
-                                                         browser: TestClient) -> None:
+                                                         web: TestClient) -> None:
     add_db(world, "shop-db")
-    csrf = sign_in(browser, TEST_TOKEN)
-    refused = browser.post("/ui/instances/shop-db/backup", headers={"HX-Request": "true"})
+    csrf = sign_in(web, TEST_TOKEN)
+    refused = web.post("/ui/instances/shop-db/backup", headers={"HX-Request": "true"})
     assert refused.status_code == 403 and "reload the page" in refused.text
-    started = browser.post("/ui/instances/shop-db/backup",
+    started = web.post("/ui/instances/shop-db/backup",
                            headers={"HX-Request": "true", "X-CSRF-Token": csrf})
     assert started.status_code == 202, started.text
     job_id = re.search(r'data-job="([^"]+)"', started.text)
     assert job_id
-    wait_until(lambda: 'data-status="succeeded"' in browser.get(f"/ui/jobs/{job_id.group(1)}").text)
+    wait_until(lambda: 'data-status="succeeded"' in web.get(f"/ui/jobs/{job_id.group(1)}").text)
     assert len(world.services.catalog.list_snapshots(instance="shop-db")) == 1
 
 
-def test_a_request_from_another_site_is_refused(world: FakeWorld, browser: TestClient) -> None:
+def test_a_request_from_another_site_is_refused(world: FakeWorld, web: TestClient) -> None:
     add_db(world, "shop-db")
-    csrf = sign_in(browser, TEST_TOKEN)
-    answer = browser.post("/ui/instances/shop-db/backup",
+    csrf = sign_in(web, TEST_TOKEN)
+    answer = web.post("/ui/instances/shop-db/backup",
                           headers={"X-CSRF-Token": csrf, "Origin": "https://evil.example"})
     assert answer.status_code == 403
     assert world.services.catalog.list_snapshots(instance="shop-db") == []
 
 
 def test_a_read_only_token_sees_no_restore_or_delete_and_is_refused(
-        world: FakeWorld, browser: TestClient) -> None:
+        world: FakeWorld, web: TestClient) -> None:
     add_db(world, "shop-db")
     snapshot = backed_up(world, "shop-db")
     reader = tokens.create_token(world.services, "viewer", ["read"], None, None, utcnow())
-    csrf = sign_in(browser, reader.secret)
-    page = browser.get("/ui/instances/shop-db").text
+    csrf = sign_in(web, reader.secret)
+    page = web.get("/ui/instances/shop-db").text
     assert snapshot.id in page
     for button in ("Restore…", "Delete", "Back up now", ">Pin<"):
         assert button not in page
-    forged = browser.post(f"/ui/snapshots/{snapshot.id}/delete",
+    forged = web.post(f"/ui/snapshots/{snapshot.id}/delete",
                           headers={"X-CSRF-Token": csrf, "HX-Request": "true"})
     assert forged.status_code == 403 and "admin" in forged.text
     assert world.services.catalog.get_snapshot(snapshot.id) is not None
-    restore = browser.post(f"/ui/snapshots/{snapshot.id}/restore",
+    restore = web.post(f"/ui/snapshots/{snapshot.id}/restore",
                            data={"name": "copy", "csrf": csrf})
     assert restore.status_code == 403
 
 
 def test_an_admin_sees_the_buttons_and_a_bad_restore_is_one_line(
-        world: FakeWorld, browser: TestClient) -> None:
+        world: FakeWorld, web: TestClient) -> None:
     add_db(world, "shop-db")
     snapshot = backed_up(world, "shop-db")
-    csrf = sign_in(browser, TEST_TOKEN)
-    page = browser.get("/ui/instances/shop-db").text
+    csrf = sign_in(web, TEST_TOKEN)
+    page = web.get("/ui/instances/shop-db").text
     for button in ("Restore…", "Delete", "Back up now", ">Pin<"):
         assert button in page
-    dialog = browser.get(f"/ui/snapshots/{snapshot.id}/restore").text
+    dialog = web.get(f"/ui/snapshots/{snapshot.id}/restore").text
     assert 'value="shop-db-copy-' in dialog
-    bad = browser.post(f"/ui/snapshots/{snapshot.id}/restore",
+    bad = web.post(f"/ui/snapshots/{snapshot.id}/restore",
                        data={"name": "copy", "ttl": "forever", "csrf": csrf},
                        headers={"HX-Request": "true"})
     assert bad.status_code == 400, bad.text
