@@ -1,4 +1,4 @@
-"""The README's Dashboard section against the code: its screenshots exist and its pages are routes."""
+"""The README's Dashboard section against the code: its screenshots and its pages."""
 
 from __future__ import annotations
 
