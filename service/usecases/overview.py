@@ -283,6 +283,21 @@ def target_usage(svc: Services) -> list[TargetUsage]:
 COPY_NAME_TRIES = 100
 
 
+@dataclass(frozen=True)
+class RestoreDefaults:
+    """What the restore dialog starts with: a free name for a copy, and the
+    container a swap-in would replace (the instance's, if it has one)."""
+
+    name: str
+    replace: str | None
+
+
+def restore_defaults(svc: Services, snapshot: Snapshot) -> RestoreDefaults:
+    record = svc.catalog.get_instance(snapshot.instance)
+    return RestoreDefaults(name=suggested_copy_name(svc, snapshot),
+                           replace=record.container_name if record else None)
+
+
 def suggested_copy_name(svc: Services, snapshot: Snapshot) -> str:
     """A container name for a copy of ``snapshot`` that no container has yet:
     ``<instance>-copy-<the snapshot's time>`` (``-2``, ``-3`` … if taken)."""

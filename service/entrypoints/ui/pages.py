@@ -56,9 +56,9 @@ def instance_page(request: Request, ctx: ContextDep, who: SessionDep, ui: Dashbo
 def restore_dialog(request: Request, ctx: ContextDep, who: SessionDep, ui: DashboardDep,
                    snapshot_id: str) -> HTMLResponse:
     snapshot = snapshots.get_snapshot(ctx.services, snapshot_id)
-    suggested = overview.suggested_copy_name(ctx.services, snapshot)
+    defaults = overview.restore_defaults(ctx.services, snapshot)
     return ui.page(request, "fragments/restore.html", session=who, snapshot=snapshot,
-                   suggested=suggested)
+                   defaults=defaults)
 
 
 @router.get("/jobs", response_class=HTMLResponse)

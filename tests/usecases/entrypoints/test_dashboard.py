@@ -140,6 +140,7 @@ def test_an_admin_sees_the_buttons_and_a_bad_restore_is_one_line(
         assert button in page
     dialog = web.get(f"/ui/snapshots/{snapshot.id}/restore").text
     assert 'value="shop-db-copy-' in dialog
+    assert 'name="replace" value="shop-db"' in dialog  # the container a swap-in replaces
     bad = web.post(f"/ui/snapshots/{snapshot.id}/restore",
                        data={"name": "copy", "ttl": "forever", "csrf": csrf},
                        headers={"HX-Request": "true"})
