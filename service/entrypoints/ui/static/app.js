@@ -82,9 +82,13 @@
                                  { label: "raw", stroke: "#1a7f37", value: (u, v) => humanBytes(v) }]
                           : [{}, { label: "seconds", stroke: "#b26a00" }];
       const values = bytes ? [series.time, series.size, series.raw] : [series.time, series.seconds];
-      new uPlot({ width: Math.max(280, el.clientWidth), height: 200, series: lines,
+      const chart = new uPlot({ width: Math.max(200, el.clientWidth), height: 200, series: lines,
         axes: [{}, { values: bytes ? (u, ticks) => ticks.map(humanBytes) : undefined, size: 70 }] },
         values, el);
+      // Follow the page's width (a phone turned, a window resized).
+      new ResizeObserver(function () {
+        chart.setSize({ width: Math.max(200, el.clientWidth), height: 200 });
+      }).observe(el);
     });
   }
 
