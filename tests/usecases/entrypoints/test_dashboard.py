@@ -3,6 +3,7 @@ cookie and CSRF checks, the overview, buttons and the scopes that hide them."""
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -147,3 +148,16 @@ def test_an_admin_sees_the_buttons_and_a_bad_restore_is_one_line(
     assert bad.status_code == 400, bad.text
     line = re.search(r'<p class="error" role="alert">(.*?) <button', bad.text)
     assert line and "ttl" in line.group(1).lower() and "Traceback" not in bad.text
+
+
+def test_a_token_without_read_sees_no_page(world: FakeWorld, web: TestClient) -> None:
+    add_db(world, "shop-db")
+    ci = tokens.create_token(world.services, "ci", ["backup"], None, None, utcnow())
+    form = web.get("/ui/login")
+    nonce = re.search(r'name="nonce" value="([^"]+)"', form.text)
+    assert nonce
+    signed = web.post("/ui/login", data={"token": ci.secret, "nonce": nonce.group(1)})
+    assert signed.status_code == 303
+    page = web.get("/ui")
+    assert page.status_code == 403 and "'read' scope" in html.unescape(page.text)
+    assert "shop-db" not in page.text
