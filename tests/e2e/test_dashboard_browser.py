@@ -30,11 +30,14 @@ pytestmark = [pytest.mark.docker, pytest.mark.browser]
 LOCAL_SCRAM = "--auth-local=scram-sha-256 --auth-host=scram-sha-256"
 
 
-def sign_in(page: Browser, daemon: Daemon, token: str) -> None:
+def sign_in(page: Browser, daemon: Daemon, token: str, *, snap: bool = False) -> None:
     page.base_url = daemon.url
     page.open("/ui")
-    field = page.wait_for('input[type="password"][name="token"]')
+    page.wait_for('input[type="password"][name="token"]')
     assert "/ui/login" in page.driver.current_url and token not in page.driver.current_url
+    if snap:
+        snap_both(page, "sign-in")
+    field = page.wait_for('input[type="password"][name="token"]')
     field.send_keys(token)
     page.wait_for('button[type="submit"]').click()
     page.wait_for("table.instances, p.card")
@@ -84,7 +87,7 @@ def test_dashboard_backs_up_restores_and_hides_what_a_token_may_not_do(
     viewer = made.json()["token"]
     copy_name: str | None = None
     try:
-        sign_in(browser, daemon, TEST_TOKEN)
+        sign_in(browser, daemon, TEST_TOKEN, snap=True)
         rows = browser.driver.find_elements(By.CSS_SELECTOR, "tr[data-instance]")
         listed = [(r.get_attribute("data-instance"), r.get_attribute("data-health")) for r in rows]
         assert listed[0] == (broken, "failing"), listed

@@ -161,3 +161,42 @@ def test_a_token_without_read_sees_no_page(world: FakeWorld, web: TestClient) ->
     page = web.get("/ui")
     assert page.status_code == 403 and "'read' scope" in html.unescape(page.text)
     assert "shop-db" not in page.text
+
+
+def test_pin_unpin_and_the_refusals_the_cli_makes(world: FakeWorld, web: TestClient) -> None:
+    add_db(world, "shop-db")
+    snapshot = backed_up(world, "shop-db")
+    csrf = sign_in(web, TEST_TOKEN)
+    htmx = {"HX-Request": "true", "X-CSRF-Token": csrf}
+    pinned = web.post(f"/ui/snapshots/{snapshot.id}/pin", headers=htmx)
+    assert pinned.status_code == 200 and ">Unpin<" in pinned.text
+    assert world.services.catalog.get_snapshot(snapshot.id).pinned  # type: ignore[union-attr]
+    refused = web.post(f"/ui/snapshots/{snapshot.id}/delete", headers=htmx)
+    assert refused.status_code == 409 and "unpin it first" in html.unescape(refused.text)
+    unpinned = web.post(f"/ui/snapshots/{snapshot.id}/unpin", headers=htmx)
+    assert unpinned.status_code == 200 and ">Pin<" in unpinned.text
+    in_use = web.post("/ui/volumes/shop-db-vol/remove", headers=htmx)
+    assert in_use.status_code == 409, in_use.text
+    assert "shop-db-vol" in world.docker.volume_names()
+    volumes = web.get("/ui/volumes").text
+    assert 'data-volume="shop-db-vol"' in volumes and "shop-db" in volumes
+
+
+def test_jobs_targets_and_sign_out(world: FakeWorld, web: TestClient) -> None:
+    add_db(world, "shop-db")
+    csrf = sign_in(web, TEST_TOKEN)
+    htmx = {"HX-Request": "true", "X-CSRF-Token": csrf}
+    started = web.post("/ui/instances/shop-db/backup", headers=htmx)
+    job_id = re.search(r'data-job="([^"]+)"', started.text)
+    assert job_id
+    wait_until(lambda: 'data-status="succeeded"' in web.get(f"/ui/jobs/{job_id.group(1)}").text)
+    assert f'data-job="{job_id.group(1)}"' in web.get("/ui/jobs").text
+    ended = web.post(f"/ui/jobs/{job_id.group(1)}/cancel", headers=htmx)
+    assert ended.status_code == 409, ended.text
+    health = web.get("/ui/targets/health").text
+    assert 'data-target="local" class="ok"' in health
+    assert 'data-target="local"' in web.get("/ui/targets").text
+    out = web.post("/ui/logout", data={"csrf": csrf})
+    assert out.status_code == 303 and f'{TOKEN_COOKIE}=""' in out.headers["set-cookie"]
+    web.cookies.clear()
+    assert web.get("/ui").status_code == 303
