@@ -36,15 +36,20 @@ class ContainerExec(Protocol):
         *,
         env: Mapping[str, str] | None = None,
         user: str | None = None,
+        stdin: Iterable[bytes] | None = None,
     ) -> Iterator[bytes]:
-        """Start ``argv`` and yield its stdout as it arrives.
+        """Start ``argv`` and yield its stdout as it arrives, while a thread of
+        the adapter writes ``stdin`` (if given) to it and then closes its input:
+        a conversation with a process, such as a ``psql`` session sent one
+        statement at a time as the answers to the last ones come back.
 
         After the last chunk, if the process exited non-zero or its stream broke,
         the iterator raises :class:`~backup.errors.ExecFailed` carrying the tail of
         stderr, so a consumer that commits only after exhausting the iterator
-        never commits a truncated dump. Closing the iterator early closes the
-        connection. Raises :class:`~backup.errors.DockerUnavailable` if the engine
-        cannot be reached.
+        never commits a truncated dump. If ``stdin`` raises, the connection is
+        cut and the iterator raises that exception. Closing the iterator early
+        closes the connection. Raises :class:`~backup.errors.DockerUnavailable`
+        if the engine cannot be reached.
         """
         ...
 

@@ -16,7 +16,7 @@ Everything runs on a real Docker engine through the real adapter.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -45,9 +45,10 @@ class RecordingExec:
         self.argvs: list[list[str]] = []
 
     def stream(self, container_id: str, argv: Sequence[str], *,
-               env: Mapping[str, str] | None = None, user: str | None = None) -> Iterator[bytes]:
+               env: Mapping[str, str] | None = None, user: str | None = None,
+               stdin: Iterable[bytes] | None = None) -> Iterator[bytes]:
         self.argvs.append(list(argv))
-        return self.real.stream(container_id, argv, env=env, user=user)
+        return self.real.stream(container_id, argv, env=env, user=user, stdin=stdin)
 
     def run(self, container_id: str, argv: Sequence[str], **kwargs: Any) -> ExecResult:
         self.argvs.append(list(argv))
@@ -70,11 +71,12 @@ class BreakingExec:
         self.limit = limit
 
     def stream(self, container_id: str, argv: Sequence[str], *,
-               env: Mapping[str, str] | None = None, user: str | None = None) -> Iterator[bytes]:
+               env: Mapping[str, str] | None = None, user: str | None = None,
+               stdin: Iterable[bytes] | None = None) -> Iterator[bytes]:
         # The adapter's streams are generators: closing one early, as the port
         # promises, closes the connection.
         source = cast("Generator[bytes, None, None]",
-                      self.real.stream(container_id, argv, env=env, user=user))
+                      self.real.stream(container_id, argv, env=env, user=user, stdin=stdin))
         try:
             yield from itertools.islice(source, self.limit)
         finally:

@@ -20,7 +20,7 @@ import secrets
 import tarfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -620,8 +620,10 @@ class StoppingExec:
         self.stopper: threading.Thread | None = None
 
     def stream(self, container_id: str, argv: Sequence[str], *,
-               env: Mapping[str, str] | None = None, user: str | None = None) -> Iterator[bytes]:
-        for index, chunk in enumerate(self.real.stream(container_id, argv, env=env, user=user)):
+               env: Mapping[str, str] | None = None, user: str | None = None,
+               stdin: Iterable[bytes] | None = None) -> Iterator[bytes]:
+        for index, chunk in enumerate(self.real.stream(container_id, argv, env=env, user=user,
+                                                       stdin=stdin)):
             if index == 3 and self.stopper is None:
                 action = self.container.stop if self.how == "stop" else self.container.kill
                 self.stopper = threading.Thread(target=action, daemon=True)

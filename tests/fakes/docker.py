@@ -295,9 +295,11 @@ class FakeDocker:
     # --- ContainerExec ---------------------------------------------------------------
 
     def stream(self, container_id: str, argv: Sequence[str], *,
-               env: Mapping[str, str] | None = None,
-               user: str | None = None) -> Iterator[bytes]:
+               env: Mapping[str, str] | None = None, user: str | None = None,
+               stdin: Iterable[bytes] | None = None) -> Iterator[bytes]:
         # Whose stream this is was decided when it was asked for, as the real one.
+        if stdin is not None:
+            raise ExecFailed(argv[0], 127, "the fake engine's dump takes no input")
         return self._stream(container_id, argv, env, self._holders.current())
 
     def _stream(self, container_id: str, argv: Sequence[str], env: Mapping[str, str] | None,

@@ -174,7 +174,8 @@ class ScriptedExec:
         self.stdin: list[bytes] = []
 
     def stream(self, container_id: str, argv: Sequence[str], *,
-               env: Mapping[str, str] | None = None, user: str | None = None) -> Iterator[bytes]:
+               env: Mapping[str, str] | None = None, user: str | None = None,
+               stdin: Iterable[bytes] | None = None) -> Iterator[bytes]:
         self.calls.append((list(argv), dict(env or {})))
         yield from ([self.dump_body[:10], self.dump_body[10:]] if self.dump_body else [])
         if isinstance(self.fail_stream, Exception):

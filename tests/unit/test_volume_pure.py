@@ -110,8 +110,8 @@ class FakeHelpers:
     # through helper containers, so these are never called.
 
     def stream(self, container_id: str, argv: Sequence[str], *,
-               env: Mapping[str, str] | None = None,
-               user: str | None = None) -> Iterator[bytes]:
+               env: Mapping[str, str] | None = None, user: str | None = None,
+               stdin: Iterable[bytes] | None = None) -> Iterator[bytes]:
         raise AssertionError("not used")
 
     def run(self, container_id: str, argv: Sequence[str], *,

@@ -113,8 +113,9 @@ class DockerAdapter:
     # --- exec ------------------------------------------------------------------------
 
     def stream(self, container_id: str, argv: Sequence[str], *,
-               env: Mapping[str, str] | None = None, user: str | None = None) -> Iterator[bytes]:
-        return self._exec.stream(container_id, argv, env=env, user=user)
+               env: Mapping[str, str] | None = None, user: str | None = None,
+               stdin: Iterable[bytes] | None = None) -> Iterator[bytes]:
+        return self._exec.stream(container_id, argv, env=env, user=user, stdin=stdin)
 
     def run(self, container_id: str, argv: Sequence[str], *,
             env: Mapping[str, str] | None = None, user: str | None = None,

@@ -162,18 +162,22 @@ class Exec:
             time.sleep(0.05)
 
     def stream(self, container_id: str, argv: Sequence[str], *,
-               env: Mapping[str, str] | None = None, user: str | None = None) -> Iterator[bytes]:
-        return self._stream(container_id, argv, env, user, self._holders.current())
+               env: Mapping[str, str] | None = None, user: str | None = None,
+               stdin: Iterable[bytes] | None = None) -> Iterator[bytes]:
+        return self._stream(container_id, argv, env, user, self._holders.current(), stdin)
 
     def _stream(self, container_id: str, argv: Sequence[str], env: Mapping[str, str] | None,
-                user: str | None, holder: str | None) -> Iterator[bytes]:
+                user: str | None, holder: str | None,
+                stdin: Iterable[bytes] | None) -> Iterator[bytes]:
         # A generator runs its body on the first next(), maybe in another
         # thread; the holder was taken when stream() was called.
         from docker.utils.socket import frames_iter  # loaded by the connection already
 
-        exec_id, sock, opened = self._exec_socket(container_id, argv, env, user, False, holder)
+        exec_id, sock, opened = self._exec_socket(container_id, argv, env, user,
+                                                  stdin is not None, holder)
         stderr: deque[bytes] = deque()
         stderr_size = 0
+        writer = None if stdin is None else _StdinWriter(sock, stdin, argv[0])
         try:
             try:
                 for stream_id, data in frames_iter(sock, tty=False):
@@ -185,9 +189,16 @@ class Exec:
                         while stderr_size > _STDERR_TAIL and len(stderr) > 1:
                             stderr_size -= len(stderr.popleft())
             except OSError as exc:
-                raise ExecFailed(argv[0], None, f"connection to Docker broke: {exc}") from exc
+                if writer is None or writer.error is None:
+                    raise ExecFailed(argv[0], None, f"connection to Docker broke: {exc}") \
+                        from exc
         finally:
             aborted = self._release(sock)
+            if writer is not None:
+                writer.join()
+        if writer is not None and writer.error is not None:
+            self._kill(opened, argv[0], "its input failed")  # it may wait for more input
+            raise writer.error
         tail = b"".join(stderr).decode(errors="replace")
         if aborted:  # the process may be stalled still; do not wait for its exit
             raise self._kill(opened, argv[0], aborted)
@@ -248,6 +259,43 @@ class Exec:
         if check and code != 0:
             raise ExecFailed(argv[0], code, tail)
         return ExecResult(exit_code=code, stdout=bytes(stdout), stderr=tail)
+
+
+class _StdinWriter:
+    """Writes a stream's ``stdin`` to its exec in a thread, then half-closes the
+    socket (end of input). If ``stdin`` raises, the exception is kept in
+    :attr:`error` and the connection is cut, which ends the reader too; a
+    process that exits before reading all of it just ends the writing."""
+
+    def __init__(self, sock: Any, stdin: Iterable[bytes], program: str) -> None:
+        self.error: BaseException | None = None
+        self._sock = sock
+        self._stdin = stdin
+        self._program = program
+        self._thread = threading.Thread(target=self._write, name=f"exec-stdin-{program}",
+                                        daemon=True)
+        self._thread.start()
+
+    def _write(self) -> None:
+        raw = _raw_socket(self._sock)
+        try:
+            for chunk in self._stdin:
+                raw.sendall(chunk)
+        except OSError as exc:
+            logger.debug("stdin of %s closed early: %s", self._program, exc)
+        except BaseException as exc:  # raised to the stream's consumer
+            self.error = exc
+            with contextlib.suppress(OSError):
+                raw.shutdown(socket.SHUT_RDWR)
+            return
+        with contextlib.suppress(OSError):
+            raw.shutdown(socket.SHUT_WR)
+
+    def join(self) -> None:
+        # A stdin that blocks (a session waiting for its next statement) must
+        # be ended by its owner; the connection is closed already, so the
+        # thread ends at its next write.
+        self._thread.join(timeout=5)
 
 
 def _raw_socket(sock: Any) -> socket.socket:
