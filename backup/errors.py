@@ -324,3 +324,11 @@ class VolumeInUse(Conflict):
 
 class CloneFailed(HoldfastError):
     """Copying a volume failed after its target was emptied for ``--force``."""
+
+
+def quoted(text: str, limit: int = 80) -> str:
+    """``text`` as Python quotes it (control characters escaped), cut to about
+    ``limit`` characters: how a message shows a value a user sent, whatever it
+    holds. Cut after quoting, since one character can quote as ten."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[:limit - 3] + "..."

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from backup.errors import InvalidInput
+from backup.errors import InvalidInput, quoted
 
 NAME_MAX = 255
 """Docker's ``NameTotalLengthMax``: the name part (domain and path)."""
@@ -57,6 +57,5 @@ def check_image_reference(reference: str) -> str:
     saying why, with the reference cut short (it may be anything a user sent)."""
     problem = reference_problem(reference)
     if problem is not None:
-        shown = reference if len(reference) <= 80 else reference[:77] + "..."
-        raise InvalidInput(f"image {shown!r} is not a valid image reference: {problem}")
+        raise InvalidInput(f"image {quoted(reference)} is not a valid image reference: {problem}")
     return reference

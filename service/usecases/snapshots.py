@@ -19,6 +19,7 @@ from backup.errors import (
     HoldfastError,
     InvalidInput,
     SnapshotNotFound,
+    quoted,
 )
 from backup.pipeline import (
     data_object_problem,
@@ -61,8 +62,7 @@ def resolve_snapshot(svc: Services, ref: str) -> Snapshot:
     id at least :data:`MIN_PREFIX` characters long. A prefix of several is
     :class:`InvalidInput` listing a few; none is :class:`SnapshotNotFound`."""
     if not _REF.fullmatch(ref):
-        shown = ref if len(ref) <= 80 else ref[:77] + "..."
-        raise InvalidInput(f"{shown!r} is not a snapshot id: ids look like "
+        raise InvalidInput(f"{quoted(ref)} is not a snapshot id: ids look like "
                            "20261129T215230Z-3f9a1c; 'holdfast snapshots' lists them")
     snapshot = svc.catalog.get_snapshot(ref)
     if snapshot is not None:

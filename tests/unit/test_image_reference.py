@@ -4,7 +4,7 @@ short line (whatever was sent)."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from backup.errors import InvalidInput
@@ -82,6 +82,7 @@ def test_trailing_whitespace_is_refused(reference: str, tail: str) -> None:
 
 
 @given(st.text(max_size=2000))
+@example("0" * 21 + "\x1f" * 8 + "\U0002ebe1" * 60)  # quotes to ~10 characters each
 def test_the_refusal_is_one_short_line_for_any_input(text: str) -> None:
     try:
         check_image_reference(text)

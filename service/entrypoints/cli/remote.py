@@ -41,22 +41,23 @@ class RemoteTarget:
 def checked_server(url: str) -> str:
     """``url`` without a trailing slash, if it is one the CLI can call;
     :class:`~backup.errors.InvalidInput` (one line) otherwise."""
-    shown = url if len(url) <= 80 else url[:77] + "..."
+    shown = errors.quoted(url)
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        raise errors.InvalidInput(f"--server {shown!r}: not a URL; give it as "
+        raise errors.InvalidInput(f"--server {shown}: not a URL; give it as "
                                   "http://HOST:8420 or https://HOST") from None
     del port
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise errors.InvalidInput(f"--server {shown.split('@')[-1]!r}: give an http:// or "
-                                  "https:// URL such as http://HOST:8420")
+        without_user = errors.quoted(url.split("@")[-1])
+        raise errors.InvalidInput(f"--server {without_user}: give an http:// or https:// URL "
+                                  "such as http://HOST:8420")
     if parts.username is not None or parts.password is not None:
         raise errors.InvalidInput("--server: put no user or password in the URL; send the "
                                   "token with --token-file FILE or HOLDFAST_TOKEN")
     if parts.query or parts.fragment:
-        raise errors.InvalidInput(f"--server {shown!r}: give the daemon's base URL, without "
+        raise errors.InvalidInput(f"--server {shown}: give the daemon's base URL, without "
                                   "a query or fragment")
     return url.rstrip("/")
 
