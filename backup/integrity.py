@@ -18,12 +18,14 @@ read with a size limit, data flows through generators chunk by chunk.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+from backup import multiplex
 from backup.encryption import FORMAT as AGE_FORMAT
 from backup.encryption import Identities
 from backup.errors import CorruptSnapshot, ObjectNotFound, WrongIdentity
@@ -249,7 +251,7 @@ def _read_layers(chunks: Iterator[bytes], manifest: Manifest, identities: Identi
     try:
         plain = _decompressed(decrypted, manifest, done)
         if not manifest.data_format.startswith(FRAMED_FORMATS):
-            done.absent["framing"] = f"data format {manifest.data_format} is not an hfa1 archive"
+            done.absent["framing"] = f"data format {manifest.data_format} is not a Holdfast archive"
             for _ in plain:
                 pass
             return
@@ -265,10 +267,19 @@ def _read_layers(chunks: Iterator[bytes], manifest: Manifest, identities: Identi
 def _framing(done: _Pass, plain: Iterator[bytes]) -> int:
     """Walk the archive to its end record, reading every member; how many there were."""
     members = 0
+    head = b""
+    for chunk in plain:
+        head += chunk
+        if len(head) >= len(multiplex.MAGIC):
+            break
+    data = itertools.chain([head], plain)
     try:
-        for member in unpack(plain):
-            member.skip()
-            members += 1
+        if head.startswith(multiplex.MAGIC):  # several members at once (a parallel dump)
+            members = len(multiplex.unpack(data, sequential=_drain, concurrent=_drain))
+        else:
+            for member in unpack(data):
+                member.skip()
+                members += 1
     except CorruptSnapshot as exc:
         raise _StageFailed("framing", str(exc)) from None
     except UnicodeDecodeError:  # framing.unpack decodes a damaged member name as it is
@@ -276,6 +287,11 @@ def _framing(done: _Pass, plain: Iterator[bytes]) -> int:
                                       "UTF-8 (damaged data)") from None
     done.ended.add("framing")
     return members
+
+
+def _drain(name: str, data: Iterator[bytes]) -> None:
+    for _ in data:
+        pass
 
 
 def check_snapshot(storage: Storage, manifest: Manifest, identities: Identities | None, *,

@@ -117,7 +117,7 @@ def take_snapshot(
         instance=instance,
         engine=engine.name,
         data_key=key,
-        data_format=engine.data_format,
+        data_format=dump.data_format or engine.data_format,
         compression=COMPRESSION,
         image=container.image,
         image_id=container.image_id,

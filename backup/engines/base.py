@@ -34,6 +34,9 @@ class Dump:
     databases: tuple[str, ...]
     chunks: Iterator[bytes]
     figures: Callable[[], Figures | None] = lambda: None
+    data_format: str | None = None
+    """The manifest's data format when it is not the engine's default one
+    (a parallel Postgres dump: ``holdfast-postgres-v2``)."""
 
 
 class Engine(Protocol):
@@ -41,7 +44,11 @@ class Engine(Protocol):
     """The ``holdfast.engine`` label value."""
 
     data_format: ClassVar[str]
-    """Recorded in the manifest; restore refuses formats it does not know."""
+    """Recorded in the manifest (unless a dump names another); restore refuses
+    formats not in :attr:`read_formats`."""
+
+    read_formats: ClassVar[tuple[str, ...]]
+    """The data formats :meth:`restore` reads."""
 
     loads_before_start: ClassVar[bool]
     """True when :meth:`restore` writes into the volumes of a created but not

@@ -311,6 +311,7 @@ class _StopOnError:
 class MariaDBEngine:
     name: ClassVar[str] = "mariadb"
     data_format: ClassVar[str] = DATA_FORMAT
+    read_formats: ClassVar[tuple[str, ...]] = (data_format,)
     loads_before_start: ClassVar[bool] = False
 
     env_order: ClassVar[tuple[EnvNames, ...]] = (MARIADB_ENV, MYSQL_ENV)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Generator, Iterable, Iterator
+from dataclasses import dataclass
 
 from backup.figures import Need, Pass, Reader
 
@@ -46,9 +47,22 @@ def _str(int_size: int) -> Generator[Need | Pass, bytes, str | None]:
     return raw.decode("utf-8", "surrogateescape")
 
 
-def archive_reader(counts: dict[str, int], database: str) -> Reader:
-    """A :data:`~backup.figures.Reader` adding ``database.schema.table`` -> rows
-    to ``counts`` for every table whose data the archive holds."""
+@dataclass(frozen=True)
+class TocEntry:
+    """One object of an archive's table of contents, as pg_restore sees it."""
+
+    dump_id: int
+    desc: str
+    """The object's type: ``TABLE DATA``, ``INDEX``, ``CONSTRAINT``, ``FK CONSTRAINT``, ..."""
+    tag: str
+    namespace: str
+    defn: str
+    """The statement that creates it (empty for data)."""
+    tablespace: str
+
+
+def _header() -> Generator[Need | Pass, bytes, tuple[tuple[int, int], int, int]]:
+    """Read an uncompressed custom-format archive's header: (version, int size, offset size)."""
     head = yield Need(len(_MAGIC) + 6)
     if head[:5] != _MAGIC:
         raise ValueError("not a pg_dump custom-format archive")
@@ -66,7 +80,16 @@ def archive_reader(counts: dict[str, int], database: str) -> Reader:
         yield from _int(int_size)
     for _ in range(3):  # database, server version, pg_dump version
         yield from _str(int_size)
-    tables = yield from _toc(version, int_size, off_size)
+    return version, int_size, off_size
+
+
+def archive_reader(counts: dict[str, int], database: str) -> Reader:
+    """A :data:`~backup.figures.Reader` adding ``database.schema.table`` -> rows
+    to ``counts`` for every table whose data the archive holds."""
+    version, int_size, off_size = yield from _header()
+    tables = {entry.dump_id: (entry.namespace, entry.tag)
+              for entry in (yield from _toc(version, int_size, off_size))
+              if entry.desc == "TABLE DATA"}
     for schema, table in tables.values():
         counts[f"{database}.{schema}.{table}"] = 0
     while True:
@@ -85,10 +108,32 @@ def archive_reader(counts: dict[str, int], database: str) -> Reader:
             raise ValueError(f"pg_dump archive has an unknown block type {block[0]}")
 
 
+def table_of_contents(archive: bytes) -> list[TocEntry]:
+    """The entries of an uncompressed custom-format archive held in memory (a
+    schema-only one: a post-data section). Raises :class:`ValueError` if it is not one."""
+    def reader() -> Generator[Need | Pass, bytes, list[TocEntry]]:
+        version, int_size, off_size = yield from _header()
+        return (yield from _toc(version, int_size, off_size))
+
+    steps, position = reader(), 0
+    try:
+        request = next(steps)
+        while True:
+            if not isinstance(request, Need):
+                raise ValueError("a table of contents holds no data blocks")
+            piece = archive[position:position + request.count]
+            if len(piece) < request.count:
+                raise ValueError("the pg_dump archive ends inside its table of contents")
+            position += request.count
+            request = steps.send(piece)
+    except StopIteration as done:
+        return list(done.value)
+
+
 def _toc(version: tuple[int, int], int_size: int,
-         off_size: int) -> Generator[Need | Pass, bytes, dict[int, tuple[str, str]]]:
-    """Read the table of contents; the dump ids of table data, with schema and name."""
-    tables: dict[int, tuple[str, str]] = {}
+         off_size: int) -> Generator[Need | Pass, bytes, list[TocEntry]]:
+    """Read the table of contents."""
+    entries: list[TocEntry] = []
     for _ in range((yield from _int(int_size))):
         dump_id = yield from _int(int_size)
         yield from _int(int_size)  # has a data dumper
@@ -96,7 +141,7 @@ def _toc(version: tuple[int, int], int_size: int,
         for _ in range(9):  # tableoid, oid, tag, desc, section(int), defn, drop, copy, namespace
             fields.append((yield from _str(int_size)) if len(fields) != 4
                           else str((yield from _int(int_size))))
-        yield from _str(int_size)  # tablespace
+        tablespace = yield from _str(int_size)
         if version >= (1, 14):
             yield from _str(int_size)  # table access method
         if version >= (1, 16):
@@ -106,10 +151,10 @@ def _toc(version: tuple[int, int], int_size: int,
         while (yield from _str(int_size)) is not None:  # dependencies
             pass
         yield Need(1 + off_size)  # the data offset (unknown in a pipe)
-        tag, desc, namespace = fields[2], fields[3], fields[8]
-        if desc == "TABLE DATA" and tag is not None:
-            tables[dump_id] = (namespace or "", tag)
-    return tables
+        entries.append(TocEntry(dump_id=dump_id, desc=fields[3] or "", tag=fields[2] or "",
+                                namespace=fields[8] or "", defn=fields[5] or "",
+                                tablespace=tablespace or ""))
+    return entries
 
 
 def _chunks(int_size: int,

@@ -19,13 +19,17 @@ so this check cannot pass until the final server is up.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import ClassVar
 
+from backup import multiplex
 from backup.engines.base import Dump
 from backup.engines.connections import postgres_url
+from backup.engines.pgparallel import ParallelDump, ParallelRestore
+from backup.engines.pgplan import PieceSizes
 from backup.engines.pgscan import RoleLines, archive_reader
 from backup.errors import (
     CorruptSnapshot,
@@ -37,6 +41,7 @@ from backup.errors import (
 )
 from backup.figures import Figures, Scanner
 from backup.framing import pack, unpack
+from backup.multiplex import Sequential, Step
 from backup.ports import ContainerExec
 from backup.types import DatabaseContainer
 
@@ -48,6 +53,11 @@ _CREATE_ROLE = re.compile(r'^CREATE ROLE "?([^";]+)"?;\s*$')
 DUMP_METHOD = ("exact row counts from the COPY data of each pg_dump (taken inside its own "
                "snapshot), roles from pg_dumpall --globals-only")
 MEASURE_METHOD = "SELECT count(*) of every table, roles from pg_roles"
+PARALLEL_METHOD = ("exact row counts from the COPY data of each piece and of the pg_dump of the "
+                   "rest (all inside one exported snapshot), roles from pg_dumpall --globals-only")
+PARALLEL_FORMAT = "holdfast-postgres-v2"
+JOBS_LABEL = "holdfast.jobs"
+MAX_JOBS = 16
 # One row per ordinary table outside the system schemas (not those an
 # extension owns, whose data pg_dump leaves out): hex schema, hex name, rows.
 _COUNT_TABLES = """
@@ -66,8 +76,13 @@ WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 class PostgresEngine:
     name: ClassVar[str] = "postgres"
     data_format: ClassVar[str] = "holdfast-postgres-v1"
+    read_formats: ClassVar[tuple[str, ...]] = ("holdfast-postgres-v1", "holdfast-postgres-v2")
     loads_before_start: ClassVar[bool] = False
     service_port: ClassVar[int | None] = 5432
+
+    def __init__(self, sizes: PieceSizes | None = None) -> None:
+        self._sizes = sizes or PieceSizes()
+        """How a parallel dump cuts its tables (:mod:`backup.engines.pgplan`)."""
 
     def connection_template(self, env: Mapping[str, str], secret_names: Collection[str],
                             *, host: str = "HOST", port: str | int = "PORT") -> str | None:
@@ -145,6 +160,9 @@ class PostgresEngine:
             selected = list(databases)
         else:
             selected = present
+        jobs = dump_jobs(container)
+        if jobs > 1:
+            return self._parallel_dump(container, runner, selected, jobs)
         env = self._env(container)
         meta = json.dumps({"databases": selected, "user": self._user(container)}).encode()
         roles = RoleLines()
@@ -171,6 +189,33 @@ class PostgresEngine:
             return _figures(selected, roles.roles, counts, DUMP_METHOD) if whole else None
 
         return Dump(databases=tuple(selected), chunks=pack(members()), figures=figures)
+
+    def _parallel_dump(self, container: DatabaseContainer, runner: ContainerExec,
+                       selected: list[str], jobs: int) -> Dump:
+        """Data format v2 (:mod:`backup.engines.pgparallel`): each database's
+        tables dumped by ``jobs`` processes at once inside one exported snapshot."""
+        env = self._env(container)
+        work = ParallelDump(container, runner, env, jobs, self._sizes)
+        roles = RoleLines()
+        meta = json.dumps({"databases": selected, "user": self._user(container),
+                           "jobs": jobs}).encode()
+
+        def steps() -> Iterator[Step]:
+            yield Sequential(META_MEMBER, [meta])
+            yield Sequential(GLOBALS_MEMBER, roles.watch(self._checked(
+                runner.stream(container.id, ["pg_dumpall", "--globals-only",
+                                             "-l", self._maintenance_db(container)], env=env),
+                "pg_dumpall --globals-only")))
+            for database in selected:
+                yield from work.database_steps(database)
+
+        def figures() -> Figures | None:
+            if not (roles.complete and work.counts.complete()):
+                return None
+            return _figures(selected, roles.roles, work.counts.table_rows(), PARALLEL_METHOD)
+
+        return Dump(databases=tuple(selected), chunks=multiplex.pack(steps()), figures=figures,
+                    data_format=PARALLEL_FORMAT)
 
     def measure(self, container: DatabaseContainer, runner: ContainerExec,
                 databases: Sequence[str] = ()) -> Figures:
@@ -227,6 +272,15 @@ class PostgresEngine:
     def restore(
         self, container: DatabaseContainer, runner: ContainerExec, chunks: Iterable[bytes]
     ) -> list[str]:
+        stream = iter(chunks)
+        head = b""
+        for chunk in stream:
+            head += chunk
+            if len(head) >= len(multiplex.MAGIC):
+                break
+        chunks = itertools.chain([head], stream)
+        if head.startswith(multiplex.MAGIC):
+            return self._parallel_restore(container, runner, chunks)
         env = self._env(container)
         restored: list[str] = []
         members = unpack(chunks)
@@ -261,6 +315,29 @@ class PostgresEngine:
             )
         return restored
 
+    def _parallel_restore(self, container: DatabaseContainer, runner: ContainerExec,
+                          chunks: Iterable[bytes]) -> list[str]:
+        env = self._env(container)
+
+        def restore_globals(data: Iterable[bytes]) -> None:
+            existing = set(self._roles(container, runner))
+            self._run_restore(container, runner,
+                              ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d",
+                               self._maintenance_db(container)],
+                              _skip_existing_roles(data, existing), env, "roles (globals)")
+
+        work = ParallelRestore(container=container, runner=runner, env=env,
+                               maintenance_db=self._maintenance_db(container),
+                               jobs=restore_jobs(container), sizes=self._sizes,
+                               existing=lambda: self.list_databases(container, runner),
+                               restore_globals=restore_globals)
+        multiplex.unpack(chunks, sequential=work.sequential, concurrent=work.concurrent)
+        expected = work.meta.get("databases")
+        if not isinstance(expected, list) or sorted(work.restored) != sorted(expected):
+            raise CorruptSnapshot(
+                f"postgres snapshot lists databases {expected} but holds {work.restored}")
+        return work.restored
+
     def _roles(self, container: DatabaseContainer, runner: ContainerExec) -> list[str]:
         result = runner.run(
             container.id,
@@ -283,6 +360,26 @@ class PostgresEngine:
             runner.run(container.id, argv, env=env, stdin=chunks)
         except ExecFailed as exc:
             raise RestoreFailed(f"restoring {what} into {container.name} failed: {exc}") from exc
+
+
+def dump_jobs(container: DatabaseContainer) -> int:
+    """How many processes dump at once: the ``holdfast.jobs`` label (1 to
+    :data:`MAX_JOBS`; 1 is the sequential v1 format), else 1."""
+    value = container.labels.get(JOBS_LABEL)
+    if value is None:
+        return 1
+    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= MAX_JOBS:
+        raise DumpFailed(f"label {JOBS_LABEL}={value[:20]!r} on {container.name}: give a whole "
+                         f"number from 1 to {MAX_JOBS}")
+    return int(value)
+
+
+def restore_jobs(container: DatabaseContainer) -> int:
+    """How many indexes and constraints a restore builds at once."""
+    try:
+        return dump_jobs(container) if container.labels.get(JOBS_LABEL) else 2
+    except DumpFailed:
+        return 2
 
 
 def _unhex(text: str) -> str:

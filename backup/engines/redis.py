@@ -83,6 +83,7 @@ _START_TEMP = (
 class RedisEngine:
     name: ClassVar[str] = "redis"
     data_format: ClassVar[str] = "holdfast-redis-v1"
+    read_formats: ClassVar[tuple[str, ...]] = (data_format,)
     loads_before_start: ClassVar[bool] = False
     service_port: ClassVar[int | None] = 6379
 

@@ -90,6 +90,7 @@ _TAR_SUMMARY = re.compile(r"Exiting with failure status|Error is not recoverable
 class VolumeEngine:
     name: ClassVar[str] = "volume"
     data_format: ClassVar[str] = "holdfast-volume-v1"
+    read_formats: ClassVar[tuple[str, ...]] = (data_format,)
     loads_before_start: ClassVar[bool] = True
     service_port: ClassVar[int | None] = None
 

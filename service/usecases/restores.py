@@ -265,10 +265,10 @@ def _prepare(svc: Services, snapshot: Snapshot, new_name: str | None, image: str
     storage = svc.target(snapshot.target)
     manifest = read_manifest(storage, snapshot)
     engine = get_engine(manifest.engine)
-    if manifest.data_format != engine.data_format:
+    if manifest.data_format not in engine.read_formats:
         raise UnsupportedEngine(
             f"snapshot {snapshot_id} has data format {manifest.data_format}, "
-            f"this Holdfast reads {engine.data_format}"
+            f"this Holdfast reads {', '.join(engine.read_formats)}"
         )
     identities = None
     if manifest.encryption is not None:  # before anything is created: say which keys

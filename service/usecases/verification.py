@@ -91,10 +91,10 @@ def prepare_verified_restore(svc: Services, ref: str) -> VerifiedRestoreRequest:
     storage = svc.target(snapshot.target)
     manifest = read_manifest(storage, snapshot)
     engine = get_engine(manifest.engine)
-    if manifest.data_format != engine.data_format:
+    if manifest.data_format not in engine.read_formats:
         raise UnsupportedEngine(f"snapshot {snapshot.id} has data format "
                                 f"{manifest.data_format}, this Holdfast reads "
-                                f"{engine.data_format}")
+                                f"{', '.join(engine.read_formats)}")
     identities = None
     if manifest.encryption is not None:
         identities = require_identities(svc.identities(), manifest.recipients,

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from backup.engines.pgplan import PieceSizes
 from backup.engines.postgres import PostgresEngine
 from backup.errors import MissingCredentials
 from backup.types import DatabaseContainer
@@ -61,9 +62,11 @@ class TestPostgresEngine(EngineContract):
     def engine(self) -> PostgresEngine:
         return PostgresEngine()
 
+    labels: dict[str, str] = {}
+
     @pytest.fixture
     def source(self, postgres_container_factory: Any, adapter: DockerAdapter) -> DatabaseContainer:
-        container = postgres_container_factory()
+        container = postgres_container_factory(labels=self.labels)
         psql(container, SEED)
         psql(container, "CREATE DATABASE reports")
         psql(container, "CREATE TABLE kpi (day date PRIMARY KEY, value int);"
@@ -97,6 +100,18 @@ class TestPostgresEngine(EngineContract):
                                  "ORDER BY k.day)) FROM kpi k", db="reports")
             return psql(real, FINGERPRINT), reports
         return take
+
+
+class TestPostgresEngineParallel(TestPostgresEngine):
+    """The whole contract again for a parallel dump (``holdfast.jobs=2``, data
+    format v2), with sizes so small that ``orders`` and ``customers`` are cut
+    into COPY pieces and their indexes built in batches of their own."""
+
+    labels = {"holdfast.jobs": "2"}
+
+    @pytest.fixture
+    def engine(self) -> PostgresEngine:
+        return PostgresEngine(PieceSizes(split_min_pages=8, piece_min_pages=8))
 
 
 def test_missing_password_is_reported_without_touching_the_container() -> None:

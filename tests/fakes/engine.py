@@ -52,6 +52,7 @@ class ContentFigures:
 class FakeEngine:
     name: ClassVar[str] = "fake"
     data_format: ClassVar[str] = "fake-bytes-1"
+    read_formats: ClassVar[tuple[str, ...]] = (data_format,)
     loads_before_start: ClassVar[bool] = False
     service_port: ClassVar[int | None] = 7777
 
