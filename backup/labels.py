@@ -249,6 +249,23 @@ def parse_retention(text: str) -> dict[str, int]:
     return policy
 
 
+JOBS_LABEL = PREFIX + "jobs"
+MAX_JOBS = 16
+"""The most processes one dump (``holdfast.jobs``) runs at once."""
+
+
+def parse_jobs(raw: str | None) -> int:
+    """``holdfast.jobs``: how many processes a dump runs at once, 1 (the
+    default: one process, the sequential format) to :data:`MAX_JOBS`.
+    Raises :class:`ValueError` saying what to give."""
+    if raw is None or not raw.strip():
+        return 1
+    value = raw.strip()
+    if not _DIGITS.fullmatch(value) or len(value) > 2 or not 1 <= int(value) <= MAX_JOBS:
+        raise ValueError(f"{_shown(value)}: give a whole number from 1 to {MAX_JOBS}")
+    return int(value)
+
+
 def parse_labels(labels: Mapping[str, str], container_name: str, *,
                  known_engines: Collection[str]) -> InstancePolicy:
     """Read a container's labels. Never raises; problems go to ``errors``.
@@ -300,6 +317,11 @@ def parse_labels(labels: Mapping[str, str], container_name: str, *,
             verify = validate_verify(raw_verify)
         except ValueError as exc:
             errors.append(f"holdfast.verify: {exc}")
+
+    try:
+        parse_jobs(labels.get(JOBS_LABEL))
+    except ValueError as exc:
+        errors.append(f"holdfast.jobs {exc}")
 
     encrypt = None
     raw_encrypt = labels.get(PREFIX + "encrypt", "").strip()

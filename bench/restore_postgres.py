@@ -56,6 +56,7 @@ ENV = {"POSTGRES_PASSWORD": PASSWORD, "POSTGRES_USER": "app", "POSTGRES_DB": "ap
 DATA = "/var/lib/postgresql/data"
 TABLES = ("pgbench_accounts", "pgbench_branches", "pgbench_history", "pgbench_tellers")
 RUN = secrets.token_hex(3)
+HERE = Path(__file__).resolve().parent
 LABELS = {"holdfast.bench": "restore", "holdfast.scope": f"bench-restore-{RUN}"}
 PSQL_ENV = {"PGUSER": "app", "PGPASSWORD": PASSWORD}
 
@@ -92,11 +93,12 @@ class Bench:
         self.names.append(name)
         return name
 
-    def run_postgres(self, name: str, wait: bool = True) -> Any:
+    def run_postgres(self, name: str, wait: bool = True, labels: dict[str, str] | None = None,
+                     volume: str | None = None) -> Any:
         container = self.client.containers.run(
             IMAGE, name=name, detach=True, environment=ENV, network=NETWORK,
-            labels={**LABELS, "holdfast.enable": "true"},
-            volumes={f"{name}-data": {"bind": DATA, "mode": "rw"}})
+            labels={**LABELS, "holdfast.enable": "true", **(labels or {})},
+            volumes={volume or f"{name}-data": {"bind": DATA, "mode": "rw"}})
         if wait:
             wait_ready(container, 0.25)
         return container
@@ -106,8 +108,8 @@ class Bench:
             container = self.client.containers.get(name)
             volumes = [m["Name"] for m in container.attrs.get("Mounts", []) if m.get("Name")]
             container.remove(force=True)
-            for volume in volumes:
-                with contextlib.suppress(docker.errors.NotFound):
+            for volume in volumes:  # the sources share one: the second removal takes it
+                with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                     self.client.volumes.get(volume).remove(force=True)
 
     def cleanup(self) -> None:
@@ -152,17 +154,43 @@ def hand_restore(bench: Bench, source: Any, poll: float) -> tuple[float, Any]:
     if dump.wait() != 0 or load.returncode != 0:
         raise SystemExit(f"hand restore failed: {load.stderr.decode()[-500:]}")
     seconds = time.monotonic() - started
-    print(f"  hand      {seconds:6.1f} s  (container ready after {ready:.1f} s)")
+    print(f"  {'hand':16} {seconds:6.1f} s  (container ready after {ready:.1f} s)")
     return seconds, target
 
 
-def holdfast_restore(bench: Bench, snapshot: str) -> tuple[float, Any]:
+def holdfast_restore(bench: Bench, snapshot: str, label: str) -> tuple[float, Any]:
     name = bench.name("cli")
     started = time.monotonic()
     bench.holdfast("restore", snapshot, "--name", name)
     seconds = time.monotonic() - started
-    print(f"  holdfast  {seconds:6.1f} s")
+    print(f"  {label:16} {seconds:6.1f} s")
     return seconds, bench.client.containers.get(name)
+
+
+def hand_backup(source: Any) -> tuple[float, int]:
+    """What a user would run to back up: pg_dump into zstd, to nowhere."""
+    started = time.monotonic()
+    dump = subprocess.Popen(["docker", "exec", "-e", "PGUSER=app", "-e", "PGPASSWORD",
+                             source.name, "pg_dump", "-Fc", "-Z0", "-d", "appdb"],
+                            stdout=subprocess.PIPE, env={**os.environ, "PGPASSWORD": PASSWORD})
+    packed = subprocess.run(["zstd", "-3", "-q", "-c"], stdin=dump.stdout,
+                            stdout=subprocess.DEVNULL, check=True)
+    assert dump.stdout is not None
+    dump.stdout.close()
+    if dump.wait() != 0 or packed.returncode != 0:
+        raise SystemExit("the hand backup failed")
+    return time.monotonic() - started, 0
+
+
+def holdfast_backup(bench: Bench, instance: str) -> tuple[tuple[float, int], str]:
+    """((seconds, peak RSS KiB), snapshot id) of one ``holdfast backup``."""
+    output = subprocess.run([sys.executable, str(HERE / "maxrss.py"), "holdfast", "backup",
+                             instance], env=bench.env, check=True, capture_output=True,
+                            text=True).stdout
+    figures = json.loads(output.strip().splitlines()[-1])
+    listed = json.loads(bench.holdfast("snapshots", instance, "--json"))
+    snapshot = next(s["id"] for s in listed if s["status"] == "complete")
+    return (figures["seconds"], figures["max_rss_kib"]), snapshot
 
 
 # --- the breakdown, in this process over the real adapters ---------------------
@@ -326,6 +354,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=int, default=70, help="pgbench scale (70: ~1.1 GB)")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--jobs", type=int, default=2, help="holdfast.jobs of the parallel dump")
     parser.add_argument("--poll", type=float, default=0.5,
                         help="the hand script's readiness poll interval (seconds)")
     options = parser.parse_args()
@@ -344,31 +373,42 @@ def main() -> None:
         print(f"pgbench scale {options.scale}: database {size / 1e9:.2f} GB, "
               f"{expected['pgbench_accounts'].split(':')[0]} accounts; "
               f"{os.cpu_count()} CPUs; commit {commit()}")
-        started = time.monotonic()
-        bench.holdfast("backup", source.name)
-        print(f"holdfast backup: {time.monotonic() - started:.1f} s")
-        listed = json.loads(bench.holdfast("snapshots", source.name, "--json"))
-        snapshot = next(s["id"] for s in listed if s["status"] == "complete")
-        hand: list[float] = []
-        held: list[float] = []
+        backups = {"hand pg_dump -Fc -Z0 | zstd -3": hand_backup(source)}
+        backups["holdfast backup (jobs 1)"], sequential = holdfast_backup(bench, source.name)
+        # The same data under a container labelled for a parallel dump.
+        source.stop()  # kept: restores of its snapshot read its password from it
+        source = bench.run_postgres(bench.name("source-par"), labels={
+            "holdfast.jobs": str(options.jobs)}, volume=f"{bench.names[0]}-data")
+        backups[f"holdfast backup (jobs {options.jobs})"], parallel = holdfast_backup(
+            bench, source.name)
+        for label, (seconds, rss) in backups.items():
+            rss_text = f", peak RSS {rss / 1024:.0f} MiB" if rss else ""
+            print(f"  {label:32} {seconds:6.1f} s, {size / 2**20 / seconds:6.1f} MiB/s{rss_text}")
+        results: dict[str, list[float]] = {"hand": [], "holdfast jobs 1": [],
+                                           f"holdfast jobs {options.jobs}": []}
         for round_ in range(1, options.rounds + 1):
             print(f"round {round_}:")
             seconds, copy = hand_restore(bench, source, options.poll)
             check_same(bench, expected, copy, "hand")
-            hand.append(seconds)
-            seconds, copy = holdfast_restore(bench, snapshot)
-            check_same(bench, expected, copy, "holdfast")
-            held.append(seconds)
-        print("breakdown of one holdfast restore (in this process):")
-        timings, copy = breakdown_restore(bench, snapshot)
-        check_same(bench, expected, copy, "breakdown")
-        print_breakdown(timings)
-        print("the parts alone:")
-        parts_alone(bench, snapshot)
-        print(f"\nhand     median {statistics.median(hand):6.1f} s  best {min(hand):6.1f} s")
-        print(f"holdfast median {statistics.median(held):6.1f} s  best {min(held):6.1f} s")
-        print(f"ratio holdfast/hand: median {statistics.median(held) / statistics.median(hand):.2f}"
-              f", best {min(held) / min(hand):.2f}")
+            results["hand"].append(seconds)
+            for label, snapshot in (("holdfast jobs 1", sequential),
+                                    (f"holdfast jobs {options.jobs}", parallel)):
+                seconds, copy = holdfast_restore(bench, snapshot, label)
+                check_same(bench, expected, copy, label)
+                results[label].append(seconds)
+        for label, snapshot in (("jobs 1", sequential), (f"jobs {options.jobs}", parallel)):
+            print(f"breakdown of one holdfast restore, {label} (in this process):")
+            timings, copy = breakdown_restore(bench, snapshot)
+            check_same(bench, expected, copy, "breakdown")
+            print_breakdown(timings)
+        print("the parts alone (the jobs 1 snapshot):")
+        parts_alone(bench, sequential)
+        hand = results["hand"]
+        print()
+        for label, values in results.items():
+            median, best = statistics.median(values), min(values)
+            print(f"{label:18} median {median:6.1f} s  best {best:6.1f} s  ratio to hand: "
+                  f"median {median / statistics.median(hand):.2f}, best {best / min(hand):.2f}")
     finally:
         bench.cleanup()
 

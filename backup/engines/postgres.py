@@ -41,6 +41,7 @@ from backup.errors import (
 )
 from backup.figures import Figures, Scanner
 from backup.framing import pack, unpack
+from backup.labels import JOBS_LABEL, parse_jobs
 from backup.multiplex import Sequential, Step
 from backup.ports import ContainerExec
 from backup.types import DatabaseContainer
@@ -56,8 +57,7 @@ MEASURE_METHOD = "SELECT count(*) of every table, roles from pg_roles"
 PARALLEL_METHOD = ("exact row counts from the COPY data of each piece and of the pg_dump of the "
                    "rest (all inside one exported snapshot), roles from pg_dumpall --globals-only")
 PARALLEL_FORMAT = "holdfast-postgres-v2"
-JOBS_LABEL = "holdfast.jobs"
-MAX_JOBS = 16
+
 # One row per ordinary table outside the system schemas (not those an
 # extension owns, whose data pg_dump leaves out): hex schema, hex name, rows.
 _COUNT_TABLES = """
@@ -363,23 +363,22 @@ class PostgresEngine:
 
 
 def dump_jobs(container: DatabaseContainer) -> int:
-    """How many processes dump at once: the ``holdfast.jobs`` label (1 to
-    :data:`MAX_JOBS`; 1 is the sequential v1 format), else 1."""
-    value = container.labels.get(JOBS_LABEL)
-    if value is None:
-        return 1
-    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= MAX_JOBS:
-        raise DumpFailed(f"label {JOBS_LABEL}={value[:20]!r} on {container.name}: give a whole "
-                         f"number from 1 to {MAX_JOBS}")
-    return int(value)
+    """How many processes dump at once: the ``holdfast.jobs`` label (1, the
+    default, is the sequential v1 format). Raises :class:`DumpFailed` for a bad value."""
+    try:
+        return parse_jobs(container.labels.get(JOBS_LABEL))
+    except ValueError as exc:
+        raise DumpFailed(f"label holdfast.jobs {exc} (container {container.name})") from None
 
 
 def restore_jobs(container: DatabaseContainer) -> int:
-    """How many indexes and constraints a restore builds at once."""
+    """How many indexes and constraints a restore builds at once: the new
+    container's ``holdfast.jobs`` if it is more than 1, else 2."""
     try:
-        return dump_jobs(container) if container.labels.get(JOBS_LABEL) else 2
-    except DumpFailed:
-        return 2
+        jobs = parse_jobs(container.labels.get(JOBS_LABEL))
+    except ValueError:
+        jobs = 1
+    return jobs if jobs > 1 else 2
 
 
 def _unhex(text: str) -> str:

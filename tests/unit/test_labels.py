@@ -10,6 +10,7 @@ from backup.engines import engine_names
 from backup.labels import (
     instance_name,
     parse_duration,
+    parse_jobs,
     parse_labels,
     parse_retention,
     validate_schedule,
@@ -41,6 +42,13 @@ def test_full_label_set_parses() -> None:
     assert policy.stop_during_backup is False
 
 
+@pytest.mark.parametrize(("raw", "jobs"), [(None, 1), ("", 1), ("1", 1), (" 4 ", 4), ("16", 16)])
+def test_jobs_are_one_unless_a_label_says(raw: str | None, jobs: int) -> None:
+    assert parse_jobs(raw) == jobs
+    labels = {"holdfast.enable": "true"} | ({} if raw is None else {"holdfast.jobs": raw})
+    assert parse_labels(labels, "c", known_engines=engine_names()).ok
+
+
 def test_defaults_without_labels() -> None:
     policy = parse_labels({}, "/plain", known_engines=engine_names())
     assert not policy.enabled
@@ -69,6 +77,10 @@ def test_name_prefers_label_then_compose_then_container() -> None:
         ({"holdfast.retention": "last=1,last=2"}, "twice"),
         ({"holdfast.stop-during-backup": "maybe"}, "true or false"),
         ({"holdfast.name": "bad name!"}, "holdfast.name"),
+        ({"holdfast.jobs": "0"}, "holdfast.jobs '0': give a whole number from 1 to 16"),
+        ({"holdfast.jobs": "17"}, "from 1 to 16"),
+        ({"holdfast.jobs": "\u0663"}, "from 1 to 16"),  # an Arabic-Indic three
+        ({"holdfast.jobs": "two"}, "holdfast.jobs"),
     ],
 )
 def test_bad_labels_become_errors(labels: dict[str, str], fragment: str) -> None:
