@@ -11,6 +11,7 @@ message is a single line that says what went wrong and, where it can, what to do
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import ClassVar
 
 
@@ -324,6 +325,15 @@ class VolumeInUse(Conflict):
 
 class CloneFailed(HoldfastError):
     """Copying a volume failed after its target was emptied for ``--force``."""
+
+
+def dump_stream(chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
+    """``chunks`` of a dump command, its :class:`ExecFailed` raised as
+    :class:`DumpFailed` saying ``what`` failed."""
+    try:
+        yield from chunks
+    except ExecFailed as exc:
+        raise DumpFailed(exc.describe(what)) from exc
 
 
 def quoted(text: str, limit: int = 80) -> str:

@@ -18,7 +18,6 @@ read with a size limit, data flows through generators chunk by chunk.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -267,14 +266,9 @@ def _read_layers(chunks: Iterator[bytes], manifest: Manifest, identities: Identi
 def _framing(done: _Pass, plain: Iterator[bytes]) -> int:
     """Walk the archive to its end record, reading every member; how many there were."""
     members = 0
-    head = b""
-    for chunk in plain:
-        head += chunk
-        if len(head) >= len(multiplex.MAGIC):
-            break
-    data = itertools.chain([head], plain)
+    parallel, data = multiplex.sniff(plain)
     try:
-        if head.startswith(multiplex.MAGIC):  # several members at once (a parallel dump)
+        if parallel:  # several members at once (a parallel dump)
             members = len(multiplex.unpack(data, sequential=_drain, concurrent=_drain))
         else:
             for member in unpack(data):

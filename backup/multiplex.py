@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import itertools
 import queue
 import struct
 import threading
@@ -177,6 +178,17 @@ class _ConcurrentWriter:
 
 
 # --- reading -------------------------------------------------------------------------
+
+def sniff(chunks: Iterable[bytes]) -> tuple[bool, Iterator[bytes]]:
+    """Whether a stream is an hfa2 archive, and the stream again, whole."""
+    stream = iter(chunks)
+    head = b""
+    for chunk in stream:
+        head += chunk
+        if len(head) >= len(MAGIC):
+            break
+    return head.startswith(MAGIC), itertools.chain([head], stream)
+
 
 Consumer = Callable[[str, Iterator[bytes]], None]
 """Takes a member's name and its data; must read the data to its end (or raise)."""

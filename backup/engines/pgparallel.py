@@ -41,7 +41,7 @@ from backup.engines.pgplan import (
 )
 from backup.engines.pgscan import archive_reader, table_of_contents
 from backup.engines.pgsession import PsqlSession
-from backup.errors import CorruptSnapshot, DumpFailed, ExecFailed, RestoreFailed
+from backup.errors import CorruptSnapshot, DumpFailed, ExecFailed, RestoreFailed, dump_stream
 from backup.figures import Scanner
 from backup.multiplex import Concurrent, Sequential, Step
 from backup.ports import ContainerExec
@@ -166,7 +166,7 @@ class ParallelDump:
         for number, piece in enumerate(pieces):
             key = len(self.counts.named)
             self.counts.named[key] = f"{database}.{piece.table.schema}.{piece.table.name}"
-            yield f"db/{database}/{PIECE}{number}", self._counted(key, self._checked(
+            yield f"db/{database}/{PIECE}{number}", self._counted(key, dump_stream(
                 self.runner.stream(self.container.id, [
                     "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database,
                     "-c", "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
@@ -184,16 +184,9 @@ class ParallelDump:
             self.counts.pieces[key] = rows
 
     def _pg_dump(self, database: str, snapshot: str, options: list[str]) -> Iterator[bytes]:
-        return self._checked(self.runner.stream(self.container.id, [
+        return dump_stream(self.runner.stream(self.container.id, [
             "pg_dump", "--format=custom", "--compress=0", f"--snapshot={snapshot}", *options,
             "--dbname", database], env=self.env), f"pg_dump {options[0]} of database {database}")
-
-    @staticmethod
-    def _checked(chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
-        try:
-            yield from chunks
-        except ExecFailed as exc:
-            raise DumpFailed(exc.describe(what)) from exc
 
 
 # --- restore -----------------------------------------------------------------------

@@ -19,7 +19,6 @@ so this check cannot pass until the final server is up.
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
@@ -37,6 +36,7 @@ from backup.errors import (
     ExecFailed,
     MissingCredentials,
     RestoreFailed,
+    dump_stream,
     last_line,
 )
 from backup.figures import Figures, Scanner
@@ -172,13 +172,13 @@ class PostgresEngine:
 
         def members() -> Iterator[tuple[str, Iterable[bytes]]]:
             yield META_MEMBER, [meta]
-            yield GLOBALS_MEMBER, roles.watch(self._checked(
+            yield GLOBALS_MEMBER, roles.watch(dump_stream(
                 runner.stream(container.id, ["pg_dumpall", "--globals-only",
                                              "-l", self._maintenance_db(container)], env=env),
                 "pg_dumpall --globals-only",
             ))
             for database in selected:
-                yield DATABASE_MEMBER_PREFIX + database, scanners[database].watch(self._checked(
+                yield DATABASE_MEMBER_PREFIX + database, scanners[database].watch(dump_stream(
                     runner.stream(container.id, ["pg_dump", "--format=custom", "--compress=0",
                                                  "--dbname", database], env=env),
                     f"pg_dump of database {database}",
@@ -202,7 +202,7 @@ class PostgresEngine:
 
         def steps() -> Iterator[Step]:
             yield Sequential(META_MEMBER, [meta])
-            yield Sequential(GLOBALS_MEMBER, roles.watch(self._checked(
+            yield Sequential(GLOBALS_MEMBER, roles.watch(dump_stream(
                 runner.stream(container.id, ["pg_dumpall", "--globals-only",
                                              "-l", self._maintenance_db(container)], env=env),
                 "pg_dumpall --globals-only")))
@@ -248,13 +248,6 @@ class PostgresEngine:
                 counts[f"{database}.{_unhex(schema)}.{_unhex(table)}"] = int(rows)
         return counts
 
-    @staticmethod
-    def _checked(chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
-        try:
-            yield from chunks
-        except ExecFailed as exc:
-            raise DumpFailed(exc.describe(what)) from exc
-
     # --- readiness ----------------------------------------------------------
 
     def is_ready(self, container: DatabaseContainer, runner: ContainerExec) -> bool:
@@ -272,14 +265,8 @@ class PostgresEngine:
     def restore(
         self, container: DatabaseContainer, runner: ContainerExec, chunks: Iterable[bytes]
     ) -> list[str]:
-        stream = iter(chunks)
-        head = b""
-        for chunk in stream:
-            head += chunk
-            if len(head) >= len(multiplex.MAGIC):
-                break
-        chunks = itertools.chain([head], stream)
-        if head.startswith(multiplex.MAGIC):
+        parallel, chunks = multiplex.sniff(chunks)
+        if parallel:
             return self._parallel_restore(container, runner, chunks)
         env = self._env(container)
         restored: list[str] = []
