@@ -27,7 +27,7 @@ from typing import ClassVar
 from backup import multiplex
 from backup.engines.base import Dump
 from backup.engines.connections import postgres_url
-from backup.engines.pgparallel import ParallelDump, ParallelRestore
+from backup.engines.pgparallel import PARALLEL_FROM, ParallelDump, ParallelRestore
 from backup.engines.pgplan import PieceSizes
 from backup.engines.pgscan import RoleLines, archive_reader
 from backup.errors import (
@@ -160,7 +160,7 @@ class PostgresEngine:
             selected = list(databases)
         else:
             selected = present
-        jobs = dump_jobs(container)
+        jobs = self._jobs(container, runner)
         if jobs > 1:
             return self._parallel_dump(container, runner, selected, jobs)
         env = self._env(container)
@@ -189,6 +189,26 @@ class PostgresEngine:
             return _figures(selected, roles.roles, counts, DUMP_METHOD) if whole else None
 
         return Dump(databases=tuple(selected), chunks=pack(members()), figures=figures)
+
+    def _jobs(self, container: DatabaseContainer, runner: ContainerExec) -> int:
+        """``holdfast.jobs`` if the label is set, else :func:`auto_jobs`; 1 on a
+        server older than the parallel dump needs."""
+        labelled = dump_jobs(container)
+        if labelled == 1 and container.labels.get(JOBS_LABEL, "").strip():
+            return 1
+        result = runner.run(container.id, [
+            "psql", "-X", "-A", "-t", "-d", self._maintenance_db(container), "-c",
+            "SELECT current_setting('server_version_num') || ' ' || "
+            "coalesce(sum(pg_database_size(datname)), 0) FROM pg_database "
+            "WHERE datallowconn AND NOT datistemplate"], env=self._env(container), check=False)
+        facts = result.stdout.decode().split()
+        if result.exit_code != 0 or len(facts) != 2 or int(facts[0]) < PARALLEL_FROM:
+            return 1
+        if container.labels.get(JOBS_LABEL, "").strip():
+            return labelled
+        cpus = runner.run(container.id, ["sh", "-c", "nproc 2>/dev/null || echo 1"],
+                          check=False).stdout.decode().strip()
+        return auto_jobs(int(cpus) if cpus.isdigit() else 1, int(facts[1]))
 
     def _parallel_dump(self, container: DatabaseContainer, runner: ContainerExec,
                        selected: list[str], jobs: int) -> Dump:
@@ -356,6 +376,20 @@ def dump_jobs(container: DatabaseContainer) -> int:
         return parse_jobs(container.labels.get(JOBS_LABEL))
     except ValueError as exc:
         raise DumpFailed(f"label holdfast.jobs {exc} (container {container.name})") from None
+
+
+AUTO_PARALLEL_FROM = 1024**3
+"""Databases (their sum) from this size are dumped in parallel unless ``holdfast.jobs`` says."""
+AUTO_MAX_JOBS = 4
+
+
+def auto_jobs(cpus: int, database_bytes: int) -> int:
+    """The default degree of a dump: one process per CPU of the container, up
+    to :data:`AUTO_MAX_JOBS`, for databases of :data:`AUTO_PARALLEL_FROM` or
+    more; below that one process (start-up costs more than parallelism saves)."""
+    if database_bytes < AUTO_PARALLEL_FROM:
+        return 1
+    return max(1, min(cpus, AUTO_MAX_JOBS))
 
 
 def restore_jobs(container: DatabaseContainer) -> int:

@@ -21,6 +21,7 @@ from backup.engines.pgplan import (
     quote_ident,
 )
 from backup.engines.pgscan import TocEntry
+from backup.engines.postgres import AUTO_MAX_JOBS, AUTO_PARALLEL_FROM, auto_jobs
 
 names = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\0"),
                 min_size=1, max_size=12)
@@ -117,3 +118,10 @@ def test_no_post_data_entry_is_lost_or_doubled(spec: list[tuple[str, int, int]],
         others = {entry_table(entries[i - 1]) for b in plan.parallel if b is not batch
                   for i in b}
         assert not tables & others
+
+
+@given(st.integers(1, 256), st.integers(0, 2**50))
+def test_the_default_degree_is_one_below_a_gigabyte_else_the_cpus_up_to_four(
+        cpus: int, size: int) -> None:
+    jobs = auto_jobs(cpus, size)
+    assert jobs == (1 if size < AUTO_PARALLEL_FROM else min(cpus, AUTO_MAX_JOBS))
