@@ -194,7 +194,8 @@ class PostgresEngine:
         """``holdfast.jobs`` if the label is set, else :func:`auto_jobs`; 1 on a
         server older than the parallel dump needs."""
         labelled = dump_jobs(container)
-        if labelled == 1 and container.labels.get(JOBS_LABEL, "").strip():
+        given = bool(container.labels.get(JOBS_LABEL, "").strip())
+        if labelled == 1 and (given or not AUTO_PARALLEL):
             return 1
         result = runner.run(container.id, [
             "psql", "-X", "-A", "-t", "-d", self._maintenance_db(container), "-c",
@@ -204,7 +205,7 @@ class PostgresEngine:
         facts = result.stdout.decode().split()
         if result.exit_code != 0 or len(facts) != 2 or int(facts[0]) < PARALLEL_FROM:
             return 1
-        if container.labels.get(JOBS_LABEL, "").strip():
+        if given:
             return labelled
         cpus = runner.run(container.id, ["sh", "-c", "nproc 2>/dev/null || echo 1"],
                           check=False).stdout.decode().strip()
@@ -379,15 +380,21 @@ def dump_jobs(container: DatabaseContainer) -> int:
 
 
 AUTO_PARALLEL_FROM = 1024**3
-"""Databases (their sum) from this size are dumped in parallel unless ``holdfast.jobs`` says."""
+"""Databases (their sum) from this size could be dumped in parallel by default."""
 AUTO_MAX_JOBS = 4
+AUTO_PARALLEL = False
+"""Off: measured on 2 cores (bench/restore_postgres.py, pgbench 1.1 GB), a
+parallel snapshot backs up about twice as fast but restores slower than a
+sequential one (concurrent COPYs into one table contend for its extension lock
+on Postgres 15 and for the two cores), so the default stays one process until
+a restore of it is faster too. ``holdfast.jobs`` turns it on per instance."""
 
 
 def auto_jobs(cpus: int, database_bytes: int) -> int:
-    """The default degree of a dump: one process per CPU of the container, up
-    to :data:`AUTO_MAX_JOBS`, for databases of :data:`AUTO_PARALLEL_FROM` or
-    more; below that one process (start-up costs more than parallelism saves)."""
-    if database_bytes < AUTO_PARALLEL_FROM:
+    """The default degree of a dump: 1 while :data:`AUTO_PARALLEL` is off;
+    else one process per CPU of the container, up to :data:`AUTO_MAX_JOBS`,
+    for databases of :data:`AUTO_PARALLEL_FROM` or more."""
+    if not AUTO_PARALLEL or database_bytes < AUTO_PARALLEL_FROM:
         return 1
     return max(1, min(cpus, AUTO_MAX_JOBS))
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from backup.engines import postgres
 from backup.engines.pgplan import (
     MAX_PIECES_PER_TABLE,
     MAX_TOC_IDS,
@@ -120,8 +122,10 @@ def test_no_post_data_entry_is_lost_or_doubled(spec: list[tuple[str, int, int]],
         assert not tables & others
 
 
-@given(st.integers(1, 256), st.integers(0, 2**50))
-def test_the_default_degree_is_one_below_a_gigabyte_else_the_cpus_up_to_four(
-        cpus: int, size: int) -> None:
-    jobs = auto_jobs(cpus, size)
-    assert jobs == (1 if size < AUTO_PARALLEL_FROM else min(cpus, AUTO_MAX_JOBS))
+@given(st.integers(1, 256), st.integers(0, 2**50), st.booleans())
+def test_the_default_degree_is_one_unless_on_and_a_gigabyte_then_the_cpus_up_to_four(
+        cpus: int, size: int, on: bool) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(postgres, "AUTO_PARALLEL", on)
+        jobs = auto_jobs(cpus, size)
+    assert jobs == (min(cpus, AUTO_MAX_JOBS) if on and size >= AUTO_PARALLEL_FROM else 1)
