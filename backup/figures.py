@@ -166,7 +166,18 @@ class Pass:
     sink: Callable[[memoryview], None]
 
 
-Reader = Generator[Need | Pass, bytes, None]
+@dataclass
+class Consume:
+    """A reader's request: hand every byte that comes to ``sink`` until it
+    returns how many of the last bytes it was given it used (its part of the
+    stream ended there; the rest goes to the reader's next request). For
+    formats of many small records, which one Python call per record through
+    :class:`Need` would make slow (a pg_dump archive frames every row)."""
+
+    sink: Callable[[memoryview], int | None]
+
+
+Reader = Generator[Need | Pass | Consume, bytes, None]
 """A stream reader: yields requests, receives what a :class:`Need` asked for
 (``b""`` after a :class:`Pass`), and returns when its format says the stream is over."""
 
@@ -185,9 +196,9 @@ class Scanner:
         self._buffer = bytearray()
         self.done = False
         self.failed = False
-        self._request: Need | Pass | None = self._step(None)
+        self._request: Need | Pass | Consume | None = self._step(None)
 
-    def _step(self, value: bytes | None) -> Need | Pass | None:
+    def _step(self, value: bytes | None) -> Need | Pass | Consume | None:
         try:
             # A generator starts with send(None); every later step sends bytes.
             request = self._reader.send(value)  # type: ignore[arg-type]
@@ -205,6 +216,14 @@ class Scanner:
         view = memoryview(chunk)
         while view and self._request is not None:
             request = self._request
+            if isinstance(request, Consume):
+                used = self._consume(request, view)
+                if used is None:  # all of it, and it wants more
+                    return
+                view = view[used:]
+                if self._request is request:
+                    self._request = self._step(b"")
+                continue
             if isinstance(request, Pass):
                 piece, view = view[:request.count], view[request.count:]
                 request.sink(piece)
@@ -216,6 +235,15 @@ class Scanner:
             self._buffer += view[:wanted]
             view = view[wanted:]
             self._advance_need()
+
+    def _consume(self, request: Consume, view: memoryview) -> int | None:
+        try:
+            return request.sink(view)
+        except Exception as exc:  # as a reader's own fault: only the figures are lost
+            logger.warning("cannot gather figures from %s: %s", self._what, exc)
+            self.failed = True
+            self._request = None
+            return len(view)
 
     def _advance_need(self) -> None:
         while isinstance(self._request, Need) and len(self._buffer) >= self._request.count:

@@ -425,6 +425,25 @@ def test_the_pg_reader_reads_the_newest_archive_version() -> None:
     assert not scan(archive_reader({}, "db"), [synthetic_archive({}, compression=1)], "pg")
 
 
+def row_chunked_archive(rows: list[bytes]) -> bytes:
+    """As pg_dump writes COPY data: a chunk per row, then one of ``\\.`` and newlines."""
+    archive = synthetic_archive({"t": b"X"})
+    one_chunk = _int(1) + b"X" + _int(0)
+    assert archive.endswith(one_chunk)
+    chunks = b"".join(_int(len(row)) + row for row in [*rows, b"\\.\n\n\n"])
+    return archive[:-len(one_chunk)] + chunks + _int(0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from([b"\n", b"a\tb\n", b"\\\\.\n", b"\\N\n", b"x" * 300 + b"\n",
+                                 b"\\.x\n"]), max_size=40), chunk_sizes)
+def test_rows_written_a_chunk_each_are_counted_however_the_stream_is_cut(
+        rows: list[bytes], sizes: list[int]) -> None:
+    counts: dict[str, int] = {}
+    assert scan(archive_reader(counts, "db"), pieces(row_chunked_archive(rows), sizes), "pg")
+    assert counts == {"db.public.t": len(rows)}
+
+
 def test_roles_come_from_the_create_role_lines_of_the_globals() -> None:
     script = (b"CREATE ROLE app;\nALTER ROLE app WITH SUPERUSER;\n"
               b'CREATE ROLE "we ""ird"" one";\n-- CREATE ROLE nobody;\n')
