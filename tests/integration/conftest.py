@@ -226,6 +226,24 @@ def docker_cleanup(docker_client: docker.DockerClient) -> Iterator[DockerCleanup
 
 
 @pytest.fixture
+def box(docker_client: docker.DockerClient, test_network: str) -> Iterator[Container]:
+    """A container that only sleeps, to exec in."""
+    container = docker_client.containers.run(
+        HELPER_IMAGE, ["sleep", "infinity"], detach=True, network=test_network,
+        name=f"hf-test-exec-{secrets.token_hex(4)}", labels={TEST_LABEL: "1"})
+    try:
+        yield container
+    finally:
+        container.remove(force=True, v=True)
+
+
+def commands(container: Container) -> list[str]:
+    """The command line of every process in ``container``, as ``docker top`` shows them."""
+    top: dict[str, Any] = container.top(ps_args="-eo pid,args")
+    return [" ".join(str(c) for c in row[1:]) for row in top["Processes"] or []]
+
+
+@pytest.fixture
 def volume_names(docker_client: docker.DockerClient) -> Iterator[list[str]]:
     """Names for the test's volumes; whatever exists under them is removed after."""
     names: list[str] = []

@@ -4,42 +4,21 @@ starts afterwards fails without starting, and another holder's stream runs on.""
 
 from __future__ import annotations
 
-import secrets
 import threading
-from collections.abc import Iterator
-from typing import Any
 
-import docker
 import pytest
 from docker.models.containers import Container
 
 from backup.errors import ExecFailed
 from service.adapters.docker import DockerAdapter
-from tests.harness.docker_fixtures import HELPER_IMAGE, TEST_LABEL
 from tests.harness.waiting import wait_for
+from tests.integration.conftest import commands
 
 pytestmark = pytest.mark.docker
 
 
-@pytest.fixture
-def box(docker_client: docker.DockerClient, test_network: str) -> Iterator[Container]:
-    """A container that only sleeps, to exec in."""
-    container = docker_client.containers.run(
-        HELPER_IMAGE, ["sleep", "infinity"], detach=True, network=test_network,
-        name=f"hf-test-exec-{secrets.token_hex(4)}", labels={TEST_LABEL: "1"})
-    try:
-        yield container
-    finally:
-        container.remove(force=True, v=True)
-
-
-def _commands(container: Container) -> list[str]:
-    top: dict[str, Any] = container.top(ps_args="-eo pid,args")
-    return [" ".join(row[1:]) for row in top["Processes"]]
-
-
 def _running(container: Container, command: str) -> bool:
-    return any(line.endswith(command) for line in _commands(container))
+    return any(line.endswith(command) for line in commands(container))
 
 
 def test_cutting_one_holder_ends_its_stream_kills_its_process_and_refuses_more(

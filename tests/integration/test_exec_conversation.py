@@ -8,18 +8,16 @@ closes its connection and its input."""
 from __future__ import annotations
 
 import queue
-import secrets
 import threading
 from collections.abc import Iterator
 
-import docker
 import pytest
 from docker.models.containers import Container
 
 from backup.errors import ExecFailed
 from service.adapters.docker import DockerAdapter
-from tests.harness.docker_fixtures import HELPER_IMAGE, TEST_LABEL
 from tests.harness.waiting import wait_for
+from tests.integration.conftest import commands
 
 pytestmark = pytest.mark.docker
 
@@ -27,26 +25,10 @@ ECHO = ["sh", "-c", 'while read -r line; do echo "got $line"; done; echo bye']
 
 
 @pytest.fixture
-def box(docker_client: docker.DockerClient, test_network: str) -> Iterator[Container]:
-    container = docker_client.containers.run(
-        HELPER_IMAGE, ["sleep", "infinity"], detach=True, network=test_network,
-        name=f"hf-test-talk-{secrets.token_hex(4)}", labels={TEST_LABEL: "1"})
-    try:
-        yield container
-    finally:
-        container.remove(force=True, v=True)
-
-
-@pytest.fixture
 def adapter() -> Iterator[DockerAdapter]:
     real = DockerAdapter()
     yield real
     real.close()
-
-
-def _commands(container: Container) -> list[str]:
-    top = container.top(ps_args="-eo pid,args")
-    return [" ".join(str(c) for c in row[1:]) for row in top["Processes"] or []]
 
 
 def _lines(outgoing: queue.Queue[bytes | None]) -> Iterator[bytes]:
@@ -78,7 +60,7 @@ def test_an_input_that_raises_ends_the_stream_with_its_error_and_kills_the_proce
     with pytest.raises(RuntimeError, match="the input broke"):
         for _ in adapter.stream(box.id, ["sh", "-c", "cat; sleep 311"], stdin=failing()):
             pass
-    assert not any("sleep 311" in line for line in _commands(box))
+    assert not any("sleep 311" in line for line in commands(box))
 
 
 def test_a_process_that_fails_reports_its_exit_and_stderr(
@@ -99,7 +81,7 @@ def test_closing_the_stream_early_closes_its_input_and_output(
 
     answers = adapter.stream(box.id, ["cat"], stdin=forever())
     assert next(answers).startswith(b"line")
-    assert "cat" in _commands(box)
+    assert "cat" in commands(box)
     answers.close()  # type: ignore[attr-defined]
     stop.set()
-    wait_for(lambda: "cat" not in _commands(box), 20, "cat to end")
+    wait_for(lambda: "cat" not in commands(box), 20, "cat to end")
