@@ -254,6 +254,20 @@ MAX_JOBS = 16
 """The most processes one dump (``holdfast.jobs``) runs at once."""
 
 
+MODE_LABEL = PREFIX + "mode"
+MODES = ("logical", "physical")
+"""``holdfast.mode``: how a Postgres snapshot copies the server (its README row)."""
+
+
+def parse_mode(raw: str | None) -> str:
+    """``holdfast.mode``: ``logical`` (the default: SQL dumps) or ``physical``
+    (the server's files). Raises :class:`ValueError` saying what to give."""
+    value = (raw or "").strip().lower() or "logical"
+    if value not in MODES:
+        raise ValueError(f"{_shown(value)}: use logical or physical")
+    return value
+
+
 def parse_jobs(raw: str | None) -> int:
     """``holdfast.jobs``: how many processes a dump runs at once, 1 (the
     default: one process, the sequential format) to :data:`MAX_JOBS`.
@@ -322,6 +336,10 @@ def parse_labels(labels: Mapping[str, str], container_name: str, *,
         parse_jobs(labels.get(JOBS_LABEL))
     except ValueError as exc:
         errors.append(f"holdfast.jobs {exc}")
+    try:
+        parse_mode(labels.get(MODE_LABEL))
+    except ValueError as exc:
+        errors.append(f"holdfast.mode {exc}")
 
     encrypt = None
     raw_encrypt = labels.get(PREFIX + "encrypt", "").strip()

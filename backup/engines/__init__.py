@@ -20,6 +20,12 @@ _KNOWN: dict[str, str] = {
     "volume": "backup.engines.volume:VolumeEngine",
 }
 KNOWN_ENGINES = MappingProxyType(_KNOWN)
+# Data formats read by another class than their engine's own: a physical
+# Postgres snapshot is restored into volumes before its server starts.
+_FORMAT_READERS: dict[tuple[str, str], str] = {
+    ("postgres", "holdfast-postgres-physical-v1"):
+        "backup.engines.pgphysical:PostgresPhysicalEngine",
+}
 # Engines named in the contract whose implementation has not landed yet; they
 # parse as labels but a backup of them fails with a clear message.
 PLANNED_ENGINES: frozenset[str] = frozenset()
@@ -36,8 +42,10 @@ def register_engine(name: str, dotted_path: str, *, clobber: bool = False) -> No
     _KNOWN[name] = dotted_path
 
 
-def get_engine(name: str) -> Engine:
-    dotted = _KNOWN.get(name)
+def get_engine(name: str, data_format: str | None = None) -> Engine:
+    """The engine ``name``; with ``data_format``, the one that reads that
+    format (a snapshot's manifest names both)."""
+    dotted = _FORMAT_READERS.get((name, data_format or "")) or _KNOWN.get(name)
     if dotted is None:
         if name in PLANNED_ENGINES:
             raise UnsupportedEngine(

@@ -41,7 +41,7 @@ from backup.errors import (
 )
 from backup.figures import Figures, Scanner
 from backup.framing import pack, unpack
-from backup.labels import JOBS_LABEL, parse_jobs
+from backup.labels import JOBS_LABEL, MODE_LABEL, parse_jobs, parse_mode
 from backup.multiplex import Sequential, Step
 from backup.ports import ContainerExec
 from backup.types import DatabaseContainer
@@ -94,12 +94,12 @@ class PostgresEngine:
     # --- credentials --------------------------------------------------------
 
     @staticmethod
-    def _user(container: DatabaseContainer) -> str:
+    def user(container: DatabaseContainer) -> str:
         return container.env.get("POSTGRES_USER") or "postgres"
 
     @staticmethod
-    def _maintenance_db(container: DatabaseContainer) -> str:
-        return container.env.get("POSTGRES_DB") or PostgresEngine._user(container)
+    def maintenance_db(container: DatabaseContainer) -> str:
+        return container.env.get("POSTGRES_DB") or PostgresEngine.user(container)
 
     def check(self, container: DatabaseContainer) -> None:
         env = container.env
@@ -117,8 +117,8 @@ class PostgresEngine:
             f"container {container.name} has no POSTGRES_PASSWORD in its environment: {hint}"
         )
 
-    def _env(self, container: DatabaseContainer, **extra: str) -> dict[str, str]:
-        env = {"PGUSER": self._user(container), "PGHOST": SOCKET_DIR, **extra}
+    def env_for(self, container: DatabaseContainer, **extra: str) -> dict[str, str]:
+        env = {"PGUSER": self.user(container), "PGHOST": SOCKET_DIR, **extra}
         password = container.env.get("POSTGRES_PASSWORD")
         if password:
             env["PGPASSWORD"] = password
@@ -134,8 +134,8 @@ class PostgresEngine:
         result = runner.run(
             container.id,
             ["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d",
-             self._maintenance_db(container), "-c", query],
-            env=self._env(container),
+             self.maintenance_db(container), "-c", query],
+            env=self.env_for(container),
             check=False,
         )
         if result.exit_code != 0:
@@ -148,6 +148,10 @@ class PostgresEngine:
     def dump(
         self, container: DatabaseContainer, runner: ContainerExec, databases: Sequence[str] = ()
     ) -> Dump:
+        if dump_mode(container) == "physical":
+            # The physical engine builds on this one, so it is imported here.
+            from backup.engines.pgphysical import PostgresPhysicalEngine
+            return PostgresPhysicalEngine().dump(container, runner, databases)
         self.check(container)
         present = self.list_databases(container, runner)
         if databases:
@@ -163,8 +167,8 @@ class PostgresEngine:
         jobs = self._jobs(container, runner)
         if jobs > 1:
             return self._parallel_dump(container, runner, selected, jobs)
-        env = self._env(container)
-        meta = json.dumps({"databases": selected, "user": self._user(container)}).encode()
+        env = self.env_for(container)
+        meta = json.dumps({"databases": selected, "user": self.user(container)}).encode()
         roles = RoleLines()
         counts: dict[str, int] = {}
         scanners = {database: Scanner(archive_reader(counts, database),
@@ -174,7 +178,7 @@ class PostgresEngine:
             yield META_MEMBER, [meta]
             yield GLOBALS_MEMBER, roles.watch(dump_stream(
                 runner.stream(container.id, ["pg_dumpall", "--globals-only",
-                                             "-l", self._maintenance_db(container)], env=env),
+                                             "-l", self.maintenance_db(container)], env=env),
                 "pg_dumpall --globals-only",
             ))
             for database in selected:
@@ -198,10 +202,10 @@ class PostgresEngine:
         if labelled == 1 and (given or not AUTO_PARALLEL):
             return 1
         result = runner.run(container.id, [
-            "psql", "-X", "-A", "-t", "-d", self._maintenance_db(container), "-c",
+            "psql", "-X", "-A", "-t", "-d", self.maintenance_db(container), "-c",
             "SELECT current_setting('server_version_num') || ' ' || "
             "coalesce(sum(pg_database_size(datname)), 0) FROM pg_database "
-            "WHERE datallowconn AND NOT datistemplate"], env=self._env(container), check=False)
+            "WHERE datallowconn AND NOT datistemplate"], env=self.env_for(container), check=False)
         facts = result.stdout.decode().split()
         if result.exit_code != 0 or len(facts) != 2 or int(facts[0]) < PARALLEL_FROM:
             return 1
@@ -215,17 +219,17 @@ class PostgresEngine:
                        selected: list[str], jobs: int) -> Dump:
         """Data format v2 (:mod:`backup.engines.pgparallel`): each database's
         tables dumped by ``jobs`` processes at once inside one exported snapshot."""
-        env = self._env(container)
+        env = self.env_for(container)
         work = ParallelDump(container, runner, env, jobs, self._sizes)
         roles = RoleLines()
-        meta = json.dumps({"databases": selected, "user": self._user(container),
+        meta = json.dumps({"databases": selected, "user": self.user(container),
                            "jobs": jobs}).encode()
 
         def steps() -> Iterator[Step]:
             yield Sequential(META_MEMBER, [meta])
             yield Sequential(GLOBALS_MEMBER, roles.watch(dump_stream(
                 runner.stream(container.id, ["pg_dumpall", "--globals-only",
-                                             "-l", self._maintenance_db(container)], env=env),
+                                             "-l", self.maintenance_db(container)], env=env),
                 "pg_dumpall --globals-only")))
             for database in selected:
                 yield from work.database_steps(database)
@@ -260,7 +264,7 @@ class PostgresEngine:
             container.id,
             ["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", database,
              "-c", _COUNT_TABLES],
-            env=self._env(container),
+            env=self.env_for(container),
         )
         counts = {}
         for line in result.stdout.decode().split("\n"):
@@ -275,8 +279,8 @@ class PostgresEngine:
         result = runner.run(
             container.id,
             ["psql", "-X", "-A", "-t", "-h", "127.0.0.1", "-d",
-             self._maintenance_db(container), "-c", "SELECT 1"],
-            env=self._env(container, PGCONNECT_TIMEOUT="3"),
+             self.maintenance_db(container), "-c", "SELECT 1"],
+            env=self.env_for(container, PGCONNECT_TIMEOUT="3"),
             check=False,
         )
         return result.exit_code == 0 and result.stdout.strip() == b"1"
@@ -289,7 +293,7 @@ class PostgresEngine:
         parallel, chunks = multiplex.sniff(chunks)
         if parallel:
             return self._parallel_restore(container, runner, chunks)
-        env = self._env(container)
+        env = self.env_for(container)
         restored: list[str] = []
         members = unpack(chunks)
         first = next(members, None)
@@ -302,7 +306,7 @@ class PostgresEngine:
                 self._run_restore(
                     container, runner,
                     ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d",
-                     self._maintenance_db(container)],
+                     self.maintenance_db(container)],
                     _skip_existing_roles(member, existing), env, "roles (globals)",
                 )
             elif member.name.startswith(DATABASE_MEMBER_PREFIX):
@@ -312,7 +316,7 @@ class PostgresEngine:
                             "--dbname", database]
                 else:
                     argv = ["pg_restore", "--exit-on-error", "--create",
-                            "--dbname", self._maintenance_db(container)]
+                            "--dbname", self.maintenance_db(container)]
                 self._run_restore(container, runner, argv, member, env, f"database {database}")
                 restored.append(database)
             else:
@@ -325,17 +329,17 @@ class PostgresEngine:
 
     def _parallel_restore(self, container: DatabaseContainer, runner: ContainerExec,
                           chunks: Iterable[bytes]) -> list[str]:
-        env = self._env(container)
+        env = self.env_for(container)
 
         def restore_globals(data: Iterable[bytes]) -> None:
             existing = set(self._roles(container, runner))
             self._run_restore(container, runner,
                               ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d",
-                               self._maintenance_db(container)],
+                               self.maintenance_db(container)],
                               _skip_existing_roles(data, existing), env, "roles (globals)")
 
         work = ParallelRestore(container=container, runner=runner, env=env,
-                               maintenance_db=self._maintenance_db(container),
+                               maintenance_db=self.maintenance_db(container),
                                jobs=restore_jobs(container), sizes=self._sizes,
                                existing=lambda: self.list_databases(container, runner),
                                restore_globals=restore_globals)
@@ -349,9 +353,9 @@ class PostgresEngine:
     def _roles(self, container: DatabaseContainer, runner: ContainerExec) -> list[str]:
         result = runner.run(
             container.id,
-            ["psql", "-X", "-A", "-t", "-d", self._maintenance_db(container), "-c",
+            ["psql", "-X", "-A", "-t", "-d", self.maintenance_db(container), "-c",
              "SELECT encode(convert_to(rolname, getdatabaseencoding()), 'hex') FROM pg_roles"],
-            env=self._env(container),
+            env=self.env_for(container),
         )
         return [_unhex(line) for line in result.stdout.decode().split()]
 
@@ -377,6 +381,15 @@ def dump_jobs(container: DatabaseContainer) -> int:
         return parse_jobs(container.labels.get(JOBS_LABEL))
     except ValueError as exc:
         raise DumpFailed(f"label holdfast.jobs {exc} (container {container.name})") from None
+
+
+def dump_mode(container: DatabaseContainer) -> str:
+    """``logical`` or ``physical``: the ``holdfast.mode`` label. Raises
+    :class:`DumpFailed` for a bad value."""
+    try:
+        return parse_mode(container.labels.get(MODE_LABEL))
+    except ValueError as exc:
+        raise DumpFailed(f"label holdfast.mode {exc} (container {container.name})") from None
 
 
 AUTO_PARALLEL_FROM = 1024**3

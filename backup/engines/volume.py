@@ -78,7 +78,7 @@ _TAR_EXTRACT = (
     "--xattrs-include=user.*", "--xattrs-include=security.capability",
 )
 # What GNU tar says when its input is not a whole, well-formed archive.
-_TAR_CORRUPT = re.compile(
+TAR_CORRUPT = re.compile(
     r"Unexpected EOF|does not look like a tar archive|Skipping to next header|"
     r"Not found in archive|damaged|malformed|invalid header|checksum error",
     re.IGNORECASE,
@@ -265,7 +265,7 @@ class VolumeEngine:
         data = next(members, None)
         if data is None or data.name != TAR_MEMBER:
             raise CorruptSnapshot("volume snapshot has no data.tar member")
-        tracked = _TarEnd()
+        tracked = TarEnd()
         stream = tracked.watch(iter(data))
         script = restore_script(destinations, archived)
         try:
@@ -276,7 +276,7 @@ class VolumeEngine:
                 f"extracting into the volumes of {container.name} failed: {exc}") from exc
         if result.exit_code != 0:
             reason = tar_complaint(result.stderr) or f"exit status {result.exit_code}"
-            if _TAR_CORRUPT.search(result.stderr):
+            if TAR_CORRUPT.search(result.stderr):
                 raise CorruptSnapshot(f"the snapshot's tar does not extract: {reason}")
             raise RestoreFailed(
                 f"extracting into the volumes of {container.name} failed: {reason}")
@@ -411,7 +411,7 @@ def _read_meta(raw: bytes) -> tuple[list[str], list[str]]:
     return destinations, archived
 
 
-class _TarEnd:
+class TarEnd:
     """Watches a tar stream go by and tells whether it ended like a whole
     archive: a whole number of blocks, the last two of them zero."""
 
@@ -442,7 +442,7 @@ def _checked_tar(chunks: Iterator[bytes], container: DatabaseContainer, *,
                  consistent: bool) -> Iterator[bytes]:
     """Pass tar's output through; translate its failures into :class:`DumpFailed`
     and apply the exit-status-1 policy of the module docstring."""
-    end = _TarEnd()
+    end = TarEnd()
     try:
         yield from end.watch(chunks)
     except ExecFailed as exc:

@@ -264,7 +264,7 @@ def _prepare(svc: Services, snapshot: Snapshot, new_name: str | None, image: str
         )
     storage = svc.target(snapshot.target)
     manifest = read_manifest(storage, snapshot)
-    engine = get_engine(manifest.engine)
+    engine = get_engine(manifest.engine, manifest.data_format)
     if manifest.data_format not in engine.read_formats:
         raise UnsupportedEngine(
             f"snapshot {snapshot_id} has data format {manifest.data_format}, "

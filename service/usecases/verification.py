@@ -90,7 +90,7 @@ def prepare_verified_restore(svc: Services, ref: str) -> VerifiedRestoreRequest:
                                     "complete snapshots are verified")
     storage = svc.target(snapshot.target)
     manifest = read_manifest(storage, snapshot)
-    engine = get_engine(manifest.engine)
+    engine = get_engine(manifest.engine, manifest.data_format)
     if manifest.data_format not in engine.read_formats:
         raise UnsupportedEngine(f"snapshot {snapshot.id} has data format "
                                 f"{manifest.data_format}, this Holdfast reads "

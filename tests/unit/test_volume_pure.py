@@ -19,9 +19,9 @@ import pytest
 from backup.engines.volume import (
     META_MEMBER,
     TAR_MEMBER,
+    TarEnd,
     VolumeEngine,
     _read_meta,
-    _TarEnd,
     dump_script,
     empty_command,
     member_name,
@@ -205,7 +205,7 @@ def test_tar_end_marker() -> None:
     whole = a_tar("var/lib/app/a", "var/lib/app/b")
     for data, complete in ((whole, True), (whole[:1024], False), (whole[:-1], False),
                            (b"", False), (bytes(1024), True)):
-        end = _TarEnd()
+        end = TarEnd()
         assert b"".join(end.watch([data[i:i + 700] for i in range(0, len(data), 700)])) == data
         assert end.complete() is complete
 
