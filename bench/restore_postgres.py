@@ -50,6 +50,7 @@ from typing import Any
 import docker
 
 IMAGE = "holdfast-test/postgres:15"
+HELPER_IMAGE = "holdfast-test/base:bookworm"  # sh and GNU tar, for physical restores
 NETWORK = "holdfast-bench-net"
 PASSWORD = "bench-" + secrets.token_hex(8)
 ENV = {"POSTGRES_PASSWORD": PASSWORD, "POSTGRES_USER": "app", "POSTGRES_DB": "appdb"}
@@ -85,7 +86,8 @@ class Bench:
         self.client = client
         self.scratch = scratch
         self.env = {**os.environ, "HOLDFAST_DATA_DIR": str(scratch / "data"),
-                    "HOLDFAST_SCOPE": f"bench-restore-{RUN}"}
+                    "HOLDFAST_SCOPE": f"bench-restore-{RUN}",
+                    "HOLDFAST_HELPER_IMAGE": HELPER_IMAGE}
         self.names: list[str] = []
 
     def name(self, role: str) -> str:
@@ -167,11 +169,14 @@ def holdfast_restore(bench: Bench, snapshot: str, label: str) -> tuple[float, An
     return seconds, bench.client.containers.get(name)
 
 
-def hand_backup(source: Any) -> tuple[float, int]:
-    """What a user would run to back up: pg_dump into zstd, to nowhere."""
+def hand_backup(source: Any, physical: bool = False) -> tuple[float, int]:
+    """What a user would run to back up, into zstd, to nowhere: pg_dump, or
+    for a physical copy pg_basebackup's tar with its WAL."""
+    command = (["pg_basebackup", "-D", "-", "-Ft", "-X", "fetch", "-c", "fast"] if physical
+               else ["pg_dump", "-Fc", "-Z0", "-d", "appdb"])
     started = time.monotonic()
     dump = subprocess.Popen(["docker", "exec", "-e", "PGUSER=app", "-e", "PGPASSWORD",
-                             source.name, "pg_dump", "-Fc", "-Z0", "-d", "appdb"],
+                             source.name, *command],
                             stdout=subprocess.PIPE, env={**os.environ, "PGPASSWORD": PASSWORD})
     packed = subprocess.run(["zstd", "-3", "-q", "-c"], stdin=dump.stdout,
                             stdout=subprocess.DEVNULL, check=True)
@@ -355,6 +360,9 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=70, help="pgbench scale (70: ~1.1 GB)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--jobs", type=int, default=2, help="holdfast.jobs of the parallel dump")
+    parser.add_argument("--variants", default="2,physical",
+                        help="which snapshots besides jobs 1: the parallel one (its --jobs) "
+                             "and/or physical, comma-separated")
     parser.add_argument("--poll", type=float, default=0.5,
                         help="the hand script's readiness poll interval (seconds)")
     options = parser.parse_args()
@@ -380,33 +388,42 @@ def main() -> None:
               f"{expected['pgbench_accounts'].split(':')[0]} accounts; "
               f"{os.cpu_count()} CPUs; commit {commit()}")
         backups = {"hand pg_dump -Fc -Z0 | zstd -3": hand_backup(source)}
-        backups["holdfast backup (jobs 1)"], sequential = holdfast_backup(bench, source.name)
-        # The same data under a container labelled for a parallel dump.
-        source.stop()  # kept: restores of its snapshot read its password from it
-        source = bench.run_postgres(bench.name("source-par"), labels={
-            "holdfast.jobs": str(options.jobs)}, volume=f"{bench.names[0]}-data")
-        backups[f"holdfast backup (jobs {options.jobs})"], parallel = holdfast_backup(
+        snapshots: dict[str, str] = {}
+        backups["holdfast backup (jobs 1)"], snapshots["holdfast jobs 1"] = holdfast_backup(
             bench, source.name)
+        # The same data under containers labelled for the other kinds of
+        # snapshot, one at a time on the one volume.
+        variants = {f"holdfast jobs {options.jobs}": {"holdfast.jobs": str(options.jobs)},
+                    "holdfast physical": {"holdfast.mode": "physical"}}
+        for label, labels in variants.items():
+            if label.split()[-1] not in options.variants.split(","):
+                continue
+            source.stop()  # kept: restores of its snapshot read its password from it
+            source = bench.run_postgres(bench.name("source-var"), labels=labels,
+                                        volume=f"{bench.names[0]}-data")
+            if "holdfast.mode" in labels:
+                backups["hand pg_basebackup -Ft | zstd -3"] = hand_backup(source, physical=True)
+            backups[label.replace("holdfast", "holdfast backup")], snapshots[label] = (
+                holdfast_backup(bench, source.name))
         for label, (seconds, rss) in backups.items():
             rss_text = f", peak RSS {rss / 1024:.0f} MiB" if rss else ""
-            print(f"  {label:32} {seconds:6.1f} s, {size / 2**20 / seconds:6.1f} MiB/s{rss_text}")
-        results: dict[str, list[float]] = {"hand": [], "holdfast jobs 1": [],
-                                           f"holdfast jobs {options.jobs}": []}
+            print(f"  {label:34} {seconds:6.1f} s, {size / 2**20 / seconds:6.1f} MiB/s{rss_text}")
+        results: dict[str, list[float]] = {"hand": [], **{label: [] for label in snapshots}}
         for round_ in range(1, options.rounds + 1):
             print(f"round {round_}:")
             seconds, copy = hand_restore(bench, source, options.poll)
             check_same(bench, expected, copy, "hand")
             results["hand"].append(seconds)
-            for label, snapshot in (("holdfast jobs 1", sequential),
-                                    (f"holdfast jobs {options.jobs}", parallel)):
+            for label, snapshot in snapshots.items():
                 seconds, copy = holdfast_restore(bench, snapshot, label)
                 check_same(bench, expected, copy, label)
                 results[label].append(seconds)
-        for label, snapshot in (("jobs 1", sequential), (f"jobs {options.jobs}", parallel)):
-            print(f"breakdown of one holdfast restore, {label} (in this process):")
+        for label, snapshot in snapshots.items():
+            print(f"breakdown of one restore, {label} (in this process):")
             timings, copy = breakdown_restore(bench, snapshot)
             check_same(bench, expected, copy, "breakdown")
             print_breakdown(timings)
+        sequential = snapshots["holdfast jobs 1"]
         print("the parts alone (the jobs 1 snapshot):")
         parts_alone(bench, sequential)
         hand = results["hand"]

@@ -41,7 +41,7 @@ from backup.types import (
 )
 from service.bootstrap import Services
 from service.runs import AlreadyRunning, current_runner, may_be_running
-from service.usecases.instances import Instance, find_instance, record_instances
+from service.usecases.instances import Instance, effective_labels, find_instance, record_instances
 from service.usecases.retention import PruneResult, apply_retention
 
 logger = logging.getLogger(__name__)
@@ -90,6 +90,12 @@ def prepare_backup_for(svc: Services, instance: Instance,
         )
     if instance.policy.errors:
         raise InvalidLabels(f"instance {name} has label errors: {'; '.join(instance.errors)}")
+    record = svc.catalog.get_instance(name)
+    if record is not None and record.policy_override:
+        # The engine reads its options (holdfast.jobs, holdfast.mode) from the
+        # labels, so it sees them with the API-set policy laid over.
+        container = replace(container, labels=effective_labels(container.labels,
+                                                               record.policy_override))
     if instance.engine is None:
         raise UnsupportedEngine(f"instance {name}: {'; '.join(instance.errors)}")
     engine = get_engine(instance.engine)

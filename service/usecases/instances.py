@@ -296,14 +296,14 @@ def _missing_view(record: InstanceRecord, latest: Snapshot | None) -> InstanceVi
 
 
 POLICY_FIELDS = ("schedule", "retention", "target", "databases", "verify", "notify",
-                 "stale_after")
+                 "stale_after", "jobs", "mode")
 
 
 def set_policy(svc: Services, name: str, override: Mapping[str, str | None] | None, *,
                applied: Callable[[], object] | None = None,
                next_run: NextRun | None = None) -> InstanceView:
     """Store an API-set policy for ``name`` (fields: schedule, retention, target,
-    databases, verify, notify, stale_after, in label syntax) that overrides its
+    databases, verify, notify, stale_after, jobs, mode, in label syntax) that overrides its
     labels and survives restarts;
     ``None`` or an empty mapping clears it. Refuses values that do not parse.
     ``applied`` runs after the change (the daemon's discovery refresh, so the

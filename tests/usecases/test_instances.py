@@ -12,7 +12,7 @@ from backup.errors import DockerUnavailable, InstanceNotFound, InvalidLabels
 from backup.labels import InstancePolicy
 from backup.types import DatabaseContainer, SnapshotStatus
 from service.records import InstanceRecord
-from service.usecases import instances
+from service.usecases import backups, instances
 from service.usecases.instances import Instance
 from tests.fakes.services import FakeWorld
 from tests.usecases.support import T0, add_db, make_snapshot
@@ -353,3 +353,18 @@ def test_set_policy_does_not_report_failure_for_a_change_it_made(world: FakeWorl
     except DockerUnavailable:
         record = world.catalog.get_instance("db")
         assert record is not None and record.policy_override is None, "refused, yet stored"
+
+
+def test_jobs_and_mode_set_through_the_api_reach_the_engine_and_bad_ones_are_refused(
+        world: FakeWorld) -> None:
+    add_db(world, "db", labels={"holdfast.jobs": "1"})
+    instances.refresh_instances(world.services)
+    instances.set_policy(world.services, "db", {"jobs": "4", "mode": "physical"})
+    labels = backups.prepare_backup(world.services, "db").container.labels
+    assert (labels["holdfast.jobs"], labels["holdfast.mode"]) == ("4", "physical")
+    with pytest.raises(InvalidLabels, match=r"holdfast\.mode 'snapshot': use logical or physical"):
+        instances.set_policy(world.services, "db", {"mode": "snapshot"})
+    with pytest.raises(InvalidLabels, match=r"holdfast\.jobs '17': give a whole number"):
+        instances.set_policy(world.services, "db", {"jobs": "17"})
+    record = world.catalog.get_instance("db")
+    assert record is not None and record.policy_override == {"jobs": "4", "mode": "physical"}

@@ -153,4 +153,8 @@ class PolicyBody(BaseModel):
     stale_after: str | None = Field(default=None, description="how long without a complete "
                                     "snapshot before backup.stale fires",
                                     examples=["26h", "90m"])
+    jobs: str | None = Field(default=None, description="Postgres: processes one dump runs at "
+                             "once, 1 to 16 (above 1: the parallel format)", examples=["2"])
+    mode: str | None = Field(default=None, description="Postgres: logical (SQL dumps) or "
+                             "physical (the server's files)", examples=["physical"])
 
