@@ -332,14 +332,7 @@ def parse_labels(labels: Mapping[str, str], container_name: str, *,
         except ValueError as exc:
             errors.append(f"holdfast.verify: {exc}")
 
-    try:
-        parse_jobs(labels.get(JOBS_LABEL))
-    except ValueError as exc:
-        errors.append(f"holdfast.jobs {exc}")
-    try:
-        parse_mode(labels.get(MODE_LABEL))
-    except ValueError as exc:
-        errors.append(f"holdfast.mode {exc}")
+    errors += _dump_option_errors(labels)
 
     encrypt = None
     raw_encrypt = labels.get(PREFIX + "encrypt", "").strip()
@@ -400,3 +393,15 @@ def _alerting(labels: Mapping[str, str], errors: list[str]) -> dict[str, Any]:
         except ValueError as exc:
             errors.append(f"holdfast.stale_after: {exc}")
     return found
+
+
+def _dump_option_errors(labels: Mapping[str, str]) -> list[str]:
+    """What is wrong with the options an engine dumps with (``holdfast.jobs``,
+    ``holdfast.mode``)."""
+    errors = []
+    for label, parse in ((JOBS_LABEL, parse_jobs), (MODE_LABEL, parse_mode)):
+        try:
+            parse(labels.get(label))
+        except ValueError as exc:
+            errors.append(f"{label} {exc}")
+    return errors
