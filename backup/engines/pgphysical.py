@@ -27,18 +27,17 @@ from typing import ClassVar
 
 from backup.engines.base import Dump
 from backup.engines.postgres import PostgresEngine
-from backup.engines.volume import TAR_CORRUPT, TarEnd, archived_mounts, tar_complaint
+from backup.engines.volume import TarEnd, archived_mounts, extract_into
 from backup.errors import (
     CorruptSnapshot,
     DumpFailed,
-    ExecFailed,
     RestoreFailed,
     dump_stream,
     last_line,
 )
 from backup.figures import Figures
 from backup.framing import pack, unpack
-from backup.ports import ContainerExec, ExecResult, HelperContainers
+from backup.ports import ContainerExec, HelperContainers
 from backup.types import DatabaseContainer
 
 PHYSICAL_FORMAT = "holdfast-postgres-physical-v1"
@@ -167,22 +166,8 @@ class PostgresPhysicalEngine:
         data = next(members, None)
         if data is None or data.name != TAR_MEMBER:
             raise CorruptSnapshot(f"physical snapshot has no {TAR_MEMBER} member")
-        tracked = TarEnd()
-        stream = tracked.watch(iter(data))
-        result = _extract(helpers, container, directory, stream)
-        if result.exit_code != 0:
-            reason = tar_complaint(result.stderr) or f"exit status {result.exit_code}"
-            if TAR_CORRUPT.search(result.stderr):
-                raise CorruptSnapshot(f"the physical snapshot's tar does not extract: {reason}")
-            raise RestoreFailed(f"extracting into {directory} of {container.name} failed: "
-                                f"{reason}")
-        for _ in stream:  # the record padding after tar's end: proves the frame whole
-            pass
-        if not tracked.complete():
-            raise CorruptSnapshot("the physical snapshot's tar ends without its end-of-archive "
-                                  "marker (truncated data)")
-        for extra in members:  # reaches the end record: a truncated archive raises
-            extra.skip()
+        extract_into(helpers, container, extract_script(directory), data, members,
+                     where=directory, what="the physical snapshot's tar")
         return databases
 
 
@@ -248,17 +233,6 @@ def _whole_tar(chunks: Iterator[bytes], container: DatabaseContainer) -> Iterato
     if not end.complete():
         raise DumpFailed(f"pg_basebackup of {container.name} ended without the tar's "
                          "end-of-archive marker")
-
-
-def _extract(helpers: HelperContainers, container: DatabaseContainer, directory: str,
-             stream: Iterator[bytes]) -> ExecResult:
-    try:
-        return helpers.helper_run(["sh", "-c", extract_script(directory)],
-                                  volumes_from=container.id, read_only=False, stdin=stream,
-                                  check=False)
-    except ExecFailed as exc:
-        raise RestoreFailed(f"extracting into {directory} of {container.name} failed: "
-                            f"{exc}") from exc
 
 
 def _helpers(runner: ContainerExec) -> HelperContainers:

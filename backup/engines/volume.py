@@ -41,7 +41,7 @@ from backup.errors import (
     last_line,
 )
 from backup.figures import Figures, Scanner, scan
-from backup.framing import pack, unpack
+from backup.framing import Member, pack, unpack
 from backup.labels import PREFIX, parse_bool
 from backup.ports import ContainerExec, HelperContainers
 from backup.types import DatabaseContainer, Mount
@@ -265,31 +265,39 @@ class VolumeEngine:
         data = next(members, None)
         if data is None or data.name != TAR_MEMBER:
             raise CorruptSnapshot("volume snapshot has no data.tar member")
-        tracked = TarEnd()
-        stream = tracked.watch(iter(data))
-        script = restore_script(destinations, archived)
-        try:
-            result = helpers.helper_run(["sh", "-c", script], volumes_from=container.id,
-                                        read_only=False, stdin=stream, check=False)
-        except ExecFailed as exc:
-            raise RestoreFailed(
-                f"extracting into the volumes of {container.name} failed: {exc}") from exc
-        if result.exit_code != 0:
-            reason = tar_complaint(result.stderr) or f"exit status {result.exit_code}"
-            if TAR_CORRUPT.search(result.stderr):
-                raise CorruptSnapshot(f"the snapshot's tar does not extract: {reason}")
-            raise RestoreFailed(
-                f"extracting into the volumes of {container.name} failed: {reason}")
-        # tar stops reading at its end marker; the rest is record padding, and
-        # reading it is what proves the frame (and the tar) arrived whole.
-        for _ in stream:
-            pass
-        if not tracked.complete():
-            raise CorruptSnapshot("the snapshot's tar ends without its end-of-archive marker "
-                                  "(truncated data)")
-        for extra in members:  # reaches the end record: a truncated archive raises
-            extra.skip()
+        extract_into(helpers, container, restore_script(destinations, archived), data, members,
+                     where="the volumes", what="the snapshot's tar")
         return destinations
+
+
+def extract_into(helpers: HelperContainers, container: DatabaseContainer, script: str,
+                 tar: Iterable[bytes], rest: Iterator[Member], *, where: str, what: str) -> None:
+    """Run ``script`` in a helper mounting the volumes of ``container``, with
+    the ``tar`` member on its stdin, then read the archive to its end. Raises
+    :class:`CorruptSnapshot` when tar finds the archive malformed, it lacks its
+    end marker, or the frames after it are cut (``rest``: the members left),
+    and :class:`RestoreFailed` for any other failure of the extraction
+    (``where`` it writes and ``what`` it reads say which in the message)."""
+    tracked = TarEnd()
+    stream = tracked.watch(iter(tar))
+    try:
+        result = helpers.helper_run(["sh", "-c", script], volumes_from=container.id,
+                                    read_only=False, stdin=stream, check=False)
+    except ExecFailed as exc:
+        raise RestoreFailed(f"extracting into {where} of {container.name} failed: {exc}") from exc
+    if result.exit_code != 0:
+        reason = tar_complaint(result.stderr) or f"exit status {result.exit_code}"
+        if TAR_CORRUPT.search(result.stderr):
+            raise CorruptSnapshot(f"{what} does not extract: {reason}")
+        raise RestoreFailed(f"extracting into {where} of {container.name} failed: {reason}")
+    # tar stops reading at its end marker; the rest is record padding, and
+    # reading it is what proves the frame (and the tar) arrived whole.
+    for _ in stream:
+        pass
+    if not tracked.complete():
+        raise CorruptSnapshot(f"{what} ends without its end-of-archive marker (truncated data)")
+    for extra in rest:  # reaches the end record: a truncated archive raises
+        extra.skip()
 
 
 # --- pure helpers -------------------------------------------------------------
