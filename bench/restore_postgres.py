@@ -45,7 +45,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import docker
 
@@ -254,7 +254,7 @@ def breakdown_restore(bench: Bench, snapshot: str) -> tuple[Timings, Any]:
 
     timings = Timings()
     svc = bootstrap(Settings.load(bench.env))
-    svc = dataclasses.replace(svc, docker=TimedDocker(svc.docker, timings))
+    svc = dataclasses.replace(svc, docker=cast(Any, TimedDocker(svc.docker, timings)))
     name = bench.name("parts")
     timings.started = time.monotonic()
     request = prepare_restore(svc, snapshot, name)
@@ -443,4 +443,4 @@ def commit() -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
