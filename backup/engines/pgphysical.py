@@ -34,6 +34,7 @@ from backup.errors import (
     RestoreFailed,
     dump_stream,
     last_line,
+    quoted,
 )
 from backup.figures import Figures
 from backup.framing import pack, unpack
@@ -126,7 +127,12 @@ class PostgresPhysicalEngine:
         if result.exit_code != 0:
             raise DumpFailed(f"cannot read the server settings of {container.name} for a "
                              f"physical snapshot: {last_line(result.stderr)}")
-        version, hex_directory, tablespaces, replication, senders = result.stdout.split()
+        fields = result.stdout.split()
+        if len(fields) != 5 or not all(field.isalnum() for field in fields):
+            answer = quoted(result.stdout.decode(errors="replace"))
+            raise DumpFailed(f"cannot read the server settings of {container.name} for a "
+                             f"physical snapshot: psql answered {answer}")
+        version, hex_directory, tablespaces, replication, senders = fields
         user = self._logical.user(container)
         if int(tablespaces):
             raise DumpFailed(

@@ -161,6 +161,11 @@ def test_settings_that_cannot_be_read_are_refused() -> None:
         PostgresPhysicalEngine().dump(_container(running=True), Recorder(GOOD, exit_code=2))
 
 
+def test_an_answer_that_does_not_parse_is_refused_in_one_line() -> None:
+    with pytest.raises(DumpFailed, match=r"psql answered 'WARNING: odd\\n'"):
+        PostgresPhysicalEngine().dump(_container(running=True), Recorder(b"WARNING: odd\n"))
+
+
 def test_selected_databases_are_refused_before_the_server_is_asked() -> None:
     runner = Recorder(GOOD)
     with pytest.raises(DumpFailed, match="copies the whole server"):
