@@ -85,6 +85,9 @@ class InstancePolicy:
     stale_after: int | None = None
     """``holdfast.stale_after``: seconds without a complete snapshot before it is
     stale (None: two runs of its schedule, :func:`backup.alerts.stale_deadline`)."""
+    warm: bool = False
+    """``holdfast.warm``: keep a warm copy of the newest snapshot that passed a
+    verified restore, which restores of that snapshot clone (:mod:`restore.warm`)."""
     errors: tuple[str, ...] = ()
 
     @property
@@ -333,6 +336,9 @@ def parse_labels(labels: Mapping[str, str], container_name: str, *,
             errors.append(f"holdfast.verify: {exc}")
 
     errors += _dump_option_errors(labels)
+    warm = parse_bool(labels.get(PREFIX + "warm", "false"))
+    if warm is None:
+        errors.append("holdfast.warm: use true or false")
 
     encrypt = None
     raw_encrypt = labels.get(PREFIX + "encrypt", "").strip()
@@ -352,6 +358,7 @@ def parse_labels(labels: Mapping[str, str], container_name: str, *,
         stop_during_backup=bool(stop),
         verify=verify,
         encrypt=encrypt,
+        warm=bool(warm),
         **_alerting(labels, errors),
         errors=tuple(errors),
     )

@@ -114,6 +114,16 @@ class ContainerEndpoints:
 
 
 @dataclass(frozen=True)
+class VolumeCopy:
+    """How :meth:`ContainerRuntime.copy_volume` filled its target: ``reflink``
+    (the files share their blocks with the source's until either is written)
+    or ``copy`` (every byte copied), with ``note`` saying why not reflinks."""
+
+    method: str
+    note: str | None = None
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     """Everything needed to create a container; the restore planner's output."""
 
@@ -176,6 +186,14 @@ class ContainerRuntime(Protocol):
     def empty_volume(self, name: str) -> None:
         """Delete everything inside an existing volume (``--force`` restores).
         Raises :class:`~backup.errors.ExecFailed` if that fails."""
+        ...
+
+    def copy_volume(self, source: str, target: str) -> VolumeCopy:
+        """Make the volume ``target`` (emptied first) an exact copy of ``source`` (owners,
+        modes, links, holes), with reflinks where the engine's filesystem has
+        them, else by copying; ``source`` is only read. Writes to either never
+        reach the other. Raises :class:`~backup.errors.ExecFailed` if it fails,
+        leaving ``target`` partly written (the caller removes it)."""
         ...
 
 

@@ -131,6 +131,8 @@ class RestoreOptions:
     publish: int | str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     ttl: str | None = None
+    warm: bool = True
+    """Clone a warm copy of the snapshot when the engine has one (False: stream it)."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,7 @@ class CopyOptions:
     published: tuple[PublishedPort, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
     ttl_seconds: int | None = None
+    warm: bool = True
 
 
 def check_restore_options(options: RestoreOptions | None,
@@ -161,6 +164,7 @@ def check_restore_options(options: RestoreOptions | None,
         else (parse_publish(options.publish, container_port),),
         labels=check_copy_labels(options.labels),
         ttl_seconds=None if options.ttl is None else parse_ttl(options.ttl),
+        warm=options.warm,
     )
 
 

@@ -20,7 +20,13 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from backup.alerts import Alarm, Condition
-from backup.ports import ContainerEndpoints, ContainerExec, ContainerRuntime, HelperContainers
+from backup.ports import (
+    ContainerEndpoints,
+    ContainerExec,
+    ContainerRuntime,
+    HelperContainers,
+    VolumeCopy,
+)
 from backup.types import DatabaseContainer, Snapshot, SnapshotStatus
 from backup.volumes import VolumeInfo
 from restore.copies import CopyRecord
@@ -70,6 +76,12 @@ class ContainerDiscovery(Protocol):
                             scope: str | None = None) -> list[DatabaseContainer]:
         """Every container carrying a ``holdfast.enable`` label (any value) and in
         ``scope`` (:func:`in_scope`), inspected."""
+        ...
+
+    def containers_labelled(self, label: str, value: str | None = None
+                            ) -> list[DatabaseContainer]:
+        """Every container, running or not, carrying ``label`` (with ``value``,
+        if given), inspected; what Holdfast made itself (warm copies) is found so."""
         ...
 
     def stopped_at(self, container_id: str) -> datetime | None:
@@ -125,8 +137,9 @@ class VolumeAdmin(Protocol):
         :class:`~backup.errors.VolumeInUse` if a container mounts it."""
         ...
 
-    def copy_volume(self, source: str, target: str) -> None:
-        """Make ``target`` an exact copy of ``source`` (emptied first)."""
+    def copy_volume(self, source: str, target: str) -> VolumeCopy:
+        """Make ``target`` an exact copy of ``source`` (emptied first), with
+        reflinks where the engine's filesystem has them; says which."""
         ...
 
     def remove_orphan_helpers(self) -> list[str]:

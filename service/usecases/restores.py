@@ -57,12 +57,14 @@ from restore.copies import (
 from restore.planner import RestorePlan, plan_restore
 from restore.runner import restore_snapshot
 from restore.swap import Replacement, check_replace_request, staging_plan, stamp, volume_base
+from restore.warm import WarmChoice
 from service.bootstrap import Services
 from service.usecases.checkpoints import latest_tagged_snapshot
 from service.usecases.copies import record_copy
 from service.usecases.instances import find_instance
 from service.usecases.replace import check_replace, holding_instance, marked_plan, swap_in
 from service.usecases.snapshots import get_snapshot, read_manifest
+from service.usecases.warm_copies import choose_warm
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +81,8 @@ class RestoreRequest:
     """With ``replace``: the container the restore is swapped in for, once loaded."""
     identities: Identities | None = None
     """The identity an encrypted snapshot is read with (checked to open it)."""
+    warm: WarmChoice = field(default_factory=WarmChoice)
+    """The warm copy whose volumes are cloned instead of streaming, or why none."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,10 @@ class RestoreResult:
     replaced: dict[str, Any] | None = None
     """With ``replace``: the old container, now ``container``, ``container_id``,
     ``status`` (stopped)."""
+    method: str = "stream"
+    """``stream``, or ``reflink``/``copy`` for a warm copy's volumes cloned."""
+    warm: str | None = None
+    note: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -117,6 +125,7 @@ class RestoreResult:
             **(self.connection or {"url_template": None, "urls": {}}),
             "expires_at": isoformat(self.expires_at),
             "replaced": self.replaced,
+            "method": self.method, "warm": self.warm, "note": self.note,
         }
 
 
@@ -301,9 +310,11 @@ def _prepare(svc: Services, snapshot: Snapshot, new_name: str | None, image: str
         plan = staging_plan(plan, replacement.target.name, replacement.at)
     check_image(svc, plan.container.image, given=image is not None)
     _check_publishable(svc, plan)
+    warm = choose_warm(svc, plan, snapshot.instance, wanted=checked.warm,
+                       image_given=image is not None)
     return RestoreRequest(snapshot=snapshot, manifest=manifest, plan=plan, engine=engine,
                           storage=storage, options=checked, replace=replacement,
-                          identities=identities)
+                          identities=identities, warm=warm)
 
 
 def execute_restore(svc: Services, request: RestoreRequest,
@@ -327,9 +338,10 @@ def execute_restore(svc: Services, request: RestoreRequest,
             manifest=request.manifest, plan=plan, engine=request.engine,
             runtime=svc.docker, runner=svc.docker, storage=request.storage,
             ready_timeout=svc.settings.ready_timeout, progress=progress, cancelled=cancelled,
-            phase=phase, identities=request.identities,
+            phase=phase, identities=request.identities, copy_from=request.warm.sources,
         )
-        logger.info("restored %s into %s", request.snapshot.id, outcome.container.name,
+        logger.info("restored %s into %s (%s)", request.snapshot.id, outcome.container.name,
+                    outcome.method,
                     extra={"instance": request.snapshot.instance,
                            "snapshot": request.snapshot.id})
         container, expires_at, replaced = outcome.container, None, None
@@ -348,7 +360,9 @@ def execute_restore(svc: Services, request: RestoreRequest,
         seconds=outcome.seconds, endpoints=endpoints,
         connection=connection_urls(request.engine, request.manifest, endpoints,
                                    container.name),
-        expires_at=expires_at, replaced=replaced,
+        expires_at=expires_at, replaced=replaced, method=outcome.method,
+        warm=request.warm.warm.name if request.warm.warm else None,
+        note=request.warm.note or outcome.note,
     )
 
 

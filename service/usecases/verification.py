@@ -66,6 +66,7 @@ from service.ports import in_scope
 from service.runs import current_runner, may_be_running
 from service.usecases.restores import check_image, secret_values
 from service.usecases.snapshots import get_snapshot, read_manifest
+from service.usecases.warm import refresh_after_verification
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +134,9 @@ def execute_verified_restore(svc: Services, request: VerifiedRestoreRequest, *,
     in this process at a time (:class:`~service.runs.AlreadyRunning`):
     ``holder`` is who already claimed it in ``svc.verify_gate`` (a job);
     without one, the run claims it itself. What it creates is removed on
-    success, failure and cancellation alike."""
+    success, failure and cancellation alike. A pass then refreshes the warm
+    copy of an instance labelled ``holdfast.warm=true``
+    (:func:`~service.usecases.warm.refresh_after_verification`)."""
     snapshot = request.snapshot
     owned = holder is None
     claimant = holder or job_id or throwaway_name(snapshot.id)
@@ -143,7 +146,9 @@ def execute_verified_restore(svc: Services, request: VerifiedRestoreRequest, *,
         started = time.monotonic()
         verdict = _verify_in_throwaway(svc, request, progress, cancelled, phase)
         verdict = replace(verdict, job_id=job_id, seconds=time.monotonic() - started)
-        return record_verdict(svc, snapshot.id, verdict)
+        recorded = record_verdict(svc, snapshot.id, verdict)
+        refresh_after_verification(svc, recorded, cancelled)
+        return recorded
     finally:
         if owned:
             svc.verify_gate.release(snapshot.instance, claimant)

@@ -82,10 +82,14 @@ class CloneResult:
     created: bool
     size_bytes: int | None
     seconds: float
+    method: str = "copy"
+    """``reflink`` (blocks shared until written) or ``copy``; see :class:`VolumeCopy`."""
+    note: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"source": self.source, "target": self.target, "created": self.created,
-                "size_bytes": self.size_bytes, "seconds": round(self.seconds, 3)}
+                "size_bytes": self.size_bytes, "seconds": round(self.seconds, 3),
+                "method": self.method, "note": self.note}
 
 
 def prepare_clone(svc: Services, source: str, target: str, force: bool = False) -> ClonePlan:
@@ -107,7 +111,7 @@ def execute_clone(svc: Services, plan: ClonePlan, *,
         svc.docker.create_volume(VolumeSpec(name=plan.target, labels=dict(plan.labels)))
     try:
         raise_if_cancelled(cancelled)
-        svc.docker.copy_volume(plan.source, plan.target)
+        copied = svc.docker.copy_volume(plan.source, plan.target)
         raise_if_cancelled(cancelled)
     except BaseException as exc:
         if plan.create_target:
@@ -124,7 +128,8 @@ def execute_clone(svc: Services, plan: ClonePlan, *,
     size = get_volume(svc, plan.target).size_bytes
     logger.info("cloned volume %s into %s", plan.source, plan.target)
     return CloneResult(source=plan.source, target=plan.target, created=plan.create_target,
-                       size_bytes=size, seconds=time.monotonic() - started)
+                       size_bytes=size, seconds=time.monotonic() - started,
+                       method=copied.method, note=copied.note)
 
 
 def clone_volume(svc: Services, source: str, target: str, force: bool = False) -> CloneResult:

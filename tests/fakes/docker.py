@@ -44,6 +44,7 @@ from backup.ports import (
     ExecResult,
     NetworkEndpoint,
     PublishedPort,
+    VolumeCopy,
     VolumeSpec,
 )
 from backup.types import DatabaseContainer, Mount
@@ -149,6 +150,8 @@ class FakeDocker:
         self.load_error: str | None = None
         self.refuse_start: str | None = None
         self.copy_error: str | None = None
+        self.reflinks = True
+        """Whether :meth:`copy_volume` answers that it cloned with reflinks."""
         self.events: list[FakeEvents] = []
         self.execs: list[tuple[str, list[str], dict[str, str]]] = []
         self.aborted = 0
@@ -231,6 +234,12 @@ class FakeDocker:
         return [self._view(c) for c in list(self.containers.values())
                 if "holdfast.enable" in c.labels and (include_stopped or c.running)
                 and in_scope(c.labels, scope)]
+
+    def containers_labelled(self, label: str, value: str | None = None
+                            ) -> list[DatabaseContainer]:
+        self._reachable()
+        return [self._view(c) for c in list(self.containers.values())
+                if label in c.labels and (value is None or c.labels[label] == value)]
 
     def inspect(self, container_id: str) -> DatabaseContainer:
         return self._view(self._container(container_id))
@@ -595,7 +604,7 @@ class FakeDocker:
             raise VolumeInUse(f"volume {name} is in use by {users[0].name}")
         del self.volumes[name]
 
-    def copy_volume(self, source: str, target: str) -> None:
+    def copy_volume(self, source: str, target: str) -> VolumeCopy:
         self._helper_image_ready()  # the real one copies in a helper container
         self._start_exec(COPY, self._holders.current())
         if COPY in self.stall:
@@ -605,6 +614,8 @@ class FakeDocker:
             self._volume(target).content = b""
             raise ExecFailed("sh", 1, self.copy_error)
         self._volume(target).content = self._volume(source).content
+        return VolumeCopy(method="reflink" if self.reflinks else "copy",
+                          note=None if self.reflinks else "no reflinks in the fake")
 
     def remove_orphan_helpers(self) -> list[str]:
         self._reachable()

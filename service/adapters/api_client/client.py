@@ -328,6 +328,17 @@ class RemoteBackend:
                               {"target": target, "force": force})
         return self._follow(job, progress)
 
+    def list_warm(self, instance: str | None) -> list[Json]:
+        return list(self._call("GET", "/v1/warm",
+                               params={"instance": instance} if instance else None))
+
+    def refresh_warm(self, instance: str, snapshot: str | None, progress: Follow) -> Json:
+        job = self._start_job(f"/v1/instances/{seg(instance)}/warm", {"snapshot": snapshot})
+        return self._follow(job, progress)
+
+    def remove_warm(self, instance: str) -> list[Json]:
+        return list(self._call("DELETE", f"/v1/instances/{seg(instance)}/warm"))
+
 
 def http_client(server: str, token: str | None, ca_bundle: str | None) -> httpx.Client:
     """The client :class:`RemoteBackend` talks through: base URL ``server``, the

@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from backup.ports import ContainerEndpoints, ContainerSpec, ExecResult, VolumeSpec
+from backup.ports import ContainerEndpoints, ContainerSpec, ExecResult, VolumeCopy, VolumeSpec
 from backup.types import DatabaseContainer
 from backup.volumes import VolumeInfo
 from restore.swap import ContainerSettings, RestartPolicy
@@ -88,6 +88,11 @@ class DockerAdapter:
         """Containers carrying a ``holdfast.enable`` label (any value) and in
         ``scope`` (:func:`service.ports.in_scope`), inspected."""
         return self._containers.labelled_containers(include_stopped, scope)
+
+    def containers_labelled(self, label: str, value: str | None = None
+                            ) -> list[DatabaseContainer]:
+        """Every container carrying ``label`` (``=value``), running or not, inspected."""
+        return self._containers.containers_labelled(label, value)
 
     def inspect(self, container_id: str) -> DatabaseContainer:
         return self._containers.inspect(container_id)
@@ -220,10 +225,11 @@ class DockerAdapter:
         """Delete everything inside a volume (for ``--force`` reuse)."""
         self._volumes.empty_volume(name)
 
-    def copy_volume(self, source: str, target: str) -> None:
+    def copy_volume(self, source: str, target: str) -> VolumeCopy:
         """Make ``target`` an exact copy of ``source``: owners, modes, links,
-        hard links and holes of sparse files kept; ``target`` is emptied first."""
-        self._volumes.copy_volume(source, target)
+        hard links and holes of sparse files kept; ``target`` is emptied first.
+        With reflinks where the data root's filesystem has them."""
+        return self._volumes.copy_volume(source, target)
 
     def remove_volume(self, name: str) -> None:
         self._volumes.remove_volume(name)

@@ -74,6 +74,17 @@ class Containers:
                 continue  # removed between the list and the inspect
         return found
 
+    def containers_labelled(self, label: str, value: str | None = None
+                            ) -> list[DatabaseContainer]:
+        wanted = label if value is None else f"{label}={value}"
+        summaries = self._connection.call(lambda: self._connection.api.containers(
+            all=True, filters={"label": [wanted]}))
+        found = []
+        for summary in summaries:
+            with contextlib.suppress(NotFound):  # removed between the list and the inspect
+                found.append(self.inspect(summary["Id"]))
+        return found
+
     def inspect(self, container_id: str) -> DatabaseContainer:
         data = self._connection.call(lambda: self._connection.api.inspect_container(container_id))
         return self._to_container(data)

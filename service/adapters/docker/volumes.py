@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from backup.errors import DockerBusy, NameTaken, NotFound, VolumeInUse, VolumeNotFound
-from backup.ports import VolumeSpec
+from backup.ports import VolumeCopy, VolumeSpec
 from backup.volumes import VolumeInfo, VolumeUser
 from service.adapters.docker.connection import DockerConnection, parse_docker_time
 from service.adapters.docker.helpers import Helpers
@@ -144,19 +144,17 @@ class Volumes:
         finally:
             self._forget_sizes()
 
-    def copy_volume(self, source: str, target: str) -> None:
+    def copy_volume(self, source: str, target: str) -> VolumeCopy:
         """Make ``target`` an exact copy of ``source``: owners, modes, links,
-        hard links and holes of sparse files kept; ``target`` is emptied first."""
-        # cp -a keeps owners (the helper runs as root), modes, timestamps,
-        # symlinks and hard links; copying "/from/." also gives the target's
-        # root directory the source root's owner and mode.
-        script = ("set -e; find /to -mindepth 1 -delete; "
-                  "cp -a --sparse=always /from/. /to/")
+        hard links and holes of sparse files kept; ``target`` is emptied first.
+        Reflinks where the data root's filesystem has them (XFS ``reflink=1``,
+        btrfs), else a plain copy: the answer says which, and why."""
         try:
-            self._helpers.helper_run(["sh", "-c", script],
-                                     volumes={source: "/from", target: "/to"})
+            result = self._helpers.helper_run(["sh", "-c", _COPY_SCRIPT],
+                                              volumes={source: "/from", target: "/to"})
         finally:  # sizes measured before or during the copy are wrong after it
             self._forget_sizes()
+        return copy_answer(result.stdout.decode(errors="replace"))
 
     def remove_volume(self, name: str) -> None:
         """Remove a volume; a missing one is not an error, one a container
@@ -186,3 +184,35 @@ def _to_volume(data: Mapping[str, Any], users: list[VolumeUser],
     return VolumeInfo(name=data["Name"], driver=data.get("Driver") or "local",
                       labels=dict(data.get("Labels") or {}), created_at=created_at,
                       size_bytes=size, users=tuple(sorted(users, key=lambda u: u.name)))
+
+
+# cp -a keeps owners (the helper runs as root), modes, timestamps, symlinks and
+# hard links; copying "/from/." also gives the target's root directory the
+# source root's owner and mode. One file is cloned first as a probe, so a
+# filesystem without reflinks is told from a copy that fails for another
+# reason (a full disk fails either way, and is reported).
+_PROBE = "/to/.holdfast-reflink-probe"
+_COPY_SCRIPT = f"""set -e
+find /to -mindepth 1 -delete
+probe=$(find /from -type f -size +0 -print -quit)
+if [ -z "$probe" ]; then
+  cp -a /from/. /to/; echo copy
+elif err=$(cp --reflink=always "$probe" {_PROBE} 2>&1); then
+  rm -f {_PROBE}; cp -a --reflink=always /from/. /to/; echo reflink
+else
+  rm -f {_PROBE}; cp -a --sparse=always /from/. /to/; echo "copy $err"
+fi
+"""
+
+
+def copy_answer(stdout: str) -> VolumeCopy:
+    """The :class:`VolumeCopy` the copy script's last line says: ``reflink``,
+    or ``copy`` with cp's complaint about the probe (its last part, e.g.
+    ``Operation not supported``)."""
+    lines = stdout.strip().splitlines() or ["copy"]
+    method, _, complaint = lines[-1].partition(" ")
+    if method == "reflink":
+        return VolumeCopy(method="reflink")
+    reason = complaint.rsplit(": ", 1)[-1].strip()
+    return VolumeCopy(method="copy", note=f"no reflinks on this engine's volumes ({reason}): "
+                      "copied file by file" if reason else None)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from backup.phases import Phase
 from backup.types import SnapshotStatus
+from service.entrypoints.api.copy_responses import CloneResult, WarmResult
 from service.entrypoints.api.integrity_responses import VerifyResult, VerifyTargetResult
 from service.records import JobStatus
 
@@ -201,6 +202,7 @@ _RESTORE_EXAMPLE: dict[str, Any] = {
     "urls": {"published": "postgresql://app:{POSTGRES_PASSWORD}@127.0.0.1:49153/appdb",
              "networks": {"ci-net": "postgresql://app:{POSTGRES_PASSWORD}@db:5432/appdb"}},
     "expires_at": "2026-12-03T09:00:10Z", "replaced": None,
+    "method": "reflink", "warm": "prod-db-warm-20261203T040000Z", "note": None,
 }
 
 
@@ -227,6 +229,12 @@ class RestoreResult(BaseModel):
                                                "container, renamed aside")
     expired: ExpiredCopy | None = Field(default=None, description="once its TTL has "
                                         "passed: what the daemon removed")
+    method: Literal["stream", "reflink", "copy"] = Field(
+        default="stream", description="how the volumes were filled: the snapshot streamed "
+        "and loaded, or a warm copy's volumes cloned with reflinks or copied")
+    warm: str | None = Field(default=None, description="the warm copy cloned; null: none")
+    note: str | None = Field(default=None, description="why no warm copy was cloned, or why "
+                             "it was copied rather than reflinked; null: nothing to say")
 
 
 class ExpiredCopy(BaseModel):
@@ -244,19 +252,6 @@ class ExpiredCopy(BaseModel):
     removed_at: Timestamp | None
 
 
-class CloneResult(BaseModel):
-    """A clone job's result."""
-
-    model_config = _example({"source": "shop-data", "target": "shop-data-copy",
-                             "created": True, "size_bytes": 104857600, "seconds": 2.318})
-
-    source: str
-    target: str
-    created: bool = Field(description="whether the clone created the target volume")
-    size_bytes: int | None
-    seconds: float
-
-
 # --- jobs --------------------------------------------------------------------------------
 
 _JOB_EXAMPLE: dict[str, Any] = {
@@ -268,7 +263,8 @@ _JOB_EXAMPLE: dict[str, Any] = {
 }
 
 
-JobKind = Literal["backup", "restore", "clone", "verify", "verify-target", "verify-restore"]
+JobKind = Literal["backup", "restore", "clone", "verify", "verify-target", "verify-restore",
+                  "warm"]
 """Every kind of job the daemon runs (``GET /v1/jobs?kind=`` filters by one)."""
 
 
@@ -290,7 +286,7 @@ class Job(BaseModel):
     error_type: str | None = Field(default=None, description="a failed job's error class "
                                    "(as a problem's kind), e.g. DumpFailed")
     result: BackupResult | RestoreResult | CloneResult | VerifyResult | VerifyTargetResult | \
-        VerifiedRestoreResult | None = Field(
+        VerifiedRestoreResult | WarmResult | None = Field(
             description="once succeeded: the snapshot (backup), the restore, the clone, the "
             "verification's report, or a verified restore's verdict")
     phase: Phase | None

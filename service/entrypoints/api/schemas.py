@@ -72,6 +72,9 @@ class RestoreBody(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict, examples=[{"ci.pipeline": "1234"}],
                                    description="extra container labels; keys may not start "
                                    "with holdfast.")
+    warm: bool = Field(default=True, description="clone the volumes of a warm copy of the "
+                       "snapshot when the engine has one (reflinks where its filesystem "
+                       "has them), instead of streaming the snapshot; false always streams")
 
     @model_validator(mode="after")
     def _name_or_replace(self) -> RestoreBody:
@@ -83,7 +86,7 @@ class RestoreBody(BaseModel):
     def options(self) -> RestoreOptions:
         """The copy options in this body, for the use case to check."""
         return RestoreOptions(network=self.network, alias=self.alias, publish=self.publish,
-                              labels=self.labels, ttl=self.ttl)
+                              labels=self.labels, ttl=self.ttl, warm=self.warm)
 
 
 class InstanceRestoreBody(RestoreBody):
@@ -158,3 +161,11 @@ class PolicyBody(BaseModel):
     mode: str | None = Field(default=None, description="Postgres: logical (SQL dumps) or "
                              "physical (the server's files)", examples=["physical"])
 
+
+class WarmBody(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{}, {"snapshot": "20261203T0500"}]})
+
+    snapshot: str | None = Field(default=None, description="the snapshot (id or unambiguous "
+                                 "prefix) the warm copy is to hold; default: the newest "
+                                 "complete one that passed a verified restore, else the "
+                                 "newest complete one")

@@ -13,6 +13,7 @@ from service.entrypoints.cli import (
     token_commands,
     verify_commands,
     volume_commands,
+    warm_commands,
 )
 from service.entrypoints.cli.app import app
 
@@ -32,4 +33,4 @@ def main() -> None:
 
 
 __all__ = ["app", "commands", "copy_commands", "key_commands", "main", "notify_commands",
-           "token_commands", "verify_commands", "volume_commands"]
+           "token_commands", "verify_commands", "volume_commands", "warm_commands"]

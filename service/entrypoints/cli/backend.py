@@ -116,3 +116,12 @@ class HoldfastBackend(Protocol):
 
     def clone_volume(self, source: str, target: str, force: bool, progress: Follow) -> Json:
         """Copy volume ``source`` into ``target``; the clone's JSON."""
+
+    def list_warm(self, instance: str | None) -> list[Json]:
+        """``GET /v1/warm``: the warm copies (of ``instance``), newest first."""
+
+    def refresh_warm(self, instance: str, snapshot: str | None, progress: Follow) -> Json:
+        """``POST /v1/instances/{name}/warm``: the refresh's result once ready."""
+
+    def remove_warm(self, instance: str) -> list[Json]:
+        """``DELETE /v1/instances/{name}/warm``: the warm copies removed."""

@@ -179,6 +179,9 @@ def restore(
     ttl: Annotated[str | None, typer.Option(
         help="Remove the copy this long after it is ready (1m to 365d, e.g. 4h); "
              "the daemon does it ('holdfast copies ls').")] = None,
+    warm: Annotated[bool, typer.Option(
+        "--warm/--no-warm", help="Clone the volumes of a warm copy of the snapshot when "
+        "the engine has one ('holdfast warm ls'), instead of streaming it.")] = True,
     identity: IdentityOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -187,7 +190,7 @@ def restore(
     NAME, the restored container then takes NAME's place (--undo-replace swaps back).
     With --server, Ctrl-C cancels the daemon's restore job (exit 130)."""
     from service.entrypoints.cli import replace_commands
-    from service.entrypoints.cli.copy_commands import parse_labels, restore_details
+    from service.entrypoints.cli.copy_commands import method_text, parse_labels, restore_details
 
     use_identity(identity)
     if undo_replace is not None:
@@ -205,14 +208,14 @@ def restore(
         fail_with(exc)
     body = {"name": name, "image": image, "force": force, "network": network,
             "alias": alias, "publish": publish, "labels": labels, "ttl": ttl,
-            "replace": replace}
+            "replace": replace, "warm": warm}
     with backend() as holdfast:
         result = holdfast.restore(snapshot_id, body, Progress(f"restore {shown_as}"),
                                   latest=latest, tags=tags)
     show(as_json, result,
          f"restored {result['snapshot_id']} into container {result['container']} "
          f"(volumes {', '.join(result['volumes'])}, image {result['image']}) "
-         f"in {result['seconds']:.1f}s" + restore_details(result)
+         f"in {result['seconds']:.1f}s{method_text(result)}" + restore_details(result)
          + replace_commands.replaced_details(result))
 
 

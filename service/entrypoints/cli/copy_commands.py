@@ -44,6 +44,13 @@ def left_text(seconds: int | None) -> str:
     return " ".join(part for part in parts if part)
 
 
+def method_text(result: dict[str, Any]) -> str:
+    """`` by reflinks from warm copy W`` when a warm copy was cloned; its note."""
+    how = {"reflink": "by reflinks", "copy": "by copying"}.get(result.get("method") or "")
+    said = f", {how} from warm copy {result.get('warm')}" if how else ""
+    return said + (f" ({result['note']})" if result.get("note") else "")
+
+
 def restore_details(result: dict[str, Any]) -> str:
     """The lines a person reads after a restore: where to connect, and when it goes."""
     lines = []

@@ -76,7 +76,7 @@ class LocalBackend:
 
         options = RestoreOptions(network=body.get("network"), alias=body.get("alias"),
                                  publish=body.get("publish"), labels=body.get("labels") or {},
-                                 ttl=body.get("ttl"))
+                                 ttl=body.get("ttl"), warm=body.get("warm", True))
         arguments: dict[str, Any] = {"image": body.get("image"), "force": bool(body.get("force")),
                                      "options": options, "replace": body.get("replace")}
         if latest or tags:
@@ -198,3 +198,20 @@ class LocalBackend:
         plan = volumes.prepare_clone(self.services, source, target, force)
         with progress:
             return volumes.execute_clone(self.services, plan).to_json()
+
+    def list_warm(self, instance: str | None) -> list[Json]:
+        from service.usecases import warm_copies
+
+        return [w.to_json() for w in warm_copies.list_warm_copies(self.services, instance)]
+
+    def refresh_warm(self, instance: str, snapshot: str | None, progress: Follow) -> Json:
+        from service.usecases import warm
+
+        refresh = warm.prepare_warm_refresh(self.services, instance, snapshot)
+        with progress as shown:
+            return warm.execute_warm_refresh(self.services, refresh, progress=shown).to_json()
+
+    def remove_warm(self, instance: str) -> list[Json]:
+        from service.usecases import warm_copies
+
+        return [w.to_json() for w in warm_copies.remove_warm_copies(self.services, instance)]

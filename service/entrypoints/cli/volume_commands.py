@@ -88,4 +88,5 @@ def volumes_clone(
         print_json(result)
     else:
         typer.echo(f"cloned {result['source']} into {result['target']} "
-                   f"({human_bytes(result['size_bytes'])}) in {result['seconds']:.1f}s")
+                   f"({human_bytes(result['size_bytes'])}) in {result['seconds']:.1f}s"
+                   + (" by reflinks" if result.get("method") == "reflink" else ""))

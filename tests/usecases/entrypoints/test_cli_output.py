@@ -16,6 +16,7 @@ from rich.cells import cell_len
 from typer.testing import CliRunner, Result
 
 import service.entrypoints.cli  # noqa: F401  (registers every command on the app)
+from backup.ports import VolumeCopy
 from service.entrypoints.cli import progress as progress_module
 from service.entrypoints.cli.app import app
 from service.entrypoints.cli.output import fit_widths
@@ -181,10 +182,10 @@ def test_volume_clone_reports_progress_off_a_terminal(
     monkeypatch.setattr(progress_module, "INTERVAL", 0.01)
     real_copy = world.docker.copy_volume
 
-    def slow_copy(source: str, target: str) -> None:
+    def slow_copy(source: str, target: str) -> VolumeCopy:
         captured: Any = sys.stderr.buffer  # the runner's BytesIO, while the command runs
         wait_until(lambda: captured.getvalue().count(b"running for") >= 2)
-        real_copy(source, target)
+        return real_copy(source, target)
 
     monkeypatch.setattr(world.docker, "copy_volume", slow_copy)
     result = run(world, tmp_path, monkeypatch, "volumes", "clone", "shop-db-vol", "copy-vol")

@@ -49,6 +49,7 @@ from service.usecases import (
     tokens,
     verification,
     volumes,
+    warm_copies,
 )
 from service.usecases import job_queries as job_usecases
 from service.usecases.jobs import JobRunner
@@ -380,12 +381,19 @@ def test_each_body_is_the_use_case_json_and_fits_its_model(
     assert checked["result"] == verification.verification_result(
         snapshots.get_snapshot(svc, sid))
     assert api.call("GET", f"/v1/snapshots/{sid}")["verification"]["result"] == "passed"
+    warmed = finished(client, api.call("POST", "/v1/instances/prod-db/warm", 202, json={}))
+    assert warmed["kind"] == "warm" and warmed["result"]["warm"]["snapshot_id"] == sid, warmed
+    assert api.call("GET", f"/v1/jobs/{warmed['id']}") == jobs_json(world, warmed["id"])
+    assert api.call("GET", "/v1/warm?instance=prod-db") == [
+        w.to_json() for w in warm_copies.list_warm_copies(svc, "prod-db")]
 
     restore = api.call("POST", f"/v1/snapshots/{sid}/restore", (200, 202), json={
         "name": "ci-db", "network": "ci-net", "alias": "db", "publish": 0,
         "labels": {"ci.pipeline": "1234"}, "ttl": "4h"})
     done = finished(client, restore)
     assert done["result"]["urls"]["published"]
+    assert (done["result"]["method"], done["result"]["warm"]) == \
+        ("reflink", warmed["result"]["warm"]["name"])
     assert api.call("GET", f"/v1/jobs/{done['id']}") == jobs_json(world, done["id"])
     swap = api.call("POST", "/v1/instances/prod-db/restore?wait=true&timeout=30",
                     json={"replace": "prod-db"})
@@ -450,6 +458,7 @@ def test_each_body_is_the_use_case_json_and_fits_its_model(
     wait_until(lambda: jobs_json(world, cancel["id"])["finished_at"] is not None)
     assert jobs_json(world, cancel["id"])["status"] == "cancelled"
 
+    assert api.call("DELETE", "/v1/instances/prod-db/warm") == [warmed["result"]["warm"]]
     # The last: forgetting an instance needs its container gone.
     world.docker.remove_container(world.docker.by_name("prod-db").id)
     assert api.call("DELETE", "/v1/instances/prod-db") == {

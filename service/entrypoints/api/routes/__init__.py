@@ -14,11 +14,12 @@ from service.entrypoints.api.routes import (
     targets,
     tokens,
     volumes,
+    warm,
 )
 
 ROUTERS: tuple[APIRouter, ...] = (health.router, instances.router, snapshots.router,
                                   volumes.router, targets.router, jobs.router, copies.router,
                                   tokens.router, containers.router, maintenance.router,
-                                  notifications.router)
+                                  notifications.router, warm.router)
 
 __all__ = ["ROUTERS"]
