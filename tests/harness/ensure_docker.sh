@@ -38,6 +38,11 @@ if ! command -v debootstrap >/dev/null 2>&1; then
     say "installing debootstrap"
     apt_install debootstrap
 fi
+# The warm-copy tests give a private engine a loop-mounted XFS with reflinks.
+if ! command -v mkfs.xfs >/dev/null 2>&1; then
+    say "installing xfsprogs"
+    apt_install xfsprogs
+fi
 if ! command -v docker-compose >/dev/null 2>&1; then
     say "installing docker-compose"
     apt_install docker-compose

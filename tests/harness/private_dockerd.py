@@ -33,8 +33,12 @@ class PrivateDockerd:
     Everything lives under one short directory in /tmp (unix socket paths are
     limited to 108 bytes)."""
 
-    def __init__(self) -> None:
+    def __init__(self, reflink_size: str | None = None) -> None:
+        """With ``reflink_size`` (``"12G"``), the data root is a loop-mounted XFS
+        of that size made with ``reflink=1`` (sparse: it takes what is written),
+        so the engine's volumes can share blocks (``cp --reflink``)."""
         self.root = Path(tempfile.mkdtemp(prefix="hf-dockerd2-", dir="/tmp"))
+        self.reflink_size = reflink_size
         self.socket = self.root / "docker.sock"
         self.host = f"unix://{self.socket}"
         self.log_path = self.root / "dockerd.log"
@@ -52,8 +56,21 @@ class PrivateDockerd:
                 "--pidfile", str(self.root / "docker.pid"),
                 "--bridge", "none", "--iptables=false", "--ip-masq=false"]
 
+    def _mount_reflink_data_root(self) -> None:
+        data, image = self.root / "data", self.root / "xfs.img"
+        if data.is_mount() or self.reflink_size is None:
+            return
+        assert shutil.which("mkfs.xfs"), "mkfs.xfs is needed (apt-get install xfsprogs)"
+        data.mkdir(exist_ok=True)
+        subprocess.run(["truncate", "-s", self.reflink_size, str(image)], check=True)
+        subprocess.run(["mkfs.xfs", "-q", "-m", "reflink=1", str(image)], check=True,
+                       capture_output=True)
+        subprocess.run(["mount", "-o", "loop", str(image), str(data)], check=True,
+                       capture_output=True)
+
     def start(self, timeout: float = 60) -> None:
         assert not self.running(), "the private dockerd is already running"
+        self._mount_reflink_data_root()
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, start_new_session=True)
