@@ -35,6 +35,8 @@ from tests.harness.docker_fixtures import (
 from tests.harness.private_dockerd import PrivateDockerd
 from tests.harness.volume_trees import read_tree
 from tests.integration.conftest import SEED_APPDB, Holdfast, fingerprint
+from tests.integration.test_cli_redis import digest
+from tests.integration.test_cli_redis import redis_source as redis_source  # the fixture
 
 pytestmark = pytest.mark.docker
 
@@ -140,6 +142,20 @@ def test_a_passing_verified_restore_refreshes_the_warm_copy_of_a_newer_snapshot(
     assert [w["name"] for w in removed] == [listed[0]["name"]]
     assert not docker_client.containers.list(
         all=True, filters={"label": f"{WARM_OF_LABEL}={source.name}"})
+
+
+def test_a_redis_warm_copy_restores_its_keys_with_appendonly_and_password(
+        holdfast: Holdfast, redis_source: Container, docker_client: docker.DockerClient,
+        docker_cleanup: DockerCleanup, warm_instances: list[str]) -> None:
+    warm_instances.append(str(redis_source.name))
+    expected = digest(redis_source)
+    holdfast.json("backup", str(redis_source.name))
+    holdfast.json("warm", "refresh", str(redis_source.name))
+    result = _restore(holdfast, docker_cleanup, str(redis_source.name), "--latest")
+    assert result["method"] == "copy" and result["warm"], result
+    copy = docker_client.containers.get(result["container"])
+    assert digest(copy) == expected
+    assert "NOAUTH" in copy.exec_run(["redis-cli", "DBSIZE"]).output.decode()
 
 
 # --- reflinks: a private engine on XFS -------------------------------------------------
