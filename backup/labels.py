@@ -262,6 +262,20 @@ MODES = ("logical", "physical")
 """``holdfast.mode``: how a Postgres snapshot copies the server (its README row)."""
 
 
+def mode_problem(engine: str, physical: bool, labels: Mapping[str, str]) -> str | None:
+    """Why ``holdfast.mode`` cannot be honoured for ``engine`` (which has a
+    physical mode if ``physical``), or None: a physical mode asked of an engine
+    without one is refused, never silently ignored."""
+    try:
+        mode = parse_mode(labels.get(MODE_LABEL))
+    except ValueError:
+        return None  # reported with the label errors
+    if mode == "physical" and not physical:
+        return (f"holdfast.mode=physical is for Postgres only; {engine} snapshots are "
+                "logical: remove the label, or set it to logical")
+    return None
+
+
 def parse_mode(raw: str | None) -> str:
     """``holdfast.mode``: ``logical`` (the default: SQL dumps) or ``physical``
     (the server's files). Raises :class:`ValueError` saying what to give."""

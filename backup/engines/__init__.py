@@ -26,6 +26,8 @@ _FORMAT_READERS: dict[tuple[str, str], str] = {
     ("postgres", "holdfast-postgres-physical-v1"):
         "backup.engines.pgphysical:PostgresPhysicalEngine",
 }
+# Engines with a physical mode (holdfast.mode=physical); the others refuse it.
+_PHYSICAL: set[str] = {"postgres"}
 # Engines named in the contract whose implementation has not landed yet; they
 # parse as labels but a backup of them fails with a clear message.
 PLANNED_ENGINES: frozenset[str] = frozenset()
@@ -36,10 +38,19 @@ def engine_names() -> frozenset[str]:
     return frozenset(_KNOWN) | PLANNED_ENGINES
 
 
-def register_engine(name: str, dotted_path: str, *, clobber: bool = False) -> None:
+def register_engine(name: str, dotted_path: str, *, clobber: bool = False,
+                    physical: bool = False) -> None:
+    """Make engine ``name`` known; ``physical``: it reads ``holdfast.mode=physical``."""
     if name in _KNOWN and not clobber and _KNOWN[name] != dotted_path:
         raise ValueError(f"engine {name!r} is already registered to {_KNOWN[name]}")
     _KNOWN[name] = dotted_path
+    if physical:
+        _PHYSICAL.add(name)
+
+
+def has_physical_mode(name: str) -> bool:
+    """Whether engine ``name`` takes physical snapshots (``holdfast.mode=physical``)."""
+    return name in _PHYSICAL
 
 
 def get_engine(name: str, data_format: str | None = None) -> Engine:
@@ -61,4 +72,4 @@ def get_engine(name: str, data_format: str | None = None) -> Engine:
 
 
 __all__ = ["KNOWN_ENGINES", "PLANNED_ENGINES", "Dump", "Engine", "engine_names", "get_engine",
-           "register_engine"]
+           "has_physical_mode", "register_engine"]

@@ -17,13 +17,14 @@ from dataclasses import dataclass, field, replace
 from backup.cancel import BY_REQUEST, requested
 from backup.encryption import FORMAT as ENCRYPTION_FORMAT
 from backup.encryption import Recipients, encrypt_label_problem
-from backup.engines import Engine, get_engine
+from backup.engines import Engine, get_engine, has_physical_mode
 from backup.errors import (
     Cancelled,
     ContainerNotRunning,
     InvalidLabels,
     UnsupportedEngine,
 )
+from backup.labels import mode_problem
 from backup.phases import PhaseCallback, no_phases
 from backup.pipeline import (
     data_key,
@@ -98,6 +99,10 @@ def prepare_backup_for(svc: Services, instance: Instance,
                                                                record.policy_override))
     if instance.engine is None:
         raise UnsupportedEngine(f"instance {name}: {'; '.join(instance.errors)}")
+    problem = mode_problem(instance.engine, has_physical_mode(instance.engine),
+                           container.labels)
+    if problem is not None:
+        raise InvalidLabels(f"instance {name}: {problem}")
     engine = get_engine(instance.engine)
     engine.check(container)
     target_name = target or instance.policy.target

@@ -103,4 +103,4 @@ class FakeEngine:
 
 def register_fake_engine() -> None:
     """Make ``holdfast.engine=fake`` known (idempotent)."""
-    register_engine("fake", "tests.fakes.engine:FakeEngine")
+    register_engine("fake", "tests.fakes.engine:FakeEngine", physical=True)

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backup.engines import get_engine
+from backup.engines import get_engine, has_physical_mode
 from backup.engines.pgphysical import (
     META_MEMBER,
     PHYSICAL_FORMAT,
@@ -30,7 +30,7 @@ from backup.engines.pgphysical import (
 from backup.engines.postgres import PostgresEngine, dump_mode
 from backup.errors import CorruptSnapshot, DumpFailed, RestoreFailed
 from backup.framing import pack
-from backup.labels import MODES, parse_labels, parse_mode
+from backup.labels import MODES, mode_problem, parse_labels, parse_mode
 from backup.ports import ExecResult
 from backup.types import DatabaseContainer, Mount
 
@@ -113,6 +113,17 @@ def test_the_mode_defaults_to_logical_and_reads_either_spelling() -> None:
     assert parse_mode(None) == parse_mode("  ") == "logical"
     assert parse_mode(" Physical ") == "physical"
     assert dump_mode(_container(labels={"holdfast.mode": "physical"})) == "physical"
+
+
+def test_a_physical_mode_is_refused_for_an_engine_without_one_never_ignored() -> None:
+    physical = {"holdfast.mode": "Physical"}
+    problem = mode_problem("mariadb", has_physical_mode("mariadb"), physical)
+    assert problem is not None and problem.startswith("holdfast.mode=physical is for Postgres")
+    assert "mariadb snapshots are logical" in problem
+    assert mode_problem("postgres", has_physical_mode("postgres"), physical) is None
+    assert mode_problem("redis", False, {"holdfast.mode": "logical"}) is None
+    assert mode_problem("redis", False, {}) is None
+    assert mode_problem("redis", False, {"holdfast.mode": "bogus"}) is None  # a label error
 
 
 @given(st.text(max_size=300).filter(lambda text: text.strip().lower() not in (*MODES, "")))
