@@ -46,10 +46,12 @@ from bench.restore_postgres import (  # noqa: E402  (the repository root, just a
     NETWORK,
     PASSWORD,
     Bench,
+    breakdown_restore,
     check_same,
     commit,
     fingerprint,
     hand_restore,
+    print_breakdown,
     psql,
 )
 from tests.harness.private_dockerd import PrivateDockerd  # noqa: E402
@@ -57,7 +59,7 @@ from tests.harness.private_dockerd import PrivateDockerd  # noqa: E402
 PHYSICAL = {"holdfast.mode": "physical"}
 
 
-def set_up(bench: Bench, scale: int) -> tuple[Any, dict[str, str]]:
+def set_up(bench: Bench, scale: int) -> tuple[Any, dict[str, str], str]:
     """The source, filled and settled, with its fingerprint; then a snapshot
     and a warm copy of it."""
     source = bench.run_postgres(bench.name("source"), labels=PHYSICAL)
@@ -72,13 +74,13 @@ def set_up(bench: Bench, scale: int) -> tuple[Any, dict[str, str]]:
     print(f"  pgbench scale {scale}: {size / 1e9:.2f} GB, filled in "
           f"{time.monotonic() - started:.0f} s")
     started = time.monotonic()
-    bench.holdfast("backup", source.name)
+    snapshot = json.loads(bench.holdfast("backup", source.name, "--json"))["id"]
     backed = time.monotonic() - started
     started = time.monotonic()
     warm = json.loads(bench.holdfast("warm", "refresh", source.name, "--json"))
     print(f"  holdfast backup {backed:.1f} s; warm refresh {time.monotonic() - started:.1f} s "
           f"({warm['warm']['name']})")
-    return source, fingerprint(source)
+    return source, fingerprint(source), snapshot
 
 
 def timed_restore(bench: Bench, instance: str, label: str, *extra: str) -> tuple[float, Any]:
@@ -93,7 +95,7 @@ def timed_restore(bench: Bench, instance: str, label: str, *extra: str) -> tuple
 
 
 def measure(bench: Bench, scale: int, rounds: int, hand: bool) -> dict[str, list[float]]:
-    source, expected = set_up(bench, scale)
+    source, expected, snapshot = set_up(bench, scale)
     results: dict[str, list[float]] = {"hand": [], "stream": [], "warm": []}
     if hand:
         seconds, copy = hand_restore(bench, source, 0.5)
@@ -106,6 +108,10 @@ def measure(bench: Bench, scale: int, rounds: int, hand: bool) -> dict[str, list
         seconds, copy = timed_restore(bench, source.name, "warm")
         check_same(bench, expected, copy, "warm")
         results["warm"].append(seconds)
+    print("  breakdown of one warm restore (in this process):")
+    timings, copy = breakdown_restore(bench, snapshot)
+    check_same(bench, expected, copy, "breakdown")
+    print_breakdown(timings)
     bench.holdfast("warm", "rm", source.name)
     return results
 
