@@ -31,6 +31,7 @@ from backup.types import DatabaseContainer, Snapshot, SnapshotStatus
 from backup.volumes import VolumeInfo
 from restore.copies import CopyRecord
 from restore.swap import ContainerSettings, RestartPolicy
+from service.hosts import HostRecord
 from service.records import Delivery, DeliveryStatus, InstanceRecord, JobRecord, JobStatus, Message
 from service.tokens import TokenRecord
 
@@ -70,6 +71,11 @@ class ContainerDiscovery(Protocol):
 
     def ping(self) -> None:
         """Return if the engine answers; raise :class:`~backup.errors.DockerUnavailable`."""
+        ...
+
+    def engine_identity(self) -> tuple[str, str]:
+        """``(name, version)`` of the engine: ``docker info``'s ``Name`` (its
+        machine's hostname; may be empty) and ``ServerVersion``."""
         ...
 
     def labelled_containers(self, include_stopped: bool = True,
@@ -286,7 +292,19 @@ class NotificationLog(Protocol):
         ...
 
 
-class CatalogPort(TokenStore, NotificationLog, Protocol):
+class HostRegistry(Protocol):
+    """The fleet's hosts (:mod:`service.hosts`), one row per Docker engine."""
+
+    def save_host(self, h: HostRecord) -> None:
+        """Insert the host ``h.name``, or replace its row (a heartbeat)."""
+        ...
+
+    def list_hosts(self) -> list[HostRecord]:
+        """Every host that ever registered, by name."""
+        ...
+
+
+class CatalogPort(TokenStore, NotificationLog, HostRegistry, Protocol):
     """What Holdfast remembers: instances, snapshots and jobs, as plain records.
 
     Every method raises :class:`~service.adapters.catalog.CatalogUnavailable`

@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from backup.alerts import DEFAULT_EVENTS, EventName, parse_events
 from backup.errors import InvalidInput
+from service.hosts import check_host_name
 
 TARGET_PREFIX = "HOLDFAST_TARGET_"
 TARGET_RECIPIENTS_SUFFIX = "_AGE_RECIPIENTS"
@@ -117,6 +118,21 @@ class Settings(BaseSettings):
     scope: str | None = None
     """Manage only containers labelled ``holdfast.scope=<scope>``; unset, only
     containers without that label (:func:`service.ports.in_scope`)."""
+    host_name: str | None = None
+    """The name this daemon's engine has in the fleet (:mod:`service.hosts`);
+    unset, the engine's own name."""
+    heartbeat_interval: float = Field(default=15.0, ge=1, le=3600)
+    """Seconds between the daemon's heartbeats in the catalog's hosts."""
+
+    @field_validator("host_name")
+    @classmethod
+    def _host_name_value(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check_host_name(value)
+            except InvalidInput as exc:
+                raise ValueError(str(exc).removeprefix("HOLDFAST_HOST_NAME ")) from None
+        return value
 
     @field_validator("scope")
     @classmethod

@@ -13,6 +13,7 @@ from backup.errors import Conflict, InstanceNotFound, NameTaken
 from backup.types import Snapshot, SnapshotStatus
 from restore.copies import CopyRecord
 from service.adapters.catalog.urls import CatalogUnavailable
+from service.hosts import HostRecord
 from service.records import Delivery, DeliveryStatus, InstanceRecord, JobRecord, JobStatus
 from service.tokens import TokenRecord
 
@@ -37,6 +38,7 @@ class InMemoryCatalog:
         self._jobs: dict[str, JobRecord] = {}
         self._copies: dict[str, CopyRecord] = {}
         self._tokens: dict[str, TokenRecord] = {}
+        self._hosts: dict[str, HostRecord] = {}
         self._deliveries: dict[str, Delivery] = {}
         self._alarms: dict[tuple[str, str], Alarm] = {}
         self._lock = threading.RLock()
@@ -267,6 +269,16 @@ class InMemoryCatalog:
         self._check()
         with self._lock:
             return next((t for t in self._tokens.values() if t.token_hash == token_hash), None)
+
+    def save_host(self, h: HostRecord) -> None:
+        self._check()
+        with self._lock:
+            self._hosts[h.name] = h
+
+    def list_hosts(self) -> list[HostRecord]:
+        self._check()
+        with self._lock:
+            return [self._hosts[name] for name in sorted(self._hosts)]
 
     def list_tokens(self) -> list[TokenRecord]:
         self._check()

@@ -150,6 +150,8 @@ class FakeDocker:
         self.load_error: str | None = None
         self.refuse_start: str | None = None
         self.copy_error: str | None = None
+        self.engine_name = "fake-engine"
+        """What :meth:`engine_identity` names the engine."""
         self.reflinks = True
         """Whether :meth:`copy_volume` answers that it cloned with reflinks."""
         self.events: list[FakeEvents] = []
@@ -224,6 +226,10 @@ class FakeDocker:
 
     def ping(self) -> None:
         self._reachable()
+
+    def engine_identity(self) -> tuple[str, str]:
+        self._reachable()
+        return self.engine_name, "24.0.0-fake"
 
     def close(self) -> None:
         self.closed += 1

@@ -328,6 +328,9 @@ class RemoteBackend:
                               {"target": target, "force": force})
         return self._follow(job, progress)
 
+    def list_hosts(self) -> list[Json]:
+        return list(self._call("GET", "/v1/hosts"))
+
     def list_warm(self, instance: str | None) -> list[Json]:
         return list(self._call("GET", "/v1/warm",
                                params={"instance": instance} if instance else None))

@@ -144,6 +144,20 @@ class JobRow(Base):
     request_fingerprint: Mapped[str | None] = mapped_column(String(64))
 
 
+class HostRow(Base):
+    """One Docker engine of the fleet and its daemon's last heartbeat."""
+
+    __tablename__ = "hosts"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    engine_version: Mapped[str] = mapped_column(String(64), nullable=False)
+    instances: Mapped[int] = mapped_column(Integer, nullable=False)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    last_heartbeat: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    holdfast_version: Mapped[str] = mapped_column(String(64), nullable=False)
+    runner: Mapped[str] = mapped_column(String(255), nullable=False)
+
+
 class ApiTokenRow(Base):
     __tablename__ = "api_tokens"
 

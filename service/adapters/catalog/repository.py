@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from backup.errors import Conflict, InstanceNotFound
 from backup.types import Snapshot, SnapshotStatus
 from service.adapters.catalog.copies import CopyRows
+from service.adapters.catalog.hosts import HostRows
 from service.adapters.catalog.models import Base, InstanceRow, JobRow, SnapshotRow
 from service.adapters.catalog.notifications import NotificationRows
 from service.adapters.catalog.tokens import TokenRows
@@ -37,7 +38,7 @@ from service.records import InstanceRecord, JobRecord, JobStatus
 _INSTANCE_KEEP_ON_UPDATE = ("first_seen", "policy_override")
 
 
-class Catalog(CopyRows, TokenRows, NotificationRows):
+class Catalog(CopyRows, TokenRows, NotificationRows, HostRows):
     """Thread-safe access to the catalog database behind ``engine``. Copies
     (the containers restores created) are :class:`~.copies.CopyRows`; API
     tokens are :class:`~.tokens.TokenRows`; notification deliveries and open

@@ -78,6 +78,11 @@ class DockerAdapter:
     def ping(self) -> None:
         self._connection.ping()
 
+    def engine_identity(self) -> tuple[str, str]:
+        """The engine's own name (its machine's hostname) and its version."""
+        info = self._connection.call(self._connection.api.info)
+        return str(info.get("Name") or ""), str(info.get("ServerVersion") or "unknown")
+
     def close(self) -> None:
         self._connection.close()
 

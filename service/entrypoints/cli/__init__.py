@@ -8,6 +8,7 @@ import sys
 from service.entrypoints.cli import (
     commands,
     copy_commands,
+    host_commands,
     key_commands,
     notify_commands,
     token_commands,
@@ -32,5 +33,6 @@ def main() -> None:
     app()
 
 
-__all__ = ["app", "commands", "copy_commands", "key_commands", "main", "notify_commands",
-           "token_commands", "verify_commands", "volume_commands", "warm_commands"]
+__all__ = ["app", "commands", "copy_commands", "host_commands", "key_commands", "main",
+           "notify_commands", "token_commands", "verify_commands", "volume_commands",
+           "warm_commands"]

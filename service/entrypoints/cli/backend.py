@@ -117,6 +117,9 @@ class HoldfastBackend(Protocol):
     def clone_volume(self, source: str, target: str, force: bool, progress: Follow) -> Json:
         """Copy volume ``source`` into ``target``; the clone's JSON."""
 
+    def list_hosts(self) -> list[Json]:
+        """``GET /v1/hosts``: the fleet's hosts, by name."""
+
     def list_warm(self, instance: str | None) -> list[Json]:
         """``GET /v1/warm``: the warm copies (of ``instance``), newest first."""
 

@@ -199,6 +199,11 @@ class LocalBackend:
         with progress:
             return volumes.execute_clone(self.services, plan).to_json()
 
+    def list_hosts(self) -> list[Json]:
+        from service.usecases import hosts
+
+        return hosts.list_hosts(self.services)
+
     def list_warm(self, instance: str | None) -> list[Json]:
         from service.usecases import warm_copies
 

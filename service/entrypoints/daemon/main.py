@@ -25,6 +25,7 @@ from service.bootstrap import Services, bootstrap, daemon_lock
 from service.entrypoints.api import create_app
 from service.entrypoints.daemon.binding import check_exposure, ensure_port_free
 from service.entrypoints.daemon.discovery import Discovery
+from service.entrypoints.daemon.heartbeat import Heartbeat
 from service.entrypoints.daemon.reaper import CopyReaper
 from service.entrypoints.daemon.scheduler import Scheduler
 from service.entrypoints.daemon.watchdog import Watchdog
@@ -81,6 +82,10 @@ def run_daemon(settings: Settings, host: str | None = None, port: int | None = N
 
 
 def _serve(settings: Settings, services: Services, bind_host: str, bind_port: int) -> None:
+    # Before anything runs: a host name another live daemon holds stops it here.
+    beats = Heartbeat(services, lambda: len(discovery.instances())
+                      if discovery.connected.is_set() else 0)
+    beats.start()
     report = recover(services)
     if report.interrupted or report.broken or report.discarded or report.jobs or \
             report.helpers:
@@ -129,6 +134,7 @@ def _serve(settings: Settings, services: Services, bind_host: str, bind_port: in
         scheduler.shutdown()
         reaper.shutdown()
         watchdog.shutdown()
+        beats.shutdown()
         jobs.shutdown(grace=settings.shutdown_grace)
         # After the jobs: the events of runs cancelled at shutdown still go out.
         outbox.close(timeout=5.0)

@@ -44,6 +44,7 @@ EXPECTED: dict[tuple[str, str], set[int]] = {
     ("delete", "/v1/volumes/{name}"): V1 | {400, 404, 409},
     ("post", "/v1/volumes/{name}/clone"): V1 | BODY | {404, 409},
     ("get", "/v1/warm"): V1 | {400},
+    ("get", "/v1/hosts"): V1,
     ("post", "/v1/instances/{name}/warm"): V1 | BODY | {404, 409},
     ("delete", "/v1/instances/{name}/warm"): V1 | {400, 409},
     ("get", "/v1/targets/check"): V1,

@@ -42,6 +42,7 @@ from service.runs import AlreadyRunning
 from service.settings import notify_channels
 from service.usecases import (
     copies,
+    hosts,
     instances,
     integrity,
     notifications,
@@ -450,6 +451,8 @@ def test_each_body_is_the_use_case_json_and_fits_its_model(
     assert set(made) == {"name", "scopes", "expires_at", "token"}
     assert api.call("GET", "/v1/tokens") == [t.to_json() for t in tokens.list_tokens(svc)]
     assert api.call("GET", "/healthz")["status"] == "ok"
+    hosts.register_host(svc, utcnow())
+    assert api.call("GET", "/v1/hosts") == hosts.list_hosts(svc) != []
     api.call("GET", "/readyz", (200, 503))
     world.docker.stall.add(DUMP)  # the dump waits, as on a lock, until cancelled
     cancel = client.post("/v1/instances/prod-db/backups").json()

@@ -6,6 +6,7 @@ from service.entrypoints.api.routes import (
     containers,
     copies,
     health,
+    hosts,
     instances,
     jobs,
     maintenance,
@@ -20,6 +21,7 @@ from service.entrypoints.api.routes import (
 ROUTERS: tuple[APIRouter, ...] = (health.router, instances.router, snapshots.router,
                                   volumes.router, targets.router, jobs.router, copies.router,
                                   tokens.router, containers.router, maintenance.router,
-                                  notifications.router, warm.router)
+                                  notifications.router, warm.router,
+                                  hosts.router)
 
 __all__ = ["ROUTERS"]

@@ -1,0 +1,70 @@
+"""Use cases for the fleet's hosts: register this daemon's engine, beat, list them.
+
+:func:`register_host` runs once as the daemon starts and refuses a host name
+another live daemon holds (:func:`service.hosts.name_clash`); :func:`heartbeat`
+then runs every ``HOLDFAST_HEARTBEAT_INTERVAL`` seconds; :func:`list_hosts`
+answers ``holdfast hosts`` and ``GET /v1/hosts``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from backup.errors import Conflict
+from backup.types import utcnow
+from service.bootstrap import Services
+from service.hosts import HostRecord, host_json, host_name_from_engine, name_clash
+from service.runs import current_runner, may_be_running
+from service.version import holdfast_version
+
+logger = logging.getLogger(__name__)
+
+
+def _record(svc: Services, started_at: datetime, instances: int, now: datetime) -> HostRecord:
+    engine_name, engine_version = svc.docker.engine_identity()
+    return HostRecord(name=svc.settings.host_name or host_name_from_engine(engine_name),
+                      engine_version=engine_version[:64], instances=instances,
+                      started_at=started_at, last_heartbeat=now,
+                      holdfast_version=holdfast_version()[:64], runner=current_runner())
+
+
+def _clash(svc: Services, record: HostRecord, now: datetime) -> str | None:
+    existing = next((h for h in svc.catalog.list_hosts() if h.name == record.name), None)
+    return name_clash(existing, record.runner, now, svc.settings.heartbeat_interval,
+                      other_may_run=existing is not None and may_be_running(existing.runner))
+
+
+def register_host(svc: Services, started_at: datetime, instances: int = 0,
+                  now: datetime | None = None) -> HostRecord:
+    """Record this daemon's host; :class:`Conflict` if another live daemon beats
+    under the same name."""
+    now = now or utcnow()
+    record = _record(svc, started_at, instances, now)
+    problem = _clash(svc, record, now)
+    if problem is not None:
+        raise Conflict(problem)
+    svc.catalog.save_host(record)
+    logger.info("registered as host %s (Docker %s)", record.name, record.engine_version)
+    return record
+
+
+def heartbeat(svc: Services, started_at: datetime, instances: int,
+              now: datetime | None = None) -> HostRecord | None:
+    """Renew this host's row with the instance count; a name another daemon
+    took meanwhile is logged and left to it (None)."""
+    now = now or utcnow()
+    record = _record(svc, started_at, instances, now)
+    problem = _clash(svc, record, now)
+    if problem is not None:
+        logger.error("no heartbeat written: %s", problem)
+        return None
+    svc.catalog.save_host(record)
+    return record
+
+
+def list_hosts(svc: Services, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Every host, by name, with ``status`` ``alive`` or ``stale``."""
+    now = now or utcnow()
+    return [host_json(h, now, svc.settings.heartbeat_interval) for h in svc.catalog.list_hosts()]
