@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 
 from tests.e2e.conftest import Daemon
@@ -200,3 +201,26 @@ def test_schedule_missed_while_down_runs_once_at_start(
               and "missed its schedule" in str(r.get("message", ""))]
     assert len(missed) == 1, missed  # coalesced: one run, not one per missed slot
     assert job["result"]["id"] in complete_ids(daemon, sleepy) - first
+
+
+def test_the_daemon_registers_its_host_beats_and_takes_its_name_back_after_a_restart(
+    daemon_factory: Callable[..., Daemon], postgres_container_factory: Any,
+) -> None:
+    host = unique("hf-e2e-host")
+    daemon = daemon_factory(HOLDFAST_HOST_NAME=host, HOLDFAST_HEARTBEAT_INTERVAL="1").start()
+    postgres_container_factory(labels={"holdfast.name": unique("counted")})
+
+    def shown() -> dict[str, Any] | None:
+        listed = daemon.client.get("/v1/hosts").json()
+        return next((h for h in listed if h["name"] == host and h["instances"] >= 1), None)
+
+    first = daemon.wait_for(shown, 30, "a heartbeat counting the discovered instance")
+    assert first["status"] == "alive"
+    assert first["engine_version"] == docker.from_env().version()["Version"]
+    beat = first["last_heartbeat"]
+    daemon.wait_for(lambda: (h := shown()) and h["last_heartbeat"] != beat, 10, "a later beat")
+
+    assert daemon.stop() == 0
+    daemon.start()  # the same machine, its old process gone: the name is its own again
+    again = daemon.wait_for(shown, 30, "the host after a restart")
+    assert again["started_at"] != first["started_at"] and again["status"] == "alive"
