@@ -9,10 +9,11 @@ answers ``holdfast hosts`` and ``GET /v1/hosts``.
 from __future__ import annotations
 
 import logging
+import socket
 from datetime import datetime
 from typing import Any
 
-from backup.errors import Conflict
+from backup.errors import Conflict, DockerUnavailable
 from backup.types import utcnow
 from service.bootstrap import Services
 from service.hosts import HostRecord, host_json, host_name_from_engine, name_clash
@@ -22,10 +23,24 @@ from service.version import holdfast_version
 logger = logging.getLogger(__name__)
 
 
-def _record(svc: Services, started_at: datetime, instances: int, now: datetime) -> HostRecord:
-    engine_name, engine_version = svc.docker.engine_identity()
-    return HostRecord(name=svc.settings.host_name or host_name_from_engine(engine_name),
-                      engine_version=engine_version[:64], instances=instances,
+def _identity(svc: Services) -> tuple[str, str]:
+    """The engine's name and version; while Docker is unreachable, this
+    machine's hostname and ``unknown`` (the daemon starts without its engine)."""
+    try:
+        return svc.docker.engine_identity()
+    except DockerUnavailable:
+        return socket.gethostname(), "unknown"
+
+
+def resolve_host_name(svc: Services) -> str:
+    """``HOLDFAST_HOST_NAME``, else the engine's own name: what this daemon
+    registers as, once at start (a name never changes while it runs)."""
+    return svc.settings.host_name or host_name_from_engine(_identity(svc)[0])
+
+
+def _record(svc: Services, name: str, started_at: datetime, instances: int,
+            now: datetime) -> HostRecord:
+    return HostRecord(name=name, engine_version=_identity(svc)[1][:64], instances=instances,
                       started_at=started_at, last_heartbeat=now,
                       holdfast_version=holdfast_version()[:64], runner=current_runner())
 
@@ -36,12 +51,12 @@ def _clash(svc: Services, record: HostRecord, now: datetime) -> str | None:
                       other_may_run=existing is not None and may_be_running(existing.runner))
 
 
-def register_host(svc: Services, started_at: datetime, instances: int = 0,
+def register_host(svc: Services, started_at: datetime, name: str | None = None,
                   now: datetime | None = None) -> HostRecord:
-    """Record this daemon's host; :class:`Conflict` if another live daemon beats
-    under the same name."""
+    """Record this daemon's host (``name``, else :func:`resolve_host_name`);
+    :class:`Conflict` if another live daemon beats under the same name."""
     now = now or utcnow()
-    record = _record(svc, started_at, instances, now)
+    record = _record(svc, name or resolve_host_name(svc), started_at, 0, now)
     problem = _clash(svc, record, now)
     if problem is not None:
         raise Conflict(problem)
@@ -50,12 +65,12 @@ def register_host(svc: Services, started_at: datetime, instances: int = 0,
     return record
 
 
-def heartbeat(svc: Services, started_at: datetime, instances: int,
+def heartbeat(svc: Services, name: str, started_at: datetime, instances: int,
               now: datetime | None = None) -> HostRecord | None:
-    """Renew this host's row with the instance count; a name another daemon
+    """Renew host ``name``'s row with the instance count; a name another daemon
     took meanwhile is logged and left to it (None)."""
     now = now or utcnow()
-    record = _record(svc, started_at, instances, now)
+    record = _record(svc, name, started_at, instances, now)
     problem = _clash(svc, record, now)
     if problem is not None:
         logger.error("no heartbeat written: %s", problem)

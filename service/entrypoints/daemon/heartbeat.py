@@ -29,13 +29,14 @@ class Heartbeat:
         self._services = services
         self._instances = instances
         self._started_at = datetime.now(UTC)
+        self._name = ""
         self._scheduler = BackgroundScheduler(
             timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
 
     def start(self) -> None:
         """Register (raising :class:`~backup.errors.Conflict` on a clash), then
         beat; the first beats count no instances until discovery has listed them."""
-        register_host(self._services, self._started_at)
+        self._name = register_host(self._services, self._started_at).name
         self._scheduler.add_job(self.beat, "interval",
                                 seconds=self._services.settings.heartbeat_interval,
                                 id="heartbeat", name="host heartbeat")
@@ -47,6 +48,6 @@ class Heartbeat:
 
     def beat(self) -> None:
         try:
-            heartbeat(self._services, self._started_at, self._instances())
+            heartbeat(self._services, self._name, self._started_at, self._instances())
         except HoldfastError as exc:
             logger.warning("could not write this host's heartbeat: %s", exc)
