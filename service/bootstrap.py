@@ -10,14 +10,16 @@ test tier builds one from fakes with the same constructor.
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from backup.encryption import Identities, Recipients, load_identities, parse_recipients
-from backup.errors import StorageMisconfigured
+from backup.errors import DockerUnavailable, StorageMisconfigured
 from backup.storage import Storage, storage_from_url
+from service.hosts import host_name_from_engine
 from service.ports import CatalogPort, DaemonLock, DockerEngine, SenderRoutes
 from service.runs import InstanceGate
 from service.status import DaemonStatus
@@ -50,6 +52,22 @@ class Services:
     _recipients: dict[str, Recipients | None] = field(default_factory=dict)
     _identities: list[Identities] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _host_name: list[str] = field(default_factory=list)
+
+    def host_name(self) -> str:
+        """The name of this process's Docker engine among the hosts
+        (:mod:`service.hosts`): ``HOLDFAST_HOST_NAME``, else the engine's own
+        name, asked once; while Docker is unreachable, this machine's hostname."""
+        if self.settings.host_name:
+            return self.settings.host_name
+        with self._lock:
+            if not self._host_name:
+                try:
+                    engine_name = self.docker.engine_identity()[0]
+                except DockerUnavailable:
+                    engine_name = socket.gethostname()
+                self._host_name.append(host_name_from_engine(engine_name))
+            return self._host_name[0]
 
     def recipients_for(self, target: str) -> Recipients | None:
         """The age recipients snapshots on ``target`` are encrypted to (its own

@@ -43,6 +43,8 @@ class InstanceRecord:
     first_seen: datetime
     last_seen: datetime
     policy_override: dict[str, Any] | None = None
+    host: str | None = None
+    """The host (:mod:`service.hosts`) whose engine it was last discovered on."""
 
 
 @dataclass(frozen=True)

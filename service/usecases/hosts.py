@@ -16,7 +16,7 @@ from typing import Any
 from backup.errors import Conflict, DockerUnavailable
 from backup.types import utcnow
 from service.bootstrap import Services
-from service.hosts import HostRecord, host_json, host_name_from_engine, name_clash
+from service.hosts import HostRecord, host_json, name_clash
 from service.runs import current_runner, may_be_running
 from service.version import holdfast_version
 
@@ -35,7 +35,7 @@ def _identity(svc: Services) -> tuple[str, str]:
 def resolve_host_name(svc: Services) -> str:
     """``HOLDFAST_HOST_NAME``, else the engine's own name: what this daemon
     registers as, once at start (a name never changes while it runs)."""
-    return svc.settings.host_name or host_name_from_engine(_identity(svc)[0])
+    return svc.host_name()
 
 
 def _record(svc: Services, name: str, started_at: datetime, instances: int,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -82,6 +82,8 @@ class InstanceView:
     """``holdfast.stale_after`` in seconds (None: twice its schedule's interval)."""
     ping: bool = False
     """Whether ``holdfast.ping`` is set (the URL itself is a secret, never shown)."""
+    host: str | None = None
+    """The host whose engine runs it (for a missing one, where it was last seen)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -104,6 +106,7 @@ class InstanceView:
             "notify": self.notify,
             "stale_after": self.stale_after,
             "ping": self.ping,
+            "host": self.host,
         }
 
 
@@ -186,7 +189,7 @@ def choose_instances(candidates: Iterable[Instance]) -> list[Instance]:
 
 
 def record_instances(svc: Services, instances: Iterable[Instance]) -> None:
-    now = utcnow()
+    now, host = utcnow(), svc.host_name()
     for instance in instances:
         assert instance.container is not None
         existing = svc.catalog.get_instance(instance.name)
@@ -202,6 +205,7 @@ def record_instances(svc: Services, instances: Iterable[Instance]) -> None:
             first_seen=existing.first_seen if existing else now,
             last_seen=now,
             policy_override=existing.policy_override if existing else None,
+            host=host,
         ))
 
 
@@ -240,7 +244,8 @@ def list_instances(svc: Services, next_run: NextRun | None = None,
         latest = svc.catalog.latest_snapshot(name)
         instance = live.get(name)
         if instance is not None and instance.container is not None:
-            views.append(_live_view(instance, record, latest, next_run))
+            views.append(replace(_live_view(instance, record, latest, next_run),
+                                 host=svc.host_name()))
         else:
             assert record is not None
             views.append(_missing_view(record, latest))
@@ -292,6 +297,7 @@ def _missing_view(record: InstanceRecord, latest: Snapshot | None) -> InstanceVi
         schedule=policy.schedule, retention=dict(policy.retention), target=policy.target,
         databases=list(policy.databases), errors=[], last_snapshot=_last_snapshot(latest),
         policy_source=_policy_source(record), verify=policy.verify, **_alerting(policy),
+        host=record.host,
     )
 
 

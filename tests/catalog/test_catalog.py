@@ -93,6 +93,7 @@ def test_instance_round_trip(catalog: Catalog) -> None:
         first_seen=T0.astimezone(CEST),
         last_seen=(T0 + timedelta(minutes=5)).astimezone(CEST),
         policy_override={"schedule": "@hourly", "retention": {"last": 3}, "enabled": True},
+        host="edge-1",
     )
     catalog.upsert_instance(rec)
     got = catalog.get_instance("shop-db")

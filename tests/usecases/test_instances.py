@@ -147,18 +147,20 @@ def test_a_listed_instance_as_json(world: FakeWorld) -> None:
         "engine": "fake", "image": "fake/db:1", "enabled": True, "schedule": None,
         "retention": {"last": 2}, "target": "local", "databases": ["app", "audit"],
         "verify": "after-backup", "errors": [], "last_snapshot": None, "next_run": None,
-        "policy_source": "labels", "notify": None, "stale_after": None, "ping": False}
+        "policy_source": "labels", "notify": None, "stale_after": None, "ping": False,
+        "host": "fake-engine"}
 
 
 def test_a_catalogued_instance_whose_container_is_gone_is_missing(world: FakeWorld) -> None:
     world.catalog.upsert_instance(InstanceRecord(
         name="gone", engine="fake", container_id="dead", container_name="gone", image="x:1",
         labels={"holdfast.retention": "last=3", "holdfast.target": "offsite"}, error=None,
-        first_seen=T0, last_seen=T0))
+        first_seen=T0, last_seen=T0, host="edge-2"))
     snapshot = make_snapshot(world, "gone", target="offsite")
     view = _view(world, "gone")
     assert (view.status, view.enabled, view.container, view.image) == ("missing", False, None,
                                                                        "x:1")
+    assert view.host == "edge-2"  # where it was last seen, not this process's host
     assert (view.retention, view.target) == ({"last": 3}, "offsite")
     assert view.last_snapshot is not None and view.last_snapshot["id"] == snapshot.id
     assert view.last_snapshot["status"] == "complete"
@@ -268,6 +270,7 @@ def test_refresh_records_what_it_saw(world: FakeWorld) -> None:
     assert record.labels == {"holdfast.enable": "true", "holdfast.engine": "fake",
                              "holdfast.retention": "last=2"}
     assert record.error is None and record.first_seen == record.last_seen
+    assert record.host == "fake-engine"
 
 
 def test_refresh_keeps_first_seen_and_records_errors(world: FakeWorld) -> None:

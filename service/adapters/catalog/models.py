@@ -85,6 +85,7 @@ class InstanceRow(Base):
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     policy_override: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)
+    host: Mapped[str | None] = mapped_column(String(64))
 
 
 class SnapshotRow(Base):

@@ -276,6 +276,7 @@ def _instance_values(rec: InstanceRecord) -> dict[str, Any]:
         "first_seen": rec.first_seen,
         "last_seen": rec.last_seen,
         "policy_override": None if rec.policy_override is None else dict(rec.policy_override),
+        "host": rec.host,
     }
 
 
@@ -291,6 +292,7 @@ def _instance_record(row: InstanceRow) -> InstanceRecord:
         first_seen=row.first_seen,
         last_seen=row.last_seen,
         policy_override=row.policy_override,
+        host=row.host,
     )
 
 

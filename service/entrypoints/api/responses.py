@@ -323,7 +323,7 @@ class Instance(BaseModel):
         "last_snapshot": {"id": SNAPSHOT_ID, "status": "complete",
                           "created_at": "2026-12-03T05:00:00Z", "error": None},
         "next_run": "2026-12-04T00:00:00Z", "policy_source": "labels",
-        "notify": ["ops"], "stale_after": None, "ping": True})
+        "notify": ["ops"], "stale_after": None, "ping": True, "host": "edge-1"})
 
     name: str
     container: str | None
@@ -348,6 +348,8 @@ class Instance(BaseModel):
     stale_after: int | None = Field(description="holdfast.stale_after in seconds; null: "
                                     "stale after two scheduled runs without a snapshot")
     ping: bool = Field(description="whether holdfast.ping is set (its URL is never shown)")
+    host: str | None = Field(default=None, description="the host (holdfast hosts) whose "
+                             "engine runs it; for a missing one, where it was last seen")
 
 
 class Forgotten(BaseModel):
