@@ -304,7 +304,41 @@ class HostRegistry(Protocol):
         ...
 
 
-class CatalogPort(TokenStore, NotificationLog, HostRegistry, Protocol):
+class FleetWorkQueue(Protocol):
+    """Work between the fleet's daemons (:mod:`service.usecases.fleet`): jobs
+    one daemon queues for another host, the leases that vouch for running jobs,
+    and the slots that make a schedule run once across the fleet."""
+
+    def claim_requests(self, host: str, limit: int, lease_until: datetime) -> list[JobRecord]:
+        """Give ``host`` up to ``limit`` of the requests queued for it (queued
+        jobs with a ``request`` and no lease), oldest first, leased until
+        ``lease_until``. A request is handed to one caller only, however many
+        claim at once."""
+        ...
+
+    def renew_leases(self, host: str, lease_until: datetime) -> int:
+        """Move the lease of every leased, unfinished job of ``host`` to
+        ``lease_until``; how many were renewed."""
+        ...
+
+    def interrupt_expired(self, now: datetime, spare_host: str, error: str) -> list[JobRecord]:
+        """Mark ``interrupted`` (finished now, with ``error``) every unfinished
+        job whose lease ran out before ``now``, except ``spare_host``'s own; the
+        jobs so marked. Jobs without a lease are never touched."""
+        ...
+
+    def claim_slot(self, instance: str, kind: str, slot: datetime, host: str,
+                   now: datetime) -> bool:
+        """Claim the run of ``kind`` of ``instance`` scheduled at ``slot`` for
+        ``host``: True for the one caller that gets it, False for every other."""
+        ...
+
+    def prune_slots(self, before: datetime) -> int:
+        """Forget the slots claimed before ``before``; how many."""
+        ...
+
+
+class CatalogPort(TokenStore, NotificationLog, HostRegistry, FleetWorkQueue, Protocol):
     """What Holdfast remembers: instances, snapshots and jobs, as plain records.
 
     Every method raises :class:`~service.adapters.catalog.CatalogUnavailable`

@@ -27,6 +27,7 @@ class JobStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"  # DELETE /v1/jobs/{id}; it cleaned up as a failure does
+    INTERRUPTED = "interrupted"  # its host stopped heartbeating: its lease expired
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,12 @@ class JobRecord:
     # never shown, the key only to say which one clashes.
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
+    # The fleet (service.fleet): the host whose daemon runs it, what it asks
+    # for when another daemon queued it there (no secrets: names and options
+    # only), and until when its host's heartbeats vouch for it.
+    host: str | None = None
+    request: dict[str, Any] | None = None
+    lease_expires_at: datetime | None = None
 
     @property
     def ended(self) -> bool:

@@ -29,7 +29,7 @@ from service.adapters.catalog.models import Base
 from service.adapters.catalog.repository import Catalog
 
 TABLES = {"instances", "snapshots", "jobs", "api_tokens", "copies", "notifications", "alarms",
-          "hosts"}
+          "hosts", "schedule_slots"}
 
 
 def table_names(engine: Engine) -> set[str]:
@@ -65,7 +65,7 @@ def test_up_down_up(engine: Engine) -> None:
 
     upgrade_to_head(engine)
     assert table_names(engine) == TABLES
-    assert current_revision(engine) == head_revision(engine) == "0010"
+    assert current_revision(engine) == head_revision(engine) == "0011"
 
     downgrade_to_base(engine)
     assert table_names(engine) == set()
@@ -92,7 +92,7 @@ def test_up_down_up(engine: Engine) -> None:
 def test_upgrade_is_idempotent(engine: Engine) -> None:
     upgrade_to_head(engine)
     upgrade_to_head(engine)
-    assert current_revision(engine) == "0010"
+    assert current_revision(engine) == "0011"
 
 
 def test_models_match_migrations(engine: Engine) -> None:
@@ -117,7 +117,10 @@ def test_fresh_database_every_table_indexed_by_name(engine: Engine) -> None:
         "ix_snapshots_created_at",
     }
     assert {ix["name"] for ix in inspector.get_indexes("jobs")} == {
-        "ix_jobs_created_at", "ix_jobs_idempotency_key"}
+        "ix_jobs_created_at", "ix_jobs_idempotency_key", "ix_jobs_host",
+        "ix_jobs_lease_expires_at"}
+    assert inspector.get_pk_constraint("schedule_slots")["constrained_columns"] == [
+        "instance", "kind", "slot"]
     assert {ix["name"] for ix in inspector.get_indexes("copies")} == {
         "ix_copies_expires_at", "ix_copies_name"}
     assert inspector.get_pk_constraint("copies")["constrained_columns"] == ["container_id"]
@@ -147,7 +150,7 @@ def test_concurrent_open_catalog_on_fresh_database(db_url: str) -> None:
     try:
         assert errors == []
         assert len(opened) == 4
-        assert current_revision(opened[0].engine) == "0010"
+        assert current_revision(opened[0].engine) == "0011"
     finally:
         for catalog in opened:
             catalog.close()
@@ -192,7 +195,7 @@ def test_concurrent_open_catalog_from_processes(db_url: str, tmp_path: Path) -> 
     assert failures == []
     engine = make_engine(db_url)
     try:
-        assert current_revision(engine) == "0010"
+        assert current_revision(engine) == "0011"
         assert table_names(engine) == TABLES
     finally:
         engine.dispose()

@@ -39,6 +39,7 @@ class InMemoryCatalog:
         self._copies: dict[str, CopyRecord] = {}
         self._tokens: dict[str, TokenRecord] = {}
         self._hosts: dict[str, HostRecord] = {}
+        self._slots: dict[tuple[str, str, datetime], tuple[str, datetime]] = {}
         self._deliveries: dict[str, Delivery] = {}
         self._alarms: dict[tuple[str, str], Alarm] = {}
         self._lock = threading.RLock()
@@ -155,7 +156,63 @@ class InMemoryCatalog:
     def save_job(self, j: JobRecord) -> None:
         self._check()
         with self._lock:
-            self._jobs[j.id] = _in_utc(j)
+            existing = self._jobs.get(j.id)  # its lease moves only by renew_leases
+            self._jobs[j.id] = _in_utc(j if existing is None else
+                                       replace(j, lease_expires_at=existing.lease_expires_at))
+
+    # --- the fleet's work ----------------------------------------------------------
+
+    def claim_requests(self, host: str, limit: int, lease_until: datetime) -> list[JobRecord]:
+        self._check()
+        with self._lock:
+            waiting = sorted((j for j in self._jobs.values()
+                              if j.host == host and j.status == JobStatus.QUEUED
+                              and j.request is not None and j.lease_expires_at is None),
+                             key=lambda j: (j.created_at, j.id))[:limit]
+            for job in waiting:
+                self._jobs[job.id] = _in_utc(replace(job, lease_expires_at=lease_until))
+            return [self._jobs[job.id] for job in waiting]
+
+    def renew_leases(self, host: str, lease_until: datetime) -> int:
+        self._check()
+        with self._lock:
+            live = [j for j in self._jobs.values() if j.host == host and not j.ended
+                    and j.status in (JobStatus.QUEUED, JobStatus.RUNNING)
+                    and j.lease_expires_at is not None]
+            for job in live:
+                self._jobs[job.id] = _in_utc(replace(job, lease_expires_at=lease_until))
+            return len(live)
+
+    def interrupt_expired(self, now: datetime, spare_host: str, error: str) -> list[JobRecord]:
+        self._check()
+        with self._lock:
+            expired = sorted((j for j in self._jobs.values()
+                              if j.status in (JobStatus.QUEUED, JobStatus.RUNNING)
+                              and not j.ended and j.lease_expires_at is not None
+                              and j.lease_expires_at < now and j.host is not None
+                              and j.host != spare_host), key=lambda j: (j.created_at, j.id))
+            for job in expired:
+                self._jobs[job.id] = _in_utc(replace(job, status=JobStatus.INTERRUPTED,
+                                                     finished_at=now, error=error))
+            return [self._jobs[job.id] for job in expired]
+
+    def claim_slot(self, instance: str, kind: str, slot: datetime, host: str,
+                   now: datetime) -> bool:
+        self._check()
+        with self._lock:
+            key = (instance, kind, slot.astimezone(UTC))
+            if key in self._slots:
+                return False
+            self._slots[key] = (host, now)
+            return True
+
+    def prune_slots(self, before: datetime) -> int:
+        self._check()
+        with self._lock:
+            old = [key for key, (_, claimed) in self._slots.items() if claimed < before]
+            for key in old:
+                del self._slots[key]
+            return len(old)
 
     def get_job(self, id: str) -> JobRecord | None:
         self._check()

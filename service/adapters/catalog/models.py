@@ -143,6 +143,24 @@ class JobRow(Base):
     # retry returns this job and the same key with another body is refused.
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True, index=True)
     request_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    # The fleet: the host that runs it, a request queued there by another
+    # daemon (claimed once its lease is set), and the lease its heartbeats renew.
+    host: Mapped[str | None] = mapped_column(String(64), index=True)
+    request: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+
+
+class ScheduleSlotRow(Base):
+    """One scheduled run claimed by one daemon: the key makes it run once per
+    slot, however many daemons see the instance."""
+
+    __tablename__ = "schedule_slots"
+
+    instance: Mapped[str] = mapped_column(String(255), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    slot: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    host: Mapped[str] = mapped_column(String(64), nullable=False)
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
 
 
 class HostRow(Base):

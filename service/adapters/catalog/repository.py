@@ -21,7 +21,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from backup.errors import Conflict, InstanceNotFound
 from backup.types import Snapshot, SnapshotStatus
 from service.adapters.catalog.copies import CopyRows
+from service.adapters.catalog.fleet_work import FleetWork
 from service.adapters.catalog.hosts import HostRows
+from service.adapters.catalog.job_rows import job_record as _job_record
+from service.adapters.catalog.job_rows import job_values as _job_values
 from service.adapters.catalog.models import Base, InstanceRow, JobRow, SnapshotRow
 from service.adapters.catalog.notifications import NotificationRows
 from service.adapters.catalog.tokens import TokenRows
@@ -38,7 +41,7 @@ from service.records import InstanceRecord, JobRecord, JobStatus
 _INSTANCE_KEEP_ON_UPDATE = ("first_seen", "policy_override")
 
 
-class Catalog(CopyRows, TokenRows, NotificationRows, HostRows):
+class Catalog(CopyRows, TokenRows, NotificationRows, HostRows, FleetWork):
     """Thread-safe access to the catalog database behind ``engine``. Copies
     (the containers restores created) are :class:`~.copies.CopyRows`; API
     tokens are :class:`~.tokens.TokenRows`; notification deliveries and open
@@ -198,8 +201,9 @@ class Catalog(CopyRows, TokenRows, NotificationRows, HostRows):
                 from error
 
     def save_job(self, j: JobRecord) -> None:
-        """Insert ``j``, or replace every field of the job with its id."""
-        stmt = self._upsert(JobRow, _job_values(j))
+        """Insert ``j``, or replace every field of the job with its id but its
+        lease, which only its host's heartbeats move (:meth:`renew_leases`)."""
+        stmt = self._upsert(JobRow, _job_values(j), keep=("lease_expires_at",))
         with self._session() as session:
             session.execute(stmt)
 
@@ -345,41 +349,4 @@ def _snapshot(row: SnapshotRow) -> Snapshot:
         recipients=tuple(row.recipients or ()),
         verified_at=row.verified_at,
         verification=row.verification,
-    )
-
-
-# Job columns that are stored as they are, read as they are.
-_JOB_PROGRESS = ("phase", "bytes_done", "bytes_total", "transfer_started_at", "progress_at",
-                 "idempotency_key", "request_fingerprint")
-
-
-def _job_values(j: JobRecord) -> dict[str, Any]:
-    return {
-        "id": j.id,
-        "kind": j.kind,
-        "status": str(j.status),
-        "created_at": j.created_at,
-        "instance": j.instance,
-        "snapshot_id": j.snapshot_id,
-        "started_at": j.started_at,
-        "finished_at": j.finished_at,
-        "error": j.error,
-        "result": j.result,
-        **{name: getattr(j, name) for name in _JOB_PROGRESS},
-    }
-
-
-def _job_record(row: JobRow) -> JobRecord:
-    return JobRecord(
-        id=row.id,
-        kind=row.kind,
-        status=JobStatus(row.status),
-        created_at=row.created_at,
-        instance=row.instance,
-        snapshot_id=row.snapshot_id,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        error=row.error,
-        result=row.result,
-        **{name: getattr(row, name) for name in _JOB_PROGRESS},
     )

@@ -40,8 +40,10 @@ _Record = TypeVar("_Record", InstanceRecord, JobRecord, Snapshot, TokenRecord)
 # naive UTC text, JSON as text, Boolean as 0/1, enums as their value.
 # tests/catalog/test_sqlite_reader.py checks these against the models.
 _TIMES = {"first_seen", "last_seen", "created_at", "finished_at", "started_at",
-          "progress_at", "transfer_started_at", "last_used_at", "expires_at", "verified_at"}
-_JSON = {"labels", "policy_override", "result", "tags", "scopes", "verification", "recipients"}
+          "progress_at", "transfer_started_at", "last_used_at", "expires_at", "verified_at",
+          "lease_expires_at"}
+_JSON = {"labels", "policy_override", "result", "tags", "scopes", "verification", "recipients",
+         "request"}
 _JSON_TUPLES = {"recipients"}
 """JSON lists the records hold as tuples."""
 _FLAGS = {"pinned"}
