@@ -105,12 +105,13 @@ class DaemonAlreadyRunning(Conflict):
     """Another ``holdfast serve`` holds this data directory or catalog; ``holder``
     names it (host, pid, since when)."""
 
-    def __init__(self, what: str, holder: str) -> None:
+    ADVICE = "stop it first, or give this one its own HOLDFAST_DATA_DIR and HOLDFAST_DATABASE_URL"
+
+    def __init__(self, what: str, holder: str, advice: str = ADVICE) -> None:
         self.what = what
         self.holder = holder
         super().__init__(f"another holdfast daemon is already running on {what} ({holder}); "
-                         "stop it first, or give this one its own HOLDFAST_DATA_DIR and "
-                         "HOLDFAST_DATABASE_URL")
+                         f"{advice}")
 
 
 class Cancelled(HoldfastError):
@@ -125,6 +126,13 @@ class Cancelled(HoldfastError):
 
 class Busy(HoldfastError):
     """The service is at one of its limits (open event streams); retry later."""
+
+    retryable = True
+
+
+class HostDown(HoldfastError):
+    """The host an instance lives on has stopped heartbeating: its daemon cannot
+    take work until it is back (``holdfast hosts`` shows it stale)."""
 
     retryable = True
 

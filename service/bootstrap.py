@@ -134,9 +134,9 @@ def bootstrap(settings: Settings, docker: DockerEngine | None = None, *,
                     senders=Destinations(settings.notify_channels))
 
 
-def daemon_lock(settings: Settings) -> DaemonLock:
+def daemon_lock(settings: Settings, host: str | None = None) -> DaemonLock:
     """The lock ``holdfast serve`` holds for its lifetime: its data directory's,
     and its catalog's (:func:`service.adapters.catalog.lock.daemon_lock_for`)."""
     from service.adapters.catalog.lock import daemon_lock_for
 
-    return daemon_lock_for(settings.catalog_url, settings.data_dir)
+    return daemon_lock_for(settings.catalog_url, settings.data_dir, host)

@@ -86,3 +86,20 @@ def name_clash(existing: HostRecord | None, runner: str, now: datetime, interval
     age = max(0, round((now - existing.last_heartbeat).total_seconds()))
     return (f"host name {existing.name} is in use by another daemon ({existing.runner}, "
             f"heartbeat {age}s ago): give this one its own HOLDFAST_HOST_NAME")
+
+
+def lease_seconds(interval: float) -> float:
+    """How long a heartbeat vouches for its host's jobs: as long as the host
+    stays ``alive`` (:data:`STALE_AFTER_BEATS` missed beats of ``interval``)."""
+    return interval * STALE_AFTER_BEATS
+
+
+def may_interrupt_others(steady_since: datetime | None, now: datetime,
+                         interval: float) -> bool:
+    """Whether a daemon that has beaten without a miss since ``steady_since``
+    may take other hosts' expired leases for dead. Not until it has itself
+    beaten for a whole lease: after a catalog outage every lease looks expired,
+    and the first daemon back must not interrupt the jobs of hosts that are
+    only as late as it was."""
+    return steady_since is not None and \
+        now - steady_since >= timedelta(seconds=lease_seconds(interval))

@@ -310,10 +310,9 @@ class FleetWorkQueue(Protocol):
     and the slots that make a schedule run once across the fleet."""
 
     def claim_requests(self, host: str, limit: int, lease_until: datetime) -> list[JobRecord]:
-        """Give ``host`` up to ``limit`` of the requests queued for it (queued
-        jobs with a ``request`` and no lease), oldest first, leased until
-        ``lease_until``. A request is handed to one caller only, however many
-        claim at once."""
+        """Give ``host`` up to ``limit`` of the requests queued for it (queued jobs
+        with a ``request`` and no lease), oldest first, leased until ``lease_until``;
+        each to one caller only, however many claim at once."""
         ...
 
     def renew_leases(self, host: str, lease_until: datetime) -> int:

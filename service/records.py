@@ -116,7 +116,15 @@ class JobRecord:
             "bytes_total": self.bytes_total,
             "rate": None if rate is None else round(rate, 1),
             "eta_seconds": None if eta is None else round(eta, 1),
+            "host": self.host,
         }
+
+
+def is_unclaimed_request(job: JobRecord) -> bool:
+    """Whether ``job`` is a request queued for its host by another daemon that
+    its host has not claimed yet (it has no lease until then)."""
+    return job.status == JobStatus.QUEUED and job.request is not None \
+        and job.lease_expires_at is None
 
 
 class DeliveryStatus(StrEnum):

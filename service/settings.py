@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     unset, the engine's own name."""
     heartbeat_interval: float = Field(default=15.0, ge=1, le=3600)
     """Seconds between the daemon's heartbeats in the catalog's hosts."""
+    claim_interval: float = Field(default=0.5, ge=0.05, le=60)
+    """Seconds between the daemon's looks for requests other daemons queued
+    for its host (:mod:`service.usecases.fleet`)."""
 
     @field_validator("host_name")
     @classmethod

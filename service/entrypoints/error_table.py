@@ -54,6 +54,7 @@ ERROR_TABLE: tuple[tuple[type[errors.HoldfastError], Outcome], ...] = (
     (ServerUnreachable, UNAVAILABLE),
     (ShuttingDown, UNAVAILABLE),
     (errors.Busy, UNAVAILABLE),
+    (errors.HostDown, UNAVAILABLE),
 )
 
 

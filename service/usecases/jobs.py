@@ -23,6 +23,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 from backup.cancel import CancelSignals, raise_if_cancelled
@@ -35,7 +36,6 @@ from backup.volumes import ClonePlan
 from service.bootstrap import Services
 from service.observability.metrics import Metrics
 from service.records import ERROR_TYPE, JobRecord, JobStatus
-from service.runs import AlreadyRunning
 from service.usecases.backups import (
     BackupRequest,
     backup_then_prune,
@@ -50,7 +50,6 @@ from service.usecases.restores import RestoreRequest, execute_restore
 from service.usecases.verification import (
     VerifiedRestoreRequest,
     execute_verified_restore,
-    prepare_verified_restore,
     verification_failure,
     verification_result,
 )
@@ -75,8 +74,11 @@ class ShuttingDown(HoldfastError):
 
 class JobRunner:
     def __init__(self, services: Services, workers: int, metrics: Metrics | None = None,
-                 alerts: RunAlerts | None = None) -> None:
+                 alerts: RunAlerts | None = None, lease_seconds: float | None = None) -> None:
         self._services = services
+        self._lease_seconds = lease_seconds
+        """A daemon's jobs are leased for this long (its heartbeats renew them);
+        None (a CLI run): no lease, so no other daemon ever takes them for dead."""
         self.alerts: RunAlerts = alerts or Silent()
         """Told how each run ends (:mod:`service.usecases.notifications`); never raises."""
         self.watchers = JobWatchers()
@@ -101,18 +103,30 @@ class JobRunner:
                snapshot_id: str | None = None, job_id: str | None = None,
                on_exit: Callable[[], None] | None = None,
                idempotency: Idempotency | None = None,
-               bytes_total: int | None = None) -> JobRecord:
+               bytes_total: int | None = None, claimed: JobRecord | None = None) -> JobRecord:
         """Queue ``work`` as a job of ``kind``; ``idempotency`` is recorded on
         it (the catalog refuses a second job with its key: Conflict) and
-        ``bytes_total`` is what its byte count is expected to reach."""
+        ``bytes_total`` is what its byte count is expected to reach. With
+        ``claimed`` (a request another daemon queued for this host, claimed
+        here), the job is that row: its id, its creation and its lease."""
         if self._closing:
             raise ShuttingDown("Holdfast is shutting down and takes no new work")
+        now, host, lease = utcnow(), None, None
+        if self._lease_seconds is not None:  # a daemon's: its host's heartbeats renew it
+            host = self._services.host_name()
+            lease = now + timedelta(seconds=self._lease_seconds)
         job = JobRecord(id=job_id or new_job_id(), kind=kind, status=JobStatus.QUEUED,
-                        created_at=utcnow(), instance=instance, snapshot_id=snapshot_id,
+                        created_at=now, instance=instance, snapshot_id=snapshot_id,
                         phase=str(Phase.QUEUED), bytes_total=bytes_total,
                         idempotency_key=idempotency.key if idempotency else None,
-                        request_fingerprint=idempotency.fingerprint if idempotency else None)
-        self._catalog.add_job(job)
+                        request_fingerprint=idempotency.fingerprint if idempotency else None,
+                        host=host, lease_expires_at=lease)
+        if claimed is None:
+            self._catalog.add_job(job)
+        else:
+            job = replace(claimed, snapshot_id=snapshot_id or claimed.snapshot_id,
+                          phase=str(Phase.QUEUED), bytes_total=bytes_total)
+            self._catalog.save_job(job)
         with self._lock:
             self._metrics.queued_jobs.inc()
             future = self._pool.submit(self._run, job, work, on_exit)
@@ -121,13 +135,14 @@ class JobRunner:
         return job
 
     def submit_backup(self, request: BackupRequest, *, trigger: str = "api",
-                      idempotency: Idempotency | None = None) -> JobRecord:
+                      idempotency: Idempotency | None = None,
+                      claimed: JobRecord | None = None) -> JobRecord:
         """Queue a backup; raises :class:`~service.runs.AlreadyRunning` (with the
         running job's or snapshot's id) if the instance already has one, here or
         in another process, so the caller answers 409 instead of a job bound to fail.
         Its ``bytes_total`` is an estimate: the stored size of the instance's
         newest complete snapshot."""
-        job_id = new_job_id()
+        job_id = claimed.id if claimed is not None else new_job_id()
         gate = self._services.gate
         gate.claim(request.instance, job_id)
 
@@ -155,6 +170,9 @@ class JobRunner:
             self.alerts.retention_finished(request.instance, failures=pruned.failures)
             verifying = None
             if request.source.policy.verify == AFTER_BACKUP:
+                # Here, not at the top: the scheduled starters import this runner.
+                from service.usecases.scheduled import start_verified_restore
+
                 verifying = start_verified_restore(self._services, self, snapshot.id,
                                                    trigger="after-backup")
             return {**snapshot.to_json(), "pruned": pruned.forgotten,
@@ -164,7 +182,7 @@ class JobRunner:
             refuse_if_running_elsewhere(self._services, request.instance)
             return self.submit("backup", work, instance=request.instance, job_id=job_id,
                                on_exit=lambda: gate.release(request.instance, job_id),
-                               idempotency=idempotency,
+                               idempotency=idempotency, claimed=claimed,
                                bytes_total=self._previous_size(request.instance))
         except BaseException:
             gate.release(request.instance, job_id)
@@ -183,20 +201,21 @@ class JobRunner:
         self.alerts.backup_finished(instance, job=job_id, snapshot=failed, error=reason)
 
     def submit_restore(self, request: RestoreRequest, *,
-                       idempotency: Idempotency | None = None) -> JobRecord:
+                       idempotency: Idempotency | None = None,
+                       claimed: JobRecord | None = None) -> JobRecord:
         """Queue a prepared restore; its result is the restore's JSON (the
         copy it makes is recorded with this job's id). Its ``bytes_total`` is
         the snapshot's stored size, which the load reads exactly. A restore
         with ``replace`` claims the gate of the instance replaced from now to
         its end, as a backup does: :class:`~service.runs.AlreadyRunning` while
         a run of it is in progress, and no backup of it while it runs."""
-        job_id = new_job_id()
-        claimed = None if request.replace is None else \
+        job_id = claimed.id if claimed is not None else new_job_id()
+        replaced = None if request.replace is None else \
             claim_instance(self._services, request.replace, job_id)
 
         def release() -> None:
-            if claimed is not None:
-                self._services.gate.release(claimed, job_id)
+            if replaced is not None:
+                self._services.gate.release(replaced, job_id)
 
         def work() -> dict[str, Any]:
             try:
@@ -217,7 +236,8 @@ class JobRunner:
             return self.submit(
                 "restore", work, instance=request.snapshot.instance,
                 snapshot_id=request.snapshot.id, job_id=job_id, on_exit=release,
-                idempotency=idempotency, bytes_total=request.snapshot.size_bytes)
+                idempotency=idempotency, bytes_total=request.snapshot.size_bytes,
+                claimed=claimed)
         except BaseException:
             release()
             raise
@@ -470,24 +490,3 @@ class JobRunner:
                 self._end_unstarted(job_id, JobStatus.FAILED,
                                     "cancelled: Holdfast shut down before it started")
 
-
-def start_verified_restore(svc: Services, jobs: JobRunner, snapshot_id: str, *,
-                           trigger: str) -> JobRecord | None:
-    """Queue a verified restore of ``snapshot_id`` for the daemon (``trigger``:
-    ``schedule`` or ``after-backup``). One of the instance already queued or
-    running skips this one; a check that fails (no identity for an encrypted
-    snapshot, the image gone) is logged as an error and counted as an
-    ``error`` verification. Returns the job, or None when nothing was queued."""
-    try:
-        request = prepare_verified_restore(svc, snapshot_id)
-        return jobs.submit_verified_restore(request, trigger=trigger)
-    except AlreadyRunning as exc:
-        logger.info("%s verified restore of %s skipped: %s", trigger, snapshot_id, exc,
-                    extra={"snapshot": snapshot_id})
-    except HoldfastError as exc:
-        snapshot = svc.catalog.get_snapshot(snapshot_id)
-        instance = snapshot.instance if snapshot else "?"
-        jobs.observe_verification_error(instance, snapshot_id, str(exc))
-        logger.error("%s verified restore of %s cannot start: %s", trigger, snapshot_id, exc,
-                     extra={"snapshot": snapshot_id, "instance": instance})
-    return None

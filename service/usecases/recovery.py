@@ -22,7 +22,7 @@ from backup.labels import PREFIX, parse_bool
 from backup.pipeline import data_object_problem, delete_snapshot_objects
 from backup.types import Snapshot, SnapshotStatus, utcnow
 from service.bootstrap import Services
-from service.records import JobStatus
+from service.records import JobStatus, is_unclaimed_request
 from service.runs import may_be_running
 from service.usecases.replace import remove_staging_leftovers
 from service.usecases.verification import remove_verification_leftovers
@@ -92,10 +92,15 @@ def recover(svc: Services) -> RecoveryReport:
 
 
 def _fail_dead_jobs(svc: Services, report: RecoveryReport) -> None:
-    # Jobs live only in the daemon that accepted them, and one daemon runs per
-    # catalog: any job still queued or running was the previous daemon's.
+    # Jobs live only in the daemon that runs them, and one daemon runs per host:
+    # any job of this host still queued or running was its previous daemon's.
+    # Other hosts' jobs are theirs; a request queued here and not yet claimed
+    # waits for this daemon's claims.
+    host = svc.host_name()
     for job in svc.catalog.list_jobs(limit=100_000,
                                      statuses=(JobStatus.QUEUED, JobStatus.RUNNING)):
+        if job.host not in (None, host) or is_unclaimed_request(job):
+            continue
         svc.catalog.save_job(replace(
             job, status=JobStatus.FAILED, finished_at=utcnow(),
             error="interrupted: the Holdfast daemon stopped before the job finished"))

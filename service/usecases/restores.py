@@ -197,6 +197,14 @@ def prepare_latest_restore(svc: Services, instance: str, new_name: str | None,
                     options, replace)
 
 
+def newest_snapshot(svc: Services, instance: str,
+                    tags: Mapping[str, str] | None = None) -> Snapshot:
+    """The snapshot :func:`prepare_latest_restore` restores: the newest complete
+    one of ``instance``, carrying every tag in ``tags`` if given."""
+    return latest_tagged_snapshot(svc, instance, tags) if tags else \
+        latest_complete_snapshot(svc, instance)
+
+
 def prepare_tagged_restore(svc: Services, instance: str, tags: Mapping[str, str],
                            new_name: str | None, image: str | None = None,
                            force: bool = False, options: RestoreOptions | None = None,

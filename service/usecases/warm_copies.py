@@ -28,9 +28,10 @@ def list_warm_copies(svc: Services, instance: str | None = None) -> list[WarmCop
 def choose_warm(svc: Services, plan: RestorePlan, instance: str, *, wanted: bool,
                 image_given: bool) -> WarmChoice:
     """Whether the restore ``plan`` (of a snapshot of ``instance``) clones a warm
-    copy; see :func:`restore.warm.warm_sources`. Not asked when not ``wanted``."""
-    warms = list_warm_copies(svc, instance) if wanted else []
-    return warm_sources(plan, warms, wanted=wanted, image_given=image_given)
+    copy; see :func:`restore.warm.warm_sources`. Listed even when not ``wanted``,
+    so the result can say a warm copy was there and not used."""
+    return warm_sources(plan, list_warm_copies(svc, instance), wanted=wanted,
+                        image_given=image_given)
 
 
 def remove_warm_copy(svc: Services, warm: WarmCopy) -> None:

@@ -332,6 +332,7 @@ def test_job_lifecycle(catalog: Catalog) -> None:
         "bytes_total": None,
         "rate": None,
         "eta_seconds": None,
+        "host": None,
     }
 
     failed = dataclasses.replace(done, status=JobStatus.FAILED, error="boom", result=None)

@@ -32,16 +32,20 @@ import sys, time
 from pathlib import Path
 from service.adapters.catalog.lock import daemon_lock_for
 from service.ports import DaemonOwner
-lock = daemon_lock_for(sys.argv[1], Path(sys.argv[2]))  # kept: a lock dies with its object
+host = sys.argv[3] if len(sys.argv) > 3 else None
+lock = daemon_lock_for(sys.argv[1], Path(sys.argv[2]), host)  # kept: dies with its object
 lock.acquire(DaemonOwner.of_this_process())
 print("held", flush=True)
 time.sleep(600)
 """
 
 
-def hold(url: str, data_dir: Path, timeout: float = 30.0) -> subprocess.Popen[str]:
-    """A process that takes the daemon lock for (``url``, ``data_dir``) and keeps it."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, url, str(data_dir)], cwd=REPO_ROOT,
+def hold(url: str, data_dir: Path, timeout: float = 30.0,
+         host: str | None = None) -> subprocess.Popen[str]:
+    """A process that takes the daemon lock for (``url``, ``data_dir``, ``host``)
+    and keeps it."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, url, str(data_dir),
+                             *([host] if host else [])], cwd=REPO_ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     ready, _, _ = select.select([proc.stdout], [], [], timeout)
@@ -145,6 +149,35 @@ def test_the_postgres_lock_is_per_database(pg_database: str, tmp_path: Path,
             PostgresLock(other, key=DAEMON_LOCK_KEY).acquire(DaemonOwner.of_this_process())
     finally:
         lock.release()
+
+
+@pytest.mark.postgres_catalog
+def test_on_postgres_the_lock_is_per_host_so_a_fleet_shares_one_catalog(
+        pg_database: str, tmp_path: Path, holders: list[subprocess.Popen[str]]) -> None:
+    first = hold(pg_database, tmp_path / "data-a", host="edge-a")
+    holders.append(first)
+    # Another host's daemon takes its own lock on the same catalog...
+    other = daemon_lock_for(pg_database, tmp_path / "data-b", "edge-b")
+    other.acquire(DaemonOwner.of_this_process())
+    try:
+        # ...and a second daemon under edge-a's name is refused, naming the first.
+        clash = daemon_lock_for(pg_database, tmp_path / "data-c", "edge-a")
+        with pytest.raises(DaemonAlreadyRunning) as caught:
+            clash.acquire(DaemonOwner.of_this_process())
+        names(caught.value, first)
+        assert caught.value.what.startswith("host edge-a of catalog ")
+        assert str(caught.value).endswith("give this one its own HOLDFAST_HOST_NAME")
+    finally:
+        other.release()
+
+
+def test_a_second_daemon_on_a_sqlite_catalog_is_told_a_fleet_needs_postgres(
+        tmp_path: Path, holders: list[subprocess.Popen[str]]) -> None:
+    url = f"sqlite:///{tmp_path / 'shared' / 'catalog.sqlite3'}"
+    holders.append(hold(url, tmp_path / "data-a", host="edge-a"))
+    error = refusal(url, tmp_path / "data-b")
+    assert "share a PostgreSQL catalog (HOLDFAST_DATABASE_URL=postgresql://...)" in str(error)
+    assert "\n" not in str(error)
 
 
 # --- holdfast serve, twice ------------------------------------------------------------

@@ -43,7 +43,8 @@ def test_a_claimed_request_is_handed_out_once_to_concurrent_claimers(
         catalog: CatalogPort) -> None:
     for n in range(60):
         catalog.add_job(request_for("edge-b", n))
-    barrier, got, lock = threading.Barrier(4), [], threading.Lock()
+    barrier, lock = threading.Barrier(4), threading.Lock()
+    got: list[str] = []
 
     def claim() -> None:
         barrier.wait()
@@ -114,7 +115,8 @@ def test_a_slot_is_claimed_once(catalog: CatalogPort) -> None:
 
 
 def test_concurrent_claims_of_one_slot_have_one_winner(catalog: CatalogPort) -> None:
-    slot, barrier, wins = T0 + timedelta(hours=3), threading.Barrier(4), []
+    slot, barrier = T0 + timedelta(hours=3), threading.Barrier(4)
+    wins: list[bool] = []
 
     def claim(host: str) -> None:
         barrier.wait()

@@ -58,21 +58,28 @@ def test_never_run_is_not_overdue() -> None:
     assert not is_overdue("0 3 * * *", None, NOON)
 
 
-def test_every_counts_from_the_last_run() -> None:
-    assert is_overdue("@every 90s", NOON - timedelta(seconds=90), NOON)
-    assert not is_overdue("@every 90s", NOON - timedelta(seconds=89), NOON)
+def test_every_is_overdue_once_an_aligned_slot_passed() -> None:
+    # NOON is a 90s slot (counted from 2000-01-01): a run before it missed it.
+    assert is_overdue("@every 90s", NOON - timedelta(seconds=1), NOON)
+    assert not is_overdue("@every 90s", NOON, NOON + timedelta(seconds=89))
+    assert is_overdue("@every 90s", NOON, NOON + timedelta(seconds=90))
 
 
 @given(st.integers(1, 3600), st.integers(0, 7200))
-def test_every_overdue_matches_elapsed_time(interval: int, elapsed: int) -> None:
+def test_every_overdue_matches_the_trigger(interval: int, elapsed: int) -> None:
+    """Overdue exactly when the (aligned) trigger fired after the last run, by NOON."""
     last = NOON - timedelta(seconds=elapsed)
-    assert is_overdue(f"@every {interval}s", last, NOON) == (elapsed >= interval)
+    due = trigger_for(f"@every {interval}s").get_next_fire_time(None, last + timedelta(seconds=1))
+    assert due is not None
+    assert is_overdue(f"@every {interval}s", last, NOON) == (due <= NOON)
 
 
 def test_next_run_estimates() -> None:
     assert estimate_next_run(None, None, NOON) is None
-    assert estimate_next_run("@every 10s", None, NOON) is None
-    assert estimate_next_run("@every 10s", NOON - timedelta(seconds=4), NOON) == \
-        NOON + timedelta(seconds=6)
-    assert estimate_next_run("@every 10s", NOON - timedelta(hours=1), NOON) == NOON
+    # @every fires on slots counted from 2000-01-01, whenever it last ran
+    assert estimate_next_run("@every 10s", None, NOON) == NOON
+    assert estimate_next_run("@every 10s", None, NOON + timedelta(seconds=4)) == \
+        NOON + timedelta(seconds=10)
+    assert estimate_next_run("@every 10s", NOON - timedelta(hours=1),
+                             NOON + timedelta(seconds=4)) == NOON + timedelta(seconds=10)
     assert estimate_next_run("0 3 * * *", None, NOON) == datetime(2026, 11, 30, 3, tzinfo=UTC)

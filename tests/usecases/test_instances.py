@@ -184,12 +184,13 @@ def test_a_cron_schedule_gets_its_next_run_estimated(world: FakeWorld) -> None:
     assert before < view.next_run <= before + timedelta(days=1)
 
 
-def test_an_every_schedule_counts_from_the_last_snapshot(world: FakeWorld) -> None:
+def test_an_every_schedule_runs_on_slots_counted_from_its_epoch(world: FakeWorld) -> None:
     add_db(world, "db", labels={"holdfast.schedule": "@every 1d"})
-    assert _view(world, "db").next_run is None  # never ran: unknown
-    last = datetime.now(UTC) - timedelta(hours=2)
-    make_snapshot(world, "db", at=last)
-    assert _view(world, "db").next_run == last + timedelta(days=1)
+    before = datetime.now(UTC)
+    midnight = datetime(before.year, before.month, before.day, tzinfo=UTC) + timedelta(days=1)
+    assert _view(world, "db").next_run == midnight  # 2000-01-01 + k days, never ran or not
+    make_snapshot(world, "db", at=before - timedelta(hours=2))
+    assert _view(world, "db").next_run == midnight
 
 
 def test_the_callers_scheduler_is_asked_for_the_next_run(world: FakeWorld) -> None:

@@ -296,14 +296,14 @@ def test_a_scheduled_backup_is_queued_and_runs(world: FakeWorld, runner: JobRunn
 
 def test_a_scheduled_backup_that_cannot_start_queues_nothing(
         world: FakeWorld, runner: JobRunner) -> None:
-    add_db(world, "shop", running=False)
+    add_db(world, "shop", running=False, labels={"holdfast.schedule": "@hourly"})
     instance = instances.find_instance(world.services, "shop")
     assert scheduled.start_scheduled_backup(world.services, runner, instance) is None
     assert world.catalog.list_jobs() == []
 
 
 def test_a_scheduled_backup_is_skipped_while_one_runs(world: FakeWorld, runner: JobRunner) -> None:
-    add_db(world, "shop")
+    add_db(world, "shop", labels={"holdfast.schedule": "@hourly"})
     instance = instances.find_instance(world.services, "shop")
     world.services.gate.claim("shop", "job-earlier")
     assert scheduled.start_scheduled_backup(world.services, runner, instance) is None

@@ -160,7 +160,8 @@ def test_the_ping_url_is_never_stored_in_the_catalog(s: Setup) -> None:
 
 
 def test_a_scheduled_backup_that_cannot_start_fires_backup_failed(s: Setup) -> None:
-    add_db(s.world, "shop", env={}, labels={"holdfast.ping": PING_URL})
+    add_db(s.world, "shop", env={}, labels={"holdfast.ping": PING_URL,
+                                            "holdfast.schedule": "@hourly"})
     shop = next(i for i in live_instances(s.world.services) if i.name == "shop")
     assert scheduled.start_scheduled_backup(s.world.services, s.runner, shop) is None
     assert s.postbox.events("ops") == ["backup.failed"]

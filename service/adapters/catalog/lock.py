@@ -1,4 +1,4 @@
-"""The daemon lock: one ``holdfast serve`` per data directory and per catalog.
+"""The daemon lock: one ``holdfast serve`` per data directory, and per catalog or host.
 
 Two daemons on one catalog would both schedule every instance, and each one's
 start-up recovery would mark the other's running snapshots failed. Each lock
@@ -12,13 +12,16 @@ server drops with the session. The holder's identity (host, pid, since when)
 goes with each lock where the next process can read it: written into the
 lock file, and as the lock session's ``application_name``, read back through
 ``pg_locks`` and ``pg_stat_activity``, so it can never name a holder that is gone.
-:func:`daemon_lock_for` picks the locks a configuration needs.
+:func:`daemon_lock_for` picks the locks a configuration needs. On PostgreSQL
+the lock is per host name (:func:`host_lock_key`): a fleet's daemons share one
+catalog, each the only one of its host.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,9 +52,11 @@ _UNKNOWN = "holder unknown"
 class FileLock:
     """An exclusive ``flock`` on ``path``, with the holder written into the file."""
 
-    def __init__(self, path: Path, what: str) -> None:
+    def __init__(self, path: Path, what: str,
+                 advice: str = DaemonAlreadyRunning.ADVICE) -> None:
         self.path = path
         self.what = what
+        self.advice = advice
         self._file: IO[str] | None = None
 
     def acquire(self, owner: DaemonOwner) -> None:
@@ -65,7 +70,7 @@ class FileLock:
             handle.seek(0)
             holder = _describe_file(handle.read())
             handle.close()
-            raise DaemonAlreadyRunning(self.what, holder) from None
+            raise DaemonAlreadyRunning(self.what, holder, self.advice) from None
         except BaseException:
             handle.close()
             raise
@@ -96,10 +101,12 @@ def _describe_file(content: str) -> str:
 class PostgresLock:
     """A session-level advisory lock on a connection of its own, kept open while held."""
 
-    def __init__(self, url: str, what: str = "this catalog", key: int = DAEMON_LOCK_KEY) -> None:
+    def __init__(self, url: str, what: str = "this catalog", key: int = DAEMON_LOCK_KEY,
+                 advice: str = DaemonAlreadyRunning.ADVICE) -> None:
         self.url = url
         self.what = what
         self.key = key
+        self.advice = advice
         self._engine: Engine | None = None
         self._connection: Connection | None = None
 
@@ -115,7 +122,7 @@ class PostgresLock:
             if not took:
                 holder = self._holder(connection)
                 connection.close()
-                raise DaemonAlreadyRunning(self.what, holder)
+                raise DaemonAlreadyRunning(self.what, holder, self.advice)
         except DBAPIError as error:
             engine.dispose()
             raise CatalogUnavailable(
@@ -185,14 +192,32 @@ class Locks:
             self._held.pop().release()
 
 
-def daemon_lock_for(catalog_url: str, data_dir: Path) -> Locks:
+def host_lock_key(host: str) -> int:
+    """The advisory lock key of host ``host``'s daemon: one per host name, so
+    the daemons of a fleet share a PostgreSQL catalog, one per host."""
+    digest = hashlib.sha256(f"holdfast-daemon:{host}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+_SQLITE_FLEET = ("stop it first, or give this one its own HOLDFAST_DATA_DIR and "
+                 "HOLDFAST_DATABASE_URL; the daemons of several hosts share a PostgreSQL "
+                 "catalog (HOLDFAST_DATABASE_URL=postgresql://...), not a SQLite file")
+
+
+def daemon_lock_for(catalog_url: str, data_dir: Path, host: str | None = None) -> Locks:
     """The locks a daemon with this catalog and data directory must hold: the
-    data directory's, plus the catalog's when it lives elsewhere (a SQLite file
-    outside the data directory, or a PostgreSQL database)."""
+    data directory's, plus the catalog's when it lives elsewhere: a SQLite file
+    outside the data directory (one daemon per file), or on PostgreSQL the lock
+    of host ``host`` (one daemon per host; without a host, one per database)."""
     locks: list[DaemonLock] = [FileLock(data_dir / LOCK_FILE, f"data directory {data_dir}")]
     url = make_url(normalize_url(catalog_url))
     backend = url.get_backend_name()
-    if backend == "postgresql":
+    if backend == "postgresql" and host is not None:
+        locks.append(PostgresLock(catalog_url, f"host {host} of catalog {redact_url(url)}",
+                                  key=host_lock_key(host),
+                                  advice="stop it first, or give this one its own "
+                                         "HOLDFAST_HOST_NAME"))
+    elif backend == "postgresql":
         locks.append(PostgresLock(catalog_url, f"catalog {redact_url(url)}"))
     elif backend == "sqlite":
         database = url.database or ""
@@ -200,5 +225,5 @@ def daemon_lock_for(catalog_url: str, data_dir: Path) -> Locks:
             path = Path(database).expanduser().resolve()
             if path.parent != data_dir.resolve():
                 locks.append(FileLock(path.with_name(path.name + ".lock"),
-                                      f"catalog {path}"))
+                                      f"catalog {path}", _SQLITE_FLEET))
     return Locks(locks)

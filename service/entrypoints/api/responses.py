@@ -295,6 +295,8 @@ class Job(BaseModel):
                                     "previous snapshot's, an estimate)")
     rate: float | None = Field(description="bytes per second while data flowed")
     eta_seconds: float | None = Field(description="while running, where the size is known")
+    host: str | None = Field(default=None, description="the host (GET /v1/hosts) whose "
+                             "daemon runs it")
 
 
 # --- instances ---------------------------------------------------------------------------

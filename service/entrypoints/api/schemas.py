@@ -21,6 +21,7 @@ from backup.names import VOLUME_NAME_PATTERN
 from backup.tags import parse_tag_args
 from backup.volumes import LABEL_KEY_MAX, LABEL_VALUE_MAX, LABELS_MAX
 from restore.copies import RestoreOptions
+from service.usecases.fleet import RestoreAsked
 
 
 class BackupBody(BaseModel):
@@ -75,6 +76,9 @@ class RestoreBody(BaseModel):
     warm: bool = Field(default=True, description="clone the volumes of a warm copy of the "
                        "snapshot when the engine has one (reflinks where its filesystem "
                        "has them), instead of streaming the snapshot; false always streams")
+    host: str | None = Field(default=None, examples=["edge-2"], description="the host "
+                             "(GET /v1/hosts) whose engine the copy is made on, reading the "
+                             "snapshot from a target both share; default: this daemon's")
 
     @model_validator(mode="after")
     def _name_or_replace(self) -> RestoreBody:
@@ -87,6 +91,17 @@ class RestoreBody(BaseModel):
         """The copy options in this body, for the use case to check."""
         return RestoreOptions(network=self.network, alias=self.alias, publish=self.publish,
                               labels=self.labels, ttl=self.ttl, warm=self.warm)
+
+    def asked(self, snapshot: str | None, latest_of: str | None = None) -> RestoreAsked:
+        """The restore this body asks for, of ``snapshot`` (or the newest of
+        ``latest_of``, carrying the body's tag if it has one)."""
+        return RestoreAsked(snapshot=snapshot, name=self.name, image=self.image,
+                            force=self.force, options=self.options(), replace=self.replace,
+                            host=self.host, latest_of=latest_of, tags=self.tag_filter())
+
+    def tag_filter(self) -> dict[str, str] | None:
+        """The tags the snapshot restored must carry (none: any)."""
+        return None
 
 
 class InstanceRestoreBody(RestoreBody):
@@ -169,3 +184,14 @@ class WarmBody(BaseModel):
                                  "prefix) the warm copy is to hold; default: the newest "
                                  "complete one that passed a verified restore, else the "
                                  "newest complete one")
+
+
+def backup_request(name: str, body: BackupBody) -> dict[str, Any]:
+    """A backup request as another host's daemon parses it back (no secrets)."""
+    return {"name": name, "body": body.model_dump(mode="json")}
+
+
+def restore_request(body: RestoreBody) -> dict[str, Any]:
+    """A restore request as another host's daemon parses it back (no secrets);
+    the snapshot's id is added where it is resolved."""
+    return {"body": body.model_dump(mode="json", exclude={"host"})}

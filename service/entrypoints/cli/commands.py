@@ -182,6 +182,9 @@ def restore(
     warm: Annotated[bool, typer.Option(
         "--warm/--no-warm", help="Clone the volumes of a warm copy of the snapshot when "
         "the engine has one ('holdfast warm ls'), instead of streaming it.")] = True,
+    on_host: Annotated[str | None, typer.Option(
+        "--host", metavar="HOST", help="Make the copy on this host's engine ('holdfast "
+        "hosts'), whose daemon reads the snapshot from a target both share.")] = None,
     identity: IdentityOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -208,7 +211,7 @@ def restore(
         fail_with(exc)
     body = {"name": name, "image": image, "force": force, "network": network,
             "alias": alias, "publish": publish, "labels": labels, "ttl": ttl,
-            "replace": replace, "warm": warm}
+            "replace": replace, "warm": warm, **({"host": on_host} if on_host else {})}
     with backend() as holdfast:
         result = holdfast.restore(snapshot_id, body, Progress(f"restore {shown_as}"),
                                   latest=latest, tags=tags)

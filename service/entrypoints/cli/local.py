@@ -74,6 +74,9 @@ class LocalBackend:
         from restore.copies import RestoreOptions
         from service.usecases import restores
 
+        if body.get("host") not in (None, self.services.host_name()):
+            return self._restore_on(str(body["host"]), ref, body, progress,
+                                    latest=latest or bool(tags), tags=tags)
         options = RestoreOptions(network=body.get("network"), alias=body.get("alias"),
                                  publish=body.get("publish"), labels=body.get("labels") or {},
                                  ttl=body.get("ttl"), warm=body.get("warm", True))
@@ -86,6 +89,25 @@ class LocalBackend:
             request = restores.prepare_restore(self.services, ref, body.get("name"), **arguments)
         with progress as shown:
             return restores.execute_restore(self.services, request, shown).to_json()
+
+    def _restore_on(self, host: str, ref: str, body: Json, progress: Follow, *,
+                    latest: bool, tags: Mapping[str, str] | None) -> Json:
+        """A restore made by host ``host``'s daemon: queued in the catalog, waited for."""
+        from backup.errors import HoldfastError
+        from service.entrypoints.cli.remote import error_classes
+        from service.records import ERROR_TYPE, JobStatus
+        from service.usecases import fleet
+
+        asked = fleet.RestoreAsked(snapshot=None if latest else ref, name=body.get("name"),
+                                   host=host, latest_of=ref if latest else None, tags=tags)
+        rest = {key: value for key, value in body.items() if key != "host"}
+        with progress:
+            job = fleet.await_request(self.services, fleet.queue_restore(
+                self.services, asked, request={"body": rest}))
+        if job.status == JobStatus.SUCCEEDED:
+            return dict(job.result or {})
+        kind = error_classes()[0].get(str((job.result or {}).get(ERROR_TYPE)), HoldfastError)
+        raise kind(f"job {job.id} on host {host} {job.status}: {job.error}")
 
     def undo_replace(self, name: str) -> Json:
         from service.usecases import replace

@@ -24,11 +24,13 @@ from service.adapters.notify.registry import Destinations, check_channels
 from service.bootstrap import Services, bootstrap, daemon_lock
 from service.entrypoints.api import create_app
 from service.entrypoints.daemon.binding import check_exposure, ensure_port_free
+from service.entrypoints.daemon.claims import Claims
 from service.entrypoints.daemon.discovery import Discovery
 from service.entrypoints.daemon.heartbeat import Heartbeat
 from service.entrypoints.daemon.reaper import CopyReaper
 from service.entrypoints.daemon.scheduler import Scheduler
 from service.entrypoints.daemon.watchdog import Watchdog
+from service.hosts import lease_seconds
 from service.observability.logs import configure_logging
 from service.observability.metrics import Metrics
 from service.ports import DaemonLock, DaemonOwner
@@ -58,7 +60,7 @@ def run_daemon(settings: Settings, host: str | None = None, port: int | None = N
         logger.info(line)
     check_channels(settings.notify_channels)
     services = bootstrap(settings)
-    held = daemon_lock(settings) if lock is None else lock
+    held = daemon_lock(settings, services.host_name()) if lock is None else lock
     try:
         # Before recovery, which would take a live daemon's runs for interrupted ones.
         held.acquire(DaemonOwner.of_this_process())
@@ -98,7 +100,9 @@ def _serve(settings: Settings, services: Services, bind_host: str, bind_port: in
     metrics.seed(services.catalog.list_snapshots())
     outbox, notifier = _alerting(settings, services, metrics, (bind_host, bind_port),
                                  policy_of=lambda name: _policy_of(discovery, name))
-    jobs = JobRunner(services, settings.job_workers, metrics, alerts=notifier)
+    jobs = JobRunner(services, settings.job_workers, metrics, alerts=notifier,
+                     lease_seconds=lease_seconds(settings.heartbeat_interval))
+    claims = Claims(services, jobs)
     scheduler = Scheduler(services, jobs)
     discovery = Discovery(services, lambda instances, catch_up: scheduler.sync(
         instances, catch_up=catch_up))
@@ -113,6 +117,7 @@ def _serve(settings: Settings, services: Services, bind_host: str, bind_port: in
                      if discovery.connected.is_set() else None)
     scheduler.start()
     discovery.start()
+    claims.start()
     reaper = CopyReaper(services, settings.copy_reap_interval)
     reaper.start()  # its first sweep runs at once: copies that expired while it was down
     watchdog.start()
@@ -131,6 +136,7 @@ def _serve(settings: Settings, services: Services, bind_host: str, bind_port: in
         logger.info("shutting down: no new work; running jobs get %.0fs",
                     settings.shutdown_grace)
         discovery.stop()
+        claims.shutdown()
         scheduler.shutdown()
         reaper.shutdown()
         watchdog.shutdown()

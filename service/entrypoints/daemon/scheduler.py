@@ -7,6 +7,9 @@ run a backup itself: it hands one to the :class:`~service.usecases.jobs.JobRunne
 pool is the global concurrency limit and whose gate refuses a second run of
 the same instance. After a downtime, an instance whose schedule passed while
 the daemon was away runs once at start (coalesced), not once per missed slot.
+Each fire claims its slot in the catalog first, so daemons sharing a catalog
+run each scheduled time once between them (:mod:`service.usecases.scheduled`);
+an hourly job forgets the old slots.
 Each instance is scheduled on its own: a trigger that fails (a schedule an
 older Holdfast stored unchecked) leaves that one instance unscheduled, with an
 error logged, and never stops the others.
@@ -20,11 +23,16 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 
 from service.bootstrap import Services
 from service.usecases.instances import Instance
 from service.usecases.jobs import JobRunner
-from service.usecases.scheduled import start_scheduled_backup, start_scheduled_verification
+from service.usecases.scheduled import (
+    prune_slots,
+    start_scheduled_backup,
+    start_scheduled_verification,
+)
 from service.usecases.schedules import (
     overdue_instances,
     schedule_problem,
@@ -35,6 +43,11 @@ from service.usecases.schedules import (
 
 VERIFY_PREFIX = "verify:"
 """APScheduler job id prefix of an instance's verified restores (its backups: the name)."""
+
+PRUNE_JOB = "fleet:prune-slots"
+"""APScheduler job id of the hourly slot pruning (a colon: never an instance's name)."""
+
+PRUNE_INTERVAL_SECONDS = 3600
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +72,11 @@ class Scheduler:
 
     def start(self) -> None:
         self._scheduler.start()
+        # Not among self._schedules: sync() manages instances' jobs only.
+        self._scheduler.add_job(prune_slots, IntervalTrigger(seconds=PRUNE_INTERVAL_SECONDS,
+                                                             timezone=UTC),
+                                args=[self._services], id=PRUNE_JOB, replace_existing=True,
+                                name="prune schedule slots")
         self._started = True
 
     def shutdown(self) -> None:
@@ -138,7 +156,10 @@ class Scheduler:
         return False
 
     def _fire_verification(self, name: str) -> None:
-        start_scheduled_verification(self._services, self._jobs, name)
+        with self._lock:
+            instance = self._instances.get(name)
+        if instance is not None:
+            start_scheduled_verification(self._services, self._jobs, instance)
 
     def _fire(self, name: str) -> None:
         with self._lock:

@@ -555,6 +555,7 @@ EXPECTED: dict[type[errors.HoldfastError], tuple[int, int]] = {
     CatalogUnavailable: (503, 5),
     ShuttingDown: (503, 5),
     errors.Busy: (503, 5),
+    errors.HostDown: (503, 5),
     errors.Unauthorised: (401, 6),
     errors.Forbidden: (403, 7),
     ServerUnreachable: (503, 5),

@@ -21,6 +21,7 @@ from service.records import JobRecord, JobStatus
 from service.usecases.backups import prepare_backup
 from service.usecases.instances import Instance, live_instances
 from service.usecases.jobs import JobRunner
+from service.usecases.schedules import INTERVAL_EPOCH
 from tests.fakes.services import FakeWorld
 from tests.harness.api import api_client
 from tests.usecases.entrypoints.helpers import add_db, wait_until
@@ -232,7 +233,8 @@ def test_next_run_is_set_for_a_scheduled_instance(
     scheduler.sync(live_instances(world.services))
     next_run = scheduler.next_run("shop-db")
     assert next_run is not None
-    assert timedelta(minutes=59) < next_run - utcnow() <= timedelta(hours=1)
+    assert timedelta() < next_run - utcnow() <= timedelta(hours=1)
+    assert (next_run - INTERVAL_EPOCH) % timedelta(hours=1) == timedelta()  # the same fleet-wide
     assert scheduler.next_run("manual-db") is None
 
 
@@ -256,7 +258,8 @@ def test_sync_follows_a_changed_schedule(world: FakeWorld, scheduler: Scheduler)
     scheduler.sync(live_instances(world.services))
     assert scheduler.scheduled() == {"shop-db": "@every 6h"}
     next_run = scheduler.next_run("shop-db")
-    assert next_run is not None and next_run - utcnow() > timedelta(hours=5)
+    assert next_run is not None and timedelta() < next_run - utcnow() <= timedelta(hours=6)
+    assert (next_run - INTERVAL_EPOCH) % timedelta(hours=6) == timedelta()
 
 
 def seed_snapshot(world: FakeWorld, instance: str, age: timedelta) -> Snapshot:
@@ -280,7 +283,8 @@ def test_catch_up_runs_an_overdue_instance_exactly_once(
     add_db(world, "recent-db", labels=HOURLY)
     add_db(world, "never-db", labels=HOURLY)
     seed_snapshot(world, "shop-db", timedelta(hours=2))
-    seed_snapshot(world, "recent-db", timedelta(minutes=10))
+    # Ran within the current hourly slot (slots fall on whole hours, fleet-wide).
+    seed_snapshot(world, "recent-db", (utcnow() - utcnow().replace(minute=0, second=0)) / 2)
 
     scheduler.sync(live_instances(world.services), catch_up=True)
     [job] = world.catalog.list_jobs()

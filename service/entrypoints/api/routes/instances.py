@@ -27,9 +27,15 @@ from service.entrypoints.api.job_waits import (
 )
 from service.entrypoints.api.openapi import errors
 from service.entrypoints.api.responses import Forgotten, Instance, Job, PruneResult
-from service.entrypoints.api.schemas import BackupBody, InstanceRestoreBody, PolicyBody
+from service.entrypoints.api.schemas import (
+    BackupBody,
+    InstanceRestoreBody,
+    PolicyBody,
+    backup_request,
+    restore_request,
+)
 from service.records import JobRecord
-from service.usecases import backups, instances, restores, retention
+from service.usecases import fleet, instances, retention
 from service.usecases.idempotency import Idempotency, idempotency_for
 
 router = APIRouter(prefix="/v1/instances", dependencies=AUTHORISED)
@@ -88,9 +94,11 @@ async def start_backup(svc: ServicesDep, jobs: JobsDep, name: str,
     idempotency = idempotency_for(idempotency_key, "backup", f"instances/{name}/backups",
                                   (body or BackupBody()).model_dump(mode="json"))
 
+    asked = body or BackupBody()
+
     def start(idempotency: Idempotency | None) -> JobRecord:
-        request = backups.prepare_backup(svc, name, **(body or BackupBody()).options())
-        return jobs.submit_backup(request, idempotency=idempotency)
+        return fleet.start_backup(svc, jobs, name, asked.options(),
+                                  request=backup_request(name, asked), idempotency=idempotency)
 
     return await answer_with_job(jobs, idempotency, start, wait=wait, timeout=timeout)
 
@@ -108,9 +116,7 @@ async def restore_latest(svc: ServicesDep, jobs: JobsDep, name: str,
                                   body.model_dump(mode="json"))
 
     def start(idempotency: Idempotency | None) -> JobRecord:
-        request = restores.prepare_latest_restore(svc, name, body.name, body.image, body.force,
-                                                  options=body.options(),
-                                                  replace=body.replace, tags=body.tag_filter())
-        return jobs.submit_restore(request, idempotency=idempotency)
+        return fleet.start_restore(svc, jobs, body.asked(None, latest_of=name),
+                                   request=restore_request(body), idempotency=idempotency)
 
     return await answer_with_job(jobs, idempotency, start, wait=wait, timeout=timeout)

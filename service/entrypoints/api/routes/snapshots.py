@@ -28,9 +28,9 @@ from service.entrypoints.api.job_waits import (
 )
 from service.entrypoints.api.openapi import errors
 from service.entrypoints.api.responses import Job, Snapshot
-from service.entrypoints.api.schemas import RestoreBody
+from service.entrypoints.api.schemas import RestoreBody, restore_request
 from service.records import JobRecord
-from service.usecases import checkpoints, integrity, restores, snapshots, verification
+from service.usecases import checkpoints, fleet, integrity, snapshots, verification
 from service.usecases.idempotency import Idempotency, idempotency_for
 
 router = APIRouter(prefix="/v1/snapshots", dependencies=AUTHORISED)
@@ -99,9 +99,8 @@ async def start_restore(svc: ServicesDep, jobs: JobsDep, snapshot_id: str, body:
                                   body.model_dump(mode="json"))
 
     def start(idempotency: Idempotency | None) -> JobRecord:
-        request = restores.prepare_restore(svc, snapshot_id, body.name, body.image, body.force,
-                                           options=body.options(), replace=body.replace)
-        return jobs.submit_restore(request, idempotency=idempotency)
+        return fleet.start_restore(svc, jobs, body.asked(snapshot_id),
+                                   request=restore_request(body), idempotency=idempotency)
 
     return await answer_with_job(jobs, idempotency, start, wait=wait, timeout=timeout)
 

@@ -1,0 +1,206 @@
+"""Work across a fleet in the Docker-free tier: two daemons with their own engines
+share one catalog and one target. A backup asked of one for the other's instance
+is queued for its host, claimed there once and run there; a restore asked for
+another host runs there; a host that stops beating has its jobs interrupted by
+the other, and recovery at start touches only its own host's jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from backup.errors import HostDown
+from backup.types import utcnow
+from service.bootstrap import Services
+from service.entrypoints.daemon.claims import Claims
+from service.hosts import HostRecord, lease_seconds, may_interrupt_others
+from service.records import JobRecord, JobStatus
+from service.settings import Settings
+from service.usecases import fleet, instances, recovery
+from service.usecases.jobs import JobRunner
+from tests.fakes.docker import FakeDocker
+from tests.fakes.services import FakeWorld, fake_world
+from tests.harness.api import TEST_TOKEN
+from tests.usecases.support import PASSWORD, add_db, take_backup
+
+BODY: dict[str, object] = {"target": None, "tags": {}, "pin": False}
+
+
+@dataclass
+class Daemon:
+    services: Services
+    docker: FakeDocker
+    runner: JobRunner
+    claims: Claims
+
+
+def _host(services: Services) -> None:
+    now = utcnow()
+    services.catalog.save_host(HostRecord(
+        name=services.host_name(), engine_version="27.0", instances=0, started_at=now,
+        last_heartbeat=now, holdfast_version="test", runner=f"{services.host_name()}:1:1"))
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> FakeWorld:
+    return fake_world(tmp_path / "alpha", {"HOLDFAST_HOST_NAME": "alpha"})
+
+
+@pytest.fixture
+def pair(world: FakeWorld, tmp_path: Path) -> Iterator[tuple[Daemon, Daemon]]:
+    """alpha (the world's engine) and beta (an engine of its own), one catalog
+    and one set of targets, both registered and beating."""
+    settings = Settings.load({"HOLDFAST_DATA_DIR": str(tmp_path / "beta"),
+                              "HOLDFAST_API_TOKEN": TEST_TOKEN,
+                              "HOLDFAST_TARGET_LOCAL": "memory://local",
+                              "HOLDFAST_TARGET_OFFSITE": "memory://offsite",
+                              "HOLDFAST_READY_TIMEOUT": "5", "HOLDFAST_HOST_NAME": "beta"})
+    beta_docker = FakeDocker()
+    beta = Services(settings=settings, catalog=world.catalog, docker=beta_docker,
+                    storage_factory=lambda name, _url: world.storage(name),
+                    senders=world.senders)
+    daemons = []
+    for services, docker in ((world.services, world.docker), (beta, beta_docker)):
+        _host(services)
+        runner = JobRunner(services, workers=1, lease_seconds=45)
+        daemons.append(Daemon(services, docker, runner, Claims(services, runner)))
+    yield daemons[0], daemons[1]
+    for daemon in daemons:
+        daemon.runner.shutdown(grace=5, cancel_wait=5)
+
+
+def _discover(daemon: Daemon) -> None:
+    instances.refresh_instances(daemon.services)
+
+
+def test_a_backup_asked_of_one_daemon_runs_on_the_instance_s_host(
+        pair: tuple[Daemon, Daemon]) -> None:
+    alpha, beta = pair
+    add_db(beta, "shop-db")  # type: ignore[arg-type]
+    _discover(beta)
+    record = alpha.services.catalog.get_instance("shop-db")
+    assert record is not None and record.host == "beta"
+
+    queued = fleet.start_backup(alpha.services, alpha.runner, "shop-db", {},
+                                request={"name": "shop-db", "body": BODY})
+    assert (queued.host, queued.status, queued.lease_expires_at) == ("beta",
+                                                                    JobStatus.QUEUED, None)
+    assert alpha.claims.poll() == 0  # not alpha's to run
+    assert beta.claims.poll() == 1
+    assert beta.claims.poll() == 0  # claimed once
+    done = beta.runner.wait(queued.id, timeout=30)
+    assert done.status == JobStatus.SUCCEEDED, done.error
+    seen_from_alpha = alpha.runner.get(queued.id)
+    assert seen_from_alpha.status == JobStatus.SUCCEEDED
+    assert seen_from_alpha.snapshot_id is not None
+    snapshot = alpha.services.catalog.get_snapshot(seen_from_alpha.snapshot_id)
+    assert snapshot is not None and snapshot.instance == "shop-db"
+
+
+def test_a_restore_asked_for_another_host_is_made_on_that_host(
+        world: FakeWorld, pair: tuple[Daemon, Daemon], monkeypatch: pytest.MonkeyPatch) -> None:
+    alpha, beta = pair
+    # The source container is on alpha's engine: beta's daemon has the password
+    # in its environment, as the README asks of a host restoring another's snapshot.
+    monkeypatch.setenv("FAKE_PASSWORD", PASSWORD)
+    beta.docker.images.add("fake/db:1")  # the image the snapshot records, on beta too
+    add_db(world, "crm-db", content=b"alpha's rows" * 1000)
+    _discover(alpha)
+    snapshot = take_backup(world, "crm-db")
+    asked = fleet.RestoreAsked(snapshot=snapshot.id[:14], name="crm-copy", host="beta")
+    queued = fleet.start_restore(alpha.services, alpha.runner, asked,
+                                 request={"body": {"name": "crm-copy"}})
+    assert (queued.host, queued.snapshot_id) == ("beta", snapshot.id)
+    assert queued.request is not None and queued.request["snapshot"] == snapshot.id
+    assert beta.claims.poll() == 1
+    done = beta.runner.wait(queued.id, timeout=30)
+    assert done.status == JobStatus.SUCCEEDED, done.error
+    assert beta.docker.data_of("crm-copy") == b"alpha's rows" * 1000
+    assert beta.docker.by_name("crm-copy").running
+    # Made on beta's engine only.
+    assert "crm-copy" not in {c.name for c in world.docker.containers.values()}
+
+
+def test_work_for_a_host_that_stopped_beating_is_refused_at_once(
+        pair: tuple[Daemon, Daemon]) -> None:
+    alpha, beta = pair
+    add_db(beta, "shop-db")  # type: ignore[arg-type]
+    _discover(beta)
+    gone = utcnow() - timedelta(minutes=10)
+    beta.services.catalog.save_host(HostRecord(
+        name="beta", engine_version="27.0", instances=1, started_at=gone,
+        last_heartbeat=gone, holdfast_version="test", runner="beta:1:1"))
+    with pytest.raises(HostDown, match=r"host beta has sent no heartbeat for \d+s"):
+        fleet.start_backup(alpha.services, alpha.runner, "shop-db", {},
+                           request={"name": "shop-db", "body": BODY})
+    assert alpha.services.catalog.list_jobs() == []
+
+
+def test_a_request_that_cannot_start_on_its_host_fails_with_the_reason(
+        pair: tuple[Daemon, Daemon]) -> None:
+    alpha, beta = pair
+    bad = fleet.queue_request(alpha.services, "beta", "backup", instance="nowhere-db",
+                              request={"name": "nowhere-db", "body": BODY})
+    unknown = fleet.queue_request(alpha.services, "beta", "teleport", instance=None,
+                                  request={})
+    assert beta.claims.poll() == 2
+    for job_id, says in ((bad.id, "nowhere-db"), (unknown.id, "'teleport'")):
+        failed = alpha.services.catalog.get_job(job_id)
+        assert failed is not None and failed.status == JobStatus.FAILED
+        assert failed.error is not None and says in failed.error and "\n" not in failed.error
+
+
+def _leased(host: str, n: int, expires_in: float) -> JobRecord:
+    now = utcnow()
+    return JobRecord(id=f"job-{host}-{n}", kind="backup", status=JobStatus.RUNNING,
+                     created_at=now, started_at=now, instance=f"db-{n}", host=host,
+                     lease_expires_at=now + timedelta(seconds=expires_in))
+
+
+def test_jobs_of_a_host_whose_lease_ran_out_are_interrupted_by_another(
+        pair: tuple[Daemon, Daemon]) -> None:
+    alpha, beta = pair
+    catalog = alpha.services.catalog
+    catalog.add_job(_leased("beta", 1, expires_in=-1))   # beta stopped beating
+    catalog.add_job(_leased("alpha", 2, expires_in=-1))  # alpha's own: it is alive
+    catalog.add_job(_leased("beta", 3, expires_in=60))   # still vouched for
+    lost = fleet.interrupt_lost_jobs(alpha.services)
+    assert [j.id for j in lost] == ["job-beta-1"]
+    interrupted = catalog.get_job("job-beta-1")
+    assert interrupted is not None and interrupted.status == JobStatus.INTERRUPTED
+    assert interrupted.error == fleet.LOST_HOST
+    for untouched in ("job-alpha-2", "job-beta-3"):
+        job = catalog.get_job(untouched)
+        assert job is not None and job.status == JobStatus.RUNNING
+    # beta's heartbeats renew its own leases only.
+    assert fleet.keep_leases(beta.services) == 1
+    renewed = catalog.get_job("job-beta-3")
+    assert renewed is not None and renewed.lease_expires_at is not None
+    assert renewed.lease_expires_at > utcnow() + timedelta(seconds=lease_seconds(15) - 5)
+
+
+def test_a_daemon_back_from_an_outage_waits_a_lease_before_interrupting_others() -> None:
+    now = utcnow()
+    assert not may_interrupt_others(None, now, 15)
+    assert not may_interrupt_others(now - timedelta(seconds=44), now, 15)
+    assert may_interrupt_others(now - timedelta(seconds=45), now, 15)
+
+
+def test_recovery_at_start_fails_only_this_host_s_jobs(pair: tuple[Daemon, Daemon]) -> None:
+    alpha, _ = pair
+    catalog = alpha.services.catalog
+    catalog.add_job(_leased("alpha", 1, expires_in=60))
+    catalog.add_job(_leased("beta", 2, expires_in=60))
+    request = fleet.queue_request(alpha.services, "alpha", "backup", instance="db",
+                                  request={"name": "db", "body": BODY})
+    legacy = replace(_leased("alpha", 3, 60), id="job-legacy", host=None)
+    catalog.add_job(legacy)
+    report = recovery.recover(alpha.services)
+    assert sorted(report.jobs) == ["job-alpha-1", "job-legacy"]
+    for job_id, status in (("job-beta-2", JobStatus.RUNNING), (request.id, JobStatus.QUEUED)):
+        job = catalog.get_job(job_id)
+        assert job is not None and job.status == status
