@@ -264,7 +264,6 @@ def _check_discovery(edge: Edge, other: Edge) -> None:
     # shown as this host's: a daemon claims only what its own engine runs.
     mine = {name for name, view in listing.items() if view["host"] == edge.name}
     assert mine == on_engine == {edge.instance}, (mine, on_engine)
-    print("DIAG", edge.name, {n: (v["host"], v["status"]) for n, v in listing.items()})
     if other.instance in listing:
         assert listing[other.instance]["host"] == other.name, listing[other.instance]
 
@@ -350,8 +349,6 @@ def test_a_killed_daemons_running_job_is_interrupted_by_the_other(fleet: Fleet) 
     b.daemon.wait_ready()
     a.daemon.wait_for(lambda: _hosts(a.daemon) == {"edge-a": "alive", "edge-b": "alive"},
                       30, "edge-b alive again")
-    print("DIAG job", _job(b.daemon, job["id"]))
-    print("DIAG hosts", a.daemon.get("/v1/hosts").json())
     assert _job(b.daemon, job["id"])["status"] == "interrupted"
     after = {j["id"]: j["status"] for j in a.daemon.get("/v1/jobs").json()
              if j["id"] in before}
