@@ -35,6 +35,7 @@ from backup.types import (
 )
 from restore.swap import is_set_aside
 from service.bootstrap import Services, unknown_target
+from service.hosts import host_status
 from service.ports import in_scope
 from service.records import InstanceRecord, JobStatus
 from service.runs import may_be_running
@@ -84,6 +85,8 @@ class InstanceView:
     """Whether ``holdfast.ping`` is set (the URL itself is a secret, never shown)."""
     host: str | None = None
     """The host whose engine runs it (for a missing one, where it was last seen)."""
+    host_status: str | None = None
+    """That host's ``alive`` or ``stale`` (None: a host that never registered)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -107,6 +110,7 @@ class InstanceView:
             "stale_after": self.stale_after,
             "ping": self.ping,
             "host": self.host,
+            "host_status": self.host_status,
         }
 
 
@@ -238,6 +242,7 @@ def list_instances(svc: Services, next_run: NextRun | None = None,
     daemon's scheduler; without one, the next run is estimated from the
     schedule and the last snapshot. Writes nothing."""
     live = {i.name: i for i in (live_instances(svc) if instances is None else instances)}
+    here, hosts = svc.host_name(), _host_statuses(svc)
     views = []
     for name in sorted(set(live) | {record.name for record in svc.catalog.list_instances()}):
         record = svc.catalog.get_instance(name)
@@ -245,11 +250,22 @@ def list_instances(svc: Services, next_run: NextRun | None = None,
         instance = live.get(name)
         if instance is not None and instance.container is not None:
             views.append(replace(_live_view(instance, record, latest, next_run),
-                                 host=svc.host_name()))
+                                 host=here, host_status=hosts.get(here)))
         else:
             assert record is not None
-            views.append(_missing_view(record, latest))
+            view = _missing_view(record, latest)
+            if record.host not in (None, here):  # another daemon's: it lives on that host
+                view = replace(view, status="remote", container=record.container_name,
+                               container_id=record.container_id)
+            views.append(replace(view, host_status=hosts.get(record.host or "")))
     return views
+
+
+def _host_statuses(svc: Services) -> dict[str, str]:
+    """Each host's ``alive`` or ``stale`` (:func:`service.hosts.host_status`)."""
+    now = utcnow()
+    return {h.name: host_status(h, now, svc.settings.heartbeat_interval)
+            for h in svc.catalog.list_hosts()}
 
 
 def _last_snapshot(latest: Snapshot | None) -> dict[str, Any] | None:

