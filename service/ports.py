@@ -31,7 +31,7 @@ from backup.types import DatabaseContainer, Snapshot, SnapshotStatus
 from backup.volumes import VolumeInfo
 from restore.copies import CopyRecord
 from restore.swap import ContainerSettings, RestartPolicy
-from service.hosts import HostRecord
+from service.fleet_ports import FleetWorkQueue, HostRegistry
 from service.records import Delivery, DeliveryStatus, InstanceRecord, JobRecord, JobStatus, Message
 from service.tokens import TokenRecord
 
@@ -289,51 +289,6 @@ class NotificationLog(Protocol):
 
     def list_alarms(self) -> list[Alarm]:
         """Every open alarm, by condition and subject."""
-        ...
-
-
-class HostRegistry(Protocol):
-    """The fleet's hosts (:mod:`service.hosts`), one row per Docker engine."""
-
-    def save_host(self, h: HostRecord) -> None:
-        """Insert the host ``h.name``, or replace its row (a heartbeat)."""
-        ...
-
-    def list_hosts(self) -> list[HostRecord]:
-        """Every host that ever registered, by name."""
-        ...
-
-
-class FleetWorkQueue(Protocol):
-    """Work between the fleet's daemons (:mod:`service.usecases.fleet`): jobs
-    one daemon queues for another host, the leases that vouch for running jobs,
-    and the slots that make a schedule run once across the fleet."""
-
-    def claim_requests(self, host: str, limit: int, lease_until: datetime) -> list[JobRecord]:
-        """Give ``host`` up to ``limit`` of the requests queued for it (queued jobs
-        with a ``request`` and no lease), oldest first, leased until ``lease_until``;
-        each to one caller only, however many claim at once."""
-        ...
-
-    def renew_leases(self, host: str, lease_until: datetime) -> int:
-        """Move the lease of every leased, unfinished job of ``host`` to
-        ``lease_until``; how many were renewed."""
-        ...
-
-    def interrupt_expired(self, now: datetime, spare_host: str, error: str) -> list[JobRecord]:
-        """Mark ``interrupted`` (finished now, with ``error``) every unfinished
-        job whose lease ran out before ``now``, except ``spare_host``'s own; the
-        jobs so marked. Jobs without a lease are never touched."""
-        ...
-
-    def claim_slot(self, instance: str, kind: str, slot: datetime, host: str,
-                   now: datetime) -> bool:
-        """Claim the run of ``kind`` of ``instance`` scheduled at ``slot`` for
-        ``host``: True for the one caller that gets it, False for every other."""
-        ...
-
-    def prune_slots(self, before: datetime) -> int:
-        """Forget the slots claimed before ``before``; how many."""
         ...
 
 

@@ -46,6 +46,10 @@ class InstanceRecord:
     policy_override: dict[str, Any] | None = None
     host: str | None = None
     """The host (:mod:`service.hosts`) whose engine it was last discovered on."""
+    clash: str | None = None
+    """Why its name clashes with a container of another host (None: it does not)."""
+    clash_host: str | None = None
+    """The host that found the clash, and clears it once it is gone."""
 
 
 @dataclass(frozen=True)

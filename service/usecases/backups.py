@@ -20,6 +20,7 @@ from backup.encryption import Recipients, encrypt_label_problem
 from backup.engines import Engine, get_engine, has_physical_mode
 from backup.errors import (
     Cancelled,
+    Conflict,
     ContainerNotRunning,
     InvalidLabels,
     UnsupportedEngine,
@@ -89,6 +90,8 @@ def prepare_backup_for(svc: Services, instance: Instance,
         raise ContainerNotRunning(
             f"container {container.name} of instance {name} is not running; start it and retry"
         )
+    if instance.clash is not None:  # the name is another host's: its history is not ours
+        raise Conflict(instance.clash)
     if instance.policy.errors:
         raise InvalidLabels(f"instance {name} has label errors: {'; '.join(instance.errors)}")
     record = svc.catalog.get_instance(name)

@@ -52,6 +52,9 @@ class Instance:
     container: DatabaseContainer | None
     engine: str | None
     errors: tuple[str, ...]
+    clash: str | None = None
+    """Why its name is another host's (:func:`name_clash`): then it is not
+    recorded, scheduled or backed up here, and ``errors`` says so."""
 
     @property
     def name(self) -> str:
@@ -156,7 +159,27 @@ def classify(svc: Services, container: DatabaseContainer) -> Instance | None:
     if engine is None:
         errors.append("cannot tell the engine from the image or its binaries; "
                       "set the holdfast.engine label")
-    return Instance(policy=policy, container=container, engine=engine, errors=tuple(errors))
+    clash = name_clash(svc, name, record, container)
+    if clash is not None:
+        errors.append(clash)
+    return Instance(policy=policy, container=container, engine=engine, errors=tuple(errors),
+                    clash=clash)
+
+
+def name_clash(svc: Services, name: str, record: InstanceRecord | None,
+               container: DatabaseContainer) -> str | None:
+    """Why ``container`` may not be instance ``name`` here, or None: the name
+    is recorded for another container on another host whose daemon is alive.
+    The same container seen by two hosts (one engine managed twice) is no clash:
+    the schedule's slots keep its runs single."""
+    here = svc.host_name()
+    if record is None or record.host in (None, here) or record.container_id == container.id:
+        return None
+    if _host_statuses(svc).get(record.host or "") != "alive":
+        return None  # a host that is gone gives its names up
+    return (f"instance name {name} is on two hosts: {record.host} (container "
+            f"{record.container_name}, backed up there) and {here} (container "
+            f"{container.name}, not backed up); rename one with the holdfast.name label")
 
 
 def _policy_problems(svc: Services, policy: InstancePolicy) -> list[str]:
@@ -193,10 +216,19 @@ def choose_instances(candidates: Iterable[Instance]) -> list[Instance]:
 
 
 def record_instances(svc: Services, instances: Iterable[Instance]) -> None:
+    """Record each instance as discovered on this host. One whose name another
+    host has (:func:`name_clash`) is not: its clash is recorded on that host's
+    row instead, where both hosts' listings show it, until it is gone."""
     now, host = utcnow(), svc.host_name()
     for instance in instances:
         assert instance.container is not None
         existing = svc.catalog.get_instance(instance.name)
+        if instance.clash is not None:
+            if existing is not None and existing.clash != instance.clash:
+                logger.error("not recording %s: %s", instance.name, instance.clash,
+                             extra={"instance": instance.name})
+                svc.catalog.set_instance_clash(instance.name, instance.clash, host)
+            continue
         svc.catalog.upsert_instance(InstanceRecord(
             name=instance.name,
             engine=instance.engine,
@@ -213,6 +245,18 @@ def record_instances(svc: Services, instances: Iterable[Instance]) -> None:
         ))
 
 
+def release_clashes(svc: Services, instances: Iterable[Instance]) -> None:
+    """Clear the name clashes this host reported that ``instances`` (all it
+    discovers now) no longer have: the clashing container is gone or renamed."""
+    here = svc.host_name()
+    clashing = {instance.name for instance in instances if instance.clash is not None}
+    for record in svc.catalog.list_instances():
+        if record.clash_host == here and record.name not in clashing:
+            svc.catalog.set_instance_clash(record.name, None, None)
+            logger.info("instance name %s no longer clashes on this host", record.name,
+                        extra={"instance": record.name})
+
+
 def live_instances(svc: Services) -> list[Instance]:
     """Every opted-in container as an instance, one per name. Writes nothing."""
     candidates = (classify(svc, c) for c in svc.docker.labelled_containers(
@@ -224,6 +268,7 @@ def refresh_instances(svc: Services) -> list[Instance]:
     """:func:`live_instances`, recorded in the catalog (labels, engine, container)."""
     instances = live_instances(svc)
     record_instances(svc, instances)
+    release_clashes(svc, instances)
     return instances
 
 
@@ -249,8 +294,11 @@ def list_instances(svc: Services, next_run: NextRun | None = None,
         latest = svc.catalog.latest_snapshot(name)
         instance = live.get(name)
         if instance is not None and instance.container is not None:
-            views.append(replace(_live_view(instance, record, latest, next_run),
-                                 host=here, host_status=hosts.get(here)))
+            view = replace(_live_view(instance, record, latest, next_run), host=here,
+                           host_status=hosts.get(here))
+            if record is not None and record.clash and record.clash not in view.errors:
+                view = replace(view, errors=[*view.errors, record.clash])
+            views.append(view)
         else:
             assert record is not None
             view = _missing_view(record, latest)

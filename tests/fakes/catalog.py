@@ -65,7 +65,8 @@ class InMemoryCatalog:
             existing = self._instances.get(rec.name)
             if existing is not None:
                 rec = replace(rec, first_seen=existing.first_seen,
-                              policy_override=existing.policy_override)
+                              policy_override=existing.policy_override,
+                              clash=existing.clash, clash_host=existing.clash_host)
             self._instances[rec.name] = rec
 
     def get_instance(self, name: str) -> InstanceRecord | None:
@@ -77,6 +78,14 @@ class InMemoryCatalog:
         self._check()
         with self._lock:
             return [self._instances[name] for name in sorted(self._instances)]
+
+    def set_instance_clash(self, name: str, clash: str | None, host: str | None) -> None:
+        self._check()
+        with self._lock:
+            record = self._instances.get(name)
+            if record is not None:
+                self._instances[name] = replace(record, clash=clash,
+                                                clash_host=None if clash is None else host)
 
     def set_policy_override(self, name: str, policy: Mapping[str, Any] | None) -> None:
         self._check()

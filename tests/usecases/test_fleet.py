@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from backup.errors import HostDown
+from backup.errors import Conflict, HostDown
 from backup.types import utcnow
 from service.bootstrap import Services
 from service.entrypoints.daemon.claims import Claims
 from service.hosts import HostRecord, lease_seconds, may_interrupt_others
 from service.records import JobRecord, JobStatus
 from service.settings import Settings
-from service.usecases import fleet, instances, recovery
+from service.usecases import backups, fleet, instances, recovery
 from service.usecases.jobs import JobRunner
 from tests.fakes.docker import FakeDocker
 from tests.fakes.services import FakeWorld, fake_world
@@ -224,3 +224,33 @@ def test_another_host_s_instances_are_listed_as_remote_with_that_host_s_status(
         last_heartbeat=gone, holdfast_version="test", runner="beta:1:1"))
     down = {v.name: v for v in instances.list_instances(alpha.services)}["shop-db"]
     assert (down.status, down.host_status) == ("remote", "stale")
+
+
+def test_one_name_on_two_hosts_is_reported_on_both_and_never_merged(
+        world: FakeWorld, pair: tuple[Daemon, Daemon]) -> None:
+    alpha, beta = pair
+    add_db(world, "shop-db")
+    _discover(alpha)
+    beta.docker.add_container("unlabelled")  # the fake engines number ids alike
+    theirs = add_db(beta, "shop-db")  # type: ignore[arg-type]
+    _discover(beta)
+    record = alpha.services.catalog.get_instance("shop-db")
+    assert record is not None and record.host == "alpha"  # alpha's record is kept
+    assert record.container_id == world.docker.by_name("shop-db").id != theirs.id
+    clash = ("instance name shop-db is on two hosts: alpha (container shop-db, backed up "
+             "there) and beta (container shop-db, not backed up); rename one with the "
+             "holdfast.name label")
+    assert record.clash == clash
+    on_beta = {v.name: v for v in instances.list_instances(beta.services)}["shop-db"]
+    on_alpha = {v.name: v for v in instances.list_instances(alpha.services)}["shop-db"]
+    assert clash in on_beta.errors and clash in on_alpha.errors
+    assert on_beta.next_run is None  # beta never schedules it
+    with pytest.raises(Conflict, match="on two hosts"):
+        backups.prepare_backup(beta.services, "shop-db")
+    backups.prepare_backup(alpha.services, "shop-db")  # alpha still backs it up
+    _discover(alpha)  # alpha's own refresh keeps the clash beta found
+    assert alpha.services.catalog.get_instance("shop-db").clash == clash  # type: ignore[union-attr]
+    beta.docker.remove_container(theirs.id)
+    _discover(beta)  # gone from beta: beta clears what it reported
+    cleared = alpha.services.catalog.get_instance("shop-db")
+    assert cleared is not None and cleared.clash is None and cleared.host == "alpha"

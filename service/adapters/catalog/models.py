@@ -86,6 +86,9 @@ class InstanceRow(Base):
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     policy_override: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)
     host: Mapped[str | None] = mapped_column(String(64))
+    # Why its name clashes with another host's container, and which host found it.
+    clash: Mapped[str | None] = mapped_column(Text)
+    clash_host: Mapped[str | None] = mapped_column(String(64))
 
 
 class SnapshotRow(Base):

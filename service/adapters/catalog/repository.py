@@ -38,7 +38,7 @@ from service.records import InstanceRecord, JobRecord, JobStatus
 
 # Set once when first discovered, or only through the API: a later upsert
 # from discovery must not reset them.
-_INSTANCE_KEEP_ON_UPDATE = ("first_seen", "policy_override")
+_INSTANCE_KEEP_ON_UPDATE = ("first_seen", "policy_override", "clash", "clash_host")
 
 
 class Catalog(CopyRows, TokenRows, NotificationRows, HostRows, FleetWork):
@@ -91,6 +91,12 @@ class Catalog(CopyRows, TokenRows, NotificationRows, HostRows, FleetWork):
         with self._session() as session:
             rows = session.scalars(select(InstanceRow).order_by(InstanceRow.name))
             return [_instance_record(row) for row in rows]
+
+    def set_instance_clash(self, name: str, clash: str | None, host: str | None) -> None:
+        stmt = (update(InstanceRow).where(InstanceRow.name == name)
+                .values(clash=clash, clash_host=None if clash is None else host))
+        with self._session() as session:
+            session.execute(stmt)
 
     def set_policy_override(self, name: str, policy: Mapping[str, Any] | None) -> None:
         """Set (or with ``None`` clear) the API's policy for an instance; InstanceNotFound
@@ -281,6 +287,8 @@ def _instance_values(rec: InstanceRecord) -> dict[str, Any]:
         "last_seen": rec.last_seen,
         "policy_override": None if rec.policy_override is None else dict(rec.policy_override),
         "host": rec.host,
+        "clash": rec.clash,
+        "clash_host": rec.clash_host,
     }
 
 
@@ -297,6 +305,8 @@ def _instance_record(row: InstanceRow) -> InstanceRecord:
         last_seen=row.last_seen,
         policy_override=row.policy_override,
         host=row.host,
+        clash=row.clash,
+        clash_host=row.clash_host,
     )
 
 

@@ -41,7 +41,7 @@ from service.usecases.jobs import JobRunner
 
 DEFAULT_WAIT_SECONDS = 600.0
 MAX_WAIT_SECONDS = 3600.0
-RECHECK_SECONDS = 5.0
+RECHECK_SECONDS = 1.0
 """Besides its signal, a waiter re-reads the catalog this often: a job another
 process runs (or one whose signal was missed) still ends the wait."""
 PING_SECONDS = 15.0

@@ -24,7 +24,13 @@ from backup.errors import EventStreamEnded, HoldfastError, NotFound
 from service.bootstrap import Services
 from service.ports import ContainerEvents
 from service.status import LoopStatus
-from service.usecases.instances import Instance, choose_instances, classify, record_instances
+from service.usecases.instances import (
+    Instance,
+    choose_instances,
+    classify,
+    record_instances,
+    release_clashes,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +93,7 @@ class Discovery:
             self._report(container_id, instance)
         instances = self.instances()
         record_instances(self._services, instances)
+        release_clashes(self._services, instances)
         self._sync(instances, True)
         self.status.ok()
         return instances
@@ -136,6 +143,7 @@ class Discovery:
         if instance is not None:
             record_instances(
                 self._services, [i for i in instances if i.name == instance.name])
+        release_clashes(self._services, instances)
         self._sync(instances, False)
         self.last_event_at = time.monotonic()
         logger.info("container %s %s; %d instance(s) now", container_id[:12], action,
