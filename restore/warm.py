@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from backup.names import CONTAINER_NAME_MAX
 from backup.types import DatabaseContainer
 from restore.planner import RESTORED_FROM_LABEL, RestorePlan
 
@@ -35,7 +36,11 @@ the volumes of a warm copy cloned with reflinks or copied file by file."""
 
 
 def warm_name(instance: str, at: str) -> str:
-    return f"{instance}-warm-{at}"
+    """The warm copy's container name: ``INSTANCE-warm-<stamp>``, the instance
+    cut short where the whole would pass a container name's length (the
+    ``holdfast.warm-of`` label, not the name, says whose copy it is)."""
+    suffix = f"-warm-{at}"
+    return f"{instance[:CONTAINER_NAME_MAX - len(suffix)]}{suffix}"
 
 
 @dataclass(frozen=True)
