@@ -6,16 +6,19 @@ the other, and recovery at start touches only its own host's jobs."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from backup.errors import Conflict, HostDown
+from backup.errors import Conflict, HostDown, NameTaken
 from backup.types import utcnow
 from service.bootstrap import Services
+from service.entrypoints.cli.local import LocalBackend
 from service.entrypoints.daemon.claims import Claims
 from service.hosts import HostRecord, lease_seconds, may_interrupt_others
 from service.records import JobRecord, JobStatus
@@ -254,3 +257,33 @@ def test_one_name_on_two_hosts_is_reported_on_both_and_never_merged(
     _discover(beta)  # gone from beta: beta clears what it reported
     cleared = alpha.services.catalog.get_instance("shop-db")
     assert cleared is not None and cleared.clash is None and cleared.host == "alpha"
+
+
+def test_the_cli_restores_on_another_host_by_queueing_and_waiting(
+        world: FakeWorld, pair: tuple[Daemon, Daemon], monkeypatch: pytest.MonkeyPatch) -> None:
+    alpha, beta = pair
+    monkeypatch.setenv("FAKE_PASSWORD", PASSWORD)
+    beta.docker.images.add("fake/db:1")
+    add_db(world, "crm-db", content=b"rows" * 500)
+    _discover(alpha)
+    snapshot = take_backup(world, "crm-db")
+    stop = threading.Event()
+
+    def beta_claims() -> None:  # beta's daemon, polling as Claims does
+        while not stop.wait(0.05):
+            beta.claims.poll()
+
+    thread = threading.Thread(target=beta_claims)
+    thread.start()
+    try:
+        result = LocalBackend(alpha.services).restore(
+            "crm-db", {"name": "crm-copy", "host": "beta", "warm": True}, nullcontext(),
+            latest=True)
+        with pytest.raises(NameTaken, match="crm-copy"):  # the second one is refused there
+            LocalBackend(alpha.services).restore(
+                snapshot.id, {"name": "crm-copy", "host": "beta"}, nullcontext())
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert (result["snapshot_id"], result["container"]) == (snapshot.id, "crm-copy")
+    assert beta.docker.data_of("crm-copy") == b"rows" * 500
