@@ -136,3 +136,20 @@ def test_old_slots_are_pruned(catalog: CatalogPort) -> None:
     assert catalog.prune_slots(T0 + timedelta(days=1)) == 1
     assert catalog.claim_slot("db", "backup", T0, "edge-a", T0) is True  # forgotten
     assert catalog.claim_slot("db", "backup", T0 + timedelta(days=2), "edge-b", T0) is False
+
+
+def test_a_job_marked_interrupted_is_not_written_over_by_its_host(catalog: CatalogPort) -> None:
+    catalog.add_job(request_for("edge-b", 1))
+    claimed, = catalog.claim_requests("edge-b", 1, LEASE)
+    catalog.interrupt_expired(LEASE + timedelta(seconds=1), "edge-a", "interrupted: lost")
+    # edge-b was only cut off: it finishes, and its save comes in late.
+    catalog.save_job(JobRecord(**{**claimed.__dict__, "status": JobStatus.SUCCEEDED,
+                                  "finished_at": LEASE + timedelta(seconds=9)}))
+    got = catalog.get_job(claimed.id)
+    assert got is not None and (got.status, got.error) == (JobStatus.INTERRUPTED,
+                                                           "interrupted: lost")
+    other = request_for("edge-b", 2)
+    catalog.add_job(other)
+    catalog.save_job(JobRecord(**{**other.__dict__, "status": JobStatus.RUNNING}))
+    saved = catalog.get_job(other.id)
+    assert saved is not None and saved.status == JobStatus.RUNNING  # others still save

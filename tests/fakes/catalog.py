@@ -166,6 +166,8 @@ class InMemoryCatalog:
         self._check()
         with self._lock:
             existing = self._jobs.get(j.id)  # its lease moves only by renew_leases
+            if existing is not None and existing.status == JobStatus.INTERRUPTED:
+                return  # another daemon ended it: its host does not write over that
             self._jobs[j.id] = _in_utc(j if existing is None else
                                        replace(j, lease_expires_at=existing.lease_expires_at))
 

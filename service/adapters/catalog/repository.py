@@ -13,7 +13,18 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, Insert, Table, delete, func, insert, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Insert,
+    Table,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -208,8 +219,11 @@ class Catalog(CopyRows, TokenRows, NotificationRows, HostRows, FleetWork):
 
     def save_job(self, j: JobRecord) -> None:
         """Insert ``j``, or replace every field of the job with its id but its
-        lease, which only its host's heartbeats move (:meth:`renew_leases`)."""
-        stmt = self._upsert(JobRow, _job_values(j), keep=("lease_expires_at",))
+        lease, which only its host's heartbeats move (:meth:`renew_leases`). A
+        job another daemon marked ``interrupted`` stays so: its host, back from
+        being cut off, does not write over that."""
+        stmt = self._upsert(JobRow, _job_values(j), keep=("lease_expires_at",),
+                            unless=JobRow.status == str(JobStatus.INTERRUPTED))
         with self._session() as session:
             session.execute(stmt)
 
@@ -254,9 +268,12 @@ class Catalog(CopyRows, TokenRows, NotificationRows, HostRows, FleetWork):
         )
 
     def _upsert(
-        self, model: type[Base], values: dict[str, Any], keep: Collection[str] = ()
+        self, model: type[Base], values: dict[str, Any], keep: Collection[str] = (),
+        unless: ColumnElement[bool] | None = None,
     ) -> Insert:
-        """INSERT ``values``, or on a key clash UPDATE every column but the key and ``keep``."""
+        """INSERT ``values``, or on a key clash UPDATE every column but the key and
+        ``keep`` (only where ``unless`` is false of the stored row, if given)."""
+        where = None if unless is None else ~unless
         # Both backends have INSERT ... ON CONFLICT, which, unlike a read followed
         # by a write, cannot race with another thread inserting the same key.
         table = model.__table__
@@ -266,12 +283,12 @@ class Catalog(CopyRows, TokenRows, NotificationRows, HostRows, FleetWork):
         if self._engine.dialect.name == "postgresql":
             pg = postgresql.insert(table).values(values)
             return pg.on_conflict_do_update(
-                index_elements=key, set_={name: pg.excluded[name] for name in changing}
-            )
+                index_elements=key, set_={name: pg.excluded[name] for name in changing},
+                where=where)
         lite = sqlite.insert(table).values(values)
         return lite.on_conflict_do_update(
-            index_elements=key, set_={name: lite.excluded[name] for name in changing}
-        )
+            index_elements=key, set_={name: lite.excluded[name] for name in changing},
+            where=where)
 
 
 def _instance_values(rec: InstanceRecord) -> dict[str, Any]:
