@@ -14,15 +14,15 @@ from fastapi.responses import HTMLResponse
 from backup.types import Snapshot
 from service.entrypoints.api.deps import ContextDep
 from service.entrypoints.api.routes.jobs import cancel_scope
-from service.entrypoints.api.schemas import RestoreBody
+from service.entrypoints.api.schemas import BackupBody, RestoreBody, backup_request
 from service.entrypoints.ui.deps import DashboardDep, SessionDep, require
 from service.entrypoints.ui.rendering import DashboardRoute
 from service.records import JobRecord
 from service.tokens import Scope
 from service.usecases import (
-    backups,
     cancellation,
     checkpoints,
+    fleet,
     integrity,
     job_queries,
     restores,
@@ -47,7 +47,9 @@ def _snapshot_row(request: Request, ui: DashboardDep, who: SessionDep,
 def back_up(request: Request, ctx: ContextDep, who: SessionDep, ui: DashboardDep,
             name: str) -> HTMLResponse:
     require(who, Scope.BACKUP)
-    job = ctx.jobs.submit_backup(backups.prepare_backup(ctx.services, name))
+    asked = BackupBody()  # here or queued for the instance's host, as through the API
+    job = fleet.start_backup(ctx.services, ctx.jobs, name, asked.options(),
+                             request=backup_request(name, asked))
     return _job(request, ui, who, job)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,6 +13,8 @@ from fastapi.testclient import TestClient
 from backup.types import Snapshot, SnapshotStatus, utcnow
 from service.entrypoints.api import create_app
 from service.entrypoints.ui.session import TOKEN_COOKIE
+from service.hosts import HostRecord
+from service.records import InstanceRecord
 from service.usecases import backups, tokens
 from service.usecases.jobs import JobRunner
 from tests.fakes.services import FakeWorld
@@ -200,3 +203,18 @@ def test_jobs_targets_and_sign_out(world: FakeWorld, web: TestClient) -> None:
     assert out.status_code == 303 and f'{TOKEN_COOKIE}=""' in out.headers["set-cookie"]
     web.cookies.clear()
     assert web.get("/ui").status_code == 303
+
+
+def test_an_instance_of_another_host_shows_that_host_and_whether_it_is_down(
+        world: FakeWorld, web: TestClient) -> None:
+    seen = utcnow() - timedelta(minutes=10)  # its daemon stopped beating long ago
+    world.catalog.upsert_instance(InstanceRecord(
+        name="edge-db", engine="fake", container_id="c" * 64, container_name="edge-db",
+        image="fake/db:1", labels={}, error=None, first_seen=seen, last_seen=seen,
+        host="edge-2"))
+    world.catalog.save_host(HostRecord(name="edge-2", engine_version="27.0", instances=1,
+                                       started_at=seen, last_heartbeat=seen,
+                                       holdfast_version="test", runner="edge-2:1:1"))
+    sign_in(web, TEST_TOKEN)
+    page = web.get("/ui/instances/edge-db").text
+    assert re.search(r"<dt>Host</dt><dd>edge-2 <span class=\"badge failing\">down</span>", page)
