@@ -7,6 +7,7 @@ and a SIGKILLed edge-b's running job is marked interrupted by edge-a once its le
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import time
@@ -14,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -397,3 +399,64 @@ def test_a_killed_daemons_running_job_is_interrupted_by_the_other(fleet: Fleet) 
              if j["id"] in before}
     assert after == before, (before, after)
     print(f"lost job interrupted {took:.1f}s after the kill")
+
+
+SLOT_SECONDS = 10
+"""The twin instance's ``@every`` schedule: slots aligned to 2000-01-01T00:00Z."""
+
+
+def _slot(created_at: str) -> int:
+    """The slot a snapshot's run belongs to: it starts a moment after its fire time."""
+    moment = datetime.fromisoformat(created_at.replace("Z", "+00:00"))
+    return int(moment.timestamp()) // SLOT_SECONDS
+
+
+def _twin(client: docker.DockerClient, name: str, scope: str) -> Container:
+    container = client.containers.run(
+        POSTGRES_IMAGE, name=name, detach=True,
+        environment={**DEFAULT_POSTGRES_ENV, "POSTGRES_PASSWORD": "twin-pw"},
+        labels={**DEFAULT_POSTGRES_LABELS, "holdfast.target": TARGET, "holdfast.scope": scope,
+                "holdfast.schedule": f"@every {SLOT_SECONDS}s"})
+    wait_for_postgres(container)
+    return container
+
+
+def test_a_schedule_seen_by_two_daemons_runs_once_per_slot(
+        engines: tuple[PrivateDockerd, PrivateDockerd], fleet_catalog: str,
+        fleet_bucket: tuple[str, Any], moto_server: MotoEndpoint,
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    # One engine managed twice by mistake: edge-c and edge-d both see the twin
+    # container (their own scope keeps edge-a's daemon out of it).
+    engine, scope = engines[0], f"twin{secrets.token_hex(2)}"
+    client = engine.client()
+    name = f"hf-fleet-twin-{secrets.token_hex(3)}"
+    twins: list[Daemon] = []
+    try:
+        _twin(client, name, scope)
+        for host in ("edge-c", "edge-d"):
+            env = {**_daemon_env(host, engine, fleet_catalog, fleet_bucket[0],
+                                 moto_server.endpoint), "HOLDFAST_SCOPE": scope}
+            twins.append(Daemon(tmp_path_factory.mktemp(host), env).start())
+        c = twins[0]
+
+        def listed() -> list[dict[str, Any]]:
+            return list(c.get("/v1/snapshots", params={"instance": name}).json())
+
+        wait_for(lambda: len([s for s in listed() if s["status"] == "complete"]) >= 3,
+                 120, "three scheduled snapshots of the twin instance")
+        snapshots = listed()
+        lost = [m for daemon in twins for m in _messages(daemon) if "already taken" in m]
+    finally:
+        for daemon in twins:
+            daemon.close()
+        with contextlib.suppress(NotFound):
+            client.containers.get(name).remove(force=True, v=True)
+        client.close()
+    slots = [_slot(s["created_at"]) for s in snapshots]
+    assert len(set(slots)) == len(slots), f"a slot ran twice: {sorted(slots)}"
+    # Both daemons fired the schedule; for each slot one of them lost the claim.
+    assert len(lost) >= len(slots) - 1, lost
+
+
+def _messages(daemon: Daemon) -> list[str]:
+    return [str(record.get("message", "")) for record in daemon.log_records()]
