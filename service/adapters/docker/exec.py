@@ -43,9 +43,14 @@ MARKER_ENV = "HOLDFAST_EXEC"
 that exec, so a cut one's processes can be found and killed in the container."""
 # Only sh, tr, grep and kill: in every official database image (Debian or
 # busybox). Run as root so it may read every process's environ and kill it.
-_KILL_MARKED = ('for p in /proc/[0-9]*; do '
+# Passes repeat until one finds nothing: a process forked while a pass ran
+# (sh starting its next command) is not in that pass's list of /proc. A killed
+# process's environ reads empty once it is a zombie, so the passes end.
+_KILL_MARKED = ('n=0; while [ "$n" -lt 50 ]; do n=$((n+1)); found=0; '
+                'for p in /proc/[0-9]*; do '
                 'if tr "\\000" "\\n" < "$p/environ" 2>/dev/null | grep -qxF "$1"; '
-                'then kill -9 "${p#/proc/}" 2>/dev/null; fi; done; exit 0')
+                'then kill -9 "${p#/proc/}" 2>/dev/null; found=1; fi; done; '
+                '[ "$found" = 0 ] && exit 0; done; exit 0')
 
 @dataclass(frozen=True)
 class _OpenExec:
