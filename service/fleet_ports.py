@@ -48,6 +48,28 @@ class FleetWorkQueue(Protocol):
         jobs so marked. Jobs without a lease are never touched."""
         ...
 
+    def cancel_unclaimed(self, job_id: str, now: datetime, reason: str) -> JobRecord | None:
+        """Mark job ``job_id`` ``cancelled`` (finished ``now``, with error
+        ``reason``) if it is a request no host has claimed yet (queued, with a
+        ``request`` and no lease), in one step against :meth:`claim_requests`:
+        either its host claims it or this cancels it, never both. The job so
+        marked; None if it is no such request (claimed or ended meanwhile, or
+        not a request at all, or unknown), which is then left as it was."""
+        ...
+
+    def request_cancel(self, job_id: str, now: datetime) -> bool:
+        """Ask the host of unfinished job ``job_id`` to cancel it: set its
+        ``cancel_requested_at`` to ``now`` (the first request's time is kept if
+        one was already made). False if the job has ended (or is unknown):
+        nothing is written then. Saving the job (:meth:`save_job`, its host's
+        progress) never clears the request."""
+        ...
+
+    def cancel_requests(self, host: str) -> list[str]:
+        """The ids of ``host``'s unfinished jobs whose cancel was asked for
+        (:meth:`request_cancel`), oldest first: its daemon cancels them."""
+        ...
+
     def claim_slot(self, instance: str, kind: str, slot: datetime, host: str,
                    now: datetime) -> bool:
         """Claim the run of ``kind`` of ``instance`` scheduled at ``slot`` for

@@ -357,7 +357,9 @@ class CatalogPort(TokenStore, NotificationLog, HostRegistry, FleetWorkQueue, Pro
         ...
 
     def save_job(self, j: JobRecord) -> None:
-        """Insert or replace a job, every field (progress included)."""
+        """Insert or replace a job, every field (progress included) but those the
+        fleet's work queue keeps: its lease, an ``interrupted`` status another
+        daemon set, and ``cancel_requested_at`` (never written from ``j``)."""
         ...
 
     def get_job(self, id: str) -> JobRecord | None: ...

@@ -84,6 +84,9 @@ class JobRecord:
     host: str | None = None
     request: dict[str, Any] | None = None
     lease_expires_at: datetime | None = None
+    # When a daemon other than its host's was asked to cancel it (its host's
+    # daemon then cancels it); only the catalog's request_cancel sets it.
+    cancel_requested_at: datetime | None = None
 
     @property
     def ended(self) -> bool:

@@ -5,8 +5,10 @@ host (the catalog records where each instance was discovered) does not run
 it: it queues the request as a job row for that host (:func:`queue_request`),
 whose daemon claims it (:func:`claim_requests`) and runs it as its own; the
 result and progress come back through the same row, where the caller's
-``?wait`` and event stream read them. Every running job of a daemon carries
-a lease its heartbeats renew (:func:`keep_leases`); a host that stops
+``?wait`` and event stream read them. A snapshot's verifications (an
+integrity re-read, a verified restore) go the same way to its instance's
+host, which has its target, its identity and its engine. Every running job
+of a daemon carries a lease its heartbeats renew (:func:`keep_leases`); a host that stops
 beating lets its leases run out, and whichever daemon notices marks those
 jobs ``interrupted`` (:func:`interrupt_lost_jobs`). Its instances are not
 taken over: no other host can reach its engine.
@@ -28,7 +30,7 @@ from restore.copies import RestoreOptions
 from service.bootstrap import Services
 from service.hosts import HostRecord, check_host_name, host_status, lease_seconds
 from service.records import ERROR_TYPE, JobRecord, JobStatus
-from service.usecases import backups, restores
+from service.usecases import backups, integrity, restores, verification
 from service.usecases.idempotency import Idempotency
 from service.usecases.jobs import JobRunner, new_job_id
 from service.usecases.snapshots import get_snapshot
@@ -130,6 +132,45 @@ def start_backup(svc: Services, jobs: JobRunner, name: str, options: Mapping[str
                              idempotency=idempotency)
     prepared = backups.prepare_backup(svc, name, **options)
     return jobs.submit_backup(prepared, idempotency=idempotency, claimed=claimed)
+
+
+def _verified_host(svc: Services, snapshot_id: str) -> tuple[Snapshot, str | None]:
+    snapshot = get_snapshot(svc, snapshot_id)
+    return snapshot, owner_elsewhere(svc, snapshot.instance)
+
+
+def start_verify(svc: Services, jobs: JobRunner, snapshot_id: str, *,
+                 idempotency: Idempotency | None = None,
+                 claimed: JobRecord | None = None) -> JobRecord:
+    """Re-read snapshot ``snapshot_id``'s stored object (an id or a prefix):
+    here if its instance lives here (or was never seen), else queued for its
+    instance's host (kind ``verify``), which has its target and the identity
+    that opens it. ``claimed``: the request this host claimed, run as that job."""
+    if claimed is None:
+        snapshot, host = _verified_host(svc, snapshot_id)
+        if host is not None:
+            return queue_request(svc, host, "verify", instance=snapshot.instance,
+                                 snapshot_id=snapshot.id, request={"snapshot": snapshot.id},
+                                 idempotency=idempotency)
+    return integrity.submit_verify(jobs, integrity.prepare_verify(svc, snapshot_id),
+                                   idempotency, claimed=claimed)
+
+
+def start_verified_restore(svc: Services, jobs: JobRunner, snapshot_id: str, *,
+                           idempotency: Idempotency | None = None,
+                           claimed: JobRecord | None = None) -> JobRecord:
+    """Verify snapshot ``snapshot_id`` by a restore (an id or a prefix): here
+    if its instance lives here (or was never seen), else queued for its
+    instance's host (kind ``verify-restore``), whose engine has its image and
+    makes the throwaway copy. ``claimed``: the request this host claimed."""
+    if claimed is None:
+        snapshot, host = _verified_host(svc, snapshot_id)
+        if host is not None:
+            return queue_request(svc, host, "verify-restore", instance=snapshot.instance,
+                                 snapshot_id=snapshot.id, request={"snapshot": snapshot.id},
+                                 idempotency=idempotency)
+    prepared = verification.prepare_verified_restore(svc, snapshot_id)
+    return jobs.submit_verified_restore(prepared, idempotency=idempotency, claimed=claimed)
 
 
 @dataclass(frozen=True)

@@ -121,15 +121,17 @@ def verify_target(svc: Services, name: str) -> TargetReport:
 
 
 def submit_verify(jobs: JobRunner, request: VerifyRequest,
-                  idempotency: Idempotency | None = None) -> JobRecord:
+                  idempotency: Idempotency | None = None, *,
+                  claimed: JobRecord | None = None) -> JobRecord:
     """Queue a prepared verification of one snapshot (kind ``verify``); its
-    result is the report, ``whole: false`` when it found damage."""
+    result is the report, ``whole: false`` when it found damage. ``claimed``:
+    the request another host queued for this one, run as that job."""
     snapshot = request.snapshot
     return jobs.submit_watched(
         "verify", lambda progress, cancelled: execute_verify(request, progress,
                                                              cancelled).to_json(),
         instance=snapshot.instance, snapshot_id=snapshot.id, idempotency=idempotency,
-        bytes_total=snapshot.size_bytes)
+        bytes_total=snapshot.size_bytes, claimed=claimed)
 
 
 def submit_verify_target(svc: Services, jobs: JobRunner, request: VerifyTargetRequest,

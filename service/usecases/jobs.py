@@ -292,24 +292,28 @@ class JobRunner:
 
     def submit_watched(self, kind: str, work: WatchedWork, *, instance: str | None = None,
                        snapshot_id: str | None = None, idempotency: Idempotency | None = None,
-                       bytes_total: int | None = None) -> JobRecord:
+                       bytes_total: int | None = None,
+                       claimed: JobRecord | None = None) -> JobRecord:
         """Queue ``work(progress, cancelled)`` as a job of ``kind``, handing it the
-        job's own progress callback and cancel signal (a verification's read)."""
-        job_id = new_job_id()
+        job's own progress callback and cancel signal (a verification's read);
+        ``claimed`` as :meth:`submit` takes it."""
+        job_id = claimed.id if claimed is not None else new_job_id()
         return self.submit(kind, lambda: work(self._catalog.progress_callback(job_id),
                                               self._signals.of(job_id)),
                            instance=instance, snapshot_id=snapshot_id, job_id=job_id,
-                           idempotency=idempotency, bytes_total=bytes_total)
+                           idempotency=idempotency, bytes_total=bytes_total, claimed=claimed)
 
     def submit_verified_restore(self, request: VerifiedRestoreRequest, *,
                                 trigger: str = "api",
-                                idempotency: Idempotency | None = None) -> JobRecord:
+                                idempotency: Idempotency | None = None,
+                                claimed: JobRecord | None = None) -> JobRecord:
         """Queue a prepared verified restore (kind ``verify-restore``); its
         result is the verdict recorded on the snapshot, ``result: failed``
         when the snapshot did not restore or its copy differs. Claims the
         instance's verification gate from now to its end:
-        :class:`~service.runs.AlreadyRunning` while one of it is queued or runs."""
-        job_id = new_job_id()
+        :class:`~service.runs.AlreadyRunning` while one of it is queued or runs.
+        ``claimed`` as :meth:`submit` takes it."""
+        job_id = claimed.id if claimed is not None else new_job_id()
         instance = request.snapshot.instance
         gate = self._services.verify_gate
         gate.claim(instance, job_id, activity="verification")
@@ -342,7 +346,7 @@ class JobRunner:
                               snapshot_id=request.snapshot.id, job_id=job_id,
                               on_exit=lambda: gate.release(instance, job_id),
                               idempotency=idempotency,
-                              bytes_total=request.snapshot.size_bytes)
+                              bytes_total=request.snapshot.size_bytes, claimed=claimed)
         except BaseException:
             gate.release(instance, job_id)
             raise

@@ -65,7 +65,7 @@ def test_up_down_up(engine: Engine) -> None:
 
     upgrade_to_head(engine)
     assert table_names(engine) == TABLES
-    assert current_revision(engine) == head_revision(engine) == "0012"
+    assert current_revision(engine) == head_revision(engine) == "0013"
 
     downgrade_to_base(engine)
     assert table_names(engine) == set()
@@ -92,7 +92,7 @@ def test_up_down_up(engine: Engine) -> None:
 def test_upgrade_is_idempotent(engine: Engine) -> None:
     upgrade_to_head(engine)
     upgrade_to_head(engine)
-    assert current_revision(engine) == "0012"
+    assert current_revision(engine) == "0013"
 
 
 def test_models_match_migrations(engine: Engine) -> None:
@@ -150,7 +150,7 @@ def test_concurrent_open_catalog_on_fresh_database(db_url: str) -> None:
     try:
         assert errors == []
         assert len(opened) == 4
-        assert current_revision(opened[0].engine) == "0012"
+        assert current_revision(opened[0].engine) == "0013"
     finally:
         for catalog in opened:
             catalog.close()
@@ -195,7 +195,7 @@ def test_concurrent_open_catalog_from_processes(db_url: str, tmp_path: Path) -> 
     assert failures == []
     engine = make_engine(db_url)
     try:
-        assert current_revision(engine) == "0012"
+        assert current_revision(engine) == "0013"
         assert table_names(engine) == TABLES
     finally:
         engine.dispose()

@@ -3,7 +3,9 @@ with one labelled Postgres container of its own, both daemons on one PostgreSQL 
 moto S3 bucket as their shared target; each registers and beats as its host and discovers only
 its own engine, a backup asked of edge-a for edge-b's instance is queued, claimed and run by
 edge-b, its snapshot is restored onto edge-a's engine through edge-b's API with the same rows,
-and a SIGKILLed edge-b's running job is marked interrupted by edge-a once its lease runs out."""
+a SIGKILLed edge-b's running job is marked interrupted by edge-a once its lease runs out (the
+restarted edge-b runs its schedule again), a schedule two daemons see runs once per slot, and a
+catalog cut off for longer than a lease queues nothing twice and runs no slot twice."""
 
 from __future__ import annotations
 
@@ -49,6 +51,7 @@ from tests.harness.s3_fixtures import (
     empty_bucket,
     s3_client,
 )
+from tests.harness.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.docker, pytest.mark.postgres_catalog]
 
@@ -376,6 +379,10 @@ def test_a_killed_daemons_running_job_is_interrupted_by_the_other(fleet: Fleet) 
         assert job["host"] == "edge-b", job
         dump_in_flight(b.container)
         assert _job(a.daemon, job["id"])["status"] == "running"
+        # A schedule set through edge-b's API (kept in the catalog) before it dies.
+        scheduled = b.daemon.client.put(f"/v1/instances/{b.instance}/policy",
+                                        json={"schedule": f"@every {SLOT_SECONDS}s"})
+        assert scheduled.status_code == 200, scheduled.text
         b.daemon.kill()
     killed_at = time.monotonic()
     interrupted = a.daemon.wait_for(
@@ -390,6 +397,7 @@ def test_a_killed_daemons_running_job_is_interrupted_by_the_other(fleet: Fleet) 
     assert refused.status_code == 503, refused.text
     assert "host edge-b has sent no heartbeat" in refused.text, refused.text
     terminate_dumps(b.container)  # the orphan of the killed daemon's dump
+    restarted_at = time.time()
     b.daemon.start()
     b.daemon.wait_ready()
     a.daemon.wait_for(lambda: _hosts(a.daemon) == {"edge-a": "alive", "edge-b": "alive"},
@@ -398,7 +406,23 @@ def test_a_killed_daemons_running_job_is_interrupted_by_the_other(fleet: Fleet) 
     after = {j["id"]: j["status"] for j in a.daemon.get("/v1/jobs").json()
              if j["id"] in before}
     assert after == before, (before, after)
+    _check_schedule_resumed(b, restarted_at)
     print(f"lost job interrupted {took:.1f}s after the kill")
+
+
+def _check_schedule_resumed(b: Edge, restarted_at: float) -> None:
+    """The restarted edge-b runs its instance's schedule again; then it is dropped."""
+    try:
+        def resumed() -> list[dict[str, Any]]:
+            listed = b.daemon.get("/v1/snapshots", params={"instance": b.instance}).json()
+            return [s for s in listed if s["status"] == "complete"
+                    and _started_at(s) > restarted_at]
+        taken = b.daemon.wait_for(resumed, 3 * SLOT_SECONDS + 60,
+                                  "a scheduled snapshot after the restart")
+        assert all(s["instance"] == b.instance for s in taken), taken
+    finally:
+        dropped = b.daemon.client.delete(f"/v1/instances/{b.instance}/policy")
+        assert dropped.status_code == 200, dropped.text
 
 
 SLOT_SECONDS = 10
@@ -460,3 +484,131 @@ def test_a_schedule_seen_by_two_daemons_runs_once_per_slot(
 
 def _messages(daemon: Daemon) -> list[str]:
     return [str(record.get("message", "")) for record in daemon.log_records()]
+
+
+# --- a catalog outage ----------------------------------------------------------------------
+
+OUTAGE = LEASE + HEARTBEAT
+"""How long the catalog is cut off: longer than a lease, so every lease in the
+fleet has run out by the time it is back."""
+
+
+def _through(proxy: TcpProxy, url: str) -> str:
+    """``url`` (postgresql://user@host:port/db) with the proxy's port instead."""
+    head, _, tail = url.rpartition("@")
+    database = tail.split("/", 1)[1]
+    return f"{head}@127.0.0.1:{proxy.port}/{database}"
+
+
+def _statuses(daemon: Daemon, *names: str) -> list[str | None]:
+    """The status of each of ``names`` among the hosts ``daemon`` lists (the
+    module's catalog holds the other tests' hosts too)."""
+    hosts = _hosts(daemon)
+    return [hosts.get(name) for name in names]
+
+
+def _started_at(job: dict[str, Any]) -> float:
+    return datetime.fromisoformat(str(job["created_at"]).replace("Z", "+00:00")).timestamp()
+
+
+def test_a_catalog_outage_queues_nothing_twice_and_runs_each_slot_once(
+        engines: tuple[PrivateDockerd, PrivateDockerd], fleet_catalog: str,
+        fleet_bucket: tuple[str, Any], moto_server: MotoEndpoint,
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    # edge-e and edge-f (a scope of their own) reach the catalog through a proxy
+    # the test cuts for longer than a lease; edge-f's instance is scheduled.
+    scope = f"out{secrets.token_hex(2)}"
+    client = engines[1].client()
+    name = f"hf-fleet-out-{secrets.token_hex(3)}"
+    daemons: list[Daemon] = []
+    with TcpProxy("127.0.0.1", int(fleet_catalog.rsplit(":", 1)[1].split("/")[0])) as proxy:
+        try:
+            _twin(client, name, scope)
+            catalog = _through(proxy, fleet_catalog)
+            for host, engine in (("edge-e", engines[0]), ("edge-f", engines[1])):
+                env = {**_daemon_env(host, engine, catalog, fleet_bucket[0],
+                                     moto_server.endpoint), "HOLDFAST_SCOPE": scope}
+                daemons.append(Daemon(tmp_path_factory.mktemp(host), env).start())
+            e, f = daemons
+            outcome = _ride_out_an_outage(proxy, e, f, name)
+        finally:
+            for daemon in daemons:
+                daemon.close()
+            with contextlib.suppress(NotFound):
+                client.containers.get(name).remove(force=True, v=True)
+            client.close()
+    _check_outage(outcome, name)
+
+
+@dataclass
+class _Outage:
+    asked_before: str
+    refused: list[int]
+    reads: dict[str, tuple[int, float, str]]
+    cut_at: float
+    back_at: float
+    jobs: list[dict[str, Any]]
+    snapshots: list[dict[str, Any]]
+    alive: tuple[bool, bool]
+
+
+def _ride_out_an_outage(proxy: TcpProxy, e: Daemon, f: Daemon, name: str) -> _Outage:
+    wait_for(lambda: _hosts(e).get("edge-f") == "alive" and e.instance(name), 60,
+             "edge-e to see edge-f alive with its instance")
+    wait_for(lambda: any(s["status"] == "complete" for s in
+                         e.get("/v1/snapshots", params={"instance": name}).json()),
+             90, "a first scheduled snapshot")
+    asked = e.post(f"/v1/instances/{name}/backups",
+                   json={"tags": {"asked": "before"}, "pin": True})
+    assert asked.status_code == 202, asked.text
+    proxy.cut()
+    cut_at = time.time()
+    refused, reads = [], {}
+    deadline = time.monotonic() + OUTAGE
+    while time.monotonic() < deadline:
+        # Work asked while the catalog is away is refused, never queued for later.
+        refused.append(e.post(f"/v1/instances/{name}/backups", json={"tags": {"asked": "during"}},
+                              timeout=30).status_code)
+        for path in ("/healthz", "/readyz", "/v1/volumes", "/v1/instances"):
+            began = time.monotonic()
+            answer = e.get(path, timeout=30)
+            reads[path] = (answer.status_code, round(time.monotonic() - began, 1), answer.text)
+        time.sleep(1)
+    proxy.restore()
+    back_at = time.time()
+    for daemon in (e, f):
+        wait_for(lambda: _statuses(daemon, "edge-e", "edge-f") == ["alive", "alive"],  # noqa: B023
+                 60, "both hosts alive again")
+    # Two more slots after the catalog came back: the schedule goes on.
+    wait_for(lambda: sum(1 for s in e.get("/v1/snapshots", params={"instance": name}).json()
+                         if s["status"] == "complete" and _started_at(s) > back_at) >= 2,
+             90, "two scheduled snapshots after the outage")
+    _wait_ended(e, asked.json()["id"])
+    jobs = list(e.get("/v1/jobs", params={"instance": name, "limit": 200}).json())
+    snapshots = list(e.get("/v1/snapshots", params={"instance": name}).json())
+    return _Outage(asked.json()["id"], refused, reads, cut_at, back_at, jobs, snapshots,
+                   (e.alive(), f.alive()))
+
+
+def _check_outage(outcome: _Outage, name: str) -> None:
+    assert outcome.alive == (True, True), outcome.alive
+    assert outcome.refused and set(outcome.refused) <= {503}, outcome.refused
+    # What needs only the engine is served; what needs the catalog says so at once.
+    statuses = {path: status for path, (status, _, _) in outcome.reads.items()}
+    assert statuses == {"/healthz": 200, "/readyz": 503, "/v1/volumes": 200,
+                        "/v1/instances": 503}, outcome.reads
+    assert all(took < 10 for _, took, _ in outcome.reads.values()), outcome.reads
+    assert "catalog" in outcome.reads["/v1/instances"][2], outcome.reads
+    by_id = {j["id"]: j for j in outcome.jobs}
+    asked = by_id[outcome.asked_before]
+    # The request queued just before the outage ran once, on its host.
+    assert (asked["host"], asked["status"]) == ("edge-f", "succeeded"), asked
+    asked_for = [s["tags"]["asked"] for s in outcome.snapshots if "asked" in s["tags"]]
+    assert asked_for == ["before"], outcome.snapshots
+    # Nothing was interrupted or failed for the outage, and no slot ran twice.
+    assert all(j["status"] == "succeeded" for j in outcome.jobs), outcome.jobs
+    complete = [s for s in outcome.snapshots if s["status"] == "complete"]
+    slots = [_slot(s["created_at"]) for s in complete if not s["tags"]]
+    assert len(set(slots)) == len(slots), f"a slot ran twice: {sorted(slots)}"
+    print(f"outage {outcome.back_at - outcome.cut_at:.1f}s; {len(outcome.refused)} requests "
+          f"refused with 503; reads {statuses}; {len(complete)} snapshots of {name}")

@@ -160,7 +160,8 @@ class InMemoryCatalog:
                     other.idempotency_key == j.idempotency_key
                     for other in self._jobs.values())):
                 raise Conflict(f"job {j.id} or its idempotency key is already in the catalog")
-            self._jobs[j.id] = _in_utc(j)
+            # cancel_requested_at is written by request_cancel only.
+            self._jobs[j.id] = _in_utc(replace(j, cancel_requested_at=None))
 
     def save_job(self, j: JobRecord) -> None:
         self._check()
@@ -168,8 +169,11 @@ class InMemoryCatalog:
             existing = self._jobs.get(j.id)  # its lease moves only by renew_leases
             if existing is not None and existing.status == JobStatus.INTERRUPTED:
                 return  # another daemon ended it: its host does not write over that
-            self._jobs[j.id] = _in_utc(j if existing is None else
-                                       replace(j, lease_expires_at=existing.lease_expires_at))
+            # Nor a cancel another daemon asked for (request_cancel's alone).
+            self._jobs[j.id] = _in_utc(
+                replace(j, cancel_requested_at=None) if existing is None else
+                replace(j, lease_expires_at=existing.lease_expires_at,
+                        cancel_requested_at=existing.cancel_requested_at))
 
     # --- the fleet's work ----------------------------------------------------------
 
@@ -206,6 +210,34 @@ class InMemoryCatalog:
                 self._jobs[job.id] = _in_utc(replace(job, status=JobStatus.INTERRUPTED,
                                                      finished_at=now, error=error))
             return [self._jobs[job.id] for job in expired]
+
+    def cancel_unclaimed(self, job_id: str, now: datetime, reason: str) -> JobRecord | None:
+        self._check()
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.status != JobStatus.QUEUED or job.ended \
+                    or job.request is None or job.lease_expires_at is not None:
+                return None
+            self._jobs[job_id] = _in_utc(replace(job, status=JobStatus.CANCELLED,
+                                                 finished_at=now, error=reason))
+            return self._jobs[job_id]
+
+    def request_cancel(self, job_id: str, now: datetime) -> bool:
+        self._check()
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.ended:
+                return False
+            if job.cancel_requested_at is None:  # the first request's time is kept
+                self._jobs[job_id] = _in_utc(replace(job, cancel_requested_at=now))
+            return True
+
+    def cancel_requests(self, host: str) -> list[str]:
+        self._check()
+        with self._lock:
+            return [j.id for j in sorted(self._jobs.values(), key=lambda j: (j.created_at, j.id))
+                    if j.host == host and not j.ended and j.cancel_requested_at is not None
+                    and j.status in (JobStatus.QUEUED, JobStatus.RUNNING)]
 
     def claim_slot(self, instance: str, kind: str, slot: datetime, host: str,
                    now: datetime) -> bool:

@@ -14,6 +14,9 @@ from service.records import JobRecord, JobStatus
 # Job columns that are stored as they are, read as they are.
 _JOB_PROGRESS = ("phase", "bytes_done", "bytes_total", "transfer_started_at", "progress_at",
                  "idempotency_key", "request_fingerprint", "host", "request", "lease_expires_at")
+# Read as they are, never written from a record: a save of the job (its host's
+# progress) must not clear what another daemon set. Only FleetWork writes them.
+_JOB_SET_ELSEWHERE = ("cancel_requested_at",)
 
 
 def job_values(j: JobRecord) -> dict[str, Any]:
@@ -44,5 +47,5 @@ def job_record(row: JobRow) -> JobRecord:
         finished_at=row.finished_at,
         error=row.error,
         result=row.result,
-        **{name: getattr(row, name) for name in _JOB_PROGRESS},
+        **{name: getattr(row, name) for name in (*_JOB_PROGRESS, *_JOB_SET_ELSEWHERE)},
     )

@@ -151,6 +151,10 @@ class JobRow(Base):
     host: Mapped[str | None] = mapped_column(String(64), index=True)
     request: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # When a daemon other than its host's was asked to cancel it: its host's
+    # daemon sees this and cancels it there. Written only by FleetWork's
+    # request_cancel, never by a save of the job.
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ScheduleSlotRow(Base):

@@ -221,7 +221,9 @@ class Catalog(CopyRows, TokenRows, NotificationRows, HostRows, FleetWork):
         """Insert ``j``, or replace every field of the job with its id but its
         lease, which only its host's heartbeats move (:meth:`renew_leases`). A
         job another daemon marked ``interrupted`` stays so: its host, back from
-        being cut off, does not write over that."""
+        being cut off, does not write over that. Its ``cancel_requested_at`` is
+        never written here (not among the values), so a save never clears a
+        cancel another daemon asked for (:meth:`request_cancel`)."""
         stmt = self._upsert(JobRow, _job_values(j), keep=("lease_expires_at",),
                             unless=JobRow.status == str(JobStatus.INTERRUPTED))
         with self._session() as session:

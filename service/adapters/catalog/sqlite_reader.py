@@ -41,7 +41,7 @@ _Record = TypeVar("_Record", InstanceRecord, JobRecord, Snapshot, TokenRecord)
 # tests/catalog/test_sqlite_reader.py checks these against the models.
 _TIMES = {"first_seen", "last_seen", "created_at", "finished_at", "started_at",
           "progress_at", "transfer_started_at", "last_used_at", "expires_at", "verified_at",
-          "lease_expires_at"}
+          "lease_expires_at", "cancel_requested_at"}
 _JSON = {"labels", "policy_override", "result", "tags", "scopes", "verification", "recipients",
          "request"}
 _JSON_TUPLES = {"recipients"}

@@ -21,6 +21,7 @@ from service.bootstrap import Services
 from service.entrypoints.api.schemas import BackupBody, InstanceRestoreBody
 from service.records import JobRecord
 from service.usecases import fleet
+from service.usecases.fleet_cancel import honour_cancel_requests
 from service.usecases.jobs import JobRunner
 
 logger = logging.getLogger(__name__)
@@ -43,9 +44,21 @@ def _restore(svc: Services, jobs: JobRunner, job: JobRecord) -> None:
                         request=job.request, claimed=job)
 
 
+def _verify(svc: Services, jobs: JobRunner, job: JobRecord) -> None:
+    assert job.request is not None
+    fleet.start_verify(svc, jobs, str(job.request["snapshot"]), claimed=job)
+
+
+def _verified_restore(svc: Services, jobs: JobRunner, job: JobRecord) -> None:
+    assert job.request is not None
+    fleet.start_verified_restore(svc, jobs, str(job.request["snapshot"]), claimed=job)
+
+
 STARTERS: dict[str, Callable[[Services, JobRunner, JobRecord], None]] = {
     "backup": _backup,
     "restore": _restore,
+    "verify": _verify,
+    "verify-restore": _verified_restore,
 }
 """What each kind of request runs as (the kinds another daemon may queue)."""
 
@@ -57,6 +70,8 @@ class Claims:
         self._services = services
         self._jobs = jobs
         self._stop = threading.Event()
+        self._cancelled: set[str] = set()
+        """Jobs another daemon asked this one to cancel, cancelled already."""
         self._thread = threading.Thread(target=self._loop, name="holdfast-claims", daemon=True)
 
     def start(self) -> None:
@@ -75,10 +90,12 @@ class Claims:
                 logger.warning("could not look for requests queued for this host: %s", exc)
 
     def poll(self) -> int:
-        """Claim and start what is queued for this host now; how many were claimed."""
+        """Claim and start what is queued for this host now, then cancel the jobs
+        here another daemon was asked to cancel; how many were claimed."""
         claimed = fleet.claim_requests(self._services, BATCH)
         for job in claimed:
             self._start(job)
+        honour_cancel_requests(self._services, self._jobs, self._cancelled)
         return len(claimed)
 
     def _start(self, job: JobRecord) -> None:

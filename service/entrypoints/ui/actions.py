@@ -23,11 +23,9 @@ from service.usecases import (
     cancellation,
     checkpoints,
     fleet,
-    integrity,
     job_queries,
     restores,
     snapshots,
-    verification,
     volumes,
 )
 
@@ -79,16 +77,16 @@ def delete(ctx: ContextDep, who: SessionDep, snapshot_id: str) -> HTMLResponse:
 def verify_restore(request: Request, ctx: ContextDep, who: SessionDep, ui: DashboardDep,
                    snapshot_id: str) -> HTMLResponse:
     require(who, Scope.RESTORE)
-    plan = verification.prepare_verified_restore(ctx.services, snapshot_id)
-    return _job(request, ui, who, ctx.jobs.submit_verified_restore(plan))
+    # Here or queued for the snapshot's instance's host, as through the API.
+    job = fleet.start_verified_restore(ctx.services, ctx.jobs, snapshot_id)
+    return _job(request, ui, who, job)
 
 
 @router.post("/snapshots/{snapshot_id}/check", response_class=HTMLResponse)
 def check_object(request: Request, ctx: ContextDep, who: SessionDep, ui: DashboardDep,
                  snapshot_id: str) -> HTMLResponse:
     require(who, Scope.READ)
-    job = integrity.submit_verify(ctx.jobs, integrity.prepare_verify(ctx.services, snapshot_id),
-                                  None)
+    job = fleet.start_verify(ctx.services, ctx.jobs, snapshot_id)
     return _job(request, ui, who, job)
 
 

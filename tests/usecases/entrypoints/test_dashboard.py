@@ -218,3 +218,26 @@ def test_an_instance_of_another_host_shows_that_host_and_whether_it_is_down(
     sign_in(web, TEST_TOKEN)
     page = web.get("/ui/instances/edge-db").text
     assert re.search(r"<dt>Host</dt><dd>edge-2 <span class=\"badge failing\">down</span>", page)
+
+
+def test_verify_buttons_for_another_host_s_snapshot_queue_the_job_for_that_host(
+        world: FakeWorld, web: TestClient) -> None:
+    now = utcnow()
+    world.catalog.upsert_instance(InstanceRecord(
+        name="edge-db", engine="fake", container_id="c" * 64, container_name="edge-db",
+        image="fake/db:1", labels={}, error=None, first_seen=now, last_seen=now,
+        host="edge-2"))
+    world.catalog.save_host(HostRecord(name="edge-2", engine_version="27.0", instances=1,
+                                       started_at=now, last_heartbeat=now,
+                                       holdfast_version="test", runner="edge-2:1:1"))
+    snapshot = make_snapshot(world, "edge-db")
+    htmx = {"HX-Request": "true", "X-CSRF-Token": sign_in(web, TEST_TOKEN)}
+    for button, kind in (("verify", "verify-restore"), ("check", "verify")):
+        answer = web.post(f"/ui/snapshots/{snapshot.id}/{button}", headers=htmx)
+        assert answer.status_code == 202, answer.text
+        job_id = re.search(r'data-job="([^"]+)"', answer.text)
+        assert job_id, answer.text
+        job = world.catalog.get_job(job_id.group(1))
+        assert job is not None
+        assert (job.kind, job.host, job.status, job.snapshot_id) == (
+            kind, "edge-2", "queued", snapshot.id)

@@ -2,11 +2,13 @@
 fakes: 202 + a job of kind ``verify`` / ``verify-target``, ``?wait=true`` answers its
 final state with the report as its result (``whole: false`` on damage, the job
 still succeeded), 404 for an unknown snapshot or target, 400 for an encrypted
-snapshot the daemon holds no identity for, a replayed Idempotency-Key, and the
-``read`` scope enough to verify."""
+snapshot the daemon holds no identity for, a replayed Idempotency-Key, the
+``read`` scope enough to verify, and a snapshot of another host's instance
+(verify and verify-restore) queued for that host, 503 while it is down."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +16,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from backup.encryption import new_identity
+from backup.types import utcnow
 from service.entrypoints.api import create_app
+from service.hosts import HostRecord
+from service.records import InstanceRecord
 from service.usecases.jobs import JobRunner
 from tests.fakes.services import FakeWorld, fake_world
 from tests.harness.api import api_client, bearer
 from tests.usecases.entrypoints.test_api import assert_error, finished
 from tests.usecases.entrypoints.test_tokens_api import make_token
-from tests.usecases.support import add_db, objects, replace_object, take_backup
+from tests.usecases.support import add_db, make_snapshot, objects, replace_object, take_backup
 
 Json = dict[str, Any]
 
@@ -133,3 +138,35 @@ def test_a_read_token_may_verify_and_no_token_may_not(
         assert anonymous.post(path).status_code == 401
         allowed = anonymous.post(path, headers=bearer(reader))
         assert allowed.status_code == 202, allowed.text
+
+
+def _lives_on(world: FakeWorld, instance: str, host: str, beat_ago: timedelta) -> None:
+    """Catalog rows saying ``instance`` was discovered on ``host``, which beat
+    ``beat_ago`` ago."""
+    now = utcnow()
+    world.catalog.upsert_instance(InstanceRecord(
+        name=instance, engine="fake", container_id="c-1", container_name=instance,
+        image="fake/db:1", labels={}, error=None, first_seen=now, last_seen=now, host=host))
+    world.catalog.save_host(HostRecord(
+        name=host, engine_version="27.0", instances=1, started_at=now - beat_ago,
+        last_heartbeat=now - beat_ago, holdfast_version="test", runner=f"{host}:1:1"))
+
+
+def test_a_snapshot_of_another_host_s_instance_is_queued_for_that_host_or_503(
+        world: FakeWorld, client: TestClient) -> None:
+    snapshot = make_snapshot(world, "shop-db")
+    _lives_on(world, "shop-db", "beta", timedelta(0))
+    for path, kind in (("verify", "verify"), ("verify-restore", "verify-restore")):
+        answer = client.post(f"/v1/snapshots/{snapshot.id[:14]}/{path}")
+        assert answer.status_code == 202, answer.text
+        job = answer.json()
+        assert (job["kind"], job["host"], job["status"], job["snapshot_id"]) == (
+            kind, "beta", "queued", snapshot.id)
+        row = world.catalog.get_job(job["id"])
+        assert row is not None and row.request == {"kind": kind, "snapshot": snapshot.id}
+    _lives_on(world, "shop-db", "beta", timedelta(minutes=10))
+    for path in ("verify", "verify-restore"):
+        body = assert_error(client.post(f"/v1/snapshots/{snapshot.id}/{path}"), 503,
+                            "HostDown")
+        assert "host beta has sent no heartbeat" in body["error"]
+    assert len(world.catalog.list_jobs()) == 2  # the two queued above, nothing more

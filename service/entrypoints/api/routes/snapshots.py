@@ -30,7 +30,7 @@ from service.entrypoints.api.openapi import errors
 from service.entrypoints.api.responses import Job, Snapshot
 from service.entrypoints.api.schemas import RestoreBody, restore_request
 from service.records import JobRecord
-from service.usecases import checkpoints, fleet, integrity, snapshots, verification
+from service.usecases import checkpoints, fleet, snapshots
 from service.usecases.idempotency import Idempotency, idempotency_for
 
 router = APIRouter(prefix="/v1/snapshots", dependencies=AUTHORISED)
@@ -116,13 +116,14 @@ async def start_verify(svc: ServicesDep, jobs: JobsDep, snapshot_id: str,
     its framing is whole, without restoring; returns the job (202), or with
     ``wait=true`` its final state (200). The job succeeds with the report as its
     result, ``whole: false`` if a check failed. Read scope: it changes nothing.
-    400 if the snapshot is encrypted and the daemon has no identity that opens it."""
+    400 if the snapshot is encrypted and the daemon has no identity that opens it.
+    A snapshot of another host's instance is queued for that host (503 if it is
+    down), which runs it as the same job."""
     idempotency = idempotency_for(idempotency_key, "verify", f"snapshots/{snapshot_id}/verify",
                                   None)
 
     def start(idempotency: Idempotency | None) -> JobRecord:
-        return integrity.submit_verify(jobs, integrity.prepare_verify(svc, snapshot_id),
-                                       idempotency)
+        return fleet.start_verify(svc, jobs, snapshot_id, idempotency=idempotency)
 
     return await answer_with_job(jobs, idempotency, start, wait=wait, timeout=timeout)
 
@@ -138,12 +139,13 @@ async def start_verified_restore(svc: ServicesDep, jobs: JobsDep, snapshot_id: s
     remove it, and record the verdict on the snapshot; returns the job (202), or
     with ``wait=true`` its final state (200). The job succeeds with ``result:
     failed`` when the snapshot does not restore or its copy differs. Restore
-    scope: it runs a restore. 409 while one of the instance is queued or runs."""
+    scope: it runs a restore. 409 while one of the instance is queued or runs.
+    A snapshot of another host's instance is queued for that host (503 if it is
+    down), whose engine runs it as the same job."""
     idempotency = idempotency_for(idempotency_key, "verify-restore",
                                   f"snapshots/{snapshot_id}/verify-restore", None)
 
     def start(idempotency: Idempotency | None) -> JobRecord:
-        request = verification.prepare_verified_restore(svc, snapshot_id)
-        return jobs.submit_verified_restore(request, idempotency=idempotency)
+        return fleet.start_verified_restore(svc, jobs, snapshot_id, idempotency=idempotency)
 
     return await answer_with_job(jobs, idempotency, start, wait=wait, timeout=timeout)
