@@ -28,9 +28,10 @@ from backup.phases import Phase
 from backup.types import Snapshot, utcnow
 from restore.copies import RestoreOptions
 from service.bootstrap import Services
-from service.hosts import HostRecord, check_host_name, host_status, lease_seconds
+from service.hosts import check_host_name, host_status, lease_seconds
 from service.records import ERROR_TYPE, JobRecord, JobStatus
 from service.usecases import backups, integrity, restores, verification
+from service.usecases.hosts import find_host
 from service.usecases.idempotency import Idempotency
 from service.usecases.jobs import JobRunner, new_job_id
 from service.usecases.snapshots import get_snapshot
@@ -50,13 +51,9 @@ def owner_elsewhere(svc: Services, instance: str) -> str | None:
     return record.host
 
 
-def _host(svc: Services, name: str) -> HostRecord | None:
-    return next((h for h in svc.catalog.list_hosts() if h.name == name), None)
-
-
 def check_host_alive(svc: Services, name: str, now: datetime | None = None) -> None:
     """:class:`HostDown` unless host ``name`` has beaten recently (503, exit 5)."""
-    host = _host(svc, name)
+    host = find_host(svc, name)
     if host is None:
         raise HostDown(f"host {name} has never registered: start holdfast serve there "
                        "(holdfast hosts lists the fleet)")

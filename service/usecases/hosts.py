@@ -3,7 +3,8 @@
 :func:`register_host` runs once as the daemon starts and refuses a host name
 another live daemon holds (:func:`service.hosts.name_clash`); :func:`heartbeat`
 then runs every ``HOLDFAST_HEARTBEAT_INTERVAL`` seconds; :func:`list_hosts`
-answers ``holdfast hosts`` and ``GET /v1/hosts``.
+answers ``holdfast hosts`` and ``GET /v1/hosts``; :func:`find_host` and
+:func:`host_statuses` are how other use cases look a host up.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from backup.errors import Conflict, DockerUnavailable
 from backup.types import utcnow
 from service.bootstrap import Services
-from service.hosts import HostRecord, host_json, name_clash
+from service.hosts import HostRecord, host_json, host_status, name_clash
 from service.runs import current_runner, may_be_running
 from service.version import holdfast_version
 
@@ -45,8 +46,20 @@ def _record(svc: Services, name: str, started_at: datetime, instances: int,
                       holdfast_version=holdfast_version()[:64], runner=current_runner())
 
 
+def find_host(svc: Services, name: str) -> HostRecord | None:
+    """Host ``name``'s row, or None if it never registered."""
+    return next((h for h in svc.catalog.list_hosts() if h.name == name), None)
+
+
+def host_statuses(svc: Services, now: datetime | None = None) -> dict[str, str]:
+    """Each host's ``alive`` or ``stale`` (:func:`service.hosts.host_status`)."""
+    now = now or utcnow()
+    return {h.name: host_status(h, now, svc.settings.heartbeat_interval)
+            for h in svc.catalog.list_hosts()}
+
+
 def _clash(svc: Services, record: HostRecord, now: datetime) -> str | None:
-    existing = next((h for h in svc.catalog.list_hosts() if h.name == record.name), None)
+    existing = find_host(svc, record.name)
     return name_clash(existing, record.runner, now, svc.settings.heartbeat_interval,
                       other_may_run=existing is not None and may_be_running(existing.runner))
 

@@ -35,10 +35,10 @@ from backup.types import (
 )
 from restore.swap import is_set_aside
 from service.bootstrap import Services, unknown_target
-from service.hosts import host_status
 from service.ports import in_scope
 from service.records import InstanceRecord, JobStatus
 from service.runs import may_be_running
+from service.usecases.hosts import host_statuses
 from service.usecases.schedules import estimate_next_run, schedule_problem
 
 logger = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ def name_clash(svc: Services, name: str, record: InstanceRecord | None,
     here = svc.host_name()
     if record is None or record.host in (None, here) or record.container_id == container.id:
         return None
-    if _host_statuses(svc).get(record.host or "") != "alive":
+    if host_statuses(svc).get(record.host or "") != "alive":
         return None  # a host that is gone gives its names up
     return (f"instance name {name} is on two hosts: {record.host} (container "
             f"{record.container_name}, backed up there) and {here} (container "
@@ -287,7 +287,7 @@ def list_instances(svc: Services, next_run: NextRun | None = None,
     daemon's scheduler; without one, the next run is estimated from the
     schedule and the last snapshot. Writes nothing."""
     live = {i.name: i for i in (live_instances(svc) if instances is None else instances)}
-    here, hosts = svc.host_name(), _host_statuses(svc)
+    here, hosts = svc.host_name(), host_statuses(svc)
     views = []
     for name in sorted(set(live) | {record.name for record in svc.catalog.list_instances()}):
         record = svc.catalog.get_instance(name)
@@ -307,13 +307,6 @@ def list_instances(svc: Services, next_run: NextRun | None = None,
                                container_id=record.container_id)
             views.append(replace(view, host_status=hosts.get(record.host or "")))
     return views
-
-
-def _host_statuses(svc: Services) -> dict[str, str]:
-    """Each host's ``alive`` or ``stale`` (:func:`service.hosts.host_status`)."""
-    now = utcnow()
-    return {h.name: host_status(h, now, svc.settings.heartbeat_interval)
-            for h in svc.catalog.list_hosts()}
 
 
 def _last_snapshot(latest: Snapshot | None) -> dict[str, Any] | None:

@@ -369,6 +369,38 @@ def test_a_snapshot_restores_onto_another_hosts_engine(
     assert _checksum(fleet.a.container) != expected
 
 
+def test_verifications_asked_of_one_daemon_run_on_the_instances_host(
+        fleet: Fleet, b_backup: tuple[dict[str, Any], list[tuple[str, Any]], dict[str, Any]],
+) -> None:
+    snapshot_id = b_backup[2]["snapshot_id"]
+    networks_before = {n.id for n in fleet.a.client.networks.list()}
+    events_since = int(time.time())
+    jobs = {}
+    for kind in ("verify", "verify-restore"):
+        response = fleet.a.daemon.post(f"/v1/snapshots/{snapshot_id}/{kind}",
+                                       params={"wait": "true", "timeout": "150"}, timeout=180)
+        assert response.status_code == 200, response.text
+        jobs[kind] = response.json()
+    for kind, job in jobs.items():
+        assert (job["kind"], job["host"], job["status"]) == (kind, "edge-b", "succeeded"), \
+            (job, fleet.b.daemon.log_tail())
+        assert job["result"]["snapshot_id"] == snapshot_id, job
+    assert jobs["verify"]["result"]["whole"] is True, jobs["verify"]
+    verdict = jobs["verify-restore"]["result"]
+    assert (verdict["result"], verdict["job_id"]) == ("passed", jobs["verify-restore"]["id"]), \
+        verdict
+    # The rows it counted are edge-b's 500, and the verdict is on the snapshot for both.
+    assert verdict["figures"].get("appdb.public.edge") == 500, verdict["figures"]
+    for daemon in (fleet.a.daemon, fleet.b.daemon):
+        shown = daemon.get(f"/v1/snapshots/{snapshot_id}").json()
+        assert shown["verification"]["result"] == "passed", shown
+    # edge-a's engine made no throwaway copy: no container was created there.
+    created = [e for e in fleet.a.client.events(since=events_since, until=int(time.time()) + 1,
+                                                 decode=True, filters={"event": "create"})]
+    assert created == [], created
+    assert {n.id for n in fleet.a.client.networks.list()} == networks_before
+
+
 def test_a_killed_daemons_running_job_is_interrupted_by_the_other(fleet: Fleet) -> None:
     a, b = fleet.a, fleet.b
     fill_big_table(b.container, rows=BIG_ROWS)
@@ -423,6 +455,31 @@ def _check_schedule_resumed(b: Edge, restarted_at: float) -> None:
     finally:
         dropped = b.daemon.client.delete(f"/v1/instances/{b.instance}/policy")
         assert dropped.status_code == 200, dropped.text
+
+
+def test_a_job_running_on_one_host_is_cancelled_through_another(fleet: Fleet) -> None:
+    a, b = fleet.a, fleet.b
+    b.daemon.wait_for(lambda: not [j for j in b.daemon.get("/v1/jobs", params={
+        "instance": b.instance, "status": ["queued", "running"]}).json()],
+        60, "edge-b's instance to have no job in flight")
+    with throttled(b.container, 0.05):
+        asked = a.daemon.post(f"/v1/instances/{b.instance}/backups", json={})
+        assert asked.status_code == 202, asked.text
+        job_id = asked.json()["id"]
+        dump_in_flight(b.container)
+        cancelled = a.daemon.client.delete(f"/v1/jobs/{job_id}")
+        assert cancelled.status_code in (200, 202), cancelled.text
+        ended = _wait_ended(a.daemon, job_id, timeout=60)
+    assert (ended["status"], ended["host"]) == ("cancelled", "edge-b"), ended
+    assert ended["error"] == "cancelled by request", ended
+    # Its host stopped the dump and kept no snapshot of it as complete.
+    wait_for(lambda: psql(b.container, "SELECT count(*) FROM pg_stat_activity WHERE "
+                          "application_name = 'pg_dump'", db="postgres").strip() == "0",
+             30, "the cancelled dump to end")
+    snapshot = ended.get("snapshot_id")
+    if snapshot is not None:
+        assert b.daemon.get(f"/v1/snapshots/{snapshot}").json()["status"] != "complete"
+    assert b.daemon.alive(), b.daemon.log_tail()
 
 
 SLOT_SECONDS = 10
