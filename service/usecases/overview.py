@@ -39,6 +39,7 @@ class Health(StrEnum):
     """An instance's state on the overview, worst first (the sort order)."""
 
     LABEL_ERROR = "label error"
+    HOST_DOWN = "host down"
     FAILING = "failing"
     LATE = "late"
     MISSING = "missing"
@@ -55,7 +56,8 @@ class Health(StrEnum):
         return list(Health).index(self)
 
 
-_PROBLEMS = frozenset({Health.LABEL_ERROR, Health.FAILING, Health.LATE, Health.MISSING})
+_PROBLEMS = frozenset({Health.LABEL_ERROR, Health.HOST_DOWN, Health.FAILING, Health.LATE,
+                       Health.MISSING})
 
 
 @dataclass(frozen=True)
@@ -73,12 +75,17 @@ class Facts:
     last_complete: Snapshot | None = None
     last_verified: Snapshot | None = None
     """The newest snapshot with a verified-restore verdict."""
+    down_host: str | None = None
+    """The host it lives on, when that host's daemon stopped beating."""
 
 
 def judge_health(facts: Facts) -> tuple[Health, str]:
     """The instance's health and the one line that says why (pure)."""
     if facts.errors:
         return Health.LABEL_ERROR, facts.errors[0]
+    if facts.down_host is not None:
+        return Health.HOST_DOWN, (f"its host {facts.down_host} sends no heartbeat: nothing "
+                                  "of it runs until that host's daemon is back")
     run = facts.last_run
     if run is not None and run.status == SnapshotStatus.FAILED:
         return Health.FAILING, f"the last run failed: {run.error or 'no reason recorded'}"
@@ -214,7 +221,8 @@ def _row(svc: Services, view: InstanceView, instance: Instance | None,
     facts = Facts(errors=view.errors, missing=view.container is None,
                   last_run=snapshots[0] if snapshots else None, alarms=alarms,
                   stale_reason=_stale_reason(svc, instance, complete, now),
-                  last_complete=complete, last_verified=verified)
+                  last_complete=complete, last_verified=verified,
+                  down_host=view.host if view.host_status == "stale" else None)
     health, reason = judge_health(facts)
     return InstanceHealth(view=view, health=health, reason=reason,
                           last_complete_at=complete.finished_at if complete else None,

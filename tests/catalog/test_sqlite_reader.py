@@ -45,7 +45,7 @@ def snapshot(id: str, **changes: object) -> Snapshot:
 
 def test_column_kinds_follow_the_models() -> None:
     times, json_columns, flags = set(), set(), set()
-    for name in ("instances", "snapshots", "jobs", "api_tokens"):  # the tables the reader reads
+    for name in ("instances", "snapshots", "jobs", "api_tokens", "hosts"):  # the reader reads
         for column in Base.metadata.tables[name].columns:
             if isinstance(column.type, UTCDateTime):
                 times.add(column.name)
@@ -77,6 +77,7 @@ def test_reads_never_open_the_full_catalog_and_a_write_does(tmp_path: Path) -> N
         assert quick.snapshots_with_prefix("snap-", 5) == [snapshot("snap-1")]
         assert [job.result for job in quick.list_jobs()] == [{"size": 1}]
         assert quick.list_instances() == []
+        assert quick.list_hosts() == []
         assert quick._full is None
 
         quick.add_snapshot(snapshot("snap-2", created_at=T0.replace(year=2027)))

@@ -46,21 +46,27 @@ def test_each_state_and_its_reason() -> None:
     assert judge_health(Facts(last_complete=ok, last_verified=bad_verdict))[1].endswith(
         "rows differ")
     assert judge_health(Facts(last_complete=ok, last_run=ok, last_verified=ok))[0] == Health.OK
+    down = judge_health(Facts(down_host="edge-b", last_run=snap(SnapshotStatus.FAILED),
+                              last_complete=ok, last_verified=ok))
+    assert down[0] == Health.HOST_DOWN and down[1].startswith("its host edge-b sends no")
+    assert down[0].is_problem
 
 
-@given(st.booleans(), st.booleans(), st.booleans(), st.booleans(), st.booleans())
+@given(st.booleans(), st.booleans(), st.booleans(), st.booleans(), st.booleans(), st.booleans())
 def test_the_worst_fact_wins(label_error: bool, failed: bool, stale: bool, missing: bool,
-                             verified: bool) -> None:
+                             verified: bool, host_down: bool) -> None:
     facts = Facts(errors=["bad label"] if label_error else [],
+                  down_host="edge-b" if host_down else None,
                   last_run=snap(SnapshotStatus.FAILED) if failed else snap(),
                   stale_reason="late" if stale else None, missing=missing,
                   last_complete=snap(), last_verified=snap(verdict="passed") if verified else None)
     health, reason = judge_health(facts)
-    expected = (Health.LABEL_ERROR if label_error else Health.FAILING if failed else
+    expected = (Health.LABEL_ERROR if label_error else Health.HOST_DOWN if host_down else
+                Health.FAILING if failed else
                 Health.LATE if stale else Health.MISSING if missing else
                 Health.OK if verified else Health.UNVERIFIED)
     assert health == expected and reason and "\n" not in reason
-    assert health.is_problem == (label_error or failed or stale or missing)
+    assert health.is_problem == (label_error or host_down or failed or stale or missing)
 
 
 def test_stored_bytes_count_complete_snapshots_per_target() -> None:

@@ -28,20 +28,21 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from backup.types import Snapshot, SnapshotStatus
 from service.adapters.catalog.schema_version import sqlite_file_of, sqlite_schema_is_current
 from service.adapters.catalog.urls import CatalogUnavailable
+from service.hosts import HostRecord
 from service.records import InstanceRecord, JobRecord, JobStatus
 from service.tokens import TokenRecord
 
 if TYPE_CHECKING:
     from service.ports import CatalogPort
 
-_Record = TypeVar("_Record", InstanceRecord, JobRecord, Snapshot, TokenRecord)
+_Record = TypeVar("_Record", HostRecord, InstanceRecord, JobRecord, Snapshot, TokenRecord)
 
 # How each table's columns are stored by SQLAlchemy on SQLite: UTCDateTime as
 # naive UTC text, JSON as text, Boolean as 0/1, enums as their value.
 # tests/catalog/test_sqlite_reader.py checks these against the models.
 _TIMES = {"first_seen", "last_seen", "created_at", "finished_at", "started_at",
           "progress_at", "transfer_started_at", "last_used_at", "expires_at", "verified_at",
-          "lease_expires_at", "cancel_requested_at"}
+          "lease_expires_at", "cancel_requested_at", "last_heartbeat"}
 _JSON = {"labels", "policy_override", "result", "tags", "scopes", "verification", "recipients",
          "request"}
 _JSON_TUPLES = {"recipients"}
@@ -148,6 +149,12 @@ class SqliteCatalogReader:
         repository gives."""
         return [replace(t, scopes=tuple(t.scopes))
                 for t in self._all(TokenRecord, "SELECT * FROM api_tokens ORDER BY name", ())]
+
+    # --- hosts ------------------------------------------------------------------
+
+    def list_hosts(self) -> list[HostRecord]:
+        """Every host of the fleet by name (``holdfast instances`` shows their status)."""
+        return self._all(HostRecord, "SELECT * FROM hosts ORDER BY name", ())
 
     # --- plumbing ---------------------------------------------------------------
 

@@ -94,6 +94,7 @@ class LocalBackend:
                     latest: bool, tags: Mapping[str, str] | None) -> Json:
         """A restore made by host ``host``'s daemon: queued in the catalog, waited for."""
         from backup.errors import HoldfastError
+        from service.adapters.api_client.errors import error_of
         from service.entrypoints.cli.remote import error_classes
         from service.records import ERROR_TYPE, JobStatus
         from service.usecases import fleet
@@ -106,8 +107,12 @@ class LocalBackend:
                 self.services, asked, request={"body": rest}))
         if job.status == JobStatus.SUCCEEDED:
             return dict(job.result or {})
-        kind = error_classes()[0].get(str((job.result or {}).get(ERROR_TYPE)), HoldfastError)
-        raise kind(f"job {job.id} on host {host} {job.status}: {job.error}")
+        # As the API client rebuilds a remote job's error: the class it names (a
+        # cancelled one's Cancelled), made without its own constructor's arguments.
+        kind = (job.result or {}).get(ERROR_TYPE) or (
+            "Cancelled" if job.status == JobStatus.CANCELLED else None)
+        raise error_of(kind, f"job {job.id} on host {host} {job.status}: {job.error}",
+                       error_classes()[0], HoldfastError)
 
     def undo_replace(self, name: str) -> Json:
         from service.usecases import replace

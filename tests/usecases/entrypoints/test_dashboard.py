@@ -218,6 +218,13 @@ def test_an_instance_of_another_host_shows_that_host_and_whether_it_is_down(
     sign_in(web, TEST_TOKEN)
     page = web.get("/ui/instances/edge-db").text
     assert re.search(r"<dt>Host</dt><dd>edge-2 <span class=\"badge failing\">down</span>", page)
+    # On the overview it sorts with the problems, its state saying why.
+    overview = web.get("/ui").text
+    row = re.search(r'<tr data-instance="edge-db" data-health="host down">(.*?)</tr>', overview,
+                    re.S)
+    assert row is not None, overview
+    assert '<td data-host-status="stale">edge-2</td>' in row.group(1)
+    assert "its host edge-2 sends no heartbeat" in row.group(1)
 
 
 def test_verify_buttons_for_another_host_s_snapshot_queue_the_job_for_that_host(
