@@ -6,7 +6,7 @@ migrates a Holdfast catalog into it, and measures through the real
 :class:`~service.adapters.catalog.repository.Catalog`:
 
 - **claim latency**: ``--hosts`` daemons (default 3), each polling
-  ``claim_requests`` every ``--claim-interval`` seconds as
+  ``claim_requests`` (and ``cancel_requests``) every ``--claim-interval`` seconds as
   :class:`service.entrypoints.daemon.claims.Claims` does, while requests for
   ``--instances`` instances (default 300, spread over the hosts) are queued at
   random moments over ``--spread`` seconds. Latency is from the request's
@@ -118,6 +118,7 @@ def claim_latency(url: str, hosts: int, instances: int, interval: float,
                 now = time.monotonic()
                 with lock:
                     latencies.append(now - queued[job.id])
+            catalog.cancel_requests(host)  # each poll also looks for cancels, as Claims does
 
     threads = [threading.Thread(target=claimer, args=(h,), daemon=True) for h in names]
     for thread in threads:
@@ -216,7 +217,7 @@ def main() -> None:
     hosts, instances = 100, 10_000
     print(f"load of {hosts} hosts and {instances} hourly instances: "
           f"{instances / 60:.0f} runs/min, {hosts * 60 / 15:.0f} heartbeats/min, "
-          f"{hosts * 60 / args.claim_interval:.0f} claim polls/min "
+          f"{hosts * 60 / args.claim_interval:.0f} claim polls/min (two queries each) "
           f"(HOLDFAST_CLAIM_INTERVAL={args.claim_interval})")
 
 
