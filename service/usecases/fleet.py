@@ -131,9 +131,16 @@ def start_backup(svc: Services, jobs: JobRunner, name: str, options: Mapping[str
     return jobs.submit_backup(prepared, idempotency=idempotency, claimed=claimed)
 
 
-def _verified_host(svc: Services, snapshot_id: str) -> tuple[Snapshot, str | None]:
+def _queue_at_owner(svc: Services, kind: str, snapshot_id: str,
+                    idempotency: Idempotency | None) -> JobRecord | None:
+    """A job of ``kind`` on snapshot ``snapshot_id`` queued for its instance's
+    host, if that is another host; None when it runs here."""
     snapshot = get_snapshot(svc, snapshot_id)
-    return snapshot, owner_elsewhere(svc, snapshot.instance)
+    host = owner_elsewhere(svc, snapshot.instance)
+    if host is None:
+        return None
+    return queue_request(svc, host, kind, instance=snapshot.instance, snapshot_id=snapshot.id,
+                         request={"snapshot": snapshot.id}, idempotency=idempotency)
 
 
 def start_verify(svc: Services, jobs: JobRunner, snapshot_id: str, *,
@@ -143,12 +150,9 @@ def start_verify(svc: Services, jobs: JobRunner, snapshot_id: str, *,
     here if its instance lives here (or was never seen), else queued for its
     instance's host (kind ``verify``), which has its target and the identity
     that opens it. ``claimed``: the request this host claimed, run as that job."""
-    if claimed is None:
-        snapshot, host = _verified_host(svc, snapshot_id)
-        if host is not None:
-            return queue_request(svc, host, "verify", instance=snapshot.instance,
-                                 snapshot_id=snapshot.id, request={"snapshot": snapshot.id},
-                                 idempotency=idempotency)
+    if claimed is None and (queued := _queue_at_owner(svc, "verify", snapshot_id,
+                                                      idempotency)) is not None:
+        return queued
     return integrity.submit_verify(jobs, integrity.prepare_verify(svc, snapshot_id),
                                    idempotency, claimed=claimed)
 
@@ -160,12 +164,9 @@ def start_verified_restore(svc: Services, jobs: JobRunner, snapshot_id: str, *,
     if its instance lives here (or was never seen), else queued for its
     instance's host (kind ``verify-restore``), whose engine has its image and
     makes the throwaway copy. ``claimed``: the request this host claimed."""
-    if claimed is None:
-        snapshot, host = _verified_host(svc, snapshot_id)
-        if host is not None:
-            return queue_request(svc, host, "verify-restore", instance=snapshot.instance,
-                                 snapshot_id=snapshot.id, request={"snapshot": snapshot.id},
-                                 idempotency=idempotency)
+    if claimed is None and (queued := _queue_at_owner(svc, "verify-restore", snapshot_id,
+                                                      idempotency)) is not None:
+        return queued
     prepared = verification.prepare_verified_restore(svc, snapshot_id)
     return jobs.submit_verified_restore(prepared, idempotency=idempotency, claimed=claimed)
 
